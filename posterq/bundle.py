@@ -1,0 +1,106 @@
+"""Model bundles: a folder with model.tflite and model.json, verified before use."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posterq.exceptions import BundleError
+from posterq.genres import GENRES
+
+MODEL_FILE = "model.tflite"
+META_FILE = "model.json"
+# The shipped default, relative to the project root; POSTERQ_MODEL overrides it.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "effnet-lite0-posters"
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified model bundle: where it is, what it says about itself, how to label with it."""
+
+    path: Path
+    meta: dict
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.meta["name"]
+
+    @property
+    def version(self) -> str:
+        """The model's version."""
+        return self.meta["version"]
+
+    @property
+    def model_file(self) -> Path:
+        """The path of the TFLite file."""
+        return self.path / MODEL_FILE
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The model input's (height, width)."""
+        height, width = self.meta["input"]["height"], self.meta["input"]["width"]
+        return int(height), int(width)
+
+    @property
+    def genres(self) -> tuple[str, ...]:
+        """The genres in output order."""
+        return tuple(self.meta["genres"])
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Per-genre score thresholds, in output order."""
+        return np.asarray(self.meta["label_rule"]["thresholds"], dtype=np.float32)
+
+    @property
+    def top_k(self) -> int:
+        """The default most genres a poster gets."""
+        return int(self.meta["label_rule"].get("top_k", 3))
+
+    @property
+    def model_id(self) -> dict:
+        """Name and version, as reported beside every result."""
+        return {"name": self.name, "version": self.version}
+
+
+def load_bundle(path: str | Path | None = None) -> Bundle:
+    """Load and verify a bundle; None means the shipped default model."""
+    folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
+    if not meta_path.is_file() or not model_path.is_file():
+        raise BundleError(f"{folder} is not a model bundle (needs {META_FILE} and {MODEL_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
+    _check(meta, folder, model_path)
+    return Bundle(folder, meta)
+
+
+def _check(meta: dict, folder: Path, model_path: Path) -> None:
+    for key in ("name", "version", "input", "genres", "label_rule", "sha256"):
+        if key not in meta:
+            raise BundleError(f"{folder}/{META_FILE} lacks '{key}'")
+    unknown = [genre for genre in meta["genres"] if genre not in GENRES]
+    if unknown:
+        raise BundleError(f"{folder}/{META_FILE} names unknown genres: {unknown}")
+    if len(meta["label_rule"].get("thresholds", [])) != len(meta["genres"]):
+        raise BundleError(f"{folder}/{META_FILE}: one threshold per genre is required")
+    actual = sha256_of(model_path)
+    if actual != meta["sha256"]:
+        raise BundleError(
+            f"{model_path} does not match its metadata (sha256 {actual[:12]}..., "
+            f"expected {meta['sha256'][:12]}...)",
+            "bundle_mismatch",
+        )

@@ -1,0 +1,100 @@
+"""The LiteRT classifier: loads a bundle once and scores a batch of posters in one invoke."""
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from posterq.bundle import Bundle, load_bundle
+from posterq.exceptions import ImageError
+from posterq.imaging import DEFAULT_MAX_PIXELS, load_input
+from posterq.labels import assign_names
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One poster's outcome: its genres and every genre's score, or an error."""
+
+    genres: list[str]
+    scores: dict[str, float]
+    error: ImageError | None = None
+
+
+class Classifier:
+    """One LiteRT interpreter over one bundle. Not thread-safe: one per process or thread."""
+
+    def __init__(self, bundle: Bundle | str | os.PathLike | None = None, num_threads: int | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.max_pixels = max_pixels
+        self._interpreter = Interpreter(model_path=str(self.bundle.model_file), num_threads=num_threads)
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = None
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The (height, width) every poster is resized to."""
+        return self.bundle.input_size
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Score a preprocessed batch (N, H, W, 3) in one invoke; return (N, genres) probabilities."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:3] != self.input_size:
+            raise ValueError(f"expected a batch of shape (N, {self.input_size[0]}, {self.input_size[1]}, 3)")
+        if len(batch) == 0:
+            return np.zeros((0, len(self.bundle.genres)), dtype=np.float32)
+        if self._batch != len(batch):
+            self._interpreter.resize_tensor_input(self._input["index"], batch.shape)
+            self._interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self._interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
+        self._interpreter.invoke()
+        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output)
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        """Decode and preprocess one file's bytes for this model (raises ImageError)."""
+        return load_input(data, self.input_size, self.max_pixels)
+
+    def label(self, scores: np.ndarray, top_k: int | None = None) -> list[str]:
+        """Apply the bundle's label rule to one poster's scores."""
+        return assign_names(scores, self.bundle.thresholds, top_k or self.bundle.top_k, self.bundle.genres)
+
+    def classify(self, files: list[bytes], top_k: int | None = None) -> list[Prediction]:
+        """Classify many files' bytes in one invoke; unusable files get an error, the rest go on."""
+        inputs, errors = [], {}
+        for position, data in enumerate(files):
+            try:
+                inputs.append(self.preprocess(data))
+            except ImageError as exc:
+                errors[position] = exc
+        scores = iter(self.predict(np.stack(inputs)) if inputs else [])
+        results = []
+        for position in range(len(files)):
+            if position in errors:
+                results.append(Prediction([], {}, errors[position]))
+            else:
+                row = next(scores)
+                named = {genre: float(score) for genre, score in zip(self.bundle.genres, row)}
+                results.append(Prediction(self.label(row, top_k), named))
+        return results
+
+
+def _quantize(batch: np.ndarray, detail: dict) -> np.ndarray:
+    # Full-integer models take int8/uint8 input; float models take the pixels as they are.
+    if detail["dtype"] == np.float32:
+        return batch
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(batch / scale + zero_point), info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return values.copy()
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)

@@ -1,0 +1,29 @@
+"""Errors of the posterq core; every one carries a stable code and a message."""
+
+
+class PosterqError(Exception):
+    """Root of posterq's errors: `code` is stable, `message` is for people."""
+
+    code = "error"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def as_dict(self) -> dict:
+        """Return the error as the JSON shape used everywhere: {code, message}."""
+        return {"code": self.code, "message": self.message}
+
+
+class ImageError(PosterqError):
+    """A file that cannot become a model input (codes: empty, not_an_image, truncated, ...)."""
+
+    code = "unreadable"
+
+
+class BundleError(PosterqError):
+    """A model bundle that is missing, malformed, or does not match its metadata."""
+
+    code = "bad_bundle"
