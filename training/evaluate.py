@@ -1,0 +1,98 @@
+"""Evaluate a model bundle on a labelled dataset through the serving Classifier (LiteRT, not Keras)."""
+
+import logging
+import time
+from collections import Counter
+
+import numpy as np
+from tqdm import tqdm
+
+from posterq.classifier import Classifier
+from training.datasets import load_dataset
+from training.exceptions import TrainingError
+from training.metrics import evaluate_scores
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(data_path, model=None, batch_size: int = 32, top_k: int | None = None,
+             num_threads: int | None = None, progress: bool = True) -> dict:
+    """Classify every example of a dataset with a bundle and return its metrics, JSON-ready."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    dataset = load_dataset(data_path)
+    classifier = Classifier(model, num_threads=num_threads)
+    bundle = classifier.bundle
+    top_k = top_k or bundle.top_k
+    column = {genre: j for j, genre in enumerate(bundle.genres)}
+    truth = dataset.labels(bundle.genres)
+    rows, scores, predicted, errors = [], [], [], Counter()
+    started = time.perf_counter()
+    with tqdm(total=len(dataset), unit="poster", disable=not progress, desc="evaluate") as bar:
+        for start in range(0, len(dataset), batch_size):
+            batch = dataset.examples[start:start + batch_size]
+            files, kept = [], []
+            for index, example in enumerate(batch, start):
+                try:
+                    files.append(example.path.read_bytes())
+                    kept.append(index)
+                except OSError as exc:
+                    errors["unreadable"] += 1
+                    log.warning("%s: cannot be read (%s)", example.path, exc)
+            for index, result in zip(kept, classifier.classify(files, top_k)):
+                if result.error is not None:
+                    errors[result.error.code] += 1
+                    log.warning("%s: %s", dataset.examples[index].path, result.error.message)
+                    continue
+                rows.append(index)
+                scores.append([result.scores[genre] for genre in bundle.genres])
+                labels = np.zeros(len(bundle.genres), dtype=np.uint8)
+                labels[[column[genre] for genre in result.genres]] = 1
+                predicted.append(labels)
+            bar.update(len(batch))
+    seconds = time.perf_counter() - started
+    if not rows:
+        raise TrainingError(f"no poster of {dataset.root} could be classified ({dict(errors)})", "no_results")
+    metrics = evaluate_scores(truth[rows], np.asarray(scores, dtype=np.float32), np.stack(predicted),
+                              bundle.genres, thresholds=bundle.thresholds)
+    return {
+        "model": bundle.model_id,
+        "data": dataset.summary(),
+        "top_k": top_k,
+        "n_errors": int(sum(errors.values())),
+        "errors": dict(errors),
+        "seconds": round(seconds, 2),
+        **metrics,
+    }
+
+
+def format_table(metrics: dict) -> str:
+    """Render evaluation metrics as a per-genre table followed by the summary lines."""
+    header = f"{'genre':<12} {'pos':>5} {'pred':>5} {'ROC-AUC':>8} {'AP':>6} {'prec':>6} {'recall':>6} " \
+             f"{'F1':>6} {'thr':>5}"
+    lines = [header, "-" * len(header)]
+    for genre, entry in metrics["per_genre"].items():
+        lines.append(
+            f"{genre:<12} {entry['positives']:>5} {entry.get('predicted', ''):>5} "
+            f"{_num(entry['roc_auc'], 8)} {_num(entry['average_precision'], 6)} "
+            f"{_num(entry['precision'], 6)} {_num(entry['recall'], 6)} {_num(entry['f1'], 6)} "
+            f"{_num(entry.get('threshold'), 5, 2)}"
+        )
+    lines.append("")
+    if "model" in metrics:
+        lines.append(f"model    {metrics['model']['name']} {metrics['model']['version']}")
+    if "data" in metrics:
+        data = metrics["data"]
+        lines.append(f"data     {data['path']} ({data['layout']}): {data['n_posters']} posters, "
+                     f"{data['skipped']} skipped (missing image), {data.get('no_genre', 0)} without a genre")
+    errors = f", {metrics['n_errors']} unreadable" if "n_errors" in metrics else ""
+    lines.append(f"scored   {metrics['n_posters']} posters{errors}; "
+                 f"{len(metrics['genres_scored'])} genres with enough positives for ranking metrics")
+    for key, name in (("macro_roc_auc", "macro ROC-AUC"), ("macro_average_precision", "macro AP"),
+                      ("micro_f1", "micro F1"), ("samples_f1", "samples F1"), ("macro_f1", "macro F1")):
+        lines.append(f"{name:<18}{_num(metrics[key], 6)}")
+    return "\n".join(lines)
+
+
+def _num(value, width: int, digits: int = 3) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
