@@ -39,19 +39,38 @@ def _conv_bn(x, filters, kernel, stride, name, bn_name, activation=True):
     return layers.ReLU(6.0)(x) if activation else x
 
 
+def effnet_lite0_blocks() -> list[tuple[int, int, int, int, int]]:
+    """The 16 MBConv blocks as (kernel, stride, expansion, in channels, out channels)."""
+    blocks, channels = [], 32
+    for kernel, stride, expand, out, repeats in EFFNET_LITE0_STAGES:
+        for repeat in range(repeats):
+            blocks.append((kernel, stride if repeat == 0 else 1, expand, channels, out))
+            channels = out
+    return blocks
+
+
 def effnet_lite0_backbone(input_size) -> keras.Model:
     """EfficientNet-Lite0 up to its 1280-channel head (ReLU6, no squeeze-excite), layers named as the port's keys."""
     inputs = keras.Input((*input_size, 3), name="image")
-    # EfficientNet-Lite's preprocessing: (pixel - 127) / 128.
-    x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="normalize")(inputs)
-    x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0")
-    block, channels = 0, 32
-    for kernel, stride, expand, out, repeats in EFFNET_LITE0_STAGES:
-        for repeat in range(repeats):
-            x = _mbconv(x, channels, out, kernel, stride if repeat == 0 else 1, expand, f"blocks_{block}")
-            block, channels = block + 1, out
-    x = _conv_bn(x, 1280, 1, 1, "conv_head", "bn1")
-    return keras.Model(inputs, x, name="effnet_lite0")
+    return keras.Model(inputs, effnet_lite0_part(inputs, 0, 15, stem=True), name="effnet_lite0")
+
+
+def effnet_lite0_part(x, first: int, last: int, stem: bool = False, head: bool = True):
+    """Apply blocks first..last (and the stem before / the 1280 head conv after) to tensor x.
+
+    Cutting the network lets training cache the frozen lower part's activations once and
+    fine-tune only the upper part; layer names stay those of the whole network.
+    """
+    if stem:
+        # EfficientNet-Lite's preprocessing: (pixel - 127) / 128.
+        x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="normalize")(x)
+        x = _conv_bn(x, 32, 3, 2, "conv_stem", "bn0")
+    for index, (kernel, stride, expand, channels, out) in enumerate(effnet_lite0_blocks()):
+        if first <= index <= last:
+            x = _mbconv(x, channels, out, kernel, stride, expand, f"blocks_{index}")
+    if head and last == 15:
+        x = _conv_bn(x, 1280, 1, 1, "conv_head", "bn1")
+    return x
 
 
 def _mbconv(x, channels, out, kernel, stride, expand, name):

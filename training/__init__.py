@@ -1,0 +1,1 @@
+"""Training pipeline: the only package that imports TensorFlow."""
