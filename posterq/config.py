@@ -1,0 +1,123 @@
+"""Service settings: defaults in code, overrides from POSTERQ_* environment variables."""
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from posterq.exceptions import PosterqError
+
+MIB = 1 << 20
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    # os.pathsep (":" on POSIX) separates roots, like PATH.
+    return tuple(Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the workers and the submit client read from the environment."""
+
+    #: Broker and store; one Redis for both.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every key posterq writes (Celery's own keys are separate).
+    key_prefix: str = "posterq"
+    #: Celery queue the batch tasks travel on.
+    queue: str = "posterq"
+    #: Model bundle the workers load; empty means the shipped default.
+    model: str = ""
+    #: Most posters in one interpreter invoke.
+    batch_size: int = 16
+    #: Seconds a part-filled batch waits for more posters (cross-job batching) before it runs.
+    max_batch_wait: float = 0.05
+    #: Interpreter threads per worker process; 0 means cores // processes.
+    threads: int = 0
+    #: Folders directory jobs may read (os.pathsep separated); none means directory jobs are refused.
+    data_roots: tuple[Path, ...] = field(default_factory=tuple)
+    #: Largest HTTP request body the API reads.
+    max_request_bytes: int = 64 * MIB
+    #: Most posters in one job (uploads, zip members or directory files).
+    max_posters_per_job: int = 10_000
+    #: Largest single poster file, uploaded or read from a data root.
+    max_file_bytes: int = 20 * MIB
+    #: Most bytes a zip may expand to, and the largest compression ratio of one member.
+    max_zip_bytes: int = 512 * MIB
+    max_zip_ratio: int = 200
+    #: Seconds a finished (or cancelled) job and its results are kept.
+    result_ttl: int = 7 * 24 * 3600
+    #: Seconds uploaded bytes are kept if nobody classifies them.
+    upload_ttl: int = 24 * 3600
+    #: Deliveries of one batch after which its posters fail with `redelivered_too_often`.
+    max_redeliveries: int = 3
+    #: Seconds before Redis hands an unacknowledged batch to another worker; keep it above
+    #: the longest batch (batch_size posters plus max_batch_wait) by a wide margin.
+    visibility_timeout: int = 600
+    #: Seconds between sweeps that return a dead worker's unacknowledged batches to the queue.
+    restore_interval: float = 10.0
+    #: Seconds between worker heartbeats; /readyz wants one younger than three intervals.
+    heartbeat_interval: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Settings":
+        """Read POSTERQ_<FIELD> variables over the defaults; keyword overrides win over both."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for spec in fields(cls):
+            raw = environ.get("POSTERQ_" + spec.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[spec.name] = _parse(spec.name, raw, type(getattr(cls(), spec.name)))
+        settings = cls(**values)
+        if overrides:
+            settings = settings.replace(**overrides)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes) -> "Settings":
+        """Return a copy with some fields changed (strings for data_roots are split)."""
+        if isinstance(changes.get("data_roots"), str):
+            changes["data_roots"] = _paths(changes["data_roots"])
+        elif changes.get("data_roots") is not None:
+            changes["data_roots"] = tuple(Path(p).expanduser().resolve() for p in changes["data_roots"])
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the variable."""
+        positive = ("batch_size", "max_request_bytes", "max_posters_per_job", "max_file_bytes",
+                    "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
+                    "visibility_timeout", "restore_interval", "heartbeat_interval")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
+        if self.max_batch_wait < 0 or self.threads < 0:
+            raise PosterqError("POSTERQ_MAX_BATCH_WAIT and POSTERQ_THREADS must not be negative", "bad_config")
+
+    def resolve_data_path(self, path: str | os.PathLike) -> Path:
+        """Resolve a path (symlinks included) and return it only if it lies under a data root."""
+        if not self.data_roots:
+            raise PosterqError("directory jobs are disabled: POSTERQ_DATA_ROOTS is not set", "no_data_roots")
+        text = os.fspath(path)
+        if "\x00" in text:
+            raise PosterqError("the path contains a NUL byte", "bad_path")
+        resolved = Path(text).expanduser().resolve()
+        for root in self.data_roots:
+            if resolved == root or root in resolved.parents:
+                return resolved
+        raise PosterqError(f"{text} is not under a configured data root", "path_outside_roots")
+
+
+def _parse(name: str, raw: str, kind: type):
+    try:
+        if kind is tuple:
+            return _paths(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise PosterqError(f"POSTERQ_{name.upper()}={raw!r} is not a {kind.__name__}", "bad_config") from None
+    return raw
+
+
+#: The one Celery task the API enqueues (by name, so the API never imports worker code).
+TASK_NAME = "posterq.classify_batch"

@@ -1,0 +1,1 @@
+"""posterq workers: a Celery app whose processes each hold one LiteRT interpreter."""

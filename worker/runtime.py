@@ -1,0 +1,94 @@
+"""Per-process state of a worker: its settings, its store, its one Classifier, its heartbeat."""
+
+import logging
+import os
+import socket
+import threading
+
+from posterq.config import Settings
+from posterq.store import JobStore
+
+log = logging.getLogger(__name__)
+
+# Set in the worker's main process before the pool forks, so each child can size its threads.
+_processes = {"count": 0}
+_state: dict = {}
+
+
+def set_processes(count: int) -> None:
+    """Remember how many pool processes share this host's cores."""
+    _processes["count"] = count
+
+
+def _local() -> dict:
+    # Keyed by pid: a forked child must never use its parent's Redis sockets or interpreter.
+    if _state.get("pid") != os.getpid():
+        _state.clear()
+        _state["pid"] = os.getpid()
+    return _state
+
+
+def settings() -> Settings:
+    """This process's settings, read from the environment once."""
+    state = _local()
+    if "settings" not in state:
+        state["settings"] = Settings.from_env()
+    return state["settings"]
+
+
+def store() -> JobStore:
+    """This process's job store."""
+    state = _local()
+    if "store" not in state:
+        state["store"] = JobStore.from_settings(settings())
+    return state["store"]
+
+
+def classifier():
+    """This process's Classifier, loaded on first use (after fork, never at import time)."""
+    state = _local()
+    if "classifier" not in state:
+        # Imported here: LiteRT belongs to the worker processes only.
+        from posterq.classifier import Classifier
+        from worker.batching import default_threads
+
+        config = settings()
+        threads = default_threads(_processes["count"] or (os.cpu_count() or 1), config)
+        state["classifier"] = Classifier(config.model or None, num_threads=threads)
+        log.info("process %d loaded %s with %d interpreter threads", os.getpid(),
+                 state["classifier"].bundle.model_id, threads)
+    return state["classifier"]
+
+
+class Heartbeat:
+    """A daemon thread in the worker's main process that tells Redis the worker is alive."""
+
+    def __init__(self, hostname: str, processes: int):
+        self.hostname = hostname
+        self.info = {"hostname": hostname, "host": socket.gethostname(), "pid": os.getpid(),
+                     "processes": processes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="posterq-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Beat now and then every heartbeat interval."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and remove the heartbeat."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            JobStore.from_settings(settings()).forget_worker(self.hostname)
+        except Exception:  # noqa: BLE001 - shutting down; Redis may be gone too
+            log.debug("could not remove the heartbeat of %s", self.hostname, exc_info=True)
+
+    def _run(self) -> None:
+        config = settings()
+        beats = JobStore.from_settings(config)
+        while not self._stop.is_set():
+            try:
+                beats.heartbeat(self.hostname, self.info)
+            except Exception:  # noqa: BLE001 - a missed beat must not kill the thread
+                log.warning("heartbeat to Redis failed", exc_info=True)
+            self._stop.wait(config.heartbeat_interval)
