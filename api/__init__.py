@@ -1,0 +1,35 @@
+"""posterq's HTTP API: a Flask app factory; blueprints for jobs, health, metrics and the OpenAPI doc."""
+
+import logging
+
+from flask import Flask
+
+from posterq.config import Settings
+from posterq.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
+    from api import errors, health, jobs, metrics, openapi
+    from api.queue import Enqueuer
+
+    app = Flask(__name__, static_folder=None)
+    test_config = dict(test_config or {})
+    settings = test_config.pop("SETTINGS", None) or Settings.from_env()
+    # Werkzeug refuses bodies over this with 413 before the view reads them.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    # Uploads stay in memory up to the request limit instead of spilling to temporary files.
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes
+    app.config["MAX_FORM_PARTS"] = settings.max_posters_per_job + 100
+    app.config.update(test_config)
+    app.extensions["posterq"] = {
+        "settings": settings,
+        "store": JobStore.from_settings(settings),
+        "queue": Enqueuer(settings),
+    }
+    errors.register(app)
+    for module in (jobs, health, metrics, openapi):
+        app.register_blueprint(module.blueprint)
+    return app

@@ -1,0 +1,43 @@
+"""Errors the API answers with: each carries an HTTP status, a stable code and a message."""
+
+from posterq.exceptions import PosterqError
+
+
+class ApiError(PosterqError):
+    """Root of the API's errors; `status` is the HTTP status it is answered with."""
+
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, message: str, code: str | None = None, status: int | None = None):
+        super().__init__(message, code)
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(ApiError):
+    """The request is malformed or names something invalid (400)."""
+
+
+class Forbidden(ApiError):
+    """The request asks for something outside what the service may read (403)."""
+
+    code, status = "forbidden", 403
+
+
+class NotFound(ApiError):
+    """No such job, or no such folder (404)."""
+
+    code, status = "not_found", 404
+
+
+class TooLarge(ApiError):
+    """The request is over one of the configured limits (413)."""
+
+    code, status = "too_large", 413
+
+
+class Unavailable(ApiError):
+    """Redis (or the queue) cannot be reached (503)."""
+
+    code, status = "unavailable", 503

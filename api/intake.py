@@ -1,0 +1,152 @@
+"""Turn a submission (uploaded files, a zip, a folder under a data root) into job items.
+
+Plain functions, checked cheaply: sizes, counts, names and paths. Decoding is the workers' job.
+An item is {"name", "kind", "path"?, "error"?}; uploads come with their bytes beside them.
+"""
+
+import io
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from api.exceptions import BadRequest, Forbidden, NotFound, TooLarge
+from posterq.config import Settings
+from posterq.exceptions import PosterqError
+from posterq.genres import GENRES
+from posterq.store import ItemKind
+
+# Members that archivers add and that are never posters.
+_JUNK_PREFIXES = ("__MACOSX/",)
+_JUNK_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def parse_top_k(value) -> int | None:
+    """Validate an optional top_k (1..number of genres)."""
+    if value is None or value == "":
+        return None
+    try:
+        top_k = int(value)
+    except (TypeError, ValueError):
+        top_k = 0
+    if isinstance(value, bool) or not 1 <= top_k <= len(GENRES):
+        raise BadRequest(f"top_k must be a whole number from 1 to {len(GENRES)}", "bad_top_k")
+    return top_k
+
+
+def _too_large_item(name: str, size: int, settings: Settings) -> dict:
+    # One oversized poster fails alone (like a bad file) instead of refusing the whole job.
+    return {"name": name, "kind": ItemKind.UPLOAD.value,
+            "error": {"code": "too_large", "message": f"{size} bytes is over the limit of "
+                                                     f"{settings.max_file_bytes} per poster"}}
+
+
+def _check_count(count: int, settings: Settings) -> None:
+    if count > settings.max_posters_per_job:
+        raise TooLarge(f"{count} posters is over the limit of {settings.max_posters_per_job} per job",
+                       "too_many_posters")
+    if count == 0:
+        raise BadRequest("the job holds no posters", "no_posters")
+
+
+def from_uploads(files, settings: Settings) -> tuple[list[dict], list[bytes | None]]:
+    """Items from uploaded files (werkzeug FileStorage objects)."""
+    _check_count(len(files), settings)
+    items, blobs = [], []
+    for position, upload in enumerate(files):
+        name = upload.filename or f"file-{position}"
+        data = upload.stream.read(settings.max_file_bytes + 1)
+        if len(data) > settings.max_file_bytes:
+            items.append(_too_large_item(name, len(data), settings))
+            blobs.append(None)
+            continue
+        items.append({"name": name, "kind": ItemKind.UPLOAD.value})
+        blobs.append(data)
+    return items, blobs
+
+
+def _unsafe(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    path = PurePosixPath(name)
+    if "\\" in name or "\x00" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+        return f"the zip member {name!r} has an unsafe path"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return f"the zip member {name!r} is a symbolic link"
+    return None
+
+
+def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | None]]:
+    """Items from a zip of posters, refusing bombs, too many members and path tricks."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise BadRequest(f"the upload is not a readable zip: {exc}", "bad_zip") from None
+    with archive:
+        members = [info for info in archive.infolist()
+                   if not info.is_dir() and not info.filename.startswith(_JUNK_PREFIXES)
+                   and PurePosixPath(info.filename).name not in _JUNK_NAMES]
+        _check_count(len(members), settings)
+        for info in members:
+            reason = _unsafe(info)
+            if reason:
+                raise BadRequest(reason, "zip_unsafe_path")
+            if info.flag_bits & 0x1:
+                raise BadRequest(f"the zip member {info.filename!r} is encrypted", "zip_encrypted")
+        declared = sum(info.file_size for info in members)
+        if declared > settings.max_zip_bytes:
+            raise TooLarge(f"the zip expands to {declared} bytes, over the limit of "
+                           f"{settings.max_zip_bytes}", "zip_too_large")
+        items, blobs = [], []
+        for info in members:
+            if info.file_size > 1 << 20 and info.file_size > settings.max_zip_ratio * max(info.compress_size, 1):
+                raise BadRequest(f"the zip member {info.filename!r} expands {info.file_size} bytes from "
+                                 f"{info.compress_size}: a zip bomb?", "zip_bomb")
+            if info.file_size > settings.max_file_bytes:
+                items.append(_too_large_item(info.filename, info.file_size, settings))
+                blobs.append(None)
+                continue
+            try:
+                with archive.open(info) as member:
+                    # Read no more than declared (+1): a member that lies about its size is a bomb.
+                    content = member.read(info.file_size + 1)
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
+                raise BadRequest(f"the zip member {info.filename!r} cannot be read: {exc}", "bad_zip") from None
+            if len(content) > info.file_size:
+                raise BadRequest(f"the zip member {info.filename!r} is longer than it declares", "zip_bomb")
+            items.append({"name": info.filename, "kind": ItemKind.UPLOAD.value})
+            blobs.append(content)
+    return items, blobs
+
+
+def from_directory(body: dict, settings: Settings) -> list[dict]:
+    """Items from a folder under a data root: {"directory": path, "recursive": true}."""
+    directory = body.get("directory")
+    if not isinstance(directory, str) or not directory:
+        raise BadRequest("'directory' must be a path string", "bad_directory")
+    recursive = body.get("recursive", True)
+    if not isinstance(recursive, bool):
+        raise BadRequest("'recursive' must be true or false", "bad_directory")
+    try:
+        folder = settings.resolve_data_path(directory)
+    except PosterqError as exc:
+        raise Forbidden(exc.message, exc.code) from None
+    if not folder.exists():
+        raise NotFound(f"{directory} does not exist", "directory_not_found")
+    if not folder.is_dir():
+        raise BadRequest(f"{directory} is not a directory", "not_a_directory")
+    items = []
+    for path in _walk(folder, recursive):
+        items.append({"name": path.relative_to(folder).as_posix(), "kind": ItemKind.PATH.value,
+                      "path": str(path)})
+        if len(items) > settings.max_posters_per_job:
+            break  # no need to list the rest of a folder that is over the limit anyway
+    _check_count(len(items), settings)
+    return items
+
+
+def _walk(folder: Path, recursive: bool):
+    # The same files, in the same order, as `posterq label` (posterq.labelling.iter_files, which
+    # the API cannot import because it loads LiteRT): no dot-names, sorted by relative path.
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    found = [path for path in pattern
+             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+    return sorted(found, key=lambda path: path.relative_to(folder).parts)

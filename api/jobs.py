@@ -1,0 +1,144 @@
+"""The jobs blueprint: submit, poll, download, cancel."""
+
+import io
+import logging
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from api import context, intake
+from api.exceptions import BadRequest, NotFound
+from posterq.genres import GENRES
+from posterq.results import make_writer
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("jobs", __name__)
+
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+@blueprint.post("/jobs")
+def submit():
+    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory": ...}."""
+    settings = context.settings()
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest("the body is not a JSON object", "bad_json")
+        top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
+        items, blobs, source = intake.from_directory(body, settings), [], "directory"
+    elif mimetype in ("application/zip", "application/x-zip-compressed"):
+        top_k = intake.parse_top_k(request.args.get("top_k"))
+        (items, blobs), source = intake.from_zip(request.get_data(cache=False), settings), "zip"
+    elif mimetype == "multipart/form-data":
+        top_k = intake.parse_top_k(request.form.get("top_k", request.args.get("top_k")))
+        archives, files = request.files.getlist("zip"), request.files.getlist("files")
+        if archives and files or len(archives) > 1:
+            raise BadRequest("send either `files` or one `zip`, not both", "bad_upload")
+        if archives:
+            (items, blobs), source = intake.from_zip(archives[0].read(), settings), "zip"
+        elif files:
+            (items, blobs), source = intake.from_uploads(files, settings), "upload"
+        else:
+            raise BadRequest("a multipart job needs `files` fields or a `zip` field", "no_posters")
+    else:
+        raise BadRequest("send multipart/form-data, application/zip or application/json",
+                         "unsupported_media_type", 415)
+    blobs = blobs or [None] * len(items)
+    job = context.store().create_job(source, items, blobs, top_k)
+    context.queue().send(len(items))
+    log.info("job %s: %d posters from %s", job["id"], job["total"], source)
+    url = url_for("jobs.get_job", job_id=job["id"], _external=True)
+    response = jsonify({**job, "url": url, "results_url": url_for("jobs.download", job_id=job["id"],
+                                                                  _external=True)})
+    response.status_code = 202
+    response.headers["Location"] = url
+    return response
+
+
+def _job_or_404(job_id: str) -> dict:
+    job = context.store().get_job(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
+    return job
+
+
+def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise BadRequest(f"{name} must be a whole number {bound}", "bad_paging")
+    return value
+
+
+@blueprint.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    """A job's status, counts, progress, timings, model, and one page of its results."""
+    job = _job_or_404(job_id)
+    offset = _int_arg("offset", 0, 0)
+    limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    results = context.store().get_results(job_id, offset, limit)
+    next_offset = offset + limit if offset + limit < job["total"] and results else None
+    return jsonify({**job, "offset": offset, "limit": limit, "next_offset": next_offset,
+                    "results": [_public(row) for row in results]})
+
+
+def _public(row: dict) -> dict:
+    if row.get("status") == "pending":
+        return row
+    return {"index": row["index"], "name": row["name"], "status": "error" if row["error"] else "ok",
+            "genres": row["genres"], "scores": row["scores"], "error": row["error"],
+            "worker": row.get("worker")}
+
+
+@blueprint.get("/jobs/<job_id>/results")
+def download(job_id: str):
+    """Every finished result as CSV or JSON Lines, the rows `posterq label` writes."""
+    job = _job_or_404(job_id)
+    fmt = request.args.get("format", "csv")
+    if fmt not in _CONTENT_TYPES:
+        raise BadRequest("format must be csv or jsonl", "bad_format")
+    genres = tuple(job["model"]["genres"]) if job.get("model") and job["model"].get("genres") else GENRES
+    store = context.store()
+
+    def generate():
+        # Streamed in pages so that a large job never sits in memory as one string.
+        buffer = io.StringIO()
+        writer = make_writer(buffer, fmt, genres)
+        for start in range(0, job["total"], MAX_PAGE):
+            for row in store.get_results(job_id, start, MAX_PAGE):
+                if row.get("status") != "pending":
+                    writer.write({key: row[key] for key in ("path", "genres", "error", "scores")})
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    headers = {"Content-Disposition": f'attachment; filename="{job_id}.{fmt}"'}
+    return Response(generate(), mimetype=_CONTENT_TYPES[fmt].split(";")[0], headers=headers)
+
+
+@blueprint.delete("/jobs/<job_id>")
+def cancel(job_id: str):
+    """Cancel what has not run and delete the job's posters and results (the record stays a while)."""
+    job = context.store().cancel(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
+    return jsonify(job)
+
+
+@blueprint.get("/limits")
+def limits():
+    """The limits a client must respect (posterq submit splits a folder by them)."""
+    settings = context.settings()
+    return jsonify({"max_request_bytes": settings.max_request_bytes,
+                    "max_posters_per_job": settings.max_posters_per_job,
+                    "max_file_bytes": settings.max_file_bytes,
+                    "batch_size": settings.batch_size, "genres": list(GENRES)})

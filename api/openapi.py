@@ -1,0 +1,153 @@
+"""The OpenAPI 3 document of the API, written by hand and held to the routes by a test."""
+
+from flask import Blueprint, jsonify, url_for
+
+from posterq import __version__
+
+blueprint = Blueprint("openapi", __name__)
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _job_id() -> dict:
+    return {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_JSON = "application/json"
+
+DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {"title": "posterq", "version": __version__,
+             "description": "Label movie posters with genres: submit a job, poll it, download the results."},
+    "paths": {
+        "/jobs": {"post": {
+            "summary": "Submit a job: uploaded posters, a zip of posters, or a folder under a data root",
+            "operationId": "submitJob",
+            "parameters": [{"name": "top_k", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 24}}],
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "zip": {"type": "string", "format": "binary"},
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                _JSON: {"schema": {"type": "object", "required": ["directory"], "properties": {
+                    "directory": {"type": "string"}, "recursive": {"type": "boolean", "default": True},
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
+            }},
+            "responses": {
+                "202": {"description": "Accepted; the Location header is the job's URL",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
+                "400": _error("Malformed request, bad zip, bad top_k, no posters"),
+                "403": _error("Directory outside the data roots, or directory jobs disabled"),
+                "404": _error("Directory not found"),
+                "413": _error("Over the request size or posters-per-job limit, or a zip expanding too far"),
+                "415": _error("Unsupported content type"),
+                "503": _error("Redis unavailable"),
+            }}},
+        "/jobs/{job_id}": {
+            "get": {
+                "summary": "A job's status, counts, progress, timings, model and a page of results",
+                "operationId": "getJob",
+                "parameters": [
+                    _job_id(),
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+                "responses": {
+                    "200": {"description": "The job",
+                            "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JobWithResults"}}}},
+                    "400": _error("Bad offset or limit"),
+                    "404": _error("No such job (or it expired)")}},
+            "delete": {
+                "summary": "Cancel what has not run and delete the job's posters and results",
+                "operationId": "cancelJob",
+                "parameters": [_job_id()],
+                "responses": {
+                    "200": {"description": "The job as it stands now",
+                            "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
+                    "404": _error("No such job (or it expired)")}},
+        },
+        "/jobs/{job_id}/results": {"get": {
+            "summary": "Every result as CSV or JSON Lines (the columns of `posterq label`)",
+            "operationId": "downloadResults",
+            "parameters": [_job_id(), {"name": "format", "in": "query",
+                                       "schema": {"type": "string", "enum": ["csv", "jsonl"], "default": "csv"}}],
+            "responses": {
+                "200": {"description": "The results", "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}}}},
+                "400": _error("Unknown format"),
+                "404": _error("No such job (or it expired)")}}},
+        "/limits": {"get": {
+            "summary": "The limits a client must respect", "operationId": "getLimits",
+            "responses": {"200": {"description": "Limits", "content": {_JSON: {"schema": {
+                "type": "object", "properties": {
+                    "max_request_bytes": {"type": "integer"}, "max_posters_per_job": {"type": "integer"},
+                    "max_file_bytes": {"type": "integer"}, "batch_size": {"type": "integer"},
+                    "genres": {"type": "array", "items": {"type": "string"}}}}}}}}}},
+        "/healthz": {"get": {
+            "summary": "The API process is up", "operationId": "healthz",
+            "responses": {"200": {"description": "Up", "content": {_JSON: {"schema": {"type": "object"}}}}}}},
+        "/readyz": {"get": {
+            "summary": "Redis answers and at least one worker is alive", "operationId": "readyz",
+            "responses": {
+                "200": {"description": "Ready", "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}},
+                "503": {"description": "Not ready",
+                        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}}}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics", "operationId": "metrics",
+            "responses": {"200": {"description": "Text exposition format",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {
+            "summary": "This document", "operationId": "openapi",
+            "responses": {"200": {"description": "OpenAPI 3", "content": {_JSON: {"schema": {"type": "object"}}}}}}},
+    },
+    "components": {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "Job": {"type": "object", "required": ["id", "status", "total", "done", "failed", "progress"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                    "source": {"type": "string", "enum": ["upload", "zip", "directory"]},
+                    "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
+                    "progress": {"type": "number"},
+                    "top_k": {"type": "integer", "nullable": True},
+                    "model": {"type": "object", "nullable": True, "properties": {
+                        "name": {"type": "string"}, "version": {"type": "string"},
+                        "genres": {"type": "array", "items": {"type": "string"}}}},
+                    "created_at": {"type": "number"},
+                    "started_at": {"type": "number", "nullable": True},
+                    "finished_at": {"type": "number", "nullable": True},
+                    "elapsed_s": {"type": "number"},
+                    "posters_per_second": {"type": "number", "nullable": True},
+                    "url": {"type": "string"}, "results_url": {"type": "string"}}},
+        "Result": {"type": "object", "required": ["index", "name", "status"], "properties": {
+            "index": {"type": "integer"}, "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "ok", "error"]},
+            "genres": {"type": "array", "items": {"type": "string"}},
+            "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+            "error": {"type": "object", "nullable": True, "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}}},
+            "worker": {"type": "string", "nullable": True}}},
+        "JobWithResults": {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "properties": {
+            "offset": {"type": "integer"}, "limit": {"type": "integer"},
+            "next_offset": {"type": "integer", "nullable": True},
+            "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}}}}]},
+        "Ready": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["ready", "not_ready"]}, "redis": {"type": "boolean"},
+            "workers": {"type": "array", "items": {"type": "string"}}}},
+    }},
+}
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    """The OpenAPI document, with this server's URL."""
+    return jsonify({**DOCUMENT, "servers": [{"url": url_for("health.healthz", _external=True)[:-len("/healthz")]}]})

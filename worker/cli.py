@@ -1,0 +1,30 @@
+"""`posterq worker [--concurrency N] [--hostname NAME]`: a Celery worker with posterq's defaults."""
+
+import argparse
+import os
+import socket
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `posterq worker`'s arguments."""
+    parser.add_argument("--concurrency", "-c", type=int, default=0, metavar="N",
+                        help="processes, one interpreter each (default: one per core)")
+    parser.add_argument("--hostname", "-n", metavar="NAME",
+                        help="worker name, unique per worker (default: posterq-<pid>@<host>)")
+    parser.add_argument("--loglevel", "-l", default="INFO", help="Celery log level (default INFO)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the worker; returns when it stops."""
+    from worker.celery_app import app
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    concurrency = args.concurrency or cores
+    hostname = args.hostname or f"posterq-{os.getpid()}@{socket.gethostname()}"
+    argv = ["worker", "--loglevel", args.loglevel, "--hostname", hostname,
+            "--concurrency", str(concurrency), "--pool", "prefork",
+            "--queues", app.conf.task_default_queue,
+            # No broadcast chatter at start-up: posterq workers share nothing but Redis lists.
+            "--without-mingle", "--without-gossip"]
+    app.worker_main(argv)
+    return 0
