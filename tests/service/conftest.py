@@ -132,17 +132,30 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture(scope="module")
-def start_worker(service_settings, tmp_path_factory):
-    """Factory: start a worker subprocess (stopped when the module ends)."""
+def _worker_factory(settings: Settings, log_dir: Path):
     started: list[WorkerProcess] = []
-    log_dir = tmp_path_factory.mktemp("worker-logs")
 
     def start(hostname: str, concurrency: int = 1, wait: bool = True) -> WorkerProcess:
-        worker = WorkerProcess(hostname, service_settings, log_dir, concurrency)
+        worker = WorkerProcess(hostname, settings, log_dir, concurrency)
         started.append(worker)
         return worker.wait_ready() if wait else worker
 
+    return start, started
+
+
+@pytest.fixture(scope="module")
+def start_worker(service_settings, tmp_path_factory):
+    """Factory: start a worker subprocess, stopped when the module ends."""
+    start, started = _worker_factory(service_settings, tmp_path_factory.mktemp("worker-logs"))
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def spawn_worker(service_settings, tmp_path):
+    """Factory: start a worker subprocess, stopped when the test ends."""
+    start, started = _worker_factory(service_settings, tmp_path)
     yield start
     for worker in started:
         worker.stop()

@@ -1,0 +1,81 @@
+"""Queue behaviour with real worker processes: sharing, a SIGKILLed worker, cancellation."""
+
+import time
+from collections import Counter
+
+from samples import poster_bytes
+
+from posterq.store import Keys
+
+
+def _poster_folder(root, name: str, count: int, size: tuple[int, int]):
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        (folder / f"poster_{i:03d}.jpg").write_bytes(poster_bytes(i, size=size))
+    return folder
+
+
+def _assert_exactly_once(job: dict, results: list[dict]) -> None:
+    assert job["status"] == "done"
+    assert job["done"] + job["failed"] == job["total"] == len(results)
+    assert sorted(row["index"] for row in results) == list(range(job["total"]))
+    assert all(row["status"] in ("ok", "error") for row in results)
+
+
+def test_two_workers_share_one_large_job(api, spawn_worker, data_root, service_settings):
+    spawn_worker("alpha@test")
+    spawn_worker("beta@test")
+    folder = _poster_folder(data_root, "shared", service_settings.max_posters_per_job, (600, 900))
+    job = api.post("/jobs", json={"directory": str(folder)}).json()
+    done = api.wait(job["id"], timeout=120)
+    _assert_exactly_once(done, done["results"])
+    by_worker = Counter(row["worker"] for row in done["results"])
+    assert set(by_worker) == {"alpha@test", "beta@test"}, by_worker
+
+
+def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
+        api, spawn_worker, data_root, service_settings, store):
+    victim = spawn_worker("victim@test")
+    folder = _poster_folder(data_root, "kill", service_settings.max_posters_per_job, (1000, 1500))
+    job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"/jobs/{job_id}").json()["done"] < 4:
+        assert time.monotonic() < deadline, victim.log()
+        time.sleep(0.02)
+    victim.kill()  # SIGKILL to the worker and its pool process: its batch is never acknowledged
+    before = api.get(f"/jobs/{job_id}").json()
+    assert before["status"] == "running" and before["done"] < before["total"]
+
+    spawn_worker("rescuer@test")
+    # The killed batch comes back after the visibility timeout (4 s here) and a restore sweep.
+    done = api.wait(job_id, timeout=120)
+    results = api.get(f"/jobs/{job_id}", params={"limit": 1000}).json()["results"]
+    _assert_exactly_once(done, results)
+    workers = Counter(row["worker"] for row in results)
+    assert workers["victim@test"] >= 4 and workers["rescuer@test"] > 0, workers
+    keys = Keys(service_settings.key_prefix)
+    assert store.client.llen(keys.ready) == 0
+    assert list(store.client.scan_iter(match=keys.batch("*"))) == []  # every batch was finished
+    # The killed batch was delivered again (with the same task id) rather than lost.
+    assert store.stats().get("redeliveries", 0) >= 1
+
+
+def test_cancel_removes_what_has_not_run(api, spawn_worker, service_settings, store):
+    # No worker yet: the job waits, then is cancelled before anything runs.
+    blobs = [("files", (f"p{i}.jpg", poster_bytes(i))) for i in range(6)]
+    job_id = api.post("/jobs", files=blobs).json()["id"]
+    response = api.delete(f"/jobs/{job_id}")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    keys = Keys(service_settings.key_prefix)
+    assert store.client.exists(keys.items(job_id), *[keys.blob(job_id, i) for i in range(6)]) == 0
+    spawn_worker("late@test")
+    # A job submitted after it runs once the cancelled job's tokens have been consumed (FIFO).
+    later = api.post("/jobs", files=[("files", ("x.jpg", poster_bytes(1)))]).json()["id"]
+    assert api.wait(later)["done"] == 1
+    view = api.get(f"/jobs/{job_id}").json()
+    assert (view["status"], view["done"], view["failed"], view["results"]) == ("cancelled", 0, 0, [])
+    assert store.client.llen(keys.ready) == 0
+    # Deleting a finished job removes its results too.
+    assert api.delete(f"/jobs/{later}").json()["status"] == "done"
+    assert api.get(f"/jobs/{later}").json()["results"] == []
