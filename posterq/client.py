@@ -1,0 +1,98 @@
+"""A small HTTP client of the posterq service: limits, submit, poll, download."""
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from posterq.exceptions import PosterqError
+
+log = logging.getLogger(__name__)
+
+# Room for multipart headers around each file, so a chunk never trips the request limit.
+PART_OVERHEAD = 512
+REQUEST_SLACK = 64 * 1024
+
+
+class ServiceClient:
+    """Talks to one posterq API; every failure is a PosterqError with the server's code."""
+
+    def __init__(self, api_url: str, timeout: float = 120, session: requests.Session | None = None):
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.http = session or requests.Session()
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            response = self.http.request(method, self.api_url + path, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise PosterqError(f"cannot reach {self.api_url}: {exc}", "unreachable") from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                error = {"code": f"http_{response.status_code}", "message": response.text[:200]}
+            raise PosterqError(f"{method} {path}: {error['message']}", error["code"])
+        return response
+
+    def limits(self) -> dict:
+        """The server's limits (GET /limits)."""
+        return self._call("GET", "/limits").json()
+
+    def submit(self, files: list[tuple[str, bytes]], top_k: int | None = None) -> dict:
+        """Upload (name, bytes) pairs as one job; return the job."""
+        parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+        data = {"top_k": str(top_k)} if top_k else None
+        return self._call("POST", "/jobs", files=parts, data=data).json()
+
+    def job(self, job_id: str, offset: int = 0, limit: int = 1) -> dict:
+        """A job's status and a page of its results."""
+        return self._call("GET", f"/jobs/{job_id}", params={"offset": offset, "limit": limit}).json()
+
+    def results(self, job_id: str) -> Iterator[dict]:
+        """Every result row of a job (JSON Lines download)."""
+        response = self._call("GET", f"/jobs/{job_id}/results", params={"format": "jsonl"}, stream=True)
+        for line in response.iter_lines(decode_unicode=True):
+            if line:
+                yield json.loads(line)
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a job."""
+        return self._call("DELETE", f"/jobs/{job_id}").json()
+
+    def wait(self, job_ids: list[str], poll: float = 0.5, on_progress=None, timeout: float | None = None) -> list[dict]:
+        """Poll jobs until all are final; on_progress(finished posters) is called as they advance."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            jobs = [self.job(job_id, limit=1) for job_id in job_ids]
+            if on_progress:
+                on_progress(sum(job["done"] + job["failed"] for job in jobs))
+            if all(job["status"] in ("done", "failed", "cancelled") for job in jobs):
+                return jobs
+            if deadline is not None and time.monotonic() > deadline:
+                raise PosterqError(f"jobs not finished after {timeout} s", "timeout")
+            time.sleep(poll)
+
+
+def plan_chunks(sizes: list[int], max_posters: int, max_bytes: int) -> list[list[int]]:
+    """Split files (by index, with their sizes) into jobs under both limits, keeping their order."""
+    budget = max(1, max_bytes - REQUEST_SLACK)
+    chunks, current, used = [], [], 0
+    for index, size in enumerate(sizes):
+        cost = size + PART_OVERHEAD
+        if current and (len(current) >= max_posters or used + cost > budget):
+            chunks.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """The name a file is uploaded under: its path below the submitted folder."""
+    return path.relative_to(root).as_posix()

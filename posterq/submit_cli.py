@@ -1,0 +1,99 @@
+"""`posterq submit DIR --api URL [--out FILE]`: send a folder to a posterq service, wait, write results.
+
+    posterq submit posters/ --api http://127.0.0.1:8000 --out genres.csv
+
+The folder is uploaded as one job, or several when it is over the server's limits (posters per
+job, request size); the results file has the rows `posterq label` writes, in the same order.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `posterq submit`'s arguments."""
+    parser.add_argument("directory", metavar="DIR", help="folder of posters (searched recursively)")
+    parser.add_argument("--api", required=True, metavar="URL", help="the service, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--out", default="genres.csv", metavar="FILE", help="result file (default: genres.csv)")
+    parser.add_argument("--format", choices=("csv", "jsonl"), help="result format (default: from --out)")
+    parser.add_argument("--top-k", type=int, metavar="K", help="most genres per poster (default: the model's)")
+    parser.add_argument("--poll", type=float, default=0.5, metavar="S", help="seconds between polls")
+    parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Submit, wait with a progress bar, write the results; return the exit code."""
+    from tqdm import tqdm
+
+    from posterq.client import ServiceClient, plan_chunks, relative_name
+    from posterq.exceptions import PosterqError
+    from posterq.labelling import iter_files
+    from posterq.results import format_for, open_writer
+
+    root, out = Path(args.directory), Path(args.out)
+    if not root.is_dir():
+        print(f"posterq submit: error: {root} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        result_format = args.format or format_for(out)
+    except ValueError as exc:
+        print(f"posterq submit: error: {exc}", file=sys.stderr)
+        return 2
+    client = ServiceClient(args.api)
+    started = time.monotonic()
+    try:
+        limits = client.limits()
+        paths = iter_files(root, exclude=[out])
+        local_errors = {}
+        sizes = []
+        for position, path in enumerate(paths):
+            size = path.stat().st_size
+            if size > limits["max_file_bytes"]:
+                # Not worth uploading: the server would refuse it the same way.
+                local_errors[position] = {"code": "too_large", "message":
+                                          f"{size} bytes is over the limit of {limits['max_file_bytes']}"}
+            sizes.append(0 if position in local_errors else size)
+        sendable = [i for i in range(len(paths)) if i not in local_errors]
+        chunks = plan_chunks([sizes[i] for i in sendable], limits["max_posters_per_job"],
+                             limits["max_request_bytes"])
+        bar = tqdm(total=len(paths), unit="poster", disable=args.no_progress, desc="posterq submit")
+        bar.update(len(local_errors))
+        jobs = []
+        for chunk in chunks:
+            indices = [sendable[i] for i in chunk]
+            files = [(relative_name(paths[i], root), paths[i].read_bytes()) for i in indices]
+            jobs.append((client.submit(files, args.top_k), indices))
+
+        def progress(finished: int) -> None:
+            bar.update(finished + len(local_errors) - bar.n)
+
+        finals = client.wait([job["id"] for job, _ in jobs], poll=args.poll, on_progress=progress)
+        bar.close()
+        model = next((job["model"] for job in finals if job.get("model")), None)
+        genres = model["genres"] if model and model.get("genres") else limits["genres"]
+        rows = {}
+        for (job, indices), final in zip(jobs, finals):
+            by_name = {row["path"]: row for row in client.results(job["id"])}
+            for i in indices:
+                row = by_name.get(relative_name(paths[i], root))
+                rows[i] = row or {"genres": [], "scores": {}, "error": {
+                    "code": final["status"], "message": f"job {job['id']} ended {final['status']}"}}
+        for i, error in local_errors.items():
+            rows[i] = {"genres": [], "scores": {}, "error": error}
+        counts = {"ok": 0, "error": 0}
+        with open_writer(out, result_format, genres) as writer:
+            for i, path in enumerate(paths):
+                writer.write({**rows[i], "path": relative_name(path, root)})
+                counts["error" if rows[i]["error"] else "ok"] += 1
+    except PosterqError as exc:
+        print(f"posterq submit: error: {exc.message} ({exc.code})", file=sys.stderr)
+        return EXIT_ERROR
+    seconds = time.monotonic() - started
+    rate = len(paths) / seconds if seconds > 0 else 0.0
+    print(f"labelled {len(paths)} posters in {seconds:.1f} s ({rate:.1f} posters/s) with {len(jobs)} "
+          f"job(s): {counts['ok']} ok, {counts['error']} errors\nwrote {out}")
+    return EXIT_OK

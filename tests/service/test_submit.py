@@ -1,0 +1,54 @@
+"""`posterq submit` against the live API and a worker: split by limits, same rows as `posterq label`."""
+
+import csv
+import io
+
+import pytest
+from samples import bad_file_kinds, write_posters
+
+from posterq.cli import main
+from posterq.client import plan_chunks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker(start_worker):
+    """One worker process for the module."""
+    return start_worker("submit-worker@test")
+
+
+def test_chunks_respect_both_limits():
+    assert plan_chunks([10] * 5, max_posters=2, max_bytes=10**6) == [[0, 1], [2, 3], [4]]
+    big = 40 * 1024
+    assert plan_chunks([big, big, big], max_posters=10, max_bytes=64 * 1024 + 2 * big + 1024) == [[0, 1], [2]]
+
+
+def test_submit_writes_what_label_writes(api, tiny_bundle, tmp_path, service_settings, capsys):
+    folder = tmp_path / "posters"
+    write_posters(folder, service_settings.max_posters_per_job + 5)  # more than one job holds
+    (folder / "notes.txt").write_bytes(bad_file_kinds()["text"].data)
+    (folder / "huge.jpg").write_bytes(b"\xff" * (service_settings.max_file_bytes + 1))
+    out_service, out_local = tmp_path / "service.csv", tmp_path / "local.csv"
+    assert main(["submit", str(folder), "--api", api.url, "--out", str(out_service), "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "2 job(s)" in summary and f"wrote {out_service}" in summary
+    assert main(["label", str(folder), "--model", str(tiny_bundle), "--out", str(out_local),
+                 "--workers", "1", "--no-progress"]) == 0
+    service_rows = list(csv.DictReader(io.StringIO(out_service.read_text())))
+    local_rows = list(csv.DictReader(io.StringIO(out_local.read_text())))
+    assert [r["path"] for r in service_rows] == [r["path"] for r in local_rows]
+    assert len(service_rows) == service_settings.max_posters_per_job + 7
+    for ours, theirs in zip(service_rows, local_rows):
+        if ours["path"] == "huge.jpg":  # over the service's per-poster limit, not over label's
+            assert ours["error"] == "too_large"
+            continue
+        assert (ours["genres"], ours["error"]) == (theirs["genres"], theirs["error"]), ours["path"]
+        for genre in ("Drama", "Comedy", "Horror"):
+            if theirs[genre]:
+                assert float(ours[genre]) == pytest.approx(float(theirs[genre]), abs=2e-6)
+
+
+def test_submit_reports_an_unreachable_service(tmp_path, capsys):
+    write_posters(tmp_path / "p", 1)
+    code = main(["submit", str(tmp_path / "p"), "--api", "http://127.0.0.1:9", "--out",
+                 str(tmp_path / "x.csv"), "--no-progress"])
+    assert code == 1 and "unreachable" in capsys.readouterr().err
