@@ -80,7 +80,7 @@ class Heartbeat:
         self._thread.join(timeout=5)
         try:
             JobStore.from_settings(settings()).forget_worker(self.hostname)
-        except Exception:  # noqa: BLE001 - shutting down; Redis may be gone too
+        except Exception: # shutting down; Redis may be gone too
             log.debug("could not remove the heartbeat of %s", self.hostname, exc_info=True)
 
     def _run(self) -> None:
@@ -89,6 +89,6 @@ class Heartbeat:
         while not self._stop.is_set():
             try:
                 beats.heartbeat(self.hostname, self.info)
-            except Exception:  # noqa: BLE001 - a missed beat must not kill the thread
+            except Exception: # a missed beat must not kill the thread
                 log.warning("heartbeat to Redis failed", exc_info=True)
             self._stop.wait(config.heartbeat_interval)

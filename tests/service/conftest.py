@@ -88,7 +88,7 @@ class WorkerProcess:
         self.hostname = hostname
         self.log_path = log_dir / f"{hostname.replace('@', '_')}.log"
         env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT)}
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "posterq.cli", "worker", "--concurrency", str(concurrency),
              "--hostname", hostname, "--loglevel", "INFO"],
