@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from posterq.genres import GENRES
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
-# The shipped default, relative to the project root; POSTERQ_MODEL overrides it.
+# The shipped default, relative to the project root; the POSTERQ_MODEL variable overrides it.
+MODEL_ENV = "POSTERQ_MODEL"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "effnet-lite0-posters"
 
 
@@ -75,8 +77,10 @@ class Bundle:
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
-    """Load and verify a bundle; None means the shipped default model."""
-    folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    """Load and verify a bundle; None means $POSTERQ_MODEL, else the shipped default model."""
+    if path is None:
+        path = os.environ.get(MODEL_ENV) or DEFAULT_MODEL_DIR
+    folder = Path(path)
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():
         raise BundleError(f"{folder} is not a model bundle (needs {META_FILE} and {MODEL_FILE})")
@@ -89,9 +93,15 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
 
 
 def _check(meta: dict, folder: Path, model_path: Path) -> None:
+    if not isinstance(meta, dict):
+        raise BundleError(f"{folder}/{META_FILE} is not a JSON object")
     for key in ("name", "version", "input", "genres", "label_rule", "sha256"):
         if key not in meta:
             raise BundleError(f"{folder}/{META_FILE} lacks '{key}'")
+    if not all(isinstance(meta["input"].get(key), int) for key in ("height", "width")):
+        raise BundleError(f"{folder}/{META_FILE}: input needs integer height and width")
+    if len(set(meta["genres"])) != len(meta["genres"]):
+        raise BundleError(f"{folder}/{META_FILE} names a genre twice")
     unknown = [genre for genre in meta["genres"] if genre not in GENRES]
     if unknown:
         raise BundleError(f"{folder}/{META_FILE} names unknown genres: {unknown}")

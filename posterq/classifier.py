@@ -8,7 +8,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from posterq.bundle import Bundle, load_bundle
-from posterq.exceptions import ImageError
+from posterq.exceptions import BundleError, ImageError
 from posterq.imaging import DEFAULT_MAX_PIXELS, load_input
 from posterq.labels import assign_names
 
@@ -35,6 +35,17 @@ class Classifier:
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = None
+        # A model with more or fewer outputs than named genres would mislabel every poster
+        # silently (zip stops at the shorter), so refuse it here.
+        outputs = int(self._output["shape"][-1])
+        if outputs != len(self.bundle.genres):
+            raise BundleError(
+                f"{self.bundle.model_file} has {outputs} outputs but its metadata names "
+                f"{len(self.bundle.genres)} genres", "bundle_mismatch")
+        if tuple(self._input["shape"][1:]) != (*self.input_size, 3):
+            raise BundleError(
+                f"{self.bundle.model_file} takes input {tuple(self._input['shape'][1:])} but its "
+                f"metadata says {(*self.input_size, 3)}", "bundle_mismatch")
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -44,7 +55,7 @@ class Classifier:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Score a preprocessed batch (N, H, W, 3) in one invoke; return (N, genres) probabilities."""
         batch = np.asarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1:3] != self.input_size:
+        if batch.ndim != 4 or batch.shape[1:] != (*self.input_size, 3):
             raise ValueError(f"expected a batch of shape (N, {self.input_size[0]}, {self.input_size[1]}, 3)")
         if len(batch) == 0:
             return np.zeros((0, len(self.bundle.genres)), dtype=np.float32)

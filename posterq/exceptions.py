@@ -18,7 +18,11 @@ class PosterqError(Exception):
 
 
 class ImageError(PosterqError):
-    """A file that cannot become a model input (codes: empty, not_an_image, truncated, ...)."""
+    """A file that cannot become a model input.
+
+    Codes: empty, not_an_image, unsupported_format, too_large, truncated, corrupt (decodes
+    badly), unreadable (the file itself could not be read).
+    """
 
     code = "unreadable"
 

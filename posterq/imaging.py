@@ -20,6 +20,9 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise ImageError("the file is empty", "empty")
     try:
         with warnings.catch_warnings():
+            # Pillow's other warnings (odd EXIF, palette transparency) are about usable files;
+            # where warnings are errors (pytest) they would turn into item errors otherwise.
+            warnings.simplefilter("ignore")
             # Pillow only warns for images between its limit and twice it; make that an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
@@ -31,7 +34,8 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
                     f"{width}x{height} pixels is over the limit of {max_pixels}", "too_large"
                 )
             image.load()
-            image = ImageOps.exif_transpose(image)
+            # Inside the guard: converting an odd mode can fail on malformed data too.
+            return _to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -39,21 +43,37 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(str(exc), "too_large") from None
     except OSError as exc:
+        # Bytes in memory cannot fail to be read, so an OSError here is about their content.
+        # Pillow spells truncation "image file is truncated" and "Truncated File Read".
         text = str(exc)
-        code = "truncated" if "truncated" in text or "broken data stream" in text else "unreadable"
+        code = "truncated" if "truncated" in text.lower() else "corrupt"
         raise ImageError(f"the image could not be decoded: {text}", code) from None
-    except (ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
-        raise ImageError(f"the image could not be decoded: {exc}", "unreadable") from None
-    return _to_rgb(image)
+    except Exception as exc:  # noqa: BLE001
+        # Pillow's decoders raise many kinds on malformed data (SyntaxError, struct.error,
+        # ValueError, ...); one bad poster must never fail the batch it came in.
+        raise ImageError(f"the image could not be decoded: {exc}", "corrupt") from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
+    # Pillow clips 16-bit and float pixels to 255 when converting, turning a 16-bit grayscale
+    # scan white; scale them to 8 bits first.
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        image = _to_8bit(image)
     # Transparent posters are laid on white, as a browser would show them, not on black.
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return image.convert("RGB")
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode == "F" and pixels.size and pixels.max() <= 1.0:
+        pixels = pixels * 255.0  # float images usually hold [0, 1]
+    elif image.mode != "F" and pixels.size and (image.mode.startswith("I;16") or pixels.max() > 255):
+        pixels = pixels / 257.0  # 16-bit range [0, 65535] onto [0, 255]
+    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
 
 
 def preprocess(image: Image.Image, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""Label a folder of posters on every core: one process per core, one interpreter per process.
+
+Batches of file paths go to a pool of processes; each holds one Classifier (num_threads=1) made
+in the pool initializer, reads its batch, and scores it in one invoke. Results come back in
+file order, so the same folder always gives the same output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from posterq.bundle import Bundle, load_bundle
+from posterq.exceptions import ImageError, PosterqError
+
+if TYPE_CHECKING:
+    # Loaded only when something is classified, so that the API can list and read files with
+    # iter_files and read_poster without loading LiteRT.
+    from posterq.classifier import Classifier, Prediction
+
+log = logging.getLogger(__name__)
+
+# Far above any poster; stops a stray video or disk image from being read whole into memory.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_SIZE = 32
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def iter_files(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """Every file under root, recursively, sorted by relative path; skips names starting with '.'."""
+    root = Path(root)
+    excluded = {os.path.realpath(path) for path in exclude}
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(folder) / name
+            if not name.startswith(".") and os.path.realpath(path) not in excluded:
+                found.append(path)
+    return sorted(found, key=lambda path: path.relative_to(root).parts)
+
+
+def read_poster(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Read a poster file's bytes; raise ImageError (unreadable, too_large) if it cannot be."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:  # permission denied, vanished, a directory, an I/O error...
+        raise ImageError(f"the file could not be read: {exc.strerror or exc}", "unreadable") from None
+    if len(data) > max_bytes:
+        raise ImageError(f"the file is over the limit of {max_bytes} bytes", "too_large")
+    return data
+
+
+def classify_paths(classifier: Classifier, paths: Sequence[str | os.PathLike],
+                   top_k: int | None = None) -> list[Prediction]:
+    """Read and classify files in one invoke; a file that cannot be read gets an `unreadable` error."""
+    from posterq.classifier import Prediction
+
+    files, failed = [], {}
+    for position, path in enumerate(paths):
+        try:
+            files.append(read_poster(path))
+        except ImageError as exc:
+            failed[position] = exc
+    predictions = iter(classifier.classify(files, top_k) if files else [])
+    return [Prediction([], {}, failed[i]) if i in failed else next(predictions) for i in range(len(paths))]
+
+
+@dataclass
+class Summary:
+    """What a labelling run did: counts by outcome, elapsed time, throughput."""
+
+    ok: int = 0
+    errors: Counter = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+    def add(self, prediction: Prediction) -> None:
+        """Count one poster's outcome and update the elapsed time."""
+        if prediction.error is None:
+            self.ok += 1
+        else:
+            self.errors[prediction.error.code] += 1
+        self.seconds = time.monotonic() - self.started
+
+    @property
+    def total(self) -> int:
+        """Posters counted so far."""
+        return self.ok + sum(self.errors.values())
+
+    @property
+    def posters_per_second(self) -> float:
+        """Throughput over the whole run, file reading and decoding included."""
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        """The summary as plain data (for logs and JSON)."""
+        return {"total": self.total, "ok": self.ok, "errors": dict(sorted(self.errors.items())),
+                "seconds": round(self.seconds, 3), "posters_per_second": round(self.posters_per_second, 2)}
+
+
+def label_folder(root: str | os.PathLike, model: Bundle | str | os.PathLike | None = None,
+                 workers: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 top_k: int | None = None, progress: bool = True,
+                 exclude: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, Prediction]]:
+    """Yield (path relative to root, Prediction) for every file under root, in sorted order.
+
+    `model` is a Bundle or a bundle folder (None: the default model); `workers` processes (None:
+    one per available core; 1: in this process) each hold one interpreter; `progress` draws a tqdm bar on
+    stderr. The bundle is loaded before the first yield's work, so a bad one raises BundleError.
+    Closing the generator (or Ctrl-C while it runs) stops the processes.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a directory")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    paths = iter_files(root, exclude)
+    workers = max(1, workers or available_cores())
+    # Spread a small folder over every process rather than filling a few batches to the brim.
+    chunk = max(1, min(batch_size, math.ceil(len(paths) / workers))) if paths else batch_size
+    batches = [paths[start:start + chunk] for start in range(0, len(paths), chunk)]
+    workers = min(workers, len(batches)) or 1
+    log.info("labelling %d files under %s with %s in %d process(es), batches of %d",
+             len(paths), root, bundle.name, workers, chunk)
+    bar = _progress_bar(len(paths), progress)
+    results = _run(batches, bundle, workers, top_k)
+    try:
+        for batch, predictions in zip(batches, results):
+            for path, prediction in zip(batch, predictions):
+                yield path.relative_to(root).as_posix(), prediction
+            bar.update(len(batch))
+    finally:
+        results.close()  # stops the processes now, not whenever the generator is collected
+        bar.close()
+
+
+def _run(batches: list[list[Path]], bundle: Bundle, workers: int, top_k: int | None
+         ) -> Iterator[list[Prediction]]:
+    if workers == 1:
+        classifier = _load_classifier(bundle)
+        for batch in batches:
+            yield classify_paths(classifier, batch, top_k)
+        return
+    # spawn: the children start clean (no inherited threads or locks, same on every OS).
+    context = multiprocessing.get_context("spawn")
+    with _sigint_ignored():
+        # Children inherit the ignored Ctrl-C through exec, so one still starting up does not
+        # die with a traceback; the parent alone handles it.
+        pool = context.Pool(workers, initializer=_init_process, initargs=(bundle,))
+    try:
+        for result in pool.imap(_classify_batch, [(batch, top_k) for batch in batches]):
+            if isinstance(result, _InitFailed):
+                raise PosterqError(result.message, result.code)
+            yield result
+        pool.close()
+    finally:
+        # Normal end, an error, Ctrl-C or an abandoned generator: no process outlives the run.
+        pool.terminate()
+        pool.join()
+
+
+# The per-process Classifier; made once by the pool initializer, used by every batch.
+_classifier: Classifier | None = None
+_init_error: _InitFailed | None = None
+
+
+@dataclass(frozen=True)
+class _InitFailed:
+    code: str
+    message: str
+
+
+def _init_process(bundle: Bundle) -> None:
+    global _classifier, _init_error
+    # Ctrl-C goes to the whole process group; only the parent should act on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _classifier = _load_classifier(bundle)
+    except Exception as exc:  # noqa: BLE001
+        # An initializer that raises makes the pool respawn processes forever; report it
+        # with the first batch instead, so the parent fails cleanly.
+        _init_error = _InitFailed(getattr(exc, "code", "bad_bundle"), f"cannot load the model: {exc}")
+
+
+def _classify_batch(task: tuple[list[Path], int | None]) -> list[Prediction] | _InitFailed:
+    if _init_error is not None:
+        return _init_error
+    paths, top_k = task
+    return classify_paths(_classifier, paths, top_k)
+
+
+def _load_classifier(bundle: Bundle) -> Classifier:
+    from posterq.classifier import Classifier
+
+    with _native_stderr_silenced():
+        classifier = Classifier(bundle, num_threads=1)
+        # The first invoke applies the XNNPACK delegate (and logs it); do it here, once.
+        classifier.predict(np.zeros((1, *classifier.input_size, 3), np.float32))
+    return classifier
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change signal handlers
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    # LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate" straight to fd 2, once
+    # per process, through the progress bar; Python errors still arrive as exceptions.
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="poster", dynamic_ncols=True, smoothing=0.1)

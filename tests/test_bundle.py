@@ -1,0 +1,79 @@
+"""posterq.bundle: a bundle loads only when its metadata is whole and matches its model file."""
+
+import json
+
+import pytest
+from samples import rewrite_meta
+
+from posterq.bundle import load_bundle
+from posterq.exceptions import BundleError
+from posterq.genres import GENRES
+
+
+def test_load(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.genres == GENRES
+    assert bundle.input_size == (48, 32)
+    assert bundle.top_k == 3
+    assert bundle.thresholds.shape == (24,)
+    assert bundle.model_id == {"name": "tiny-test", "version": "0.0.1"}
+    assert bundle.meta["size_bytes"] == bundle.model_file.stat().st_size
+
+
+def test_environment_names_the_default(tiny_bundle, monkeypatch):
+    monkeypatch.setenv("POSTERQ_MODEL", str(tiny_bundle))
+    assert load_bundle().path == tiny_bundle
+
+
+def test_tampered_model_is_refused(copy_bundle):
+    folder = copy_bundle()
+    with open(folder / "model.tflite", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleError) as caught:
+        load_bundle(folder)
+    assert caught.value.code == "bundle_mismatch"
+
+
+@pytest.mark.parametrize("missing", ["model.tflite", "model.json"])
+def test_missing_file(copy_bundle, missing):
+    folder = copy_bundle()
+    (folder / missing).unlink()
+    with pytest.raises(BundleError) as caught:
+        load_bundle(folder)
+    assert caught.value.code == "bad_bundle"
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(BundleError):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_unknown_genre(copy_bundle):
+    folder = copy_bundle()
+    rewrite_meta(folder, genres=["Space Opera", *GENRES[1:]])
+    with pytest.raises(BundleError, match="unknown genres"):
+        load_bundle(folder)
+
+
+def test_thresholds_must_match_genres(copy_bundle):
+    folder = copy_bundle()
+    rewrite_meta(folder, label_rule={"thresholds": [0.5], "top_k": 3})
+    with pytest.raises(BundleError, match="threshold"):
+        load_bundle(folder)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_malformed_metadata(copy_bundle, text):
+    folder = copy_bundle()
+    (folder / "model.json").write_text(text)
+    with pytest.raises(BundleError):
+        load_bundle(folder)
+
+
+def test_metadata_lacking_a_key(copy_bundle):
+    folder = copy_bundle()
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["sha256"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(folder)

@@ -1,0 +1,133 @@
+"""`posterq label` end to end: a real subprocess on a generated folder of good and bad posters."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from samples import write_posters
+
+from posterq.genres import GENRES
+
+
+def posterq(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run the installed `posterq` console script (or `python -m posterq.cli` without one)."""
+    script = shutil.which("posterq", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "posterq.cli"]
+    return subprocess.run([*command, *args], check=False, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+@pytest.fixture
+def folder(tmp_path, bad_files):
+    root = tmp_path / "posters"
+    write_posters(root / "2019", 5)
+    write_posters(root / "1942" / "scans", 4, start=20)
+    for name, bad in bad_files.items():
+        (root / "incoming" / f"{name}{bad.suffix}").parent.mkdir(exist_ok=True)
+        (root / "incoming" / f"{name}{bad.suffix}").write_bytes(bad.data)
+    return root
+
+
+def test_label_csv(tiny_bundle, folder, tmp_path, bad_files):
+    out = tmp_path / "genres.csv"
+    done = posterq("label", str(folder), "--out", str(out), "--model", str(tiny_bundle),
+                   "--workers", "2", "--batch-size", "2")
+    assert done.returncode == 0, done.stderr
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["path", "genres", "error", "message", *GENRES]
+    assert len(rows) == 5 + 4 + len(bad_files)
+    assert [r["path"] for r in rows] == sorted((r["path"] for r in rows), key=lambda p: p.split("/"))
+    errors = {r["path"]: r["error"] for r in rows if r["error"]}
+    assert errors == {f"incoming/{name}{bad.suffix}": bad.code for name, bad in bad_files.items()}
+    for r in rows:
+        if r["error"]:
+            assert r["genres"] == "" and r["message"] and all(r[g] == "" for g in GENRES)
+        else:
+            assert 1 <= len(r["genres"].split("|")) <= 3
+            assert all(len(r[g].split(".")[1]) == 6 for g in GENRES)
+    assert "15 posters" in done.stdout and "posters/s" in done.stdout and str(out) in done.stdout
+
+
+def test_label_jsonl_with_top_k(tiny_bundle, folder, tmp_path):
+    out = tmp_path / "genres.jsonl"
+    done = posterq("label", str(folder), "--out", str(out), "--model", str(tiny_bundle),
+                   "--workers", "1", "--top-k", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 15
+    good = [line for line in lines if line["error"] is None]
+    assert len(good) == 9 and all(len(line["genres"]) == 1 and len(line["scores"]) == 24 for line in good)
+    assert {line["error"]["code"] for line in lines if line["error"]} >= {"empty", "truncated", "not_an_image"}
+
+
+def test_default_out_is_genres_csv_and_not_read_as_a_poster(tiny_bundle, folder):
+    # Run inside the folder: the result file appears in it and must not become a row.
+    for _ in range(2):
+        done = posterq("label", ".", "--model", str(tiny_bundle), "--workers", "1", cwd=folder)
+        assert done.returncode == 0, done.stderr
+    assert len((folder / "genres.csv").read_text().splitlines()) == 1 + 15
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "missing", "does not exist"),
+    (lambda tmp: (tmp / "file.jpg").write_bytes(b"x") and tmp / "file.jpg", "not a directory"),
+])
+def test_bad_directory_exits_2(tiny_bundle, tmp_path, make, message):
+    done = posterq("label", str(make(tmp_path)), "--model", str(tiny_bundle), "--out", str(tmp_path / "o.csv"))
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_bundle_exits_2(copy_bundle, folder, tmp_path):
+    bundle = copy_bundle()
+    (bundle / "model.tflite").write_bytes(b"not the model")
+    done = posterq("label", str(folder), "--model", str(bundle), "--out", str(tmp_path / "o.csv"))
+    assert done.returncode == 2
+    assert "does not match" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unknown_output_format_exits_2(tiny_bundle, folder, tmp_path):
+    done = posterq("label", str(folder), "--model", str(tiny_bundle), "--out", str(tmp_path / "o.txt"))
+    assert done.returncode == 2 and "format" in done.stderr
+
+
+def test_version_and_help():
+    done = posterq("--version")
+    assert done.returncode == 0 and done.stdout.startswith("posterq ")
+    done = posterq("--help")
+    assert done.returncode == 0
+    for command in ("label", "submit", "worker", "api", "train", "evaluate"):
+        assert command in done.stdout
+
+
+def test_ctrl_c_keeps_finished_rows(tiny_bundle, tmp_path):
+    root = tmp_path / "many"
+    write_posters(root, 400)
+    out = tmp_path / "genres.csv"
+    script = shutil.which("posterq", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "posterq.cli"]
+    # A new session stands for the terminal: Ctrl-C signals the whole process group.
+    process = subprocess.Popen([*command, "label", str(root), "--out", str(out), "--model", str(tiny_bundle),
+                                "--workers", "2", "--batch-size", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 5):
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    written = out.read_text().splitlines()
+    assert 5 <= len(written) - 1 < 400
+    assert f"{len(written) - 1} rows written" in stderr and "Traceback" not in stderr, written[-2:]
