@@ -37,3 +37,40 @@ lint: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# --- The queue service on this machine ------------------------------------------------------
+# `make serve` starts Redis (when none answers at POSTERQ_REDIS_URL and redis-server is installed),
+# the API on HOST:PORT and one worker with WORKERS processes; Ctrl-C stops all of them.
+# DATA_ROOTS=/some/posters lets directory jobs read that folder. No TensorFlow is installed.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+DATA_ROOTS ?= $(POSTERQ_DATA_ROOTS)
+
+.PHONY: serve install-service
+
+$(VENV)/.service: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[service]'
+	touch $@
+
+install-service: $(VENV)/.service
+
+serve: SHELL := /bin/bash
+serve: $(VENV)/.service
+	@export POSTERQ_DATA_ROOTS="$(DATA_ROOTS)"; url="$${POSTERQ_REDIS_URL:-redis://127.0.0.1:6379/0}"; \
+	pids=""; trap 'echo "posterq serve: stopping"; kill $$pids 2>/dev/null; wait; exit 0' INT TERM; \
+	if ! $(BIN)/python -c "import redis,sys; redis.Redis.from_url(sys.argv[1]).ping()" "$$url" 2>/dev/null; then \
+	  if ! command -v redis-server >/dev/null; then \
+	    echo "posterq serve: no Redis answers at $$url and redis-server is not installed"; exit 1; fi; \
+	  mkdir -p $(VENV)/redis; \
+	  redis-server --port 6379 --bind 127.0.0.1 --dir $(CURDIR)/$(VENV)/redis --appendonly yes \
+	    --maxmemory-policy noeviction --loglevel warning & pids="$$!"; \
+	  for i in $$(seq 50); do $(BIN)/python -c "import redis,sys; redis.Redis.from_url(sys.argv[1]).ping()" \
+	    "$$url" 2>/dev/null && break; sleep 0.1; done; \
+	  echo "posterq serve: started redis-server (pid $$pids)"; fi; \
+	$(BIN)/posterq api --host $(HOST) --port $(PORT) & pids="$$pids $$!"; \
+	$(BIN)/posterq worker --concurrency $(WORKERS) --hostname serve@%h & pids="$$pids $$!"; \
+	echo "posterq serve: API on http://$(HOST):$(PORT), $(WORKERS) worker processes; Ctrl-C stops"; \
+	wait
