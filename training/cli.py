@@ -38,3 +38,32 @@ def run_evaluate(args) -> int:
     if args.out:
         print(f"\nmetrics written to {args.out}")
     return 0
+
+
+def add_train_arguments(parser) -> None:
+    """Add the `train` command's options to an argparse parser."""
+    parser.add_argument("--data", required=True, help="dataset folder (Kaggle, CCU or labels.csv) or CSV file")
+    parser.add_argument("--arch", default="effnet-lite0", choices=("effnet-lite0", "seed"),
+                        help="effnet-lite0 (default, ships) or seed (the original project's CNN)")
+    parser.add_argument("--out", default=None, help="bundle folder to write (default models/<arch>-posters)")
+    parser.add_argument("--work", default=None, help="folder for caches and resumable state (default runs/<out name>)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop fitting after this long and finish with the weights reached (recorded)")
+    parser.add_argument("--restart", action="store_true", help="discard an interrupted run's state and start over")
+    parser.add_argument("--version", default="1.0.0", help="version written into the bundle")
+
+
+def run_train(args) -> int:
+    """Run `posterq train`; an interrupted run resumes where it stopped when run again."""
+    from training.train import train
+
+    out = args.out or f"models/{args.arch}-posters"
+    meta = train(args.data, arch=args.arch, out=out, work=args.work, epochs=args.epochs,
+                 max_minutes=args.max_minutes, restart=args.restart, version=args.version)
+    metrics = meta["metrics"]
+    print(f"\n{meta['name']} {meta['version']} ({meta['variant']}) written to {out} "
+          f"in {meta['training']['seconds'] / 60:.1f} min")
+    print(f"validation: macro ROC-AUC {metrics['macro_roc_auc']:.4f}, macro AP {metrics['macro_average_precision']:.4f}, "
+          f"micro F1 {metrics['micro_f1']:.4f}, samples F1 {metrics['samples_f1']:.4f}")
+    return 0

@@ -1,0 +1,219 @@
+"""The model card: README.md with plots beside a bundle, written from its model.json and run files.
+
+    python -m training.card models/effnet-lite0-posters --work runs/effnet-lite0-posters --seed runs/seed/model.json
+"""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no screen on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+MAIN_GENRES = 6  # the precision-recall plot shows the genres with the most validation posters
+
+
+def write_card(bundle: Path, work: Path, seed_meta: Path | None = None) -> Path:
+    """Write README.md and its plots into the bundle folder; return the README's path."""
+    bundle, work = Path(bundle), Path(work)
+    meta = json.loads((bundle / "model.json").read_text())
+    seed = json.loads(Path(seed_meta).read_text()) if seed_meta and Path(seed_meta).exists() else None
+    plots = []
+    history = work / "history.csv"
+    if history.exists():
+        plots.append(("Training curves", _plot_history(history, bundle / "training_curves.png")))
+    plots.append(("Average precision per genre (validation)", _plot_per_genre(meta, seed, bundle / "per_genre_ap.png")))
+    scores = work / "validation_scores.npz"
+    if scores.exists():
+        plots.append(("Precision-recall, main genres (validation)",
+                      _plot_pr(scores, meta["genres"], bundle / "precision_recall.png")))
+    text = _markdown(meta, seed, plots)
+    (bundle / "README.md").write_text(text, encoding="utf-8")
+    return bundle / "README.md"
+
+
+def _plot_history(path: Path, out: Path) -> str:
+    rows = list(csv.DictReader(path.open()))
+    # A resumed run appends to the log; keep the last row written for each epoch.
+    by_epoch = {int(row["epoch"]): row for row in rows}
+    epochs = sorted(by_epoch)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key, axis in (("loss", axes[0]), ("ap", axes[1])):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = [float(by_epoch[e][prefix + key]) for e in epochs if by_epoch[e].get(prefix + key)]
+            axis.plot([e + 1 for e in epochs][:len(values)], values, style, marker="o",
+                      label=("validation " if prefix else "train ") + key)
+        axis.set_xlabel("epoch")
+        axis.legend()
+        axis.grid(alpha=0.3)
+    axes[0].set_title("weighted binary cross-entropy")
+    axes[1].set_title("macro average precision")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out.name
+
+
+def _plot_per_genre(meta: dict, seed: dict | None, out: Path) -> str:
+    per_genre = meta["metrics"]["per_genre"]
+    genres = [g for g in meta["genres"] if per_genre[g]["average_precision"] is not None]
+    genres.sort(key=lambda g: -per_genre[g]["positives"])
+    x = np.arange(len(genres))
+    fig, axis = plt.subplots(figsize=(11, 4))
+    prior = [per_genre[g]["positives"] / meta["metrics"]["n_posters"] for g in genres]
+    series = [("label prior", prior)]
+    if seed:
+        series.append(("seed network", [seed["metrics"]["per_genre"][g]["average_precision"] or 0 for g in genres]))
+    series.append((meta["name"], [per_genre[g]["average_precision"] for g in genres]))
+    width = 0.8 / len(series)
+    for index, (label, values) in enumerate(series):
+        axis.bar(x + (index - (len(series) - 1) / 2) * width, values, width, label=label)
+    axis.set_xticks(x, [f"{g}\n({per_genre[g]['positives']})" for g in genres], rotation=60, fontsize=8)
+    axis.set_ylabel("average precision")
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out.name
+
+
+def _plot_pr(path: Path, genres: list, out: Path) -> str:
+    with np.load(path) as stored:
+        labels, scores = stored["labels"], stored["scores"]
+    main = np.argsort(-labels.sum(axis=0))[:MAIN_GENRES]
+    fig, axis = plt.subplots(figsize=(6, 5))
+    for j in main:
+        precision, recall, _ = precision_recall_curve(labels[:, j], scores[:, j])
+        axis.plot(recall, precision, label=f"{genres[j]} ({int(labels[:, j].sum())})")
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out.name
+
+
+def _row(label, metrics, size=None, ms=None) -> str:
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.4f}"
+
+    size_text = "n/a" if size is None else f"{size / 1e6:.1f} MB"
+    ms_text = "n/a" if ms is None else f"{ms:.1f}"
+    return (f"| {label} | {fmt(metrics['macro_roc_auc'])} | {fmt(metrics['macro_average_precision'])} | "
+            f"{fmt(metrics['micro_f1'])} | {fmt(metrics['samples_f1'])} | {size_text} | {ms_text} |")
+
+
+def _markdown(meta: dict, seed: dict | None, plots) -> str:
+    training, comparison = meta["training"], meta["comparison"]
+    shipped = comparison["variants"][meta["variant"]]
+    header = ("| model | macro ROC-AUC | macro AP | micro F1 | samples F1 | size | ms/poster, 1 core |\n"
+              "|---|---|---|---|---|---|---|")
+    rows = [_row("label-prior baseline", meta["baseline_metrics"])]
+    if seed:
+        seed_variant = seed["comparison"]["variants"][seed["variant"]]
+        note = " (partly trained, see below)" if seed["training"].get("stopped_early") else ""
+        rows.append(_row(f"seed network{note}", seed["metrics"], seed_variant["size_bytes"],
+                         seed_variant["ms_per_poster_1_core"]))
+    rows.append(_row(f"**{meta['name']}** ({meta['variant']}, shipped)", meta["metrics"],
+                     shipped["size_bytes"], shipped["ms_per_poster_1_core"]))
+    variant_rows = ["| variant | macro ROC-AUC | macro AP | micro F1 | samples F1 | size | ms/poster, 1 core | "
+                    "max score diff vs Keras | labels agree with Keras |", "|---|---|---|---|---|---|---|---|---|"]
+    variant_rows.append(_row("Keras (reference)", comparison["keras"]["metrics"])[:-1] + " 0 | 100% |")
+    for name, entry in comparison["variants"].items():
+        vs = entry["vs_keras"]
+        variant_rows.append(_row(name, entry["metrics"], entry["size_bytes"], entry["ms_per_poster_1_core"])[:-1]
+                            + f" {vs['max_abs_score_diff']:.4f} | {vs['labels_agree']:.1%} |")
+    per_genre = ["| genre | validation positives | ROC-AUC | AP | threshold | precision | recall | F1 |",
+                 "|---|---|---|---|---|---|---|---|"]
+    for genre in meta["genres"]:
+        g = meta["metrics"]["per_genre"][genre]
+
+        def fmt(value):
+            return "n/a" if value is None else f"{value:.3f}"
+
+        per_genre.append(f"| {genre} | {g['positives']} | {fmt(g['roc_auc'])} | {fmt(g['average_precision'])} | "
+                         f"{fmt(g.get('threshold'))} | {g['precision']:.3f} | {g['recall']:.3f} | {g['f1']:.3f} |")
+    data = training["data"]
+    recipe = training["recipe"]
+    seed_note = ""
+    if seed and seed["training"].get("stopped_early"):
+        seed_note = (f"\nThe seed network's row is from a run cut short: {seed['training']['stopped_early']}; "
+                     f"its full recipe ({seed['training']['recipe']['epochs']} epochs at 350x350) needs hours "
+                     "on this 2-core CPU.\n")
+    figures = "\n".join(f"### {title}\n\n![{title}]({name})\n" for title, name in plots)
+    return f"""# {meta['name']} {meta['version']}
+
+Multi-label movie-poster genre classifier ({len(meta['genres'])} genres) for posterq's LiteRT runtime.
+Architecture `{meta['architecture']}`, input {meta['input']['height']}x{meta['input']['width']} (height x width)
+RGB pixels in [0, 255] (normalization is inside the model), shipped as the **{meta['variant']}** TFLite variant
+(`model.tflite`, {shipped['size_bytes'] / 1e6:.1f} MB, sha256 `{meta['sha256'][:16]}...`).
+
+## Figures on the validation split
+
+{data['validation']} validation posters ({data['split']}), from {data['posters']} posters of the
+`{data['layout']}` layout. Macro ROC-AUC and macro AP average the {len(meta['metrics']['genres_scored'])} genres
+with at least 5 validation positives; F1 is of the labels the label rule assigns.
+
+{header}
+{chr(10).join(rows)}
+{seed_note}
+Speed: median of single-poster invokes through `posterq.classifier.Classifier` with one interpreter thread,
+on {training['machine']}.
+
+## Keras vs TFLite variants
+
+Every variant ran through posterq's runtime on the whole validation split, thresholds tuned on its own scores.
+Rule for shipping: {comparison['rule']}.
+
+{chr(10).join(variant_rows)}
+
+## Label rule
+
+Per-genre thresholds ({meta['label_rule']['tuned_on']}); every poster gets at least one genre (its highest
+score when none passes) and at most {meta['label_rule']['top_k']}, best first. Scores are always returned too.
+
+{chr(10).join(per_genre)}
+
+## Training
+
+- Data: `{data['path']}` ({data['layout']}), {data['train']} training / {data['validation']} validation posters.
+- Recipe: {recipe['epochs']} epochs, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}; {'; '.join(recipe['notes'])}.
+- Took {training['seconds'] / 60:.1f} minutes on {training['machine']} (decoding, features, fitting, export and comparison).
+- Reproduce: `posterq train --data {data['path']} --arch {meta['architecture']} --out models/{meta['name']}`
+  then `python -m training.card models/{meta['name']} --work runs/{meta['name']} --seed runs/seed/model.json`.
+
+## Plots
+
+{figures}
+## Limits
+
+- Trained and tuned on IMDb posters of the 1980s-2010s; other eras, other countries' posters, fan art or
+  DVD covers are out of its distribution.
+- Genres with few examples (News, Reality-TV, Short, Western, Documentary...) get unreliable scores; their
+  thresholds are shared rather than fitted to a handful of posters.
+- A poster shows what the marketing chose to show: genre from pixels alone is a weak signal, and the figures
+  above are far from what metadata or plot text would give.
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Write a bundle's model card.")
+    parser.add_argument("bundle")
+    parser.add_argument("--work", required=True, help="the training run's work folder (history, validation scores)")
+    parser.add_argument("--seed", default=None, help="the seed network run's model.json, for the comparison row")
+    args = parser.parse_args()
+    print(write_card(Path(args.bundle), Path(args.work), args.seed))
+
+
+if __name__ == "__main__":
+    main()
