@@ -38,7 +38,8 @@ def write_card(bundle: Path, work: Path, seed_meta: Path | None = None) -> Path:
 
 
 def _plot_history(path: Path, out: Path) -> str:
-    rows = list(csv.DictReader(path.open()))
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
     # A resumed run appends to the log; keep the last row written for each epoch.
     by_epoch = {int(row["epoch"]): row for row in rows}
     epochs = sorted(by_epoch)

@@ -12,10 +12,9 @@ VARIANTS = ("float32", "float16", "int8-dynamic", "int8-full")
 
 def to_tflite(model, variant: str, calibration: np.ndarray | None = None) -> bytes:
     """Convert a Keras model taking (N, H, W, 3) float pixels to a TFLite flatbuffer of one variant."""
-    height, width = model.input_shape[1:3]
-    signature = [tf.TensorSpec([None, height, width, 3], tf.float32, name="image")]
-    serve = tf.function(lambda image: model(image, training=False), input_signature=signature)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
+    # from_keras_model freezes the weights into constants; converting a concrete function with the
+    # model as trackable kept them as resource variables that LiteRT read as NaN.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
