@@ -49,7 +49,7 @@ def main():
         started = time.time()
         parts = []
         for part in (train, val):
-            pixels, ok = poster_pixels([e.path for e in part.examples], size, Path(args.cache))
+            pixels, _ok = poster_pixels([e.path for e in part.examples], size, Path(args.cache))
             parts.append((pooled_features(size, pixels), part.labels()))
         (x_train, y_train), (x_val, y_val) = parts
         scores = np.zeros(y_val.shape, dtype=np.float32)

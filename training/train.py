@@ -54,12 +54,12 @@ RECIPES = {
     "effnet-lite0": Recipe("effnet-lite0", (320, 224), epochs=4, batch_size=32, learning_rate=1e-4, cut_block=10,
                            probe_strength=3e-4, variants=("float32", "float16", "int8-dynamic", "int8-full"),
                            notes=["blocks 0-10 frozen at ImageNet weights, their activations cached",
-                                  "genre head first fitted alone: L2 logistic regression (C=3e-4) on standardized "
-                                  "frozen features",
+                                  ("genre head first fitted alone: L2 logistic regression (C=3e-4) on standardized "
+                                  "frozen features"),
                                   "then blocks 11-15, head conv and genre head fine-tuned; batch norm frozen",
                                   "augmentation: horizontal mirror; loss: binary cross-entropy",
-                                  "AdamW, cosine decay; kept: the probe or the epoch with the best validation "
-                                  "macro ROC-AUC + macro AP"]),
+                                  ("AdamW, cosine decay; kept: the probe or the epoch with the best validation "
+                                  "macro ROC-AUC + macro AP")]),
     "seed": Recipe("seed", (350, 350), epochs=5, batch_size=32, learning_rate=1e-3,
                    notes=["the original project's network and recipe, unchanged"]),
 }
@@ -134,7 +134,7 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
         "variant": shipped,
         "training": {
             "data": {"path": str(data), "layout": dataset.layout, "posters": len(dataset),
-                     "skipped": dataset.skipped, "train": int(len(train_labels)), "validation": int(len(val_labels)),
+                     "skipped": dataset.skipped, "train": len(train_labels), "validation": len(val_labels),
                      "split": f"iterative stratification, seed {recipe.seed}, {recipe.val_fraction:.0%} validation"},
             "recipe": {**asdict(recipe), "input_size": list(recipe.input_size)},
             "seconds": round(train_seconds, 1),
