@@ -7,12 +7,13 @@ An item is {"name", "kind", "path"?, "error"?}; uploads come with their bytes be
 import io
 import stat
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from api.exceptions import BadRequest, Forbidden, NotFound, TooLarge
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.genres import GENRES
+from posterq.labelling import iter_files
 from posterq.store import ItemKind
 
 # Members that archivers add and that are never posters.
@@ -134,19 +135,11 @@ def from_directory(body: dict, settings: Settings) -> list[dict]:
     if not folder.is_dir():
         raise BadRequest(f"{directory} is not a directory", "not_a_directory")
     items = []
-    for path in _walk(folder, recursive):
+    # The same files, in the same order, as `posterq label` (no dot-names, sorted by relative path).
+    for path in iter_files(folder, recursive=recursive):
         items.append({"name": path.relative_to(folder).as_posix(), "kind": ItemKind.PATH.value,
                       "path": str(path)})
         if len(items) > settings.max_posters_per_job:
             break  # no need to list the rest of a folder that is over the limit anyway
     _check_count(len(items), settings)
     return items
-
-
-def _walk(folder: Path, recursive: bool):
-    # The same files, in the same order, as `posterq label` (posterq.labelling.iter_files, which
-    # the API cannot import because it loads LiteRT): no dot-names, sorted by relative path.
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    found = [path for path in pattern
-             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
-    return sorted(found, key=lambda path: path.relative_to(folder).parts)

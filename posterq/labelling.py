@@ -45,13 +45,14 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def iter_files(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()) -> list[Path]:
-    """Every file under root, recursively, sorted by relative path; skips names starting with '.'."""
+def iter_files(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
+               recursive: bool = True) -> list[Path]:
+    """Every file under root (recursively by default), sorted by relative path; skips names starting with '.'."""
     root = Path(root)
     excluded = {os.path.realpath(path) for path in exclude}
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        dirs[:] = [name for name in dirs if not name.startswith(".")] if recursive else []
         for name in files:
             path = Path(folder) / name
             if not name.startswith(".") and os.path.realpath(path) not in excluded:
