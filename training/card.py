@@ -129,10 +129,10 @@ def _markdown(meta: dict, seed: dict | None, plots) -> str:
                      shipped["size_bytes"], shipped["ms_per_poster_1_core"]))
     variant_rows = [("| variant | macro ROC-AUC | macro AP | micro F1 | samples F1 | size | ms/poster, 1 core | "
                     "max score diff vs Keras | labels agree with Keras |"), "|---|---|---|---|---|---|---|---|---|"]
-    variant_rows.append(_row("Keras (reference)", comparison["keras"]["metrics"])[:-1] + " 0 | 100% |")
+    variant_rows.append(_row("Keras (reference)", comparison["keras"]["metrics"]) + " 0 | 100% |")
     for name, entry in comparison["variants"].items():
         vs = entry["vs_keras"]
-        variant_rows.append(_row(name, entry["metrics"], entry["size_bytes"], entry["ms_per_poster_1_core"])[:-1]
+        variant_rows.append(_row(name, entry["metrics"], entry["size_bytes"], entry["ms_per_poster_1_core"])
                             + f" {vs['max_abs_score_diff']:.4f} | {vs['labels_agree']:.1%} |")
     per_genre = ["| genre | validation positives | ROC-AUC | AP | threshold | precision | recall | F1 |",
                  "|---|---|---|---|---|---|---|---|"]
