@@ -12,26 +12,32 @@ count=${2:-1000}
 workers=${3:-"1 2"}
 port=${PORT:-8011}
 cd "$(dirname "$0")/.."
-root=$(mktemp -d /tmp/posterq-serve-job.XXXXXX)
-trap 'rm -rf "$root"' EXIT
-ls "$src" | sort | head -n "$count" | while read -r name; do cp "$src/$name" "$root/"; done
+work=$(mktemp -d /tmp/posterq-serve-job.XXXXXX)
+serve=
+stop_serve() { [ -z "$serve" ] || { kill -INT -- -"$serve" 2>/dev/null || true; wait "$serve" 2>/dev/null || true; }; serve=; }
+trap 'stop_serve; rm -rf "$work"' EXIT
+root="$work/posters"
+mkdir "$root"
+mapfile -t names < <(ls "$src" | sort | head -n "$count")
+for name in "${names[@]}"; do cp "$src/$name" "$root/"; done
 api="http://127.0.0.1:$port"
 for n in $workers; do
-    setsid make -s serve WORKERS="$n" PORT="$port" DATA_ROOTS="$root" >"$root.serve.log" 2>&1 &
+    if curl -sf "$api/healthz" >/dev/null; then echo "something already listens on port $port" >&2; exit 1; fi
+    setsid make -s serve WORKERS="$n" PORT="$port" DATA_ROOTS="$root" >"$work/serve.log" 2>&1 &
     serve=$!
     for _ in $(seq 600); do curl -sf "$api/readyz" >/dev/null && break; sleep 0.2; done
     job=$(curl -sf -H 'Content-Type: application/json' -d "{\"directory\": \"$root\", \"recursive\": true}" "$api/jobs")
     id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$job")
     while :; do
-        state=$(curl -sf "$api/jobs/$id?limit=0")
+        state=$(curl -sf "$api/jobs/$id?limit=1")
         python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["status"] not in ("done","failed"))' <<<"$state" && break
         sleep 0.5
     done
-    curl -sf -o "$root.results.csv" "$api/jobs/$id/results?format=csv"
-    python3 - "$n" "$count" "$root.results.csv" <<<"$state" <<'PY'
-import csv, json, sys
+    curl -sf -o "$work/results.csv" "$api/jobs/$id/results?format=csv"
+    STATE="$state" python3 - "$n" "$count" "$work/results.csv" <<'PY'
+import csv, json, os, sys
 workers, count, results = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-job = json.load(sys.stdin)
+job = json.loads(os.environ["STATE"])
 rows = list(csv.DictReader(open(results)))
 paths = [row["path"] for row in rows]
 ok = len(rows) == count and len(set(paths)) == count and job["done"] + job["failed"] == count
@@ -40,7 +46,6 @@ print(json.dumps({"workers": workers, "posters": count, "status": job["status"],
                   "elapsed_s": job["elapsed_s"], "posters_per_second": job["posters_per_second"],
                   "model": job.get("model")}))
 PY
-    kill -INT -- -"$serve" 2>/dev/null || true
-    wait "$serve" 2>/dev/null || true
+    stop_serve
     sleep 1
 done
