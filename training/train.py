@@ -11,7 +11,6 @@ import json
 import logging
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -91,8 +90,8 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     train_pixels, train_ok = poster_pixels([e.path for e in train_set.examples], recipe.input_size, cache)
     val_pixels, val_ok = poster_pixels([e.path for e in val_set.examples], recipe.input_size, cache)
     train_labels, val_labels = train_set.labels()[train_ok], val_set.labels()[val_ok]
-    budget = TimeBudget(max_minutes)
     train_pixels, val_pixels = train_pixels[train_ok], val_pixels[val_ok]
+    budget = TimeBudget(max_minutes)
 
     if arch == "seed":
         from training.seed_train import fit_seed
@@ -115,8 +114,8 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     train_seconds = time.time() - started
 
     keras_scores = model.predict(val_pixels.astype(np.float32), batch_size=32, verbose=0)
-    report = _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train_pixels, work)
-    shipped_scores = report.pop("_scores")
+    report, shipped_scores = _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train_pixels,
+                                               work)
     shipped = report["shipped"]
     baseline = label_prior_baseline(train_labels, len(val_labels))
     meta = {
@@ -157,8 +156,11 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     return meta
 
 
-def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train_pixels, work: Path) -> dict:
-    """Export each variant, run it through posterq's Classifier, and measure it against Keras."""
+def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train_pixels, work: Path):
+    """Export each variant to work/variants, run it through posterq's Classifier, measure it against Keras.
+
+    Returns the report and the validation scores of the variant chosen to ship.
+    """
     from training.export import agreement, milliseconds_per_poster, to_tflite
 
     keras_thresholds = tune_thresholds(val_labels, keras_scores)
@@ -171,7 +173,8 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
     for variant in recipe.variants:
         started = time.time()
         tflite = to_tflite(model, variant, calibration if variant == "int8-full" else None)
-        folder = Path(tempfile.mkdtemp(prefix=f"posterq-{variant}-"))
+        folder = work / "variants" / variant
+        shutil.rmtree(folder, ignore_errors=True)
         meta = {"name": variant, "version": "candidate", "architecture": recipe.arch,
                 "input": {"height": recipe.input_size[0], "width": recipe.input_size[1]},
                 "preprocessing": {}, "genres": list(GENRES),
@@ -194,14 +197,9 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
         all_scores[variant] = scores
         log.info("%s: %s (%.0f s)", variant, {k: entry[k] for k in ("size_bytes", "ms_per_poster_1_core")},
                  time.time() - started)
-        target = work / "variants" / variant
-        shutil.rmtree(target, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(folder), str(target))
     report["shipped"] = _choose(report["variants"])
     report["rule"] = SHIPPING_RULE
-    report["_scores"] = all_scores[report["shipped"]]
-    return report
+    return report, all_scores[report["shipped"]]
 
 
 def _choose(variants: dict) -> str:
