@@ -1,5 +1,6 @@
 """Keras callbacks of the training pipeline."""
 
+import sys
 import time
 
 import keras
@@ -21,3 +22,8 @@ class TimeBudget(keras.callbacks.Callback):
         if self.seconds is not None and time.monotonic() - self.started > self.seconds:
             self.model.stop_training = True
             self.stopped_at = self.stopped_at or self.steps
+
+
+def fit_verbosity() -> int:
+    """Keras' per-step progress bar on a terminal; one line per epoch in a log file."""
+    return 1 if sys.stdout.isatty() else 2

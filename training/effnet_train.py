@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
 from training.architectures import effnet_lite0_part, genre_head
+from training.callbacks import fit_verbosity
 from training.effnet_port import load_imagenet_weights, weights_file
 from training.metrics import evaluate_scores
 from training.torch_legacy import load_state_dict
@@ -162,7 +163,7 @@ def fit_upper(upper, train_acts, train_mirror, train_labels, val_acts, val_label
         *([budget] if budget else []),
     ]
     batches = MirroredBatches(train_acts, train_mirror, train_labels, batch_size, seed)
-    upper.fit(batches, epochs=epochs, callbacks=callbacks, verbose=2)
+    upper.fit(batches, epochs=epochs, callbacks=callbacks, verbose=fit_verbosity())
     _load_weights(upper, best)
     done.touch()
 

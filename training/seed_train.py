@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from training.architectures import seed_network
+from training.callbacks import fit_verbosity
 
 
 class PixelBatches(keras.utils.PyDataset):
@@ -46,5 +47,5 @@ def fit_seed(train_pixels, train_labels, val_pixels, val_labels, out: Path, epoc
     ]
     history = model.fit(PixelBatches(train_pixels, train_labels, batch_size, seed),
                         validation_data=PixelBatches(val_pixels, val_labels, 64, seed),
-                        epochs=epochs, callbacks=callbacks, verbose=2)
+                        epochs=epochs, callbacks=callbacks, verbose=fit_verbosity())
     return model, history.history
