@@ -41,19 +41,27 @@ def _plot_history(path: Path, out: Path) -> str:
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     # A resumed run appends to the log; keep the last row written for each epoch.
-    by_epoch = {int(row["epoch"]): row for row in rows}
+    by_epoch = {int(row["epoch"]) + 1: row for row in rows}
+    probe = path.parent / "probe.json"
+    if probe.exists():  # the linear probe the fine-tuning started from, as epoch 0
+        by_epoch[0] = json.loads(probe.read_text())
     epochs = sorted(by_epoch)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key, axis in (("loss", axes[0]), ("ap", axes[1])):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            values = [float(by_epoch[e][prefix + key]) for e in epochs if by_epoch[e].get(prefix + key)]
-            axis.plot([e + 1 for e in epochs][:len(values)], values, style, marker="o",
-                      label=("validation " if prefix else "train ") + key)
+    losses = [(e, float(by_epoch[e]["loss"])) for e in epochs if by_epoch[e].get("loss")]
+    axes[0].plot(*zip(*losses), marker="o", label="train loss")
+    axes[0].set_title("binary cross-entropy (training)")
+    # The effnet recipe logs the project's validation metrics; the seed recipe Keras' own.
+    keys = (("val_macro_roc_auc", "validation macro ROC-AUC"), ("val_macro_ap", "validation macro AP"),
+            ("val_roc_auc", "validation ROC-AUC (Keras, all genres)"), ("val_ap", "validation AP (Keras, all genres)"))
+    for key, label in keys:
+        points = [(e, float(by_epoch[e][key])) for e in epochs if by_epoch[e].get(key) not in (None, "")]
+        if points:
+            axes[1].plot(*zip(*points), marker="o", label=label)
+    axes[1].set_title("validation (epoch 0: the linear probe)" if probe.exists() else "validation")
+    for axis in axes:
         axis.set_xlabel("epoch")
         axis.legend()
         axis.grid(alpha=0.3)
-    axes[0].set_title("weighted binary cross-entropy")
-    axes[1].set_title("macro average precision")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
