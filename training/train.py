@@ -148,6 +148,7 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
             baseline, tune_thresholds(val_labels, baseline), recipe.top_k))),
         "comparison": report,
     }
+    meta["training"]["total_seconds"] = round(time.time() - started, 1)
     tflite = (work / "variants" / shipped / "model.tflite").read_bytes()
     write_bundle(out, tflite, meta)
     np.savez(work / "validation_scores.npz", labels=val_labels, scores=shipped_scores)
