@@ -29,13 +29,14 @@ DOCUMENT = {
             "parameters": [{"name": "top_k", "in": "query", "required": False,
                             "schema": {"type": "integer", "minimum": 1, "maximum": 24}}],
             "requestBody": {"required": True, "content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": {
-                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {"schema": {
+                    "type": "object", "oneOf": [{"required": ["files"]}, {"required": ["zip"]}], "properties": {
+                    "files": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
                     "zip": {"type": "string", "format": "binary"},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
-                _JSON: {"schema": {"type": "object", "required": ["directory"], "properties": {
-                    "directory": {"type": "string"}, "recursive": {"type": "boolean", "default": True},
+                _JSON: {"schema": {"type": "object", "required": ["directory"], "additionalProperties": False, "properties": {
+                    "directory": {"type": "string", "minLength": 1}, "recursive": {"type": "boolean", "default": True},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
             }},
             "responses": {
