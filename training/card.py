@@ -62,10 +62,7 @@ def _plot_history(path: Path, out: Path) -> str:
         axis.set_xlabel("epoch")
         axis.legend()
         axis.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out.name
+    return _save(fig, out)
 
 
 def _plot_per_genre(meta: dict, seed: dict | None, out: Path) -> str:
@@ -86,10 +83,7 @@ def _plot_per_genre(meta: dict, seed: dict | None, out: Path) -> str:
     axis.set_ylabel("average precision")
     axis.legend()
     axis.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out.name
+    return _save(fig, out)
 
 
 def _plot_pr(path: Path, genres: list, out: Path) -> str:
@@ -106,6 +100,10 @@ def _plot_pr(path: Path, genres: list, out: Path) -> str:
     axis.set_ylim(0, 1)
     axis.legend()
     axis.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def _save(fig, out: Path) -> str:
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
