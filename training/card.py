@@ -156,7 +156,7 @@ def _markdown(meta: dict, seed: dict | None, plots) -> str:
     if seed and seed["training"].get("stopped_early"):
         seed_note = (f"\nThe seed network's row is from a run cut short: {seed['training']['stopped_early']}; "
                      f"its full recipe ({seed['training']['recipe']['epochs']} epochs at 350x350) needs hours "
-                     "on this 2-core CPU.\n")
+                     "on this 2-core CPU." + (f" Its figures: {seed['how']}." if seed.get("how") else "") + "\n")
     figures = "\n".join(f"### {title}\n\n![{title}]({name})\n" for title, name in plots)
     return f"""# {meta['name']} {meta['version']}
 
