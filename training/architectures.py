@@ -88,6 +88,6 @@ def _mbconv(x, channels, out, kernel, stride, expand, name):
 
 def genre_head(features, n_genres: int = len(GENRES), dropout: float = 0.3):
     """Pool, drop out and map backbone features to one sigmoid per genre."""
-    x = layers.GlobalAveragePooling2D(name="pool")(features) if len(features.shape) == 4 else features
+    x = layers.GlobalAveragePooling2D(name="pool")(features)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     return layers.Dense(n_genres, activation="sigmoid", name="genres")(x)

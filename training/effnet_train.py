@@ -150,6 +150,7 @@ def fit_upper(upper, train_acts, train_mirror, train_labels, val_acts, val_label
         log.info("linear probe: %s", probed)
         (out / "probe.json").write_text(json.dumps(probed))
         _save_weights(upper, best)
+        best.with_suffix(".json").unlink(missing_ok=True)  # a new selection starts from the probe
     probed = json.loads((out / "probe.json").read_text())
     steps = max(1, epochs * int(np.ceil(len(train_labels) / batch_size)))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
@@ -169,17 +170,24 @@ def fit_upper(upper, train_acts, train_mirror, train_labels, val_acts, val_label
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Save the weights whenever `monitor` beats the best so far (the linear probe's to start with)."""
+    """Save the weights whenever `monitor` beats the best so far (the linear probe's to start with).
+
+    The best value is saved beside the weights, so a resumed fit does not let a worse epoch
+    overwrite a better one saved before the interruption.
+    """
 
     def __init__(self, path: Path, monitor: str, best: float):
         super().__init__()
-        self.path, self.monitor, self.best = path, monitor, best
+        self.path, self.monitor = path, monitor
+        self.record = path.with_suffix(".json")
+        self.best = json.loads(self.record.read_text())[monitor] if self.record.exists() else best
 
     def on_epoch_end(self, epoch, logs=None):
         """Save the weights if this epoch is the best."""
         if logs[self.monitor] > self.best:
             self.best = logs[self.monitor]
             _save_weights(self.model, self.path)
+            self.record.write_text(json.dumps({self.monitor: self.best}))
             log.info("epoch %d is the best so far (%s %.4f)", epoch + 1, self.monitor, self.best)
 
 

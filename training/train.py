@@ -20,6 +20,7 @@ import numpy as np
 from posterq import __version__
 from posterq.classifier import Classifier
 from posterq.genres import GENRES
+from posterq.labelling import available_cores
 from training.bundle_io import write_bundle
 from training.callbacks import TimeBudget
 from training.datasets import load_dataset
@@ -140,7 +141,7 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
             "stopped_early": None if budget.stopped_at is None else
             f"time budget of {max_minutes} min spent after {budget.stopped_at} steps "
             f"(the recipe asks for {recipe.epochs} epochs)",
-            "machine": f"{platform.machine()}, {_cores()} cores",
+            "machine": f"{platform.machine()}, {available_cores()} cores",
             "posterq": __version__,
         },
         "metrics": report["variants"][shipped]["metrics"],
@@ -237,9 +238,3 @@ def _cached(path: Path, compute) -> dict:
     np.savez(partial, **arrays)
     partial.replace(path)
     return arrays
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
