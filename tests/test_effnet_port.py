@@ -43,7 +43,7 @@ def test_split_network_equals_the_whole():
     size = (64, 48)
     lower, upper, state = split_models(size, cut=10)
     whole = pretrained_backbone(size, state)
-    features = keras.Input(lower.output.shape[1:])
+    features = keras.Input(lower.outputs[0].shape[1:])
     top = keras.Model(features, effnet_lite0_part(features, 11, 15))
     for layer in top.layers:
         if layer.weights:
@@ -51,3 +51,24 @@ def test_split_network_equals_the_whole():
     batch = np.stack([preprocess(_poster(seed), size) for seed in range(2)])
     np.testing.assert_allclose(top.predict(lower.predict(batch, verbose=0), verbose=0),
                                whole.predict(batch, verbose=0), atol=1e-4)
+
+
+def test_assembled_network_equals_lower_then_upper_with_every_tap():
+    """The shipped image-to-genres model must compute what training fitted on cached lower outputs."""
+    from training.effnet_train import assemble, split_models
+    from training.train import RECIPES
+
+    size, taps = (64, 48), RECIPES["effnet-lite0"].taps
+    lower, upper, state = split_models(size, cut=10, tap_blocks=taps)
+    head = upper.get_layer("genres")
+    # 1280 head features plus the pooled taps: blocks 4, 10, 11-14 and 15.
+    assert taps == (4, 10, 11, 12, 13, 14, 15)
+    assert head.kernel.shape[0] == 1280 + 40 + 112 + 4 * 192 + 320
+    # A random head, so that every tap's features move the scores.
+    rng = np.random.default_rng(0)
+    head.set_weights([rng.normal(0, 0.05, head.kernel.shape).astype(np.float32), np.zeros(head.bias.shape, np.float32)])
+    whole = assemble(size, upper, state, taps)
+    batch = np.stack([preprocess(_poster(seed), size) for seed in range(3)])
+    split_scores = upper.predict(lower.predict(batch, verbose=0), verbose=0)
+    np.testing.assert_allclose(whole.predict(batch, verbose=0), split_scores, atol=1e-5)
+    assert split_scores.std() > 1e-3  # the comparison is not between two constants

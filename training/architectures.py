@@ -55,11 +55,13 @@ def effnet_lite0_backbone(input_size) -> keras.Model:
     return keras.Model(inputs, effnet_lite0_part(inputs, 0, 15, stem=True), name="effnet_lite0")
 
 
-def effnet_lite0_part(x, first: int, last: int, stem: bool = False, head: bool = True):
+def effnet_lite0_part(x, first: int, last: int, stem: bool = False, head: bool = True, taps: dict | None = None,
+                      tap_blocks=()):
     """Apply blocks first..last (and the stem before / the 1280 head conv after) to tensor x.
 
     Cutting the network lets training cache the frozen lower part's activations once and
-    fine-tune only the upper part; layer names stay those of the whole network.
+    fine-tune only the upper part; layer names stay those of the whole network. Outputs of
+    the blocks in `tap_blocks` are stored in `taps` (block index -> tensor) when it is given.
     """
     if stem:
         # EfficientNet-Lite's preprocessing: (pixel - 127) / 128.
@@ -68,6 +70,8 @@ def effnet_lite0_part(x, first: int, last: int, stem: bool = False, head: bool =
     for index, (kernel, stride, expand, channels, out) in enumerate(effnet_lite0_blocks()):
         if first <= index <= last:
             x = _mbconv(x, channels, out, kernel, stride, expand, f"blocks_{index}")
+            if taps is not None and index in tap_blocks:
+                taps[index] = x
     if head and last == 15:
         x = _conv_bn(x, 1280, 1, 1, "conv_head", "bn1")
     return x
@@ -86,8 +90,16 @@ def _mbconv(x, channels, out, kernel, stride, expand, name):
     return x
 
 
-def genre_head(features, n_genres: int = len(GENRES), dropout: float = 0.3):
-    """Pool, drop out and map backbone features to one sigmoid per genre."""
-    x = layers.GlobalAveragePooling2D(name="pool")(features)
+def genre_head(features, taps: dict | None = None, n_genres: int = len(GENRES), dropout: float = 0.3):
+    """Pool the head's features and the tapped blocks' outputs, drop out, map to one sigmoid per genre.
+
+    A tap is a block's output (pooled here) or, for a cut network's frozen lower blocks, its
+    already pooled vector. Without taps this is the plain EfficientNet head.
+    """
+    pooled = [layers.GlobalAveragePooling2D(name="pool")(features)]
+    for index in sorted(taps or {}):
+        tap = taps[index]
+        pooled.append(tap if len(tap.shape) == 2 else layers.GlobalAveragePooling2D(name=f"pool_blocks_{index}")(tap))
+    x = layers.Concatenate(name="pooled")(pooled) if len(pooled) > 1 else pooled[0]
     x = layers.Dropout(dropout, name="head_dropout")(x)
     return layers.Dense(n_genres, activation="sigmoid", name="genres")(x)

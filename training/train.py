@@ -42,6 +42,7 @@ class Recipe:
     learning_rate: float
     cut_block: int | None = None
     probe_strength: float | None = None
+    taps: tuple[int, ...] = ()  # blocks whose pooled outputs also feed the genre head
     top_k: int = 3
     seed: int = DEFAULT_SEED
     val_fraction: float = 0.2
@@ -49,15 +50,25 @@ class Recipe:
     notes: list[str] = field(default_factory=list)
 
 
+# Blocks whose pooled outputs feed the genre head beside the last features: the ends of stages 3
+# and 5 and every block after them. Genre lives partly in colour, texture and layout that the
+# last, ImageNet-object features pool away; on frozen features these taps raised a linear probe's
+# validation macro ROC-AUC from 0.755 to 0.769 and its macro AP from 0.282 to 0.299.
+TAPS = (4, 10, 11, 12, 13, 14, 15)
+
 RECIPES = {
     # Input 320x224 (height x width) keeps the posters' portrait shape; see bench/input_shape.py.
-    "effnet-lite0": Recipe("effnet-lite0", (320, 224), epochs=4, batch_size=32, learning_rate=1e-4, cut_block=10,
-                           probe_strength=3e-4, variants=("float32", "float16", "int8-dynamic", "int8-full"),
-                           notes=["blocks 0-10 frozen at ImageNet weights, their activations cached",
+    "effnet-lite0": Recipe("effnet-lite0", (320, 224), epochs=5, batch_size=32, learning_rate=1e-4, cut_block=4,
+                           probe_strength=3e-4, taps=TAPS,
+                           variants=("float32", "float16", "int8-dynamic", "int8-full"),
+                           notes=["blocks 0-4 frozen at ImageNet weights, their activations cached",
+                                  ("genre head on the pooled 1280 head features and the pooled outputs of blocks "
+                                   f"{', '.join(map(str, TAPS))}"),
                                   ("genre head first fitted alone: L2 logistic regression (C=3e-4) on standardized "
                                   "frozen features"),
-                                  "then blocks 11-15, head conv and genre head fine-tuned; batch norm frozen",
-                                  "augmentation: horizontal mirror; loss: binary cross-entropy",
+                                  "then blocks 5-15, head conv and genre head fine-tuned; batch norm frozen",
+                                  ("augmentation: horizontal mirror; loss: binary cross-entropy with positives "
+                                   "weighted sqrt(negatives / positives) per genre (1 to 10)"),
                                   ("AdamW, cosine decay; kept: the probe or the epoch with the best validation "
                                   "macro ROC-AUC + macro AP")]),
     "seed": Recipe("seed", (350, 350), epochs=5, batch_size=32, learning_rate=1e-3,
@@ -102,16 +113,17 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     else:
         from training.effnet_train import assemble, fit_upper, lower_activations, split_models
 
-        lower, upper, state = split_models(recipe.input_size, recipe.cut_block)
-        acts = _cached(work / "activations.npz", lambda: {
+        lower, upper, state = split_models(recipe.input_size, recipe.cut_block, recipe.taps)
+        acts = _cached(work / "lower_outputs.npz", lambda: _numbered({
             "train": lower_activations(lower, train_pixels, desc="train features"),
             "mirror": lower_activations(lower, train_pixels, flip=True, desc="mirrored features"),
             "val": lower_activations(lower, val_pixels, desc="val features"),
-        })
-        fit_upper(upper, acts["train"], acts["mirror"], train_labels, acts["val"], val_labels, work,
+        }))
+        inputs = {part: [acts[f"{part}_{i}"] for i in range(len(lower.outputs))] for part in ("train", "mirror", "val")}
+        fit_upper(upper, inputs["train"], inputs["mirror"], train_labels, inputs["val"], val_labels, work,
                   recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.seed, recipe.probe_strength,
                   budget=budget)
-        model = assemble(recipe.input_size, upper, state)
+        model = assemble(recipe.input_size, upper, state, recipe.taps)
     train_seconds = time.time() - started
 
     keras_scores = model.predict(val_pixels.astype(np.float32), batch_size=32, verbose=0)
@@ -136,7 +148,7 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
             "data": {"path": str(data), "layout": dataset.layout, "posters": len(dataset),
                      "skipped": dataset.skipped, "train": len(train_labels), "validation": len(val_labels),
                      "split": f"iterative stratification, seed {recipe.seed}, {recipe.val_fraction:.0%} validation"},
-            "recipe": {**asdict(recipe), "input_size": list(recipe.input_size)},
+            "recipe": {**asdict(recipe), "input_size": list(recipe.input_size), "taps": list(recipe.taps)},
             "seconds": round(train_seconds, 1),
             "stopped_early": None if budget.stopped_at is None else
             f"time budget of {max_minutes} min spent after {budget.stopped_at} steps "
@@ -226,6 +238,11 @@ def _summary(metrics: dict) -> dict:
     summary["genres_scored"] = metrics["genres_scored"]
     summary["per_genre"] = metrics["per_genre"]
     return summary
+
+
+def _numbered(outputs: dict) -> dict:
+    """Flatten {part: [array per lower output]} into {part_index: array} for an .npz file."""
+    return {f"{part}_{index}": array for part, arrays in outputs.items() for index, array in enumerate(arrays)}
 
 
 def _cached(path: Path, compute) -> dict:
