@@ -1,0 +1,63 @@
+"""Does a larger input help the shipped recipe? Its own linear probe (head on frozen taps), per size.
+
+    python bench/probe_resolution.py --data ../shared/datasets/movie-posters [--sizes 320x224 384x256]
+
+For each size (height x width), the recipe's frozen lower blocks and taps run over every training
+poster and its mirror image, the recipe's logistic-regression probe is fitted exactly as in
+`posterq train`, and the validation split is scored. Unlike bench/input_shape.py (a weak probe on
+the last features of 2,400 posters), this is the starting point the fine-tuning builds on.
+Writes bench/results/probe_resolution.json.
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from training.datasets import load_dataset
+from training.effnet_train import ValidationMetrics, linear_probe, lower_activations, split_models
+from training.pixels import poster_pixels
+from training.split import split
+from training.train import RECIPES
+
+
+def probe(data, size, cache: Path) -> dict:
+    """Fit the recipe's probe at one input size; return its validation figures and time."""
+    recipe = RECIPES["effnet-lite0"]
+    started = time.time()
+    train_set, val_set = split(load_dataset(data), recipe.val_fraction, recipe.seed)
+    train_pixels, train_ok = poster_pixels([e.path for e in train_set.examples], size, cache)
+    val_pixels, val_ok = poster_pixels([e.path for e in val_set.examples], size, cache)
+    lower, upper, _ = split_models(size, recipe.cut_block, recipe.taps)
+    train_pixels, val_pixels = train_pixels[train_ok], val_pixels[val_ok]
+    plain = lower_activations(lower, train_pixels, desc=f"train {size}")
+    mirrored = lower_activations(lower, train_pixels, flip=True, desc=f"mirrored {size}")
+    linear_probe(upper, plain, mirrored, train_set.labels()[train_ok], recipe.probe_strength)
+    validation = ValidationMetrics(lower_activations(lower, val_pixels, desc=f"val {size}"), val_set.labels()[val_ok])
+    validation.set_model(upper)
+    measured = validation.measure()
+    return {"height": size[0], "width": size[1], "macro_roc_auc": measured["val_macro_roc_auc"],
+            "macro_average_precision": measured["val_macro_ap"], "seconds": round(time.time() - started, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--sizes", nargs="+", default=["320x224", "384x256"])
+    parser.add_argument("--cache", default="runs/cache", help="decoded-poster cache shared with posterq train")
+    args = parser.parse_args()
+    results = []
+    for text in args.sizes:
+        size = tuple(int(v) for v in text.split("x"))
+        results.append(probe(args.data, size, Path(args.cache)))
+        print(json.dumps(results[-1]), flush=True)
+    out = Path(__file__).parent / "results" / "probe_resolution.json"
+    out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, per input size",
+                               "machine": f"{platform.machine()}", "command": "python bench/probe_resolution.py --data DIR",
+                               "results": results}, indent=2) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
