@@ -13,28 +13,23 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from training.datasets import load_dataset
-from training.effnet_train import ValidationMetrics, linear_probe, lower_activations, split_models
-from training.pixels import poster_pixels
-from training.split import split
-from training.train import RECIPES
+from training.effnet_train import ValidationMetrics, linear_probe, lower_outputs, split_models
+from training.train import RECIPES, decoded_split
 
 
 def probe(data, size, cache: Path) -> dict:
     """Fit the recipe's probe at one input size; return its validation figures and time."""
-    recipe = RECIPES["effnet-lite0"]
+    recipe = replace(RECIPES["effnet-lite0"], input_size=size)
     started = time.time()
-    train_set, val_set = split(load_dataset(data), recipe.val_fraction, recipe.seed)
-    train_pixels, train_ok = poster_pixels([e.path for e in train_set.examples], size, cache)
-    val_pixels, val_ok = poster_pixels([e.path for e in val_set.examples], size, cache)
+    train_pixels, train_labels, val_pixels, val_labels = decoded_split(load_dataset(data), recipe, cache)
     lower, upper, _ = split_models(size, recipe.cut_block, recipe.taps)
-    train_pixels, val_pixels = train_pixels[train_ok], val_pixels[val_ok]
-    plain = lower_activations(lower, train_pixels, desc=f"train {size}")
-    mirrored = lower_activations(lower, train_pixels, flip=True, desc=f"mirrored {size}")
-    linear_probe(upper, plain, mirrored, train_set.labels()[train_ok], recipe.probe_strength)
-    validation = ValidationMetrics(lower_activations(lower, val_pixels, desc=f"val {size}"), val_set.labels()[val_ok])
+    outputs = lower_outputs(lower, train_pixels, val_pixels)
+    linear_probe(upper, outputs["train"], outputs["mirror"], train_labels, recipe.probe_strength)
+    validation = ValidationMetrics(outputs["val"], val_labels)
     validation.set_model(upper)
     measured = validation.measure()
     return {"height": size[0], "width": size[1], "macro_roc_auc": measured["val_macro_roc_auc"],

@@ -97,13 +97,7 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     dataset = load_dataset(data)
-    train_set, val_set = split(dataset, recipe.val_fraction, recipe.seed)
-    log.info("%d posters: %d train, %d validation", len(dataset), len(train_set), len(val_set))
-    cache = work.parent / "cache"
-    train_pixels, train_ok = poster_pixels([e.path for e in train_set.examples], recipe.input_size, cache)
-    val_pixels, val_ok = poster_pixels([e.path for e in val_set.examples], recipe.input_size, cache)
-    train_labels, val_labels = train_set.labels()[train_ok], val_set.labels()[val_ok]
-    train_pixels, val_pixels = train_pixels[train_ok], val_pixels[val_ok]
+    train_pixels, train_labels, val_pixels, val_labels = decoded_split(dataset, recipe, work.parent / "cache")
     budget = TimeBudget(max_minutes)
 
     if arch == "seed":
@@ -112,14 +106,10 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
         model, _ = fit_seed(train_pixels, train_labels, val_pixels, val_labels, work, recipe.epochs,
                             recipe.batch_size, recipe.learning_rate, recipe.seed, budget=budget)
     else:
-        from training.effnet_train import assemble, fit_upper, lower_activations, split_models
+        from training.effnet_train import assemble, fit_upper, lower_outputs, split_models
 
         lower, upper, state = split_models(recipe.input_size, recipe.cut_block, recipe.taps)
-        acts = _cached(work / "lower_outputs.npz", lambda: _numbered({
-            "train": lower_activations(lower, train_pixels, desc="train features"),
-            "mirror": lower_activations(lower, train_pixels, flip=True, desc="mirrored features"),
-            "val": lower_activations(lower, val_pixels, desc="val features"),
-        }))
+        acts = _cached(work / "lower_outputs.npz", lambda: _numbered(lower_outputs(lower, train_pixels, val_pixels)))
         inputs = {part: [acts[f"{part}_{i}"] for i in range(len(lower.outputs))] for part in ("train", "mirror", "val")}
         fit_upper(upper, inputs["train"], inputs["mirror"], train_labels, inputs["val"], val_labels, work,
                   recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.seed, recipe.probe_strength,
@@ -169,6 +159,18 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     (work / "model.json").write_text(json.dumps(meta, indent=2))
     log.info("bundle written to %s (%s, %.0f s)", out, shipped, time.time() - started)
     return meta
+
+
+def decoded_split(dataset, recipe: Recipe, cache: Path):
+    """Split `dataset` as the recipe does and decode both parts (cached in `cache`).
+
+    Returns (train_pixels, train_labels, val_pixels, val_labels); posters that fail to decode are left out.
+    """
+    train_set, val_set = split(dataset, recipe.val_fraction, recipe.seed)
+    log.info("%d posters: %d train, %d validation", len(dataset), len(train_set), len(val_set))
+    train_pixels, train_ok = poster_pixels([e.path for e in train_set.examples], recipe.input_size, cache)
+    val_pixels, val_ok = poster_pixels([e.path for e in val_set.examples], recipe.input_size, cache)
+    return train_pixels[train_ok], train_set.labels()[train_ok], val_pixels[val_ok], val_set.labels()[val_ok]
 
 
 def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train_pixels, work: Path):
