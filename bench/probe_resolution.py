@@ -6,7 +6,8 @@ For each size (height x width), the recipe's frozen lower blocks and taps run ov
 poster and its mirror image, the recipe's logistic-regression probe is fitted exactly as in
 `posterq train`, and the validation split is scored. Unlike bench/input_shape.py (a weak probe on
 the last features of 2,400 posters), this is the starting point the fine-tuning builds on.
-Writes bench/results/probe_resolution.json.
+Results are merged into bench/results/probe_resolution.json by size, so sizes can be measured one
+run at a time (each run takes minutes per size).
 """
 
 import argparse
@@ -42,15 +43,17 @@ def main():
     parser.add_argument("--sizes", nargs="+", default=["320x224", "384x256"])
     parser.add_argument("--cache", default="runs/cache", help="decoded-poster cache shared with posterq train")
     args = parser.parse_args()
-    results = []
+    out = Path(__file__).parent / "results" / "probe_resolution.json"
+    # Earlier runs' sizes are kept; a size measured again replaces its old figure.
+    measured = {(r["height"], r["width"]): r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
     for text in args.sizes:
         size = tuple(int(v) for v in text.split("x"))
-        results.append(probe(args.data, size, Path(args.cache)))
-        print(json.dumps(results[-1]), flush=True)
-    out = Path(__file__).parent / "results" / "probe_resolution.json"
-    out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, per input size",
-                               "machine": f"{platform.machine()}", "command": "python bench/probe_resolution.py --data DIR",
-                               "results": results}, indent=2) + "\n")
+        measured[size] = probe(args.data, size, Path(args.cache))
+        print(json.dumps(measured[size]), flush=True)
+        out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, per input size",
+                                   "machine": f"{platform.machine()}",
+                                   "command": "python bench/probe_resolution.py --data DIR --sizes HxW ...",
+                                   "results": [measured[key] for key in sorted(measured)]}, indent=2) + "\n")
     print(out)
 
 
