@@ -3,6 +3,7 @@
     posterq evaluate --data DIR [--model BUNDLE] [--out metrics.json] [--batch-size 32] [--top-k K]
 """
 
+import argparse
 import json
 import logging
 from pathlib import Path
@@ -48,6 +49,8 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="bundle folder to write (default models/<arch>-posters)")
     parser.add_argument("--work", default=None, help="folder for caches and resumable state (default runs/<out name>)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--input-size", type=_height_by_width, default=None, metavar="HxW",
+                        help="override the recipe's input size, e.g. 384x256 (faster, less accurate)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop fitting after this long and finish with the weights reached (recorded)")
     parser.add_argument("--restart", action="store_true", help="discard an interrupted run's state and start over")
@@ -59,11 +62,23 @@ def run_train(args) -> int:
     from training.train import train
 
     out = args.out or f"models/{args.arch}-posters"
-    meta = train(args.data, arch=args.arch, out=out, work=args.work, epochs=args.epochs,
+    meta = train(args.data, arch=args.arch, out=out, work=args.work, epochs=args.epochs, input_size=args.input_size,
                  max_minutes=args.max_minutes, restart=args.restart, version=args.version)
     metrics = meta["metrics"]
     print(f"\n{meta['name']} {meta['version']} ({meta['variant']}) written to {out} "
-          f"in {meta['training']['seconds'] / 60:.1f} min")
+          f"in {meta['training']['total_seconds'] / 60:.1f} min "
+          f"({meta['training']['seconds'] / 60:.1f} min to the end of fitting)")
     print(f"validation: macro ROC-AUC {metrics['macro_roc_auc']:.4f}, macro AP {metrics['macro_average_precision']:.4f}, "
           f"micro F1 {metrics['micro_f1']:.4f}, samples F1 {metrics['samples_f1']:.4f}")
     return 0
+
+
+def _height_by_width(text: str) -> tuple[int, int]:
+    """Parse "576x384" (height x width) for argparse."""
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 576x384, got {text!r}") from None
+    if height < 32 or width < 32:
+        raise argparse.ArgumentTypeError(f"input size {text!r} is too small (32x32 at least)")
+    return height, width
