@@ -1,6 +1,6 @@
 """Does a larger input help the shipped recipe? Its own linear probe (head on frozen taps), per size.
 
-    python bench/probe_resolution.py --data ../shared/datasets/movie-posters [--sizes 320x224 384x256]
+    python bench/probe_resolution.py --data ../shared/datasets/movie-posters [--sizes 320x224 384x256 480x320 576x384]
 
 For each size (height x width), the recipe's frozen lower blocks and taps run over every training
 poster and its mirror image, the recipe's logistic-regression probe is fitted exactly as in
@@ -40,7 +40,7 @@ def probe(data, size, cache: Path) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--sizes", nargs="+", default=["320x224", "384x256"])
+    parser.add_argument("--sizes", nargs="+", default=["320x224", "384x256", "480x320", "576x384"])
     parser.add_argument("--cache", default="runs/cache", help="decoded-poster cache shared with posterq train")
     args = parser.parse_args()
     out = Path(__file__).parent / "results" / "probe_resolution.json"
