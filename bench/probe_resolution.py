@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from training.cli import height_by_width
 from training.datasets import load_dataset
 from training.effnet_train import ValidationMetrics, linear_probe, lower_outputs, split_models
 from training.train import RECIPES, decoded_split
@@ -40,14 +41,14 @@ def probe(data, size, cache: Path) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--sizes", nargs="+", default=["320x224", "384x256", "480x320", "576x384"])
+    parser.add_argument("--sizes", nargs="+", type=height_by_width, metavar="HxW",
+                        default=[(320, 224), (384, 256), (480, 320), (576, 384)])
     parser.add_argument("--cache", default="runs/cache", help="decoded-poster cache shared with posterq train")
     args = parser.parse_args()
     out = Path(__file__).parent / "results" / "probe_resolution.json"
     # Earlier runs' sizes are kept; a size measured again replaces its old figure.
     measured = {(r["height"], r["width"]): r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
-    for text in args.sizes:
-        size = tuple(int(v) for v in text.split("x"))
+    for size in args.sizes:
         measured[size] = probe(args.data, size, Path(args.cache))
         print(json.dumps(measured[size]), flush=True)
         out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, per input size",

@@ -49,7 +49,7 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="bundle folder to write (default models/<arch>-posters)")
     parser.add_argument("--work", default=None, help="folder for caches and resumable state (default runs/<out name>)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    parser.add_argument("--input-size", type=_height_by_width, default=None, metavar="HxW",
+    parser.add_argument("--input-size", type=height_by_width, default=None, metavar="HxW",
                         help="override the recipe's input size, e.g. 384x256 (faster, less accurate)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop fitting after this long and finish with the weights reached (recorded)")
@@ -73,8 +73,8 @@ def run_train(args) -> int:
     return 0
 
 
-def _height_by_width(text: str) -> tuple[int, int]:
-    """Parse "576x384" (height x width) for argparse."""
+def height_by_width(text: str) -> tuple[int, int]:
+    """Parse "576x384" (height x width) for argparse; a bad value is an argparse error naming it."""
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
