@@ -5,7 +5,6 @@ import logging
 from flask import Flask
 
 from posterq.config import Settings
-from posterq.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +13,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
     from api import errors, health, jobs, metrics, openapi
     from api.queue import Enqueuer
+    from posterq.jobs.store import JobStore
 
     app = Flask(__name__, static_folder=None)
     test_config = dict(test_config or {})

@@ -3,7 +3,7 @@
 from flask import current_app
 
 from posterq.config import Settings
-from posterq.store import JobStore
+from posterq.jobs.store import JobStore
 
 
 def settings() -> Settings:

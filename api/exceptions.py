@@ -36,8 +36,3 @@ class TooLarge(ApiError):
 
     code, status = "too_large", 413
 
-
-class Unavailable(ApiError):
-    """Redis (or the queue) cannot be reached (503)."""
-
-    code, status = "unavailable", 503

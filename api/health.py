@@ -18,7 +18,7 @@ def readyz():
     """Ready when Redis answers and at least one worker has sent a heartbeat lately."""
     store = context.store()
     redis_ok = store.ping()
-    workers = sorted(store.workers()) if redis_ok else []
+    workers = sorted(store.stats.workers()) if redis_ok else []
     ready = redis_ok and bool(workers)
     body = {"status": "ready" if ready else "not_ready", "redis": redis_ok, "workers": workers}
     return jsonify(body), 200 if ready else 503

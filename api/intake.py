@@ -12,9 +12,9 @@ from pathlib import PurePosixPath
 from api.exceptions import BadRequest, Forbidden, NotFound, TooLarge
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
+from posterq.files import iter_files
 from posterq.genres import GENRES
-from posterq.labelling import iter_files
-from posterq.store import ItemKind
+from posterq.jobs.schema import ItemKind
 
 # Members that archivers add and that are never posters.
 _JUNK_PREFIXES = ("__MACOSX/",)
@@ -98,7 +98,8 @@ def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | 
                            f"{settings.max_zip_bytes}", "zip_too_large")
         items, blobs = [], []
         for info in members:
-            if info.file_size > 1 << 20 and info.file_size > settings.max_zip_ratio * max(info.compress_size, 1):
+            if (info.file_size > 1 << 20
+                    and info.file_size > settings.max_zip_ratio * max(info.compress_size, 1)):
                 raise BadRequest(f"the zip member {info.filename!r} expands {info.file_size} bytes from "
                                  f"{info.compress_size}: a zip bomb?", "zip_bomb")
             if info.file_size > settings.max_file_bytes:
@@ -110,7 +111,8 @@ def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | 
                     # Read no more than declared (+1): a member that lies about its size is a bomb.
                     content = member.read(info.file_size + 1)
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
-                raise BadRequest(f"the zip member {info.filename!r} cannot be read: {exc}", "bad_zip") from None
+                raise BadRequest(f"the zip member {info.filename!r} cannot be read: {exc}",
+                                 "bad_zip") from None
             if len(content) > info.file_size:
                 raise BadRequest(f"the zip member {info.filename!r} is longer than it declares", "zip_bomb")
             items.append({"name": info.filename, "kind": ItemKind.UPLOAD.value})

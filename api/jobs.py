@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from api import context, intake
 from api.exceptions import BadRequest, NotFound
 from posterq.genres import GENRES
+from posterq.jobs.schema import ResultStatus
 from posterq.results import make_writer
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def submit():
         raise BadRequest("send multipart/form-data, application/zip or application/json",
                          "unsupported_media_type", 415)
     blobs = blobs or [None] * len(items)
-    job = context.store().create_job(source, items, blobs, top_k)
+    job = context.store().jobs.create(source, items, blobs, top_k)
     context.queue().send(len(items))
     log.info("job %s: %d posters from %s", job["id"], job["total"], source)
     url = url_for("jobs.get_job", job_id=job["id"], _external=True)
@@ -58,7 +59,7 @@ def submit():
 
 
 def _job_or_404(job_id: str) -> dict:
-    job = context.store().get_job(job_id)
+    job = context.store().jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
     return job
@@ -84,16 +85,17 @@ def get_job(job_id: str):
     job = _job_or_404(job_id)
     offset = _int_arg("offset", 0, 0)
     limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    results = context.store().get_results(job_id, offset, limit)
+    results = context.store().jobs.results(job_id, offset, limit)
     next_offset = offset + limit if offset + limit < job["total"] and results else None
     return jsonify({**job, "offset": offset, "limit": limit, "next_offset": next_offset,
                     "results": [_public(row) for row in results]})
 
 
 def _public(row: dict) -> dict:
-    if row.get("status") == "pending":
+    if row.get("status") == ResultStatus.PENDING.value:
         return row
-    return {"index": row["index"], "name": row["name"], "status": "error" if row["error"] else "ok",
+    status = ResultStatus.ERROR if row["error"] else ResultStatus.OK
+    return {"index": row["index"], "name": row["name"], "status": status.value,
             "genres": row["genres"], "scores": row["scores"], "error": row["error"],
             "worker": row.get("worker")}
 
@@ -106,15 +108,15 @@ def download(job_id: str):
     if fmt not in _CONTENT_TYPES:
         raise BadRequest("format must be csv or jsonl", "bad_format")
     genres = tuple(job["model"]["genres"]) if job.get("model") and job["model"].get("genres") else GENRES
-    store = context.store()
+    jobs = context.store().jobs
 
     def generate():
         # Streamed in pages so that a large job never sits in memory as one string.
         buffer = io.StringIO()
         writer = make_writer(buffer, fmt, genres)
         for start in range(0, job["total"], MAX_PAGE):
-            for row in store.get_results(job_id, start, MAX_PAGE):
-                if row.get("status") != "pending":
+            for row in jobs.results(job_id, start, MAX_PAGE):
+                if row.get("status") != ResultStatus.PENDING.value:
                     writer.write({key: row[key] for key in ("path", "genres", "error", "scores")})
             yield buffer.getvalue()
             buffer.seek(0)
@@ -128,7 +130,7 @@ def download(job_id: str):
 @blueprint.delete("/jobs/<job_id>")
 def cancel(job_id: str):
     """Cancel what has not run and delete the job's posters and results (the record stays a while)."""
-    job = context.store().cancel(job_id)
+    job = context.store().jobs.cancel(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
     return jsonify(job)

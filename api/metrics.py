@@ -10,7 +10,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api import context
-from posterq.store import BATCH_SECONDS_BUCKETS, BATCH_SIZE_BUCKETS, JOB_SECONDS_BUCKETS, JobStore
+from posterq.jobs.stats import BATCH_SECONDS_BUCKETS, BATCH_SIZE_BUCKETS, JOB_SECONDS_BUCKETS
+from posterq.jobs.store import JobStore
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -31,7 +32,7 @@ class StoreCollector:
 
     def collect(self):
         """Yield the metric families (called at each scrape)."""
-        stats = self.store.stats()
+        stats = self.store.stats.read()
         jobs = CounterMetricFamily("posterq_jobs_submitted", "Jobs submitted, by source", labels=["source"])
         finished = CounterMetricFamily("posterq_jobs_finished", "Jobs finished, by final status",
                                        labels=["status"])
@@ -47,11 +48,11 @@ class StoreCollector:
         yield CounterMetricFamily("posterq_redeliveries", "Batch tasks delivered again after a worker died",
                                   value=stats.get("redeliveries", 0))
         yield GaugeMetricFamily("posterq_queue_posters", "Posters waiting for a batch",
-                                value=self.store.queue_depth())
+                                value=self.store.batches.queue_depth())
         yield GaugeMetricFamily("posterq_queue_tasks", "Batch tasks waiting in the Celery queue",
                                 value=self.queue.depth())
         yield GaugeMetricFamily("posterq_workers", "Workers with a recent heartbeat",
-                                value=len(self.store.workers()))
+                                value=len(self.store.stats.workers()))
         for field, name, doc, bounds in _HISTOGRAMS:
             cumulative, buckets = 0.0, []
             for bound in (*bounds, "+Inf"):

@@ -5,7 +5,8 @@ import math
 
 from celery import Celery
 
-from posterq.config import TASK_NAME, Settings
+from posterq.config import Settings
+from posterq.jobs.broker import TASK_NAME, celery_config
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +17,7 @@ class Enqueuer:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.celery = Celery("posterq-api", set_as_current=False)
-        self.celery.conf.update(broker_url=settings.redis_url, task_serializer="json",
-                                broker_connection_retry_on_startup=True,
-                                task_default_queue=settings.queue)
+        self.celery.conf.update(celery_config(settings))
 
     def tokens_for(self, posters: int) -> int:
         """How many batch tasks a job of this many posters needs (see worker.batching)."""

@@ -1,6 +1,7 @@
 """Does a larger input help the shipped recipe? Its own linear probe (head on frozen taps), per size.
 
-    python bench/probe_resolution.py --data ../shared/datasets/movie-posters [--sizes 320x224 384x256 480x320 576x384]
+    python bench/probe_resolution.py --data ../shared/datasets/movie-posters \
+        [--sizes 320x224 384x256 480x320 576x384]
 
 For each size (height x width), the recipe's frozen lower blocks and taps run over every training
 poster and its mirror image, the recipe's logistic-regression probe is fitted exactly as in
@@ -17,10 +18,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from training.cli import height_by_width
 from training.datasets import load_dataset
 from training.effnet_train import ValidationMetrics, linear_probe, lower_outputs, split_models
 from training.train import RECIPES, decoded_split
+from training.train_cli import height_by_width
 
 
 def probe(data, size, cache: Path) -> dict:
@@ -43,15 +44,18 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--sizes", nargs="+", type=height_by_width, metavar="HxW",
                         default=[(320, 224), (384, 256), (480, 320), (576, 384)])
-    parser.add_argument("--cache", default="runs/cache", help="decoded-poster cache shared with posterq train")
+    parser.add_argument("--cache", default="runs/cache",
+                        help="decoded-poster cache shared with posterq train")
     args = parser.parse_args()
     out = Path(__file__).parent / "results" / "probe_resolution.json"
     # Earlier runs' sizes are kept; a size measured again replaces its old figure.
-    measured = {(r["height"], r["width"]): r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
+    measured = ({(r["height"], r["width"]): r for r in json.loads(out.read_text())["results"]}
+                if out.exists() else {})
     for size in args.sizes:
         measured[size] = probe(args.data, size, Path(args.cache))
         print(json.dumps(measured[size]), flush=True)
-        out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, per input size",
+        out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, "
+                                           "per input size",
                                    "machine": f"{platform.machine()}",
                                    "command": "python bench/probe_resolution.py --data DIR --sizes HxW ...",
                                    "results": [measured[key] for key in sorted(measured)]}, indent=2) + "\n")

@@ -32,7 +32,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from posterq.bundle import load_bundle
+from posterq.bundle import load_bundle  # noqa: E402 (after the sys.path line)
+from posterq.config import SERVICE_BATCH_SIZE, Settings  # noqa: E402
 
 
 def free_port() -> int:
@@ -146,11 +147,12 @@ class Service:
 
 def main() -> int:
     """Run the benchmark; print and save the figures."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="folder of posters (read only)")
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--model", default=os.environ.get("POSTERQ_MODEL") or str(ROOT / "models/effnet-lite0-posters"))
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--model", default=str(Settings.from_env().model_path))
+    parser.add_argument("--batch-size", type=int, default=SERVICE_BATCH_SIZE)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--upload", action="store_true", help="upload the posters instead of a directory job")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -190,12 +192,14 @@ def main() -> int:
                 client.delete(key)
             client.delete(prefix)
         for processes in args.processes:
-            run = run_label(folder, str(bundle.path), processes, args.batch_size, tmp / f"label-{processes}.csv")
+            run = run_label(folder, str(bundle.path), processes, args.batch_size,
+                            tmp / f"label-{processes}.csv")
             label_runs.append(run)
             print(f"posterq label, {processes} process(es): {run['posters_per_second']} posters/s "
                   f"({run['seconds']} s; wall {run['wall_s']} s)", flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], check=False, cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip())
     result = {
@@ -204,7 +208,8 @@ def main() -> int:
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "git": {"commit": commit, "dirty": dirty},
         "model": {**bundle.model_id, "path": str(bundle.path), "sha256": bundle.meta["sha256"]},
-        "data": {"folder": str(args.data), "posters": args.count, "selection": "first N files, sorted by name"},
+        "data": {"folder": str(args.data), "posters": args.count,
+                 "selection": "first N files, sorted by name"},
         "settings": {"batch_size": args.batch_size, "submission": "upload" if args.upload else "directory",
                      "redis": redis_url.rsplit("@", 1)[-1], "interpreter_threads": "cores // processes"},
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

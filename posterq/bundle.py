@@ -2,20 +2,17 @@
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from posterq.config import Settings
 from posterq.exceptions import BundleError
 from posterq.genres import GENRES
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
-# The shipped default, relative to the project root; the POSTERQ_MODEL variable overrides it.
-MODEL_ENV = "POSTERQ_MODEL"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "effnet-lite0-posters"
 
 
 def sha256_of(path: Path) -> str:
@@ -79,7 +76,7 @@ class Bundle:
 def load_bundle(path: str | Path | None = None) -> Bundle:
     """Load and verify a bundle; None means $POSTERQ_MODEL, else the shipped default model."""
     if path is None:
-        path = os.environ.get(MODEL_ENV) or DEFAULT_MODEL_DIR
+        path = Settings.from_env().model_path
     folder = Path(path)
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():

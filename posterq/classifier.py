@@ -2,13 +2,14 @@
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from posterq.bundle import Bundle, load_bundle
-from posterq.exceptions import BundleError, ImageError
+from posterq.exceptions import BundleError, ImageError, PosterqError
 from posterq.imaging import DEFAULT_MAX_PIXELS, load_input
 from posterq.labels import assign_names
 
@@ -21,7 +22,7 @@ class Prediction:
 
     genres: list[str]
     scores: dict[str, float]
-    error: ImageError | None = None
+    error: PosterqError | None = None
 
 
 class Classifier:
@@ -75,24 +76,34 @@ class Classifier:
         """Apply the bundle's label rule to one poster's scores."""
         return assign_names(scores, self.bundle.thresholds, top_k or self.bundle.top_k, self.bundle.genres)
 
-    def classify(self, files: list[bytes], top_k: int | None = None) -> list[Prediction]:
-        """Classify many files' bytes in one invoke; unusable files get an error, the rest go on."""
-        inputs, errors = [], {}
-        for position, data in enumerate(files):
+    def classify(self, items: Sequence[bytes | PosterqError],
+                 top_k: int | None | Sequence[int | None] = None) -> list[Prediction]:
+        """Classify posters in one invoke: one outcome per item, in order.
+
+        Each item is a file's bytes or an error already known (a file that could not be read);
+        `top_k` is one limit for all or one per item (None: the bundle's). An item whose bytes do
+        not decode gets its ImageError; the others go on.
+        """
+        if isinstance(items, (str, bytes, os.PathLike)):
+            raise TypeError("classify takes a list of files' bytes, not one path or one file")
+        limits = list(top_k) if isinstance(top_k, Sequence) else [top_k] * len(items)
+        if len(limits) != len(items):
+            raise ValueError(f"{len(limits)} top_k values for {len(items)} items")
+        outcomes: list[np.ndarray | PosterqError] = []
+        for item in items:
             try:
-                inputs.append(self.preprocess(data))
+                outcomes.append(item if isinstance(item, PosterqError) else self.preprocess(item))
             except ImageError as exc:
-                errors[position] = exc
+                outcomes.append(exc)
+        inputs = [outcome for outcome in outcomes if isinstance(outcome, np.ndarray)]
         scores = iter(self.predict(np.stack(inputs)) if inputs else [])
-        results = []
-        for position in range(len(files)):
-            if position in errors:
-                results.append(Prediction([], {}, errors[position]))
-            else:
-                row = next(scores)
-                named = {genre: float(score) for genre, score in zip(self.bundle.genres, row)}
-                results.append(Prediction(self.label(row, top_k), named))
-        return results
+        return [Prediction([], {}, outcome) if isinstance(outcome, PosterqError)
+                else self._prediction(next(scores), limit)
+                for outcome, limit in zip(outcomes, limits, strict=True)]
+
+    def _prediction(self, row: np.ndarray, top_k: int | None) -> Prediction:
+        named = {genre: float(score) for genre, score in zip(self.bundle.genres, row, strict=True)}
+        return Prediction(self.label(row, top_k), named)
 
 
 def _quantize(batch: np.ndarray, detail: dict) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 
 from posterq.exceptions import PosterqError
+from posterq.jobs.schema import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +60,15 @@ class ServiceClient:
             if line:
                 yield json.loads(line)
 
-    def cancel(self, job_id: str) -> dict:
-        """Cancel a job."""
-        return self._call("DELETE", f"/jobs/{job_id}").json()
-
-    def wait(self, job_ids: list[str], poll: float = 0.5, on_progress=None, timeout: float | None = None) -> list[dict]:
+    def wait(self, job_ids: list[str], poll: float = 0.5, on_progress=None,
+             timeout: float | None = None) -> list[dict]:
         """Poll jobs until all are final; on_progress(finished posters) is called as they advance."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             jobs = [self.job(job_id, limit=1) for job_id in job_ids]
             if on_progress:
                 on_progress(sum(job["done"] + job["failed"] for job in jobs))
-            if all(job["status"] in ("done", "failed", "cancelled") for job in jobs):
+            if all(JobStatus(job["status"]).final for job in jobs):
                 return jobs
             if deadline is not None and time.monotonic() > deadline:
                 raise PosterqError(f"jobs not finished after {timeout} s", "timeout")

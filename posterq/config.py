@@ -1,4 +1,4 @@
-"""Service settings: defaults in code, overrides from POSTERQ_* environment variables."""
+"""Settings and defaults: each default lives here once; POSTERQ_* environment variables override them."""
 
 import os
 from dataclasses import dataclass, field, fields, replace
@@ -7,6 +7,27 @@ from pathlib import Path
 from posterq.exceptions import PosterqError
 
 MIB = 1 << 20
+
+#: The shipped model bundle; POSTERQ_MODEL (Settings.model) names another.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "effnet-lite0-posters"
+#: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: a whole folder is
+#: there at once, so batches are as large as helps throughput.
+BATCH_SIZE = 32
+#: Posters per invoke in the service, smaller than BATCH_SIZE: a job's posters are spread over
+#: every worker process sooner, and a batch that waits for stragglers holds fewer of them.
+SERVICE_BATCH_SIZE = 16
+#: The largest poster file anywhere (`posterq label`, `posterq evaluate`, uploads, data roots).
+#: One limit, so that a folder gives the same rows locally and through the service; far above a
+#: real poster (the 6,156 of the dataset are all under 1 MiB), it stops a stray video or disk
+#: image from being read whole into memory.
+MAX_FILE_BYTES = 20 * MIB
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -24,10 +45,10 @@ class Settings:
     key_prefix: str = "posterq"
     #: Celery queue the batch tasks travel on.
     queue: str = "posterq"
-    #: Model bundle the workers load; empty means the shipped default.
+    #: Model bundle to load; empty means the shipped default (DEFAULT_MODEL_DIR).
     model: str = ""
     #: Most posters in one interpreter invoke.
-    batch_size: int = 16
+    batch_size: int = SERVICE_BATCH_SIZE
     #: Seconds a part-filled batch waits for more posters (cross-job batching) before it runs.
     max_batch_wait: float = 0.05
     #: Interpreter threads per worker process; 0 means cores // processes.
@@ -39,7 +60,7 @@ class Settings:
     #: Most posters in one job (uploads, zip members or directory files).
     max_posters_per_job: int = 10_000
     #: Largest single poster file, uploaded or read from a data root.
-    max_file_bytes: int = 20 * MIB
+    max_file_bytes: int = MAX_FILE_BYTES
     #: Most bytes a zip may expand to, and the largest compression ratio of one member.
     max_zip_bytes: int = 512 * MIB
     max_zip_ratio: int = 200
@@ -73,6 +94,11 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def model_path(self) -> Path:
+        """The bundle folder to load: POSTERQ_MODEL, else the shipped model."""
+        return Path(self.model).expanduser() if self.model else DEFAULT_MODEL_DIR
+
     def replace(self, **changes) -> "Settings":
         """Return a copy with some fields changed (strings for data_roots are split)."""
         if isinstance(changes.get("data_roots"), str):
@@ -90,7 +116,8 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
         if self.max_batch_wait < 0 or self.threads < 0:
-            raise PosterqError("POSTERQ_MAX_BATCH_WAIT and POSTERQ_THREADS must not be negative", "bad_config")
+            raise PosterqError("POSTERQ_MAX_BATCH_WAIT and POSTERQ_THREADS must not be negative",
+                               "bad_config")
 
     def resolve_data_path(self, path: str | os.PathLike) -> Path:
         """Resolve a path (symlinks included) and return it only if it lies under a data root."""
@@ -117,7 +144,3 @@ def _parse(name: str, raw: str, kind: type):
     except ValueError:
         raise PosterqError(f"POSTERQ_{name.upper()}={raw!r} is not a {kind.__name__}", "bad_config") from None
     return raw
-
-
-#: The one Celery task the API enqueues (by name, so the API never imports worker code).
-TASK_NAME = "posterq.classify_batch"

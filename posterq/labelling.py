@@ -24,67 +24,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from posterq.bundle import Bundle, load_bundle
-from posterq.exceptions import ImageError, PosterqError
+from posterq.config import BATCH_SIZE, available_cores
+from posterq.exceptions import PosterqError
+from posterq.files import iter_files, read_or_error
 
 if TYPE_CHECKING:
-    # Loaded only when something is classified, so that the API can list and read files with
-    # iter_files and read_poster without loading LiteRT.
+    # Loaded only when something is classified, so that `posterq label --help` and a bad
+    # folder are answered without loading LiteRT.
     from posterq.classifier import Classifier, Prediction
 
 log = logging.getLogger(__name__)
-
-# Far above any poster; stops a stray video or disk image from being read whole into memory.
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_BATCH_SIZE = 32
-
-
-def available_cores() -> int:
-    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def iter_files(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
-               recursive: bool = True) -> list[Path]:
-    """Every file under root (recursively by default), sorted by relative path; skips names starting with '.'."""
-    root = Path(root)
-    excluded = {os.path.realpath(path) for path in exclude}
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if not name.startswith(".")] if recursive else []
-        for name in files:
-            path = Path(folder) / name
-            if not name.startswith(".") and os.path.realpath(path) not in excluded:
-                found.append(path)
-    return sorted(found, key=lambda path: path.relative_to(root).parts)
-
-
-def read_poster(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Read a poster file's bytes; raise ImageError (unreadable, too_large) if it cannot be."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:  # permission denied, vanished, a directory, an I/O error...
-        raise ImageError(f"the file could not be read: {exc.strerror or exc}", "unreadable") from None
-    if len(data) > max_bytes:
-        raise ImageError(f"the file is over the limit of {max_bytes} bytes", "too_large")
-    return data
 
 
 def classify_paths(classifier: Classifier, paths: Sequence[str | os.PathLike],
                    top_k: int | None = None) -> list[Prediction]:
     """Read and classify files in one invoke; a file that cannot be read gets an `unreadable` error."""
-    from posterq.classifier import Prediction
-
-    files, failed = [], {}
-    for position, path in enumerate(paths):
-        try:
-            files.append(read_poster(path))
-        except ImageError as exc:
-            failed[position] = exc
-    predictions = iter(classifier.classify(files, top_k) if files else [])
-    return [Prediction([], {}, failed[i]) if i in failed else next(predictions) for i in range(len(paths))]
+    return classifier.classify([read_or_error(path) for path in paths], top_k)
 
 
 @dataclass
@@ -121,7 +76,7 @@ class Summary:
 
 
 def label_folder(root: str | os.PathLike, model: Bundle | str | os.PathLike | None = None,
-                 workers: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 workers: int | None = None, batch_size: int = BATCH_SIZE,
                  top_k: int | None = None, progress: bool = True,
                  exclude: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, Prediction]]:
     """Yield (path relative to root, Prediction) for every file under root, in sorted order.
@@ -148,8 +103,8 @@ def label_folder(root: str | os.PathLike, model: Bundle | str | os.PathLike | No
     bar = _progress_bar(len(paths), progress)
     results = _run(batches, bundle, workers, top_k)
     try:
-        for batch, predictions in zip(batches, results):
-            for path, prediction in zip(batch, predictions):
+        for batch, predictions in zip(batches, results, strict=True):
+            for path, prediction in zip(batch, predictions, strict=True):
                 yield path.relative_to(root).as_posix(), prediction
             bar.update(len(batch))
     finally:

@@ -17,10 +17,13 @@ EXIT_OK, EXIT_ERROR = 0, 1
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `posterq submit`'s arguments."""
     parser.add_argument("directory", metavar="DIR", help="folder of posters (searched recursively)")
-    parser.add_argument("--api", required=True, metavar="URL", help="the service, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--out", default="genres.csv", metavar="FILE", help="result file (default: genres.csv)")
+    parser.add_argument("--api", required=True, metavar="URL",
+                        help="the service, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--out", default="genres.csv", metavar="FILE",
+                        help="result file (default: genres.csv)")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="result format (default: from --out)")
-    parser.add_argument("--top-k", type=int, metavar="K", help="most genres per poster (default: the model's)")
+    parser.add_argument("--top-k", type=int, metavar="K",
+                        help="most genres per poster (default: the model's)")
     parser.add_argument("--poll", type=float, default=0.5, metavar="S", help="seconds between polls")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
 
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from posterq.client import ServiceClient, plan_chunks, relative_name
     from posterq.exceptions import PosterqError
-    from posterq.labelling import iter_files
+    from posterq.files import iter_files
     from posterq.results import format_for, open_writer
 
     root, out = Path(args.directory), Path(args.out)
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         model = next((job["model"] for job in finals if job.get("model")), None)
         genres = model["genres"] if model and model.get("genres") else limits["genres"]
         rows = {}
-        for (job, indices), final in zip(jobs, finals):
+        for (job, indices), final in zip(jobs, finals, strict=True):
             by_name = {row["path"]: row for row in client.results(job["id"])}
             for i in indices:
                 row = by_name.get(relative_name(paths[i], root))

@@ -1,12 +1,14 @@
 """posterq.classifier: one invoke per batch, the same scores whatever the batch, errors in place."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from samples import poster_bytes, rewrite_meta
 
 from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
-from posterq.exceptions import BundleError
+from posterq.exceptions import BundleError, PosterqError
 from posterq.genres import GENRES
 
 
@@ -17,7 +19,8 @@ def classifier(tiny_bundle):
 
 @pytest.fixture(scope="module")
 def inputs(classifier):
-    return np.stack([classifier.preprocess(poster_bytes(seed, ("JPEG", "PNG")[seed % 2])) for seed in range(6)])
+    return np.stack([classifier.preprocess(poster_bytes(seed, ("JPEG", "PNG")[seed % 2]))
+                     for seed in range(6)])
 
 
 def test_scores_are_probabilities(classifier, inputs):
@@ -52,7 +55,7 @@ def test_classify_keeps_order_and_errors(classifier, bad_files):
     results = classifier.classify(files)
     assert [r.error.code if r.error else None for r in results] == [None, "not_an_image", None, "empty", None]
     alone = classifier.classify(good)
-    for mixed, single in zip([results[0], results[2], results[4]], alone):
+    for mixed, single in zip([results[0], results[2], results[4]], alone, strict=True):
         assert mixed.genres == single.genres
         assert mixed.scores == pytest.approx(single.scores, abs=1e-5)
     for result in results[::2]:
@@ -72,6 +75,26 @@ def test_classify_only_bad_files(classifier, bad_files):
 
 def test_top_k(classifier):
     assert all(len(r.genres) == 1 for r in classifier.classify([poster_bytes(s) for s in range(4)], top_k=1))
+
+
+def test_known_errors_and_a_top_k_per_item(classifier):
+    # The worker's case: an item refused before decoding, and jobs with different top_k in one invoke.
+    refused = PosterqError("the uploaded bytes expired", "upload_expired")
+    posters = [poster_bytes(s) for s in range(3)]
+    results = classifier.classify([posters[0], refused, posters[1], posters[2]], top_k=[1, None, None, 2])
+    assert results[1].error is refused and results[1].genres == []
+    assert len(results[0].genres) == 1
+    assert results[2].genres == classifier.classify(posters[1:2])[0].genres  # None: the bundle's top_k
+    assert results[3].genres == classifier.classify(posters[2:], top_k=2)[0].genres
+    assert len(results[3].genres) <= 2
+    with pytest.raises(ValueError):
+        classifier.classify(posters, top_k=[1, 2])
+
+
+@pytest.mark.parametrize("wrong", ["heat.jpg", b"\xff\xd8", Path("heat.jpg")])
+def test_one_path_or_one_file_is_refused_not_read_per_character(classifier, wrong):
+    with pytest.raises(TypeError):
+        classifier.classify(wrong)
 
 
 def test_model_with_other_genre_count_is_refused(copy_bundle):

@@ -1,12 +1,13 @@
-"""Tests of training.evaluate and `posterq evaluate` (training.cli) with the tiny real bundle."""
+"""Tests of training.evaluate and `posterq evaluate` (training.evaluate_cli) with the tiny real bundle."""
 
 import argparse
 import json
 
 from samples import write_posters
 
-from training.cli import add_evaluate_arguments, run_evaluate
 from training.evaluate import evaluate, format_table
+from training.evaluate_cli import add_arguments as add_evaluate_arguments
+from training.evaluate_cli import run as run_evaluate
 
 
 def labelled_folder(root):
@@ -15,7 +16,8 @@ def labelled_folder(root):
     (root / "img" / "broken.jpg").write_bytes(b"not a poster")
     rows = ["path,genres"]
     for i, path in enumerate(posters):
-        rows.append(f"img/{path.name},{'Drama|Comedy' if i % 2 else 'Drama'}" if i < 7 else f"img/{path.name},Action")
+        rows.append(f"img/{path.name},{'Drama|Comedy' if i % 2 else 'Drama'}" if i < 7
+                    else f"img/{path.name},Action")
     rows.append("img/broken.jpg,Horror")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root

@@ -11,16 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from commands import posterq
 from samples import write_posters
 
 from posterq.genres import GENRES
-
-
-def posterq(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run the installed `posterq` console script (or `python -m posterq.cli` without one)."""
-    script = shutil.which("posterq", path=str(Path(sys.executable).parent))
-    command = [script] if script else [sys.executable, "-m", "posterq.cli"]
-    return subprocess.run([*command, *args], check=False, capture_output=True, text=True, timeout=120, **kwargs)
 
 
 @pytest.fixture
@@ -64,7 +58,8 @@ def test_label_jsonl_with_top_k(tiny_bundle, folder, tmp_path):
     assert len(lines) == 15
     good = [line for line in lines if line["error"] is None]
     assert len(good) == 9 and all(len(line["genres"]) == 1 and len(line["scores"]) == 24 for line in good)
-    assert {line["error"]["code"] for line in lines if line["error"]} >= {"empty", "truncated", "not_an_image"}
+    assert ({line["error"]["code"] for line in lines if line["error"]}
+            >= {"empty", "truncated", "not_an_image"})
 
 
 def test_default_out_is_genres_csv_and_not_read_as_a_poster(tiny_bundle, folder):
@@ -80,7 +75,8 @@ def test_default_out_is_genres_csv_and_not_read_as_a_poster(tiny_bundle, folder)
     (lambda tmp: (tmp / "file.jpg").write_bytes(b"x") and tmp / "file.jpg", "not a directory"),
 ])
 def test_bad_directory_exits_2(tiny_bundle, tmp_path, make, message):
-    done = posterq("label", str(make(tmp_path)), "--model", str(tiny_bundle), "--out", str(tmp_path / "o.csv"))
+    done = posterq("label", str(make(tmp_path)), "--model", str(tiny_bundle),
+                   "--out", str(tmp_path / "o.csv"))
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -117,7 +113,8 @@ def test_ctrl_c_keeps_finished_rows(tiny_bundle, tmp_path):
     # A new session stands for the terminal: Ctrl-C signals the whole process group.
     process = subprocess.Popen([*command, "label", str(root), "--out", str(out), "--model", str(tiny_bundle),
                                 "--workers", "2", "--batch-size", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 5):

@@ -9,7 +9,8 @@ from samples import write_posters
 from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
 from posterq.exceptions import BundleError, ImageError, PosterqError
-from posterq.labelling import Summary, classify_paths, iter_files, label_folder, read_poster
+from posterq.files import iter_files, read_poster
+from posterq.labelling import Summary, classify_paths, label_folder
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_one_process_and_many_agree(tiny_bundle, folder, bad_files):
     pooled = list(label_folder(folder, tiny_bundle, workers=2, batch_size=3, progress=False))
     assert [path for path, _ in alone] == [path for path, _ in pooled]
     assert [path for path, _ in alone] == [p.relative_to(folder).as_posix() for p in iter_files(folder)]
-    for (_, one), (_, many) in zip(alone, pooled):
+    for (_, one), (_, many) in zip(alone, pooled, strict=True):
         assert one.genres == many.genres
         assert one.scores == pytest.approx(many.scores, abs=1e-5)
         assert (one.error and one.error.code) == (many.error and many.error.code)

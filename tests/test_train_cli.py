@@ -1,7 +1,7 @@
 """`posterq train`'s options, checked before any training starts (a real subprocess)."""
 
 import pytest
-from test_label_cli import posterq
+from commands import posterq
 
 
 @pytest.mark.parametrize("size", ["3x", "576", "axb", "16x16"])

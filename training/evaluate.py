@@ -8,6 +8,8 @@ import numpy as np
 from tqdm import tqdm
 
 from posterq.classifier import Classifier
+from posterq.config import BATCH_SIZE
+from posterq.labelling import classify_paths
 from training.datasets import load_dataset
 from training.exceptions import TrainingError
 from training.metrics import evaluate_scores
@@ -15,7 +17,7 @@ from training.metrics import evaluate_scores
 log = logging.getLogger(__name__)
 
 
-def evaluate(data_path, model=None, batch_size: int = 32, top_k: int | None = None,
+def evaluate(data_path, model=None, batch_size: int = BATCH_SIZE, top_k: int | None = None,
              num_threads: int | None = None, progress: bool = True) -> dict:
     """Classify every example of a dataset with a bundle and return its metrics, JSON-ready."""
     if batch_size < 1:
@@ -31,15 +33,8 @@ def evaluate(data_path, model=None, batch_size: int = 32, top_k: int | None = No
     with tqdm(total=len(dataset), unit="poster", disable=not progress, desc="evaluate") as bar:
         for start in range(0, len(dataset), batch_size):
             batch = dataset.examples[start:start + batch_size]
-            files, kept = [], []
-            for index, example in enumerate(batch, start):
-                try:
-                    files.append(example.path.read_bytes())
-                    kept.append(index)
-                except OSError as exc:
-                    errors["unreadable"] += 1
-                    log.warning("%s: cannot be read (%s)", example.path, exc)
-            for index, result in zip(kept, classifier.classify(files, top_k)):
+            predictions = classify_paths(classifier, [example.path for example in batch], top_k)
+            for index, result in enumerate(predictions, start):
                 if result.error is not None:
                     errors[result.error.code] += 1
                     log.warning("%s: %s", dataset.examples[index].path, result.error.message)

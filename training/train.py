@@ -1,6 +1,7 @@
 """The training pipeline: data, split, fit, per-genre thresholds, TFLite variants, bundle and card.
 
-    posterq train --data ../shared/datasets/movie-posters --arch effnet-lite0 --out models/effnet-lite0-posters
+    posterq train --data ../shared/datasets/movie-posters --arch effnet-lite0 \
+        --out models/effnet-lite0-posters
     posterq train --data ../shared/datasets/movie-posters --arch seed --out runs/seed
 
 Work files (decoded posters, cached activations, backups for resuming) go under --work
@@ -19,8 +20,8 @@ import numpy as np
 
 from posterq import __version__
 from posterq.classifier import Classifier
+from posterq.config import available_cores
 from posterq.genres import GENRES
-from posterq.labelling import available_cores
 from training.bundle_io import write_bundle
 from training.callbacks import TimeBudget
 from training.datasets import load_dataset
@@ -60,31 +61,32 @@ RECIPES = {
     # Input 576x384 (height x width) keeps the posters' 2:3 portrait shape; see bench/input_shape.py
     # and bench/probe_resolution.py (the recipe's probe, validation macro ROC-AUC: 0.769 at 320x224,
     # 0.774 at 384x256, 0.780 at 480x320, 0.781 at 576x384).
-    "effnet-lite0": Recipe("effnet-lite0", (576, 384), epochs=3, batch_size=32, learning_rate=1e-4, cut_block=4,
-                           probe_strength=3e-4, taps=TAPS,
+    "effnet-lite0": Recipe("effnet-lite0", (576, 384), epochs=3, batch_size=32, learning_rate=1e-4,
+                           cut_block=4, probe_strength=3e-4, taps=TAPS,
                            variants=("float32", "float16", "int8-dynamic", "int8-full"),
                            notes=["blocks 0-4 frozen at ImageNet weights, their activations cached",
-                                  ("genre head on the pooled 1280 head features and the pooled outputs of blocks "
-                                   f"{', '.join(map(str, TAPS))}"),
-                                  ("genre head first fitted alone: L2 logistic regression (C=3e-4) on standardized "
-                                  "frozen features"),
+                                  ("genre head on the pooled 1280 head features and the pooled outputs "
+                                   f"of blocks {', '.join(map(str, TAPS))}"),
+                                  ("genre head first fitted alone: L2 logistic regression (C=3e-4) "
+                                   "on standardized frozen features"),
                                   "then blocks 5-15, head conv and genre head fine-tuned; batch norm frozen",
-                                  ("augmentation: horizontal mirror; loss: binary cross-entropy with positives "
-                                   "weighted sqrt(negatives / positives) per genre (1 to 10)"),
-                                  ("AdamW, cosine decay; kept: the probe or the epoch with the best validation "
-                                  "macro ROC-AUC + macro AP")]),
+                                  ("augmentation: horizontal mirror; loss: binary cross-entropy "
+                                   "with positives weighted sqrt(negatives / positives) per genre (1 to 10)"),
+                                  ("AdamW, cosine decay; kept: the probe or the epoch with the best "
+                                   "validation macro ROC-AUC + macro AP")]),
     "seed": Recipe("seed", (350, 350), epochs=5, batch_size=32, learning_rate=1e-3,
                    notes=["the original project's network and recipe, unchanged"]),
 }
 
 
-SHIPPING_RULE = ("among variants within 0.005 of float32's macro ROC-AUC and macro AP whose labels agree with "
-                 "Keras on at least 97% of posters, the smallest of those within 10% of the fastest")
+SHIPPING_RULE = ("among variants within 0.005 of float32's macro ROC-AUC and macro AP whose labels agree "
+                 "with Keras on at least 97% of posters, the smallest of those within 10% of the fastest")
 
 
 def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", work=None, epochs=None,
           input_size: tuple[int, int] | None = None,
-          max_minutes: float | None = None, restart: bool = False, name: str | None = None, version: str = "1.0.0") -> dict:
+          max_minutes: float | None = None, restart: bool = False, name: str | None = None,
+          version: str = "1.0.0") -> dict:
     """Train one architecture end to end and write its bundle to `out`; return the bundle's metadata."""
     recipe = replace(RECIPES[arch])
     if epochs is not None:
@@ -110,8 +112,10 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
         from training.effnet_train import assemble, fit_upper, lower_outputs, split_models
 
         lower, upper, state = split_models(recipe.input_size, recipe.cut_block, recipe.taps)
-        acts = _cached(work / "lower_outputs.npz", lambda: _numbered(lower_outputs(lower, train_pixels, val_pixels)))
-        inputs = {part: [acts[f"{part}_{i}"] for i in range(len(lower.outputs))] for part in ("train", "mirror", "val")}
+        acts = _cached(work / "lower_outputs.npz",
+                       lambda: _numbered(lower_outputs(lower, train_pixels, val_pixels)))
+        inputs = {part: [acts[f"{part}_{i}"] for i in range(len(lower.outputs))]
+                  for part in ("train", "mirror", "val")}
         fit_upper(upper, inputs["train"], inputs["mirror"], train_labels, inputs["val"], val_labels, work,
                   recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.seed, recipe.probe_strength,
                   budget=budget)
@@ -119,8 +123,8 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     train_seconds = time.time() - started
 
     keras_scores = model.predict(val_pixels.astype(np.float32), batch_size=32, verbose=0)
-    report, shipped_scores = _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train_pixels,
-                                               work)
+    report, shipped_scores = _compare_variants(model, recipe, keras_scores, val_pixels, val_labels,
+                                               train_pixels, work)
     shipped = report["shipped"]
     baseline = label_prior_baseline(train_labels, len(val_labels))
     meta = {
@@ -139,7 +143,8 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
         "training": {
             "data": {"path": str(data), "layout": dataset.layout, "posters": len(dataset),
                      "skipped": dataset.skipped, "train": len(train_labels), "validation": len(val_labels),
-                     "split": f"iterative stratification, seed {recipe.seed}, {recipe.val_fraction:.0%} validation"},
+                     "split": f"iterative stratification, seed {recipe.seed}, "
+                              f"{recipe.val_fraction:.0%} validation"},
             "recipe": {**asdict(recipe), "input_size": list(recipe.input_size), "taps": list(recipe.taps)},
             "seconds": round(train_seconds, 1),
             "stopped_early": None if budget.stopped_at is None else
@@ -185,7 +190,8 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
     keras_labels = label_matrix(keras_scores, keras_thresholds, recipe.top_k)
     report = {"reference": "keras", "keras": {"metrics": _summary(evaluate_scores(
         val_labels, keras_scores, keras_labels, thresholds=keras_thresholds))}, "variants": {}}
-    picked = np.random.default_rng(recipe.seed).choice(len(train_pixels), min(200, len(train_pixels)), replace=False)
+    picked = np.random.default_rng(recipe.seed).choice(len(train_pixels), min(200, len(train_pixels)),
+                                                       replace=False)
     calibration = train_pixels[picked]
     all_scores = {}
     for variant in recipe.variants:
@@ -206,10 +212,12 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
         one_core = Classifier(folder, num_threads=1)
         entry = {
             "size_bytes": len(tflite),
-            "ms_per_poster_1_core": round(milliseconds_per_poster(one_core, val_pixels.astype(np.float32)), 2),
+            "ms_per_poster_1_core": round(
+                milliseconds_per_poster(one_core, val_pixels.astype(np.float32)), 2),
             "thresholds": [round(float(t), 4) for t in thresholds],
             "metrics": _summary(evaluate_scores(val_labels, scores, labels, thresholds=thresholds)),
-            "vs_keras": agreement(keras_scores, scores, label_matrix(keras_scores, thresholds, recipe.top_k), labels),
+            "vs_keras": agreement(keras_scores, scores,
+                                  label_matrix(keras_scores, thresholds, recipe.top_k), labels),
         }
         report["variants"][variant] = entry
         all_scores[variant] = scores
@@ -238,7 +246,8 @@ def _choose(variants: dict) -> str:
 def _summary(metrics: dict) -> dict:
     """The headline metrics and per-genre figures, rounded for reading."""
     keys = ("macro_roc_auc", "macro_average_precision", "micro_f1", "samples_f1", "macro_f1", "n_posters")
-    summary = {key: (round(metrics[key], 4) if isinstance(metrics[key], float) else metrics[key]) for key in keys}
+    summary = {key: (round(metrics[key], 4) if isinstance(metrics[key], float) else metrics[key])
+               for key in keys}
     summary["genres_scored"] = metrics["genres_scored"]
     summary["per_genre"] = metrics["per_genre"]
     return summary
@@ -246,7 +255,8 @@ def _summary(metrics: dict) -> dict:
 
 def _numbered(outputs: dict) -> dict:
     """Flatten {part: [array per lower output]} into {part_index: array} for an .npz file."""
-    return {f"{part}_{index}": array for part, arrays in outputs.items() for index, array in enumerate(arrays)}
+    return {f"{part}_{index}": array
+            for part, arrays in outputs.items() for index, array in enumerate(arrays)}
 
 
 def _cached(path: Path, compute) -> dict:

@@ -11,18 +11,16 @@ empties the ready list, so tokens never run out while refs wait.
 """
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from posterq.classifier import Prediction
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
-from posterq.labelling import read_poster
+from posterq.files import read_poster
+from posterq.jobs.schema import ItemKind, ResultStatus
+from posterq.jobs.stats import BATCH_SECONDS_BUCKETS, BATCH_SIZE_BUCKETS, JOB_SECONDS_BUCKETS
+from posterq.jobs.store import JobStore
 from posterq.results import row as result_row
-from posterq.store import BATCH_SECONDS_BUCKETS, BATCH_SIZE_BUCKETS, ItemKind, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +38,8 @@ class BatchReport:
 
 def read_item(item: dict, settings: Settings) -> bytes:
     """Return a poster's bytes: its upload, or its file under a data root (raises PosterqError)."""
+    if item.get("error"):  # refused at submission (an oversized upload, say)
+        raise PosterqError(item["error"]["message"], item["error"]["code"])
     if item["kind"] == ItemKind.UPLOAD.value:
         if item["data"] is None:
             raise PosterqError("the uploaded bytes expired before a worker got to them", "upload_expired")
@@ -50,26 +50,21 @@ def read_item(item: dict, settings: Settings) -> bytes:
 
 def classify_items(classifier, items: list[dict], settings: Settings) -> list[tuple[dict, str]]:
     """Classify items in one invoke; return (result, outcome) per item, outcome 'ok' or an error code."""
-    inputs, errors = [], {}
-    for position, item in enumerate(items):
+    inputs = []
+    for item in items:
         try:
-            if item.get("error"):  # refused at submission (an oversized upload, say)
-                raise PosterqError(item["error"]["message"], item["error"]["code"])
-            inputs.append(classifier.preprocess(read_item(item, settings)))
+            inputs.append(read_item(item, settings))
         except PosterqError as exc:
-            errors[position] = exc
-    scores = iter(classifier.predict(np.stack(inputs)) if inputs else [])
+            inputs.append(exc)
+    predictions = classifier.classify(inputs, [item["top_k"] for item in items])
     genres = classifier.bundle.genres
-    out = []
-    for position, item in enumerate(items):
-        if position in errors:
-            out.append((_result(item, errors[position], genres), errors[position].code))
-            continue
-        row = next(scores)
-        named = {genre: float(score) for genre, score in zip(genres, row)}
-        prediction = Prediction(classifier.label(row, item["top_k"]), named)
-        out.append((_result(item, prediction, genres), "ok"))
-    return out
+    return [(_result(item, prediction, genres), _outcome(prediction))
+            for item, prediction in zip(items, predictions, strict=True)]
+
+
+def _outcome(prediction) -> str:
+    # What the job counts: "ok", or the error code (counted per code in /metrics).
+    return prediction.error.code if prediction.error else ResultStatus.OK.value
 
 
 def _result(item: dict, outcome, genres) -> dict:
@@ -84,20 +79,20 @@ def fail_items(items: list[dict], error: PosterqError) -> list[tuple[dict, str]]
 
 def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str) -> BatchReport:
     """Run one delivery of a batch task: claim, classify, write each result once, forget the batch."""
-    settings = store.settings
-    delivery = store.start_batch(batch_id)
+    settings, batches = store.settings, store.batches
+    delivery = batches.start(batch_id)
     started = time.monotonic()
-    if delivery > 1 + settings.max_redeliveries and store.claimed(batch_id):
+    if delivery > 1 + settings.max_redeliveries and batches.claimed(batch_id):
         # A batch that keeps killing its worker (or keeps failing) must not circle forever.
-        refs = store.claimed(batch_id)
+        refs = batches.claimed(batch_id)
         log.warning("batch %s: delivery %d, failing its %d posters", batch_id, delivery, len(refs))
         error = PosterqError(f"the batch was delivered {delivery} times without finishing",
                              "redelivered_too_often")
-        live = [item for item in store.load(refs) if item is not None]
+        live = [item for item in store.jobs.load(refs) if item is not None]
         rows, model = fail_items(live, error), _model_of(classifier_factory)
     else:
-        refs = store.claim(batch_id, settings.batch_size, settings.max_batch_wait)
-        live = [item for item in store.load(refs) if item is not None]
+        refs = batches.claim(batch_id, settings.batch_size, settings.max_batch_wait)
+        live = [item for item in store.jobs.load(refs) if item is not None]
         rows, model = [], {}
         if live:
             try:
@@ -110,15 +105,17 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
                 rows, model = classify_items(classifier, live, settings), model_of(classifier)
     for result, _ in rows:
         result["worker"] = hostname
-    finished = store.write_results(
-        [(item["job_id"], item["index"], result, outcome) for item, (result, outcome) in zip(live, rows)],
-        model)
-    store.finish_batch(batch_id)
+    written = [(item["job_id"], item["index"], result, outcome)
+               for item, (result, outcome) in zip(live, rows, strict=True)]
+    finished = batches.write_results(written, model)
+    batches.finish(batch_id)
     seconds = time.monotonic() - started
+    for _, job_seconds in finished:
+        store.stats.observe("job_seconds", job_seconds, JOB_SECONDS_BUCKETS)
     if rows:
-        store.observe("batch_size", len(rows), BATCH_SIZE_BUCKETS)
-        store.observe("batch_seconds", seconds, BATCH_SECONDS_BUCKETS)
-        store.count("batches")
+        store.stats.observe("batch_size", len(rows), BATCH_SIZE_BUCKETS)
+        store.stats.observe("batch_seconds", seconds, BATCH_SECONDS_BUCKETS)
+        store.stats.count("batches")
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(rows), seconds)
     return BatchReport(batch_id, delivery, len(refs), len(rows), tuple(job for job, _ in finished))
 
@@ -133,10 +130,3 @@ def _model_of(classifier_factory) -> dict:
         return model_of(classifier_factory())
     except PosterqError:
         return {}
-
-
-def default_threads(processes: int, settings: Settings) -> int:
-    """Interpreter threads per process so that processes x threads ~ cores."""
-    if settings.threads:
-        return settings.threads
-    return max(1, (os.cpu_count() or 1) // max(1, processes))

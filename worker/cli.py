@@ -16,10 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the worker; returns when it stops."""
+    from posterq.config import available_cores
     from worker.celery_app import app
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    concurrency = args.concurrency or cores
+    concurrency = args.concurrency or available_cores()
     hostname = args.hostname or f"posterq-{os.getpid()}@{socket.gethostname()}"
     argv = ["worker", "--loglevel", args.loglevel, "--hostname", hostname,
             "--concurrency", str(concurrency), "--pool", "prefork",

@@ -5,8 +5,8 @@ import os
 import socket
 import threading
 
-from posterq.config import Settings
-from posterq.store import JobStore
+from posterq.config import Settings, available_cores
+from posterq.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,20 @@ def classifier():
     if "classifier" not in state:
         # Imported here: LiteRT belongs to the worker processes only.
         from posterq.classifier import Classifier
-        from worker.batching import default_threads
 
         config = settings()
-        threads = default_threads(_processes["count"] or (os.cpu_count() or 1), config)
-        state["classifier"] = Classifier(config.model or None, num_threads=threads)
+        threads = default_threads(_processes["count"] or available_cores(), config)
+        state["classifier"] = Classifier(config.model_path, num_threads=threads)
         log.info("process %d loaded %s with %d interpreter threads", os.getpid(),
                  state["classifier"].bundle.model_id, threads)
     return state["classifier"]
+
+
+def default_threads(processes: int, settings: Settings) -> int:
+    """Interpreter threads per process so that processes x threads ~ the cores this worker may use."""
+    if settings.threads:
+        return settings.threads
+    return max(1, available_cores() // max(1, processes))
 
 
 class Heartbeat:
@@ -79,16 +85,16 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
         try:
-            JobStore.from_settings(settings()).forget_worker(self.hostname)
-        except Exception: # shutting down; Redis may be gone too
+            JobStore.from_settings(settings()).stats.forget_worker(self.hostname)
+        except Exception:  # shutting down; Redis may be gone too
             log.debug("could not remove the heartbeat of %s", self.hostname, exc_info=True)
 
     def _run(self) -> None:
         config = settings()
-        beats = JobStore.from_settings(config)
+        beats = JobStore.from_settings(config).stats
         while not self._stop.is_set():
             try:
                 beats.heartbeat(self.hostname, self.info)
-            except Exception: # a missed beat must not kill the thread
+            except Exception:  # a missed beat must not kill the thread
                 log.warning("heartbeat to Redis failed", exc_info=True)
             self._stop.wait(config.heartbeat_interval)

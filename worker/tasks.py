@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from posterq.config import TASK_NAME
+from posterq.jobs.broker import TASK_NAME
 from worker import runtime
 from worker.batching import run_batch
 

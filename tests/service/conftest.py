@@ -19,7 +19,7 @@ import requests
 from werkzeug.serving import make_server
 
 from posterq.config import Settings
-from posterq.store import JobStore
+from posterq.jobs.store import JobStore
 
 REDIS_URL = os.environ.get("POSTERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ class WorkerProcess:
         """Wait for the worker's first heartbeat."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.hostname in self.store.workers():
+            if self.hostname in self.store.stats.workers():
                 return self
             if self.process.poll() is not None:
                 break

@@ -4,12 +4,12 @@ import pytest
 from samples import bad_file_kinds, poster_bytes
 
 from posterq.exceptions import BundleError
-from worker.batching import default_threads, run_batch
+from worker.batching import run_batch
 
 
 def _upload_job(store, blobs, top_k=None):
     items = [{"name": f"p{i}", "kind": "upload"} for i in range(len(blobs))]
-    return store.create_job("upload", items, blobs, top_k)
+    return store.jobs.create("upload", items, blobs, top_k)
 
 
 def test_a_batch_gives_what_the_classifier_gives(store, classifier):
@@ -18,14 +18,14 @@ def test_a_batch_gives_what_the_classifier_gives(store, classifier):
     report = run_batch(store, lambda: classifier, "t1", "here@test")
     assert report.written == 4 and report.finished_jobs == (job["id"],)
     expected = classifier.classify(blobs)
-    for row, prediction in zip(store.get_results(job["id"]), expected):
+    for row, prediction in zip(store.jobs.results(job["id"]), expected, strict=True):
         assert row["worker"] == "here@test"
         if prediction.error:
             assert row["error"] == prediction.error.as_dict() and row["genres"] == []
         else:
             assert row["genres"] == prediction.genres
             assert row["scores"] == pytest.approx(prediction.scores, abs=1e-5)
-    assert store.get_job(job["id"])["model"]["name"] == "tiny-test"
+    assert store.jobs.get(job["id"])["model"]["name"] == "tiny-test"
 
 
 def test_small_jobs_that_arrive_together_share_one_batch(store, classifier):
@@ -33,32 +33,32 @@ def test_small_jobs_that_arrive_together_share_one_batch(store, classifier):
     second = _upload_job(store, [poster_bytes(2), poster_bytes(3)], top_k=1)
     report = run_batch(store, lambda: classifier, "t1", "here@test")
     assert report.written == 3 and set(report.finished_jobs) == {first["id"], second["id"]}
-    assert all(len(row["genres"]) == 1 for row in store.get_results(second["id"]))
+    assert all(len(row["genres"]) == 1 for row in store.jobs.results(second["id"]))
     # The second job's own token finds nothing left to do.
     assert run_batch(store, lambda: classifier, "t2", "here@test").claimed == 0
 
 
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
-    store.claim("t1", 4, 0)  # the first delivery claimed them, then its worker died...
+    store.batches.claim("t1", 4, 0)  # the first delivery claimed them, then its worker died...
     for _ in range(1 + store.settings.max_redeliveries):
-        store.start_batch("t1")  # ...and so did every later one
+        store.batches.start("t1")  # ...and so did every later one
     report = run_batch(store, lambda: classifier, "t1", "here@test")
     assert report.delivery == store.settings.max_redeliveries + 2
-    view = store.get_job(job["id"])
+    view = store.jobs.get(job["id"])
     assert (view["status"], view["failed"]) == ("failed", 2)
-    assert {row["error"]["code"] for row in store.get_results(job["id"])} == {"redelivered_too_often"}
-    assert store.stats()["redeliveries"] >= 1
+    assert {row["error"]["code"] for row in store.jobs.results(job["id"])} == {"redelivered_too_often"}
+    assert store.stats.read()["redeliveries"] >= 1
 
 
 def test_a_redelivered_batch_does_not_count_twice(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
-    store.claim("t1", 4, 0)
-    store.start_batch("t1")  # a delivery that died after claiming
+    store.batches.claim("t1", 4, 0)
+    store.batches.start("t1")  # a delivery that died after claiming
     run_batch(store, lambda: classifier, "t1", "here@test")
-    store.claim("t1", 4, 0)  # pretend the task arrived once more after finishing
+    store.batches.claim("t1", 4, 0)  # pretend the task arrived once more after finishing
     run_batch(store, lambda: classifier, "t1", "there@test")
-    view = store.get_job(job["id"])
+    view = store.jobs.get(job["id"])
     assert (view["done"], view["failed"]) == (2, 0)
 
 
@@ -73,9 +73,9 @@ def test_paths_are_read_under_the_data_roots_only(store, classifier, data_root, 
     link.symlink_to(outside)
     items = [{"name": p.name, "kind": "path", "path": str(p)}
              for p in (inside, link, data_root / "batching" / "gone.jpg")]
-    job = store.create_job("directory", items, [None] * 3)
+    job = store.jobs.create("directory", items, [None] * 3)
     run_batch(store, lambda: classifier, "t1", "here@test")
-    rows = store.get_results(job["id"])
+    rows = store.jobs.results(job["id"])
     assert rows[0]["error"] is None
     assert rows[1]["error"]["code"] == "path_outside_roots"
     assert rows[2]["error"]["code"] == "unreadable"
@@ -88,9 +88,4 @@ def test_a_model_that_cannot_load_fails_posters_with_its_reason(store):
         raise BundleError("no bundle here")
 
     run_batch(store, broken, "t1", "here@test")
-    assert store.get_results(job["id"])[0]["error"]["code"] == "bad_bundle"
-
-
-def test_threads_fill_the_cores(service_settings):
-    assert default_threads(2, service_settings.replace(threads=0)) >= 1
-    assert default_threads(1, service_settings.replace(threads=3)) == 3
+    assert store.jobs.results(job["id"])[0]["error"]["code"] == "bad_bundle"

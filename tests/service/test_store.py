@@ -2,12 +2,12 @@
 
 import time
 
-from posterq.store import JobStatus, Keys
+from posterq.jobs.schema import JobStatus, Keys
 
 
 def _job(store, count=3, source="upload"):
     items = [{"name": f"p{i}.jpg", "kind": "upload"} for i in range(count)]
-    return store.create_job(source, items, [b"x%d" % i for i in range(count)])
+    return store.jobs.create(source, items, [b"x%d" % i for i in range(count)])
 
 
 def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
@@ -17,29 +17,29 @@ def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
     assert redis_client.llen(keys.ready) == 3
     assert redis_client.get(keys.blob(job["id"], 2)) == b"x2"
     assert 0 < redis_client.ttl(keys.blob(job["id"], 2)) <= store.settings.upload_ttl
-    assert [row["status"] for row in store.get_results(job["id"])] == ["pending"] * 3
+    assert [row["status"] for row in store.jobs.results(job["id"])] == ["pending"] * 3
 
 
 def test_claim_is_atomic_and_a_redelivered_batch_finds_its_refs(store):
     job = _job(store, 6)
-    first = store.claim("task-a", 4, 0)
+    first = store.batches.claim("task-a", 4, 0)
     assert first == [(job["id"], i) for i in range(4)]
     # The same task id (a redelivery) gets the same refs, not new ones.
-    assert store.claim("task-a", 4, 0) == first
-    assert store.claim("task-b", 4, 0) == [(job["id"], 4), (job["id"], 5)]
-    assert store.claim("task-c", 4, 0) == []
+    assert store.batches.claim("task-a", 4, 0) == first
+    assert store.batches.claim("task-b", 4, 0) == [(job["id"], 4), (job["id"], 5)]
+    assert store.batches.claim("task-c", 4, 0) == []
 
 
 def test_a_part_filled_batch_waits_at_most_max_wait(store):
     _job(store, 1)
     started = time.monotonic()
-    refs = store.claim("task-a", 4, 0.3)
+    refs = store.batches.claim("task-a", 4, 0.3)
     assert len(refs) == 1 and 0.25 <= time.monotonic() - started < 2
 
 
 def test_an_empty_claim_does_not_wait(store):
     started = time.monotonic()
-    assert store.claim("task-a", 4, 5) == []
+    assert store.batches.claim("task-a", 4, 5) == []
     assert time.monotonic() - started < 1
 
 
@@ -47,43 +47,43 @@ def test_results_are_written_once_and_counted_once(store, redis_client):
     job = _job(store, 2)
     rows = [(job["id"], 0, {"index": 0, "name": "p0.jpg", "error": None}, "ok"),
             (job["id"], 1, {"index": 1, "name": "p1.jpg", "error": {"code": "empty"}}, "empty")]
-    store.write_results(rows[:1], {"name": "m", "version": "1"})
-    store.write_results(rows[:1], {"name": "m", "version": "1"})  # a redelivered batch
-    assert store.get_job(job["id"])["done"] == 1
-    finished = store.write_results(rows, {"name": "m", "version": "1"})
+    store.batches.write_results(rows[:1], {"name": "m", "version": "1"})
+    store.batches.write_results(rows[:1], {"name": "m", "version": "1"})  # a redelivered batch
+    assert store.jobs.get(job["id"])["done"] == 1
+    finished = store.batches.write_results(rows, {"name": "m", "version": "1"})
     assert [job_id for job_id, _ in finished] == [job["id"]]
-    view = store.get_job(job["id"])
+    view = store.jobs.get(job["id"])
     assert (view["status"], view["done"], view["failed"], view["progress"]) == ("done", 1, 1, 1.0)
     assert view["model"] == {"name": "m", "version": "1"}
     keys = Keys(store.settings.key_prefix)
     # Upload bytes are gone once classified; the results now expire after result_ttl.
     assert redis_client.exists(keys.blob(job["id"], 0), keys.blob(job["id"], 1)) == 0
     assert 0 < redis_client.ttl(keys.results(job["id"])) <= store.settings.result_ttl
-    assert store.stats()["posters:ok"] == 1 and store.stats()["posters:empty"] == 1
+    assert store.stats.read()["posters:ok"] == 1 and store.stats.read()["posters:empty"] == 1
 
 
 def test_a_job_where_every_poster_failed_is_failed(store):
     job = _job(store, 1)
-    store.write_results([(job["id"], 0, {"index": 0, "error": {"code": "empty"}}, "empty")], {})
-    assert store.get_job(job["id"])["status"] == JobStatus.FAILED.value
+    store.batches.write_results([(job["id"], 0, {"index": 0, "error": {"code": "empty"}}, "empty")], {})
+    assert store.jobs.get(job["id"])["status"] == JobStatus.FAILED.value
 
 
 def test_cancel_deletes_posters_and_results_and_blocks_late_writes(store, redis_client):
     job = _job(store, 3)
-    store.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
-    view = store.cancel(job["id"])
+    store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
+    view = store.jobs.cancel(job["id"])
     assert view["status"] == "cancelled" and view["done"] == 1
     keys = Keys(store.settings.key_prefix)
     assert redis_client.exists(keys.items(job["id"]), keys.results(job["id"]),
                                *[keys.blob(job["id"], i) for i in range(3)]) == 0
-    store.write_results([(job["id"], 1, {"index": 1, "error": None}, "ok")], {})
-    assert store.get_job(job["id"])["done"] == 1
-    assert store.load([(job["id"], 1)]) == [None]
-    assert store.cancel("no-such-job") is None
+    store.batches.write_results([(job["id"], 1, {"index": 1, "error": None}, "ok")], {})
+    assert store.jobs.get(job["id"])["done"] == 1
+    assert store.jobs.load([(job["id"], 1)]) == [None]
+    assert store.jobs.cancel("no-such-job") is None
 
 
 def test_heartbeats_name_live_workers(store):
-    store.heartbeat("w1@test", {"pid": 1})
-    assert list(store.workers()) == ["w1@test"]
-    store.forget_worker("w1@test")
-    assert store.workers() == {}
+    store.stats.heartbeat("w1@test", {"pid": 1})
+    assert list(store.stats.workers()) == ["w1@test"]
+    store.stats.forget_worker("w1@test")
+    assert store.stats.workers() == {}

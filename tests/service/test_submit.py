@@ -7,19 +7,12 @@ import pytest
 from samples import bad_file_kinds, write_posters
 
 from posterq.cli import main
-from posterq.client import plan_chunks
 
 
 @pytest.fixture(scope="module", autouse=True)
 def worker(start_worker):
     """One worker process for the module."""
     return start_worker("submit-worker@test")
-
-
-def test_chunks_respect_both_limits():
-    assert plan_chunks([10] * 5, max_posters=2, max_bytes=10**6) == [[0, 1], [2, 3], [4]]
-    big = 40 * 1024
-    assert plan_chunks([big, big, big], max_posters=10, max_bytes=64 * 1024 + 2 * big + 1024) == [[0, 1], [2]]
 
 
 def test_submit_writes_what_label_writes(api, tiny_bundle, tmp_path, service_settings, capsys):
@@ -37,7 +30,7 @@ def test_submit_writes_what_label_writes(api, tiny_bundle, tmp_path, service_set
     local_rows = list(csv.DictReader(io.StringIO(out_local.read_text())))
     assert [r["path"] for r in service_rows] == [r["path"] for r in local_rows]
     assert len(service_rows) == service_settings.max_posters_per_job + 7
-    for ours, theirs in zip(service_rows, local_rows):
+    for ours, theirs in zip(service_rows, local_rows, strict=True):
         if ours["path"] == "huge.jpg":  # over the service's per-poster limit, not over label's
             assert ours["error"] == "too_large"
             continue

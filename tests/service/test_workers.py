@@ -5,7 +5,7 @@ from collections import Counter
 
 from samples import poster_bytes
 
-from posterq.store import Keys
+from posterq.jobs.schema import Keys
 
 
 def _poster_folder(root, name: str, count: int, size: tuple[int, int]):
@@ -58,7 +58,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     assert store.client.llen(keys.ready) == 0
     assert list(store.client.scan_iter(match=keys.batch("*"))) == []  # every batch was finished
     # The killed batch was delivered again (with the same task id) rather than lost.
-    assert store.stats().get("redeliveries", 0) >= 1
+    assert store.stats.read().get("redeliveries", 0) >= 1
 
 
 def test_cancel_removes_what_has_not_run(api, spawn_worker, service_settings, store):

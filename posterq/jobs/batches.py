@@ -1,0 +1,135 @@
+"""Batches on the worker side: claim ready refs atomically, write each result once, forget the batch."""
+
+import json
+import time
+
+import redis
+
+from posterq.config import Settings
+from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref
+
+# Tops a batch list up to ARGV[1] refs from the ready list atomically, so a ref is always in
+# exactly one of the two (never lost between a pop and a push if the worker dies).
+# KEYS: ready list, batch list. ARGV: size, ttl of the batch list.
+_CLAIM = """
+local moved = 0
+for i = 1, tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]) do
+  if not redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') then break end
+  moved = moved + 1
+end
+if moved > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+# Writes results once each. A result counts only when HSETNX created it, so a redelivered batch
+# (or two workers racing on one visibility-timeout restore) never counts a poster twice.
+# KEYS: the stats hash, then per row its job hash, items hash, results hash and blob key.
+# ARGV: result ttl, model json, the statuses queued, running, done, failed and the outcome ok,
+# then per row (job id, index, result json, outcome).
+_WRITE = """
+local ttl, model = tonumber(ARGV[1]), ARGV[2]
+local queued, running, done_status, failed_status, ok = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local stats = KEYS[1]
+local now = redis.call('TIME')
+local stamp = string.format('%d.%06d', now[1], now[2])
+local finished = {}
+for row = 0, (#KEYS - 1) / 4 - 1 do
+  local job, items, results, blob = KEYS[2 + 4 * row], KEYS[3 + 4 * row], KEYS[4 + 4 * row], KEYS[5 + 4 * row]
+  local id, index = ARGV[8 + 4 * row], ARGV[9 + 4 * row]
+  local result, outcome = ARGV[10 + 4 * row], ARGV[11 + 4 * row]
+  redis.call('DEL', blob)
+  local status = redis.call('HGET', job, 'status')
+  if status == queued or status == running then
+    if redis.call('HSETNX', results, index, result) == 1 then
+      if outcome == ok then redis.call('HINCRBY', job, 'done', 1)
+      else redis.call('HINCRBY', job, 'failed', 1) end
+      redis.call('HINCRBY', stats, 'posters:' .. outcome, 1)
+      if model ~= '{}' then redis.call('HSETNX', job, 'model', model) end
+      if status == queued then
+        redis.call('HSET', job, 'status', running)
+        redis.call('HSETNX', job, 'started_at', stamp)
+      end
+      local counts = redis.call('HMGET', job, 'done', 'failed', 'total', 'created_at')
+      local done, failed, total = tonumber(counts[1]), tonumber(counts[2]), tonumber(counts[3])
+      if done + failed >= total then
+        local final = done_status
+        if done == 0 then final = failed_status end
+        redis.call('HSET', job, 'status', final, 'finished_at', stamp)
+        for _, key in ipairs({job, items, results}) do
+          redis.call('EXPIRE', key, ttl)
+        end
+        redis.call('HINCRBY', stats, 'jobs_finished:' .. final, 1)
+        table.insert(finished, id)
+        table.insert(finished, tostring(tonumber(stamp) - tonumber(counts[4])))
+      end
+    end
+  end
+end
+return finished
+"""
+
+
+class Batches:
+    """The ready list and the per-task batch lists the workers claim from it."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys):
+        self.client, self.settings, self.keys = client, settings, keys
+        self._claim = client.register_script(_CLAIM)
+        self._write = client.register_script(_WRITE)
+
+    def start(self, batch_id: str) -> int:
+        """Count one more delivery of a batch task; return how many there have been."""
+        key = self.keys.deliveries(batch_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, self.settings.result_ttl)
+        count = pipe.execute()[0]
+        if count > 1:
+            self.client.hincrby(self.keys.stats, "redeliveries", 1)
+        return count
+
+    def claimed(self, batch_id: str) -> list[tuple[str, int]]:
+        """The refs a batch task has claimed so far (non-empty on a redelivery)."""
+        return [parse_ref(v) for v in self.client.lrange(self.keys.batch(batch_id), 0, -1)]
+
+    def claim(self, batch_id: str, size: int, max_wait: float) -> list[tuple[str, int]]:
+        """Fill a batch to `size` refs from the ready list, waiting up to max_wait for stragglers.
+
+        A batch that has nothing is done at once (its posters went into another batch); one that
+        has some but fewer than `size` waits a little so that small jobs arriving together share
+        one interpreter invoke.
+        """
+        lists = [self.keys.ready, self.keys.batch(batch_id)]
+        args = [size, self.settings.result_ttl]
+        refs = self._claim(keys=lists, args=args)
+        deadline = time.monotonic() + max_wait
+        while refs and len(refs) < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self.client.blmove(*lists, left, "LEFT", "RIGHT") is None:
+                break
+            refs = self._claim(keys=lists, args=args)
+        return [parse_ref(v) for v in refs]
+
+    def write_results(self, rows: list[tuple[str, int, dict, str]], model: dict) -> list[tuple[str, float]]:
+        """Write (job id, index, result, outcome) rows once each; return jobs this finished, with seconds."""
+        if not rows:
+            return []
+        keys = [self.keys.stats]
+        args = [self.settings.result_ttl, json.dumps(model), JobStatus.QUEUED.value, JobStatus.RUNNING.value,
+                JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value]
+        for job_id, index, result, outcome in rows:
+            keys += [self.keys.job(job_id), self.keys.items(job_id), self.keys.results(job_id),
+                     self.keys.blob(job_id, index)]
+            args += [job_id, index, json.dumps(result), outcome]
+        finished = self._write(keys=keys, args=args)
+        return [(finished[i].decode(), float(finished[i + 1])) for i in range(0, len(finished), 2)]
+
+    def finish(self, batch_id: str) -> None:
+        """Forget a batch whose results are all written."""
+        self.client.delete(self.keys.batch(batch_id), self.keys.deliveries(batch_id))
+
+    def queue_depth(self) -> int:
+        """Posters waiting for a batch."""
+        return int(self.client.llen(self.keys.ready))
