@@ -30,13 +30,18 @@ DOCUMENT = {
                             "schema": {"type": "integer", "minimum": 1, "maximum": 24}}],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": {
-                    "type": "object", "oneOf": [{"required": ["files"]}, {"required": ["zip"]}], "properties": {
-                    "files": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
+                    "type": "object", "oneOf": [{"required": ["files"]}, {"required": ["zip"]}],
+                    "properties": {
+                    "files": {"type": "array", "minItems": 1,
+                              "items": {"type": "string", "format": "binary"}},
                     "zip": {"type": "string", "format": "binary"},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
-                _JSON: {"schema": {"type": "object", "required": ["directory"], "additionalProperties": False, "properties": {
-                    "directory": {"type": "string", "minLength": 1}, "recursive": {"type": "boolean", "default": True},
+                _JSON: {"schema": {
+                    "type": "object", "required": ["directory"], "additionalProperties": False,
+                    "properties": {
+                    "directory": {"type": "string", "minLength": 1},
+                    "recursive": {"type": "boolean", "default": True},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
             }},
             "responses": {
@@ -56,7 +61,8 @@ DOCUMENT = {
                 "operationId": "getJob",
                 "parameters": [
                     _job_id(),
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    {"name": "offset", "in": "query",
+                     "schema": {"type": "integer", "minimum": 0, "default": 0}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
                 "responses": {
@@ -77,7 +83,8 @@ DOCUMENT = {
             "summary": "Every result as CSV or JSON Lines (the columns of `posterq label`)",
             "operationId": "downloadResults",
             "parameters": [_job_id(), {"name": "format", "in": "query",
-                                       "schema": {"type": "string", "enum": ["csv", "jsonl"], "default": "csv"}}],
+                                       "schema": {"type": "string", "enum": ["csv", "jsonl"],
+                                                  "default": "csv"}}],
             "responses": {
                 "200": {"description": "The results", "content": {
                     "text/csv": {"schema": {"type": "string"}},
@@ -97,7 +104,8 @@ DOCUMENT = {
         "/readyz": {"get": {
             "summary": "Redis answers and at least one worker is alive", "operationId": "readyz",
             "responses": {
-                "200": {"description": "Ready", "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}},
+                "200": {"description": "Ready",
+                        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}},
                 "503": {"description": "Not ready",
                         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}}}}},
         "/metrics": {"get": {
@@ -106,7 +114,8 @@ DOCUMENT = {
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {
             "summary": "This document", "operationId": "openapi",
-            "responses": {"200": {"description": "OpenAPI 3", "content": {_JSON: {"schema": {"type": "object"}}}}}}},
+            "responses": {"200": {"description": "OpenAPI 3",
+                                  "content": {_JSON: {"schema": {"type": "object"}}}}}}},
     },
     "components": {"schemas": {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -115,7 +124,8 @@ DOCUMENT = {
         "Job": {"type": "object", "required": ["id", "status", "total", "done", "failed", "progress"],
                 "properties": {
                     "id": {"type": "string"},
-                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                    "status": {"type": "string",
+                               "enum": ["queued", "running", "done", "failed", "cancelled"]},
                     "source": {"type": "string", "enum": ["upload", "zip", "directory"]},
                     "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
                     "progress": {"type": "number"},
@@ -151,4 +161,5 @@ DOCUMENT = {
 @blueprint.get("/openapi.json")
 def openapi():
     """The OpenAPI document, with this server's URL."""
-    return jsonify({**DOCUMENT, "servers": [{"url": url_for("health.healthz", _external=True)[:-len("/healthz")]}]})
+    return jsonify({**DOCUMENT,
+                    "servers": [{"url": url_for("health.healthz", _external=True)[:-len("/healthz")]}]})

@@ -67,7 +67,8 @@ def main():
         print(row, flush=True)
         rows.append(row)
     result = {"what": "frozen EfficientNet-Lite0 ImageNet features + logistic regression per genre",
-              "train_posters": len(train), "val_posters": len(val), "machine": platform.processor() or platform.machine(),
+              "train_posters": len(train), "val_posters": len(val),
+              "machine": platform.processor() or platform.machine(),
               "command": "python bench/input_shape.py --data DIR", "results": rows}
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -92,7 +92,8 @@ def test_ccu_layout_utf16_and_utf8(tmp_path):
         ("tt0099004", "Drama"),  # its image is missing
     ])
     (truth / "1990.txt").write_text(text_1990, encoding="utf-16")  # Python writes a BOM
-    (truth / "2001.txt").write_bytes(ccu_records([("tt0200001", "Science Fiction, Thriller")]).encode("utf-8"))
+    (truth / "2001.txt").write_bytes(
+        ccu_records([("tt0200001", "Science Fiction, Thriller")]).encode("utf-8"))
     for year, ident in (("1990", "tt0099001"), ("1990", "tt0099002"), ("1990", "tt0099003"),
                         ("2001", "tt0200001")):
         poster(images / year / f"{ident}.jpg")

@@ -66,7 +66,8 @@ def test_assembled_network_equals_lower_then_upper_with_every_tap():
     assert head.kernel.shape[0] == 1280 + 40 + 112 + 4 * 192 + 320
     # A random head, so that every tap's features move the scores.
     rng = np.random.default_rng(0)
-    head.set_weights([rng.normal(0, 0.05, head.kernel.shape).astype(np.float32), np.zeros(head.bias.shape, np.float32)])
+    head.set_weights([rng.normal(0, 0.05, head.kernel.shape).astype(np.float32),
+                      np.zeros(head.bias.shape, np.float32)])
     whole = assemble(size, upper, state, taps)
     batch = np.stack([preprocess(_poster(seed), size) for seed in range(3)])
     split_scores = upper.predict(lower.predict(batch, verbose=0), verbose=0)

@@ -49,8 +49,8 @@ def test_jsonl_lines(tmp_path):
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert lines[0]["genres"] == ["Drama", "War"] and lines[0]["error"] is None
     assert lines[0]["scores"] == {"Action": 0.1, "Drama": 0.912346, "War": 0.6}
-    assert lines[1] == {"path": "ü.jpg", "genres": [], "error": {"code": "empty", "message": "the file is empty"},
-                        "scores": {}}
+    assert lines[1] == {"path": "ü.jpg", "genres": [],
+                        "error": {"code": "empty", "message": "the file is empty"}, "scores": {}}
 
 
 def test_every_row_is_flushed():
@@ -70,7 +70,8 @@ def test_every_row_is_flushed():
 
 
 def test_format_from_extension(tmp_path):
-    assert format_for("x.CSV") == "csv" and format_for("x.jsonl") == "jsonl" and format_for("x.ndjson") == "jsonl"
+    assert (format_for("x.CSV") == "csv" and format_for("x.jsonl") == "jsonl"
+            and format_for("x.ndjson") == "jsonl")
     with pytest.raises(ValueError):
         format_for("x.txt")
     with pytest.raises(ValueError), open_writer(tmp_path / "x.csv", "xml", GENRES):

@@ -14,7 +14,8 @@ def loaded_after(modules: list[str], *calls: str) -> set[str]:
     """Top-level packages in sys.modules of a fresh interpreter after importing modules."""
     code = "; ".join([*(f"import {name}" for name in modules), *(call for call in calls if call),
                       "import sys, json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"])
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.splitlines()[-1]))
 

@@ -40,7 +40,8 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
     assert meta["comparison"]["variants"]["float32"]["vs_keras"]["max_abs_score_diff"] < 1e-4
     for key in ("macro_roc_auc", "macro_average_precision", "micro_f1", "samples_f1"):
         assert key in meta["metrics"]
-    predictions = Classifier(out).classify([path.read_bytes() for path in sorted((labelled_csv.parent / "images").iterdir())[:3]])
+    predictions = Classifier(out).classify(
+        [path.read_bytes() for path in sorted((labelled_csv.parent / "images").iterdir())[:3]])
     assert all(1 <= len(p.genres) <= 3 and p.error is None for p in predictions)
     card = write_card(out, work)
     assert "seed network" not in card.read_text() and (out / "per_genre_ap.png").exists()

@@ -50,13 +50,14 @@ def effnet_lite0_blocks() -> list[tuple[int, int, int, int, int]]:
 
 
 def effnet_lite0_backbone(input_size) -> keras.Model:
-    """EfficientNet-Lite0 up to its 1280-channel head (ReLU6, no squeeze-excite), layers named as the port's keys."""
+    """EfficientNet-Lite0 up to its 1280-channel head (ReLU6, no squeeze-excite), layers named as the
+    port's keys."""
     inputs = keras.Input((*input_size, 3), name="image")
     return keras.Model(inputs, effnet_lite0_part(inputs, 0, 15, stem=True), name="effnet_lite0")
 
 
-def effnet_lite0_part(x, first: int, last: int, stem: bool = False, head: bool = True, taps: dict | None = None,
-                      tap_blocks=()):
+def effnet_lite0_part(x, first: int, last: int, stem: bool = False, head: bool = True,
+                      taps: dict | None = None, tap_blocks=()):
     """Apply blocks first..last (and the stem before / the 1280 head conv after) to tensor x.
 
     Cutting the network lets training cache the frozen lower part's activations once and
@@ -81,7 +82,8 @@ def _mbconv(x, channels, out, kernel, stride, expand, name):
     shortcut = x
     if expand != 1:
         x = _conv_bn(x, channels * expand, 1, 1, f"{name}_expand_conv", f"{name}_bn0")
-    x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}_depthwise_conv")(x)
+    x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
+                               name=f"{name}_depthwise_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn1")(x)
     x = layers.ReLU(6.0)(x)
     x = _conv_bn(x, out, 1, 1, f"{name}_project_conv", f"{name}_bn2", activation=False)
@@ -99,7 +101,8 @@ def genre_head(features, taps: dict | None = None, n_genres: int = len(GENRES), 
     pooled = [layers.GlobalAveragePooling2D(name="pool")(features)]
     for index in sorted(taps or {}):
         tap = taps[index]
-        pooled.append(tap if len(tap.shape) == 2 else layers.GlobalAveragePooling2D(name=f"pool_blocks_{index}")(tap))
+        pooled.append(tap if len(tap.shape) == 2
+                      else layers.GlobalAveragePooling2D(name=f"pool_blocks_{index}")(tap))
     x = layers.Concatenate(name="pooled")(pooled) if len(pooled) > 1 else pooled[0]
     x = layers.Dropout(dropout, name="head_dropout")(x)
     return layers.Dense(n_genres, activation="sigmoid", name="genres")(x)

@@ -1,6 +1,7 @@
 """The model card: README.md with plots beside a bundle, written from its model.json and run files.
 
-    python -m training.card models/effnet-lite0-posters --work runs/effnet-lite0-posters --seed bench/results/seed_network.json
+    python -m training.card models/effnet-lite0-posters --work runs/effnet-lite0-posters \
+        --seed bench/results/seed_network.json
 """
 
 import argparse
@@ -27,7 +28,8 @@ def write_card(bundle: Path, work: Path, seed_meta: Path | None = None) -> Path:
     history = work / "history.csv"
     if history.exists():
         plots.append(("Training curves", _plot_history(history, bundle / "training_curves.png")))
-    plots.append(("Average precision per genre (validation)", _plot_per_genre(meta, seed, bundle / "per_genre_ap.png")))
+    plots.append(("Average precision per genre (validation)",
+                  _plot_per_genre(meta, seed, bundle / "per_genre_ap.png")))
     scores = work / "validation_scores.npz"
     if scores.exists():
         plots.append(("Precision-recall, main genres (validation)",
@@ -49,7 +51,7 @@ def _plot_history(path: Path, out: Path) -> str:
     # Loss, ROC-AUC and AP each on their own axis: on one shared axis, changes of 0.005 vanish.
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
     losses = [(e, float(by_epoch[e]["loss"])) for e in epochs if by_epoch[e].get("loss")]
-    axes[0].plot(*zip(*losses), marker="o", label="train loss")
+    axes[0].plot(*zip(*losses, strict=True), marker="o", label="train loss")
     axes[0].set_title("training loss")
     # The effnet recipe logs the project's validation metrics; the seed recipe Keras' own.
     keys = ((1, "val_macro_roc_auc", "macro ROC-AUC"), (2, "val_macro_ap", "macro AP"),
@@ -57,7 +59,7 @@ def _plot_history(path: Path, out: Path) -> str:
     for axis, key, label in keys:
         points = [(e, float(by_epoch[e][key])) for e in epochs if by_epoch[e].get(key) not in (None, "")]
         if points:
-            axes[axis].plot(*zip(*points), marker="o", label=f"validation {label}")
+            axes[axis].plot(*zip(*points, strict=True), marker="o", label=f"validation {label}")
     start = " (epoch 0: the linear probe)" if probe.exists() else ""
     axes[1].set_title(f"validation ROC-AUC{start}")
     axes[2].set_title(f"validation AP{start}")
@@ -76,8 +78,10 @@ def _plot_per_genre(meta: dict, seed: dict | None, out: Path) -> str:
     fig, axis = plt.subplots(figsize=(11, 4))
     prior = [per_genre[g]["positives"] / meta["metrics"]["n_posters"] for g in genres]
     series = [("label prior", prior)]
-    if seed and "per_genre" in seed["metrics"]:  # bench/results/seed_network.json keeps the headline figures only
-        series.append(("seed network", [seed["metrics"]["per_genre"][g]["average_precision"] or 0 for g in genres]))
+    # bench/results/seed_network.json keeps the headline figures only
+    if seed and "per_genre" in seed["metrics"]:
+        series.append(("seed network",
+                       [seed["metrics"]["per_genre"][g]["average_precision"] or 0 for g in genres]))
     series.append((meta["name"], [per_genre[g]["average_precision"] for g in genres]))
     width = 0.8 / len(series)
     for index, (label, values) in enumerate(series):
@@ -136,8 +140,9 @@ def _markdown(meta: dict, seed: dict | None, plots) -> str:
                          seed_variant["ms_per_poster_1_core"]))
     rows.append(_row(f"**{meta['name']}** ({meta['variant']}, shipped)", meta["metrics"],
                      shipped["size_bytes"], shipped["ms_per_poster_1_core"]))
-    variant_rows = [("| variant | macro ROC-AUC | macro AP | micro F1 | samples F1 | size | ms/poster, 1 core | "
-                    "max score diff vs Keras | labels agree with Keras |"), "|---|---|---|---|---|---|---|---|---|"]
+    variant_rows = [("| variant | macro ROC-AUC | macro AP | micro F1 | samples F1 | size | "
+                    "ms/poster, 1 core | max score diff vs Keras | labels agree with Keras |"),
+                    "|---|---|---|---|---|---|---|---|---|"]
     variant_rows.append(_row("Keras (reference)", comparison["keras"]["metrics"]) + " 0 | 100% |")
     for name, entry in comparison["variants"].items():
         vs = entry["vs_keras"]
@@ -151,27 +156,33 @@ def _markdown(meta: dict, seed: dict | None, plots) -> str:
         def fmt(value):
             return "n/a" if value is None else f"{value:.3f}"
 
-        per_genre.append(f"| {genre} | {g['positives']} | {fmt(g['roc_auc'])} | {fmt(g['average_precision'])} | "
-                         f"{fmt(g.get('threshold'))} | {g['precision']:.3f} | {g['recall']:.3f} | {g['f1']:.3f} |")
+        per_genre.append(f"| {genre} | {g['positives']} | {fmt(g['roc_auc'])} | "
+                         f"{fmt(g['average_precision'])} | {fmt(g.get('threshold'))} | "
+                         f"{g['precision']:.3f} | {g['recall']:.3f} | {g['f1']:.3f} |")
     data = training["data"]
     recipe = training["recipe"]
     seed_note = ""
     if seed and seed["training"].get("stopped_early"):
-        seed_note = (f"\nThe seed network's row is from a run cut short: {seed['training']['stopped_early']}; "
-                     f"its full recipe ({seed['training']['recipe']['epochs']} epochs at 350x350) needs hours "
-                     "on this 2-core CPU." + (f" Its figures: {seed['how']}." if seed.get("how") else "") + "\n")
+        seed_note = (f"\nThe seed network's row is from a run cut short: "
+                     f"{seed['training']['stopped_early']}; its full recipe "
+                     f"({seed['training']['recipe']['epochs']} epochs at 350x350) needs hours "
+                     "on this 2-core CPU."
+                     + (f" Its figures: {seed['how']}." if seed.get("how") else "") + "\n")
     figures = "\n".join(f"### {title}\n\n![{title}]({name})\n" for title, name in plots)
     return f"""# {meta['name']} {meta['version']}
 
 Multi-label movie-poster genre classifier ({len(meta['genres'])} genres) for posterq's LiteRT runtime.
-Architecture `{meta['architecture']}`, input {meta['input']['height']}x{meta['input']['width']} (height x width)
-RGB pixels in [0, 255] (normalization is inside the model), shipped as the **{meta['variant']}** TFLite variant
+Architecture `{meta['architecture']}`, input {meta['input']['height']}x{meta['input']['width']} \
+(height x width)
+RGB pixels in [0, 255] (normalization is inside the model), shipped as the **{meta['variant']}** \
+TFLite variant
 (`model.tflite`, {shipped['size_bytes'] / 1e6:.1f} MB, sha256 `{meta['sha256'][:16]}...`).
 
 ## Figures on the validation split
 
 {data['validation']} validation posters ({data['split']}), from {data['posters']} posters of the
-`{data['layout']}` layout. Macro ROC-AUC and macro AP average the {len(meta['metrics']['genres_scored'])} genres
+`{data['layout']}` layout. Macro ROC-AUC and macro AP average the {len(meta['metrics']['genres_scored'])} \
+genres
 with at least 5 validation positives; F1 is of the labels the label rule assigns.
 
 {header}
@@ -196,12 +207,15 @@ score when none passes) and at most {meta['label_rule']['top_k']}, best first. S
 
 ## Training
 
-- Data: `{data['path']}` ({data['layout']}), {data['train']} training / {data['validation']} validation posters.
-- Recipe: {recipe['epochs']} epochs, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}; {'; '.join(recipe['notes'])}.
+- Data: `{data['path']}` ({data['layout']}), {data['train']} training / {data['validation']} \
+validation posters.
+- Recipe: {recipe['epochs']} epochs, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}; \
+{'; '.join(recipe['notes'])}.
 - Took {training['seconds'] / 60:.1f} minutes on {training['machine']} from the data to the end of fitting
   (decoding, features, fitting); {_export_time(training)}.
 - Reproduce: `posterq train --data {data['path']} --arch {meta['architecture']} --out models/{meta['name']}`
-  then `python -m training.card models/{meta['name']} --work runs/{meta['name']} --seed bench/results/seed_network.json`.
+  then `python -m training.card models/{meta['name']} --work runs/{meta['name']} \
+--seed bench/results/seed_network.json`.
 
 ## Plots
 
@@ -227,8 +241,11 @@ def _export_time(training: dict) -> str:
 def main():
     parser = argparse.ArgumentParser(description="Write a bundle's model card.")
     parser.add_argument("bundle")
-    parser.add_argument("--work", required=True, help="the training run's work folder (history, validation scores)")
-    parser.add_argument("--seed", default=None, help="the seed network run's model.json (or bench/results/seed_network.json), for the comparison row")
+    parser.add_argument("--work", required=True,
+                        help="the training run's work folder (history, validation scores)")
+    parser.add_argument("--seed", default=None,
+                        help="the seed network run's model.json (or bench/results/seed_network.json), "
+                             "for the comparison row")
     args = parser.parse_args()
     print(write_card(Path(args.bundle), Path(args.work), args.seed))
 

@@ -89,7 +89,8 @@ class Dataset:
     def subset(self, indices) -> "Dataset":
         """Return a Dataset of the examples at `indices`, in the order given."""
         return dataclasses.replace(
-            self, examples=[self.examples[int(i)] for i in indices], dropped_genres=Counter(self.dropped_genres)
+            self, examples=[self.examples[int(i)] for i in indices],
+            dropped_genres=Counter(self.dropped_genres)
         )
 
     def positives(self) -> dict[str, int]:

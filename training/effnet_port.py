@@ -38,7 +38,8 @@ def load_imagenet_weights(model: keras.Model, state: dict[str, np.ndarray]) -> i
         elif isinstance(layer, layers.Conv2D):
             layer.set_weights([state[f"{key}.weight"].transpose(2, 3, 1, 0)])
         elif isinstance(layer, layers.BatchNormalization):
-            layer.set_weights([state[f"{key}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")])
+            layer.set_weights([state[f"{key}.{name}"]
+                               for name in ("weight", "bias", "running_mean", "running_var")])
         elif isinstance(layer, layers.Dense) and layer.name == "fc":
             layer.set_weights([state["_fc.weight"].T, state["_fc.bias"]])
         else:

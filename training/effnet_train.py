@@ -68,12 +68,14 @@ def lower_activations(lower: keras.Model, pixels: np.ndarray, flip: bool = False
         if flip:
             chunk = chunk[:, :, ::-1, :]
         outputs = run(chunk)
-        parts.append([out.numpy().astype(np.float16) for out in (outputs if isinstance(outputs, list) else [outputs])])
-    return [np.concatenate(column) for column in zip(*parts)]
+        parts.append([out.numpy().astype(np.float16)
+                      for out in (outputs if isinstance(outputs, list) else [outputs])])
+    return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
 def lower_outputs(lower: keras.Model, train_pixels: np.ndarray, val_pixels: np.ndarray) -> dict[str, list]:
-    """The frozen lower part's outputs for the training posters, their mirror images and the validation posters."""
+    """The frozen lower part's outputs for the training posters, their mirror images and the validation
+    posters."""
     return {"train": lower_activations(lower, train_pixels, desc="train features"),
             "mirror": lower_activations(lower, train_pixels, flip=True, desc="mirrored features"),
             "val": lower_activations(lower, val_pixels, desc="val features")}
@@ -99,8 +101,9 @@ class MirroredBatches(keras.utils.PyDataset):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         flips = self.flips[rows]
         inputs = tuple(
-            np.where(flips.reshape(-1, *[1] * (plain.ndim - 1)), mirrored[rows], plain[rows]).astype(np.float32)
-            for plain, mirrored in zip(self.plain, self.mirrored))
+            np.where(flips.reshape(-1, *[1] * (plain.ndim - 1)), mirrored[rows],
+                     plain[rows]).astype(np.float32)
+            for plain, mirrored in zip(self.plain, self.mirrored, strict=True))
         return inputs, self.labels[rows]
 
     def on_epoch_end(self):
@@ -124,7 +127,8 @@ class ValidationMetrics(keras.callbacks.Callback):
         """Return the model's validation macro ROC-AUC and AP now."""
         scores = self.model.predict(self.inputs, batch_size=128, verbose=0)
         metrics = evaluate_scores(self.labels, scores, (scores >= 0.5).astype(np.uint8))
-        auc, ap = metrics["macro_roc_auc"] or 0.0, metrics["macro_average_precision"] or 0.0  # None: too few positives
+        # None: too few positives
+        auc, ap = metrics["macro_roc_auc"] or 0.0, metrics["macro_average_precision"] or 0.0
         return {"val_macro_roc_auc": auc, "val_macro_ap": ap, "val_selection": auc + ap}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -132,7 +136,8 @@ class ValidationMetrics(keras.callbacks.Callback):
         logs.update(self.measure())
 
 
-def linear_probe(upper: keras.Model, train_inputs: list, mirror_inputs: list, train_labels, strength: float) -> None:
+def linear_probe(upper: keras.Model, train_inputs: list, mirror_inputs: list, train_labels,
+                 strength: float) -> None:
     """Fit the genre head alone on the frozen features (L2 logistic regression), in place.
 
     Fine-tuning from a fitted head rather than a random one keeps the large early gradients

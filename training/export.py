@@ -24,7 +24,8 @@ def to_tflite(model, variant: str, calibration: np.ndarray | None = None) -> byt
         if calibration is None:
             raise ValueError("full-integer quantization needs calibration posters")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([poster[None].astype(np.float32)] for poster in calibration)
+        converter.representative_dataset = lambda: ([poster[None].astype(np.float32)]
+                                                    for poster in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # Keep float input and output so the runtime and the bundle contract stay the same.
         converter.inference_input_type = tf.float32
@@ -35,7 +36,8 @@ def to_tflite(model, variant: str, calibration: np.ndarray | None = None) -> byt
 
 
 def agreement(reference_scores, scores, reference_labels, labels) -> dict:
-    """How far a variant is from the reference: largest score difference, share of posters whose labels agree."""
+    """How far a variant is from the reference: largest score difference, share of posters whose labels
+    agree."""
     same = np.all(np.asarray(reference_labels) == np.asarray(labels), axis=1)
     return {"max_abs_score_diff": float(np.max(np.abs(reference_scores - scores))),
             "mean_abs_score_diff": float(np.mean(np.abs(reference_scores - scores))),

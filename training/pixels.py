@@ -38,7 +38,8 @@ def poster_pixels(paths: list[Path], size: tuple[int, int], cache_dir: Path | No
     jobs = [(str(path), size) for path in paths]
     with ProcessPoolExecutor(workers) as pool:
         results = pool.map(_decode, jobs, chunksize=32)
-        for index, (array, error) in enumerate(tqdm(results, total=len(jobs), desc=f"decode {size}", unit="poster")):
+        for index, (array, error) in enumerate(tqdm(results, total=len(jobs), desc=f"decode {size}",
+                                                    unit="poster")):
             if array is None:
                 log.warning("skipping %s: %s", paths[index], error)
             else:

@@ -31,7 +31,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 def _assert_matches_classifier(results, blobs: dict[str, bytes], classifier):
-    expected = dict(zip(blobs, classifier.classify(list(blobs.values()))))
+    expected = dict(zip(blobs, classifier.classify(list(blobs.values())), strict=True))
     assert sorted(row["name"] for row in results) == sorted(blobs)
     for row in results:
         prediction = expected[row["name"]]
@@ -82,7 +82,8 @@ def test_a_zip_job_and_top_k(api, classifier):
     assert done["done"] == 5 and done["top_k"] == 1
     assert all(len(row["genres"]) == 1 for row in done["results"])
     # A raw zip body works too.
-    raw = api.post("/jobs", data=_zip({"a.jpg": poster_bytes(1)}), headers={"Content-Type": "application/zip"})
+    raw = api.post("/jobs", data=_zip({"a.jpg": poster_bytes(1)}),
+                   headers={"Content-Type": "application/zip"})
     assert raw.status_code == 202 and api.wait(raw.json()["id"])["done"] == 1
 
 
@@ -118,7 +119,8 @@ def test_results_download_as_csv_and_jsonl(api):
     records = [json.loads(line) for line in lines]
     assert [r["path"] for r in records] == ["a.jpg", "b.txt", "c.jpg"]
     assert set(records[0]) == {"path", "genres", "error", "scores"}
-    assert api.get(f"/jobs/{job_id}/results", params={"format": "xml"}).json()["error"]["code"] == "bad_format"
+    assert api.get(f"/jobs/{job_id}/results",
+                   params={"format": "xml"}).json()["error"]["code"] == "bad_format"
 
 
 def test_results_are_paged(api):
@@ -220,8 +222,10 @@ def test_health_readiness_and_metrics(api):
     assert ready.status_code == 200 and "api-worker@test" in ready.json()["workers"]
     api.wait(api.post("/jobs", files=_files({"a.jpg": poster_bytes(1), "b.txt": b"no"})).json()["id"])
     text = api.get("/metrics").text
-    for line in ('posterq_jobs_submitted_total{source="upload"} 1.0', 'posterq_posters_total{outcome="ok"} 1.0',
-                 'posterq_posters_total{outcome="not_an_image"} 1.0', 'posterq_jobs_finished_total{status="done"} 1.0',
+    for line in ('posterq_jobs_submitted_total{source="upload"} 1.0',
+                 'posterq_posters_total{outcome="ok"} 1.0',
+                 'posterq_posters_total{outcome="not_an_image"} 1.0',
+                 'posterq_jobs_finished_total{status="done"} 1.0',
                  "posterq_batch_size_count 1.0", "posterq_queue_posters 0.0", "posterq_workers 1.0"):
         assert line in text
 
