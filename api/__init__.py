@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
-    from api import errors, health, jobs, metrics, openapi
+    from api import analysis, errors, health, jobs, metrics, openapi, page
     from api.queue import Enqueuer
     from posterq.jobs.store import JobStore
 
@@ -30,6 +30,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         "queue": Enqueuer(settings),
     }
     errors.register(app)
-    for module in (jobs, health, metrics, openapi):
+    for module in (jobs, analysis, health, metrics, openapi, page):
         app.register_blueprint(module.blueprint)
     return app

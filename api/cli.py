@@ -1,4 +1,8 @@
-"""`posterq api [--host H] [--port P] [--workers N]`: serve the API (gunicorn, else Flask's server)."""
+"""`posterq api [--host H] [--port P] [--workers N] [--threads T]`: serve the API (gunicorn, else Flask's).
+
+Threaded gunicorn workers: a request that waits for a job (POST /analysis/, GET /jobs/<id>?wait=S)
+holds one thread, not a whole process, so many clients can wait at once.
+"""
 
 import argparse
 import logging
@@ -12,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--workers", type=int, default=2, metavar="N",
                         help="gunicorn worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=32, metavar="T",
+                        help="threads per worker process, each serving one request (default 32)")
     parser.add_argument("--dev", action="store_true", help="use Flask's development server, not gunicorn")
 
 
@@ -33,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
             # Uploads of up to POSTERQ_MAX_REQUEST_BYTES take a while on slow links.
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
@@ -40,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         def load(self):
             return app
 
-    print(f"posterq api: serving on http://{args.host}:{args.port} (gunicorn, {args.workers} workers)")
+    print(f"posterq api: serving on http://{args.host}:{args.port} (gunicorn, {args.workers} workers x "
+          f"{args.threads} threads)")
     Server().run()
     return 0

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__)
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+# The longest GET /jobs/<id>?wait=S: long enough to spare clients a polling loop, short enough
+# for proxies' idle timeouts.
+MAX_WAIT_SECONDS = 30
 _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
@@ -79,12 +82,30 @@ def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:
     return value
 
 
+def _wait_arg() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_WAIT_SECONDS:  # also refuses nan
+        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}", "bad_wait")
+    return value
+
+
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str):
-    """A job's status, counts, progress, timings, model, and one page of its results."""
-    job = _job_or_404(job_id)
+    """A job's status, counts, progress, timings, model, and one page of its results.
+
+    With ?wait=S the answer comes as soon as the job is final, or after S seconds as it stands.
+    """
     offset = _int_arg("offset", 0, 0)
     limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    wait = _wait_arg()
+    job = context.store().jobs.wait(job_id, wait) if wait else None
+    job = job or _job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit)
     next_offset = offset + limit if offset + limit < job["total"] and results else None
     return jsonify({**job, "offset": offset, "limit": limit, "next_offset": next_offset,

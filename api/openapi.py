@@ -64,11 +64,14 @@ DOCUMENT = {
                     {"name": "offset", "in": "query",
                      "schema": {"type": "integer", "minimum": 0, "default": 0}},
                     {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    {"name": "wait", "in": "query", "description":
+                     "Answer as soon as the job is final, or after this many seconds as it stands",
+                     "schema": {"type": "number", "minimum": 0, "maximum": 30, "default": 0}}],
                 "responses": {
                     "200": {"description": "The job",
                             "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JobWithResults"}}}},
-                    "400": _error("Bad offset or limit"),
+                    "400": _error("Bad offset, limit or wait"),
                     "404": _error("No such job (or it expired)")}},
             "delete": {
                 "summary": "Cancel what has not run and delete the job's posters and results",
@@ -91,6 +94,34 @@ DOCUMENT = {
                     "application/x-ndjson": {"schema": {"type": "string"}}}},
                 "400": _error("Unknown format"),
                 "404": _error("No such job (or it expired)")}}},
+        "/analysis/": {
+            "get": {
+                "summary": "The original project's hint: POST a poster here",
+                "operationId": "analysisHint",
+                "responses": {"200": {"description": '{"result": "Send post request"}',
+                                      "content": {_JSON: {"schema": {"type": "object"}}}}}},
+            "post": {
+                "summary": "One poster's genres, best first, through the queue (waits for the answer)",
+                "operationId": "analyse",
+                "parameters": [{"name": "top_k", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 24}}],
+                "requestBody": {"required": True, "content": {
+                    "text/plain": {"schema": {"type": "string", "description":
+                                              "base64 of the image, optionally as a data: URL"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                        "file": {"type": "string", "format": "binary"}}}}}},
+                "responses": {
+                    "200": {"description": "The genres", "content": {_JSON: {"schema": {
+                        "type": "object", "required": ["result"], "properties": {
+                            "result": {"type": "array", "items": {"type": "string"}},
+                            "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+                            "model": {"type": "object", "nullable": True},
+                            "job": {"type": "string"}}}}}},
+                    "400": _error("Not an image, an unsupported format, a corrupt image, or a bad top_k"),
+                    "413": _error("Over the per-poster or request size limit"),
+                    "503": _error("Redis unavailable"),
+                    "504": _error("No worker answered within POSTERQ_ANALYSIS_TIMEOUT")}}},
         "/limits": {"get": {
             "summary": "The limits a client must respect", "operationId": "getLimits",
             "responses": {"200": {"description": "Limits", "content": {_JSON: {"schema": {
@@ -116,6 +147,22 @@ DOCUMENT = {
             "summary": "This document", "operationId": "openapi",
             "responses": {"200": {"description": "OpenAPI 3",
                                   "content": {_JSON: {"schema": {"type": "object"}}}}}}},
+        "/": {"get": {
+            "summary": "The web page: pick posters, follow the job, browse and download the results",
+            "operationId": "page",
+            "responses": {"200": {"description": "HTML",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/static/{name}": {"get": {
+            "summary": "A file of the web page (its script modules, style sheet and icon)",
+            "operationId": "pageFile",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The file", "content": {
+                    "text/javascript": {"schema": {"type": "string"}},
+                    "text/css": {"schema": {"type": "string"}},
+                    "text/html": {"schema": {"type": "string"}},
+                    "image/svg+xml": {"schema": {"type": "string"}}}},
+                "404": _error("The page has no such file")}}},
     },
     "components": {"schemas": {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -126,7 +173,7 @@ DOCUMENT = {
                     "id": {"type": "string"},
                     "status": {"type": "string",
                                "enum": ["queued", "running", "done", "failed", "cancelled"]},
-                    "source": {"type": "string", "enum": ["upload", "zip", "directory"]},
+                    "source": {"type": "string", "enum": ["upload", "zip", "directory", "analysis"]},
                     "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
                     "progress": {"type": "number"},
                     "top_k": {"type": "integer", "nullable": True},
@@ -134,6 +181,7 @@ DOCUMENT = {
                         "name": {"type": "string"}, "version": {"type": "string"},
                         "genres": {"type": "array", "items": {"type": "string"}}}},
                     "created_at": {"type": "number"},
+                    "claimed_at": {"type": "number", "nullable": True},
                     "started_at": {"type": "number", "nullable": True},
                     "finished_at": {"type": "number", "nullable": True},
                     "elapsed_s": {"type": "number"},

@@ -15,10 +15,7 @@ produced it to bench/results/.
 import argparse
 import json
 import os
-import platform
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,33 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import redis
-import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from posterq.bundle import load_bundle  # noqa: E402 (after the sys.path line)
+from bench.service import ROOT, Service, link_posters, provenance  # noqa: E402 (after the sys.path line)
+from posterq.bundle import load_bundle  # noqa: E402
 from posterq.config import SERVICE_BATCH_SIZE, Settings  # noqa: E402
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def link_posters(source: Path, count: int, into: Path) -> list[Path]:
-    """Symlink the first `count` files of source (sorted) into a folder; return the links."""
-    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))[:count]
-    if len(files) < count:
-        raise SystemExit(f"{source} holds only {len(files)} files, fewer than {count}")
-    links = []
-    for path in files:
-        link = into / path.name
-        link.symlink_to(path.resolve())
-        links.append(link)
-    return links
 
 
 def run_label(folder: Path, model: str, workers: int, batch_size: int, out: Path) -> dict:
@@ -67,82 +43,6 @@ def run_label(folder: Path, model: str, workers: int, batch_size: int, out: Path
     return {"processes": workers, "command": " ".join(command[2:]), "wall_s": round(wall, 2),
             "posters": int(match[1]), "seconds": float(match[2]), "posters_per_second": float(match[3]),
             "ok": int(match[4]), "summary": done.stdout.strip().splitlines()[0]}
-
-
-class Service:
-    """The API and one worker at a time, as subprocesses, on a private prefix and queue."""
-
-    def __init__(self, env: dict, log_dir: Path):
-        self.env, self.log_dir = env, log_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api = self._spawn("api", ["api", "--port", str(self.port), "--workers", "2"])
-        self._wait(lambda: requests.get(self.url + "/healthz", timeout=2).ok, "the API")
-
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives with the process
-        return subprocess.Popen([sys.executable, "-m", "posterq.cli", *args], cwd=ROOT, env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    @staticmethod
-    def _wait(check, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"{what} did not come up in {timeout} s")
-
-    def start_worker(self, processes: int) -> subprocess.Popen:
-        """Start `posterq worker --concurrency processes` and wait until /readyz lists it."""
-        hostname = f"bench-{processes}-{os.getpid()}@{socket.gethostname()}"
-        worker = self._spawn(f"worker-{processes}", ["worker", "--concurrency", str(processes),
-                                                     "--hostname", hostname, "--loglevel", "WARNING"])
-        self._wait(lambda: hostname in requests.get(self.url + "/readyz", timeout=2).json()["workers"],
-                   "the worker")
-        return worker
-
-    @staticmethod
-    def stop(process: subprocess.Popen) -> None:
-        """Stop a process group: TERM, then KILL."""
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-    def run_job(self, folder: Path, links: list[Path], upload: bool) -> dict:
-        """Submit the posters as one job, wait for it, and check every poster was done exactly once."""
-        if upload:
-            files = [("files", (link.name, link.read_bytes())) for link in links]
-            response = requests.post(self.url + "/jobs", files=files, timeout=600)
-        else:
-            response = requests.post(self.url + "/jobs", json={"directory": str(folder)}, timeout=60)
-        response.raise_for_status()
-        job_id = response.json()["id"]
-        while True:
-            job = requests.get(f"{self.url}/jobs/{job_id}", params={"limit": 1}, timeout=30).json()
-            if job["status"] in ("done", "failed", "cancelled"):
-                break
-            time.sleep(0.2)
-        results = []
-        for offset in range(0, job["total"], 1000):
-            page = requests.get(f"{self.url}/jobs/{job_id}", params={"offset": offset, "limit": 1000},
-                                timeout=30).json()
-            results += page["results"]
-        indices = [row["index"] for row in results]
-        exactly_once = (job["total"] == len(links) == len(results) == job["done"] + job["failed"]
-                        and sorted(indices) == list(range(len(links))))
-        seconds = job["finished_at"] - job["created_at"]
-        return {"job": job_id, "status": job["status"], "posters": job["total"], "ok": job["done"],
-                "errors": job["failed"], "seconds": round(seconds, 2),
-                "posters_per_second": round(job["total"] / seconds, 1), "exactly_once": exactly_once,
-                "workers_seen": sorted({row.get("worker") for row in results})}
 
 
 def main() -> int:
@@ -174,7 +74,7 @@ def main() -> int:
                "POSTERQ_MAX_REQUEST_BYTES": str(1 << 30), "POSTERQ_HEARTBEAT_INTERVAL": "1"}
         load_before = os.getloadavg()
         service_runs, label_runs = [], []
-        service = Service(env, tmp)
+        service = Service(env, tmp, ("--workers", "2"))
         try:
             for processes in args.processes:
                 worker = service.start_worker(processes)
@@ -198,22 +98,18 @@ def main() -> int:
             print(f"posterq label, {processes} process(es): {run['posters_per_second']} posters/s "
                   f"({run['seconds']} s; wall {run['wall_s']} s)", flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], check=False, cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip())
+    produced = provenance()
     result = {
         "benchmark": "queue_throughput",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "git": {"commit": commit, "dirty": dirty},
+        "git": produced["git"],
         "model": {**bundle.model_id, "path": str(bundle.path), "sha256": bundle.meta["sha256"]},
         "data": {"folder": str(args.data), "posters": args.count,
                  "selection": "first N files, sorted by name"},
         "settings": {"batch_size": args.batch_size, "submission": "upload" if args.upload else "directory",
                      "redis": redis_url.rsplit("@", 1)[-1], "interpreter_threads": "cores // processes"},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load_before],
+        "machine": {**produced["machine"], "loadavg_before": [round(v, 2) for v in load_before],
                     "redis_version": client.info("server").get("redis_version")},
         "service": service_runs,
         "label": label_runs,

@@ -27,8 +27,9 @@ class ServiceClient:
         self.http = session or requests.Session()
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
         try:
-            response = self.http.request(method, self.api_url + path, timeout=self.timeout, **kwargs)
+            response = self.http.request(method, self.api_url + path, **kwargs)
         except requests.RequestException as exc:
             raise PosterqError(f"cannot reach {self.api_url}: {exc}", "unreachable") from None
         if response.status_code >= 400:
@@ -49,9 +50,10 @@ class ServiceClient:
         data = {"top_k": str(top_k)} if top_k else None
         return self._call("POST", "/jobs", files=parts, data=data).json()
 
-    def job(self, job_id: str, offset: int = 0, limit: int = 1) -> dict:
-        """A job's status and a page of its results."""
-        return self._call("GET", f"/jobs/{job_id}", params={"offset": offset, "limit": limit}).json()
+    def job(self, job_id: str, offset: int = 0, limit: int = 1, wait: float = 0) -> dict:
+        """A job's status and a page of results; with wait, once it is final or after wait seconds."""
+        params = {"offset": offset, "limit": limit, **({"wait": wait} if wait else {})}
+        return self._call("GET", f"/jobs/{job_id}", params=params, timeout=self.timeout + wait).json()
 
     def results(self, job_id: str) -> Iterator[dict]:
         """Every result row of a job (JSON Lines download)."""
@@ -60,19 +62,27 @@ class ServiceClient:
             if line:
                 yield json.loads(line)
 
-    def wait(self, job_ids: list[str], poll: float = 0.5, on_progress=None,
+    def wait(self, job_ids: list[str], poll: float = 1.0, on_progress=None,
              timeout: float | None = None) -> list[dict]:
-        """Poll jobs until all are final; on_progress(finished posters) is called as they advance."""
+        """Wait until every job is final; on_progress(finished posters) is called as they advance.
+
+        One request waits on the server (?wait=poll) for the first unfinished job, which answers
+        the moment it finishes; the others are refreshed after it, for the progress count.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        jobs = {job_id: self.job(job_id) for job_id in job_ids}
         while True:
-            jobs = [self.job(job_id, limit=1) for job_id in job_ids]
             if on_progress:
-                on_progress(sum(job["done"] + job["failed"] for job in jobs))
-            if all(JobStatus(job["status"]).final for job in jobs):
-                return jobs
-            if deadline is not None and time.monotonic() > deadline:
+                on_progress(sum(job["done"] + job["failed"] for job in jobs.values()))
+            pending = [job_id for job_id in job_ids if not JobStatus(jobs[job_id]["status"]).final]
+            if not pending:
+                return [jobs[job_id] for job_id in job_ids]
+            left = poll if deadline is None else deadline - time.monotonic()
+            if left <= 0:
                 raise PosterqError(f"jobs not finished after {timeout} s", "timeout")
-            time.sleep(poll)
+            jobs[pending[0]] = self.job(pending[0], wait=max(0.05, min(poll, left)))
+            for job_id in pending[1:]:
+                jobs[job_id] = self.job(job_id)
 
 
 def plan_chunks(sizes: list[int], max_posters: int, max_bytes: int) -> list[list[int]]:

@@ -14,6 +14,28 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
+def identify(data: bytes) -> str:
+    """The image format named by the bytes' header (no pixels decoded), or ImageError.
+
+    Cheap enough for the API to refuse text or an unsupported format before queueing it; the
+    worker still decodes the whole image and may find it truncated or corrupt.
+    """
+    if not data:
+        raise ImageError("the file is empty", "empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                found = image.format
+    except UnidentifiedImageError:
+        raise ImageError("the file is not an image Pillow can read", "not_an_image") from None
+    except Exception as exc:  # noqa: BLE001 - a malformed header may raise anything
+        raise ImageError(f"the image header could not be read: {exc}", "corrupt") from None
+    if found not in SUPPORTED_FORMATS:
+        raise ImageError(f"{found} images are not supported", "unsupported_format")
+    return found
+
+
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode image bytes to an upright RGB image, or raise ImageError with a stable code."""
     if not data:

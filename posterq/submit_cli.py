@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("csv", "jsonl"), help="result format (default: from --out)")
     parser.add_argument("--top-k", type=int, metavar="K",
                         help="most genres per poster (default: the model's)")
-    parser.add_argument("--poll", type=float, default=0.5, metavar="S", help="seconds between polls")
+    parser.add_argument("--poll", type=float, default=1.0, metavar="S",
+                        help="most seconds one status request waits; a finished job answers at once")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
 
 

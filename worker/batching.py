@@ -80,6 +80,7 @@ def fail_items(items: list[dict], error: PosterqError) -> list[tuple[dict, str]]
 def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str) -> BatchReport:
     """Run one delivery of a batch task: claim, classify, write each result once, forget the batch."""
     settings, batches = store.settings, store.batches
+    claimed_at = None  # a batch failed for its redeliveries was claimed by an earlier delivery
     delivery = batches.start(batch_id)
     started = time.monotonic()
     if delivery > 1 + settings.max_redeliveries and batches.claimed(batch_id):
@@ -92,6 +93,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
         rows, model = fail_items(live, error), _model_of(classifier_factory)
     else:
         refs = batches.claim(batch_id, settings.batch_size, settings.max_batch_wait)
+        claimed_at = time.time()
         live = [item for item in store.jobs.load(refs) if item is not None]
         rows, model = [], {}
         if live:
@@ -107,8 +109,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
         result["worker"] = hostname
     written = [(item["job_id"], item["index"], result, outcome)
                for item, (result, outcome) in zip(live, rows, strict=True)]
-    finished = batches.write_results(written, model)
-    batches.finish(batch_id)
+    finished = batches.write_results(written, model, claimed_at)
     seconds = time.monotonic() - started
     for _, job_seconds in finished:
         store.stats.observe("job_seconds", job_seconds, JOB_SECONDS_BUCKETS)
@@ -117,6 +118,9 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
         store.stats.observe("batch_seconds", seconds, BATCH_SECONDS_BUCKETS)
         store.stats.count("batches")
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(rows), seconds)
+    # Last, just before Celery acknowledges: a delivery that dies before this line is delivered
+    # again and counted as a redelivery; one that dies after it has nothing left to do.
+    batches.finish(batch_id)
     return BatchReport(batch_id, delivery, len(refs), len(rows), tuple(job for job, _ in finished))
 
 

@@ -23,20 +23,23 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 
 # Writes results once each. A result counts only when HSETNX created it, so a redelivered batch
 # (or two workers racing on one visibility-timeout restore) never counts a poster twice.
-# KEYS: the stats hash, then per row its job hash, items hash, results hash and blob key.
+# A job that becomes final gets one element on its done list, which wakes every waiter (see
+# Jobs.wait). KEYS: the stats hash, then per row its job hash, items, results, done list and blob.
 # ARGV: result ttl, model json, the statuses queued, running, done, failed and the outcome ok,
-# then per row (job id, index, result json, outcome).
+# when the batch was claimed, then per row (job id, index, result json, outcome).
 _WRITE = """
 local ttl, model = tonumber(ARGV[1]), ARGV[2]
 local queued, running, done_status, failed_status, ok = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local claimed_at = ARGV[8]
 local stats = KEYS[1]
 local now = redis.call('TIME')
 local stamp = string.format('%d.%06d', now[1], now[2])
 local finished = {}
-for row = 0, (#KEYS - 1) / 4 - 1 do
-  local job, items, results, blob = KEYS[2 + 4 * row], KEYS[3 + 4 * row], KEYS[4 + 4 * row], KEYS[5 + 4 * row]
-  local id, index = ARGV[8 + 4 * row], ARGV[9 + 4 * row]
-  local result, outcome = ARGV[10 + 4 * row], ARGV[11 + 4 * row]
+for row = 0, (#KEYS - 1) / 5 - 1 do
+  local job, items, results = KEYS[2 + 5 * row], KEYS[3 + 5 * row], KEYS[4 + 5 * row]
+  local done_list, blob = KEYS[5 + 5 * row], KEYS[6 + 5 * row]
+  local id, index = ARGV[9 + 4 * row], ARGV[10 + 4 * row]
+  local result, outcome = ARGV[11 + 4 * row], ARGV[12 + 4 * row]
   redis.call('DEL', blob)
   local status = redis.call('HGET', job, 'status')
   if status == queued or status == running then
@@ -48,6 +51,7 @@ for row = 0, (#KEYS - 1) / 4 - 1 do
       if status == queued then
         redis.call('HSET', job, 'status', running)
         redis.call('HSETNX', job, 'started_at', stamp)
+        redis.call('HSETNX', job, 'claimed_at', claimed_at)
       end
       local counts = redis.call('HMGET', job, 'done', 'failed', 'total', 'created_at')
       local done, failed, total = tonumber(counts[1]), tonumber(counts[2]), tonumber(counts[3])
@@ -55,7 +59,8 @@ for row = 0, (#KEYS - 1) / 4 - 1 do
         local final = done_status
         if done == 0 then final = failed_status end
         redis.call('HSET', job, 'status', final, 'finished_at', stamp)
-        for _, key in ipairs({job, items, results}) do
+        redis.call('RPUSH', done_list, final)
+        for _, key in ipairs({job, items, results, done_list}) do
           redis.call('EXPIRE', key, ttl)
         end
         redis.call('HINCRBY', stats, 'jobs_finished:' .. final, 1)
@@ -112,16 +117,22 @@ class Batches:
             refs = self._claim(keys=lists, args=args)
         return [parse_ref(v) for v in refs]
 
-    def write_results(self, rows: list[tuple[str, int, dict, str]], model: dict) -> list[tuple[str, float]]:
-        """Write (job id, index, result, outcome) rows once each; return jobs this finished, with seconds."""
+    def write_results(self, rows: list[tuple[str, int, dict, str]], model: dict,
+                      claimed_at: float | None = None) -> list[tuple[str, float]]:
+        """Write (job id, index, result, outcome) rows once each; return jobs this finished, with seconds.
+
+        `claimed_at` (epoch seconds) becomes the claimed_at of each job this batch starts, so a
+        job tells how long it waited in the queue apart from how long it took.
+        """
         if not rows:
             return []
         keys = [self.keys.stats]
         args = [self.settings.result_ttl, json.dumps(model), JobStatus.QUEUED.value, JobStatus.RUNNING.value,
-                JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value]
+                JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value,
+                f"{claimed_at or time.time():.6f}"]
         for job_id, index, result, outcome in rows:
             keys += [self.keys.job(job_id), self.keys.items(job_id), self.keys.results(job_id),
-                     self.keys.blob(job_id, index)]
+                     self.keys.done(job_id), self.keys.blob(job_id, index)]
             args += [job_id, index, json.dumps(result), outcome]
         finished = self._write(keys=keys, args=args)
         return [(finished[i].decode(), float(finished[i + 1])) for i in range(0, len(finished), 2)]

@@ -52,6 +52,7 @@ class Jobs:
         total, done, failed = int(data["total"]), int(data.get("done", 0)), int(data.get("failed", 0))
         created = float(data["created_at"])
         started = float(data["started_at"]) if "started_at" in data else None
+        claimed = float(data["claimed_at"]) if "claimed_at" in data else None
         finished = float(data["finished_at"]) if "finished_at" in data else None
         elapsed = (finished or time.time()) - created
         return {
@@ -65,11 +66,33 @@ class Jobs:
             "top_k": int(data.get("top_k", 0)) or None,
             "model": json.loads(data["model"]) if "model" in data else None,
             "created_at": created,
+            "claimed_at": claimed,
             "started_at": started,
             "finished_at": finished,
             "elapsed_s": round(elapsed, 3),
             "posters_per_second": round((done + failed) / elapsed, 2) if finished and elapsed > 0 else None,
         }
+
+    def wait(self, job_id: str, timeout: float) -> dict | None:
+        """The job once it is final, or as it stands after `timeout` seconds (None when unknown).
+
+        Blocks on the job's done list instead of polling. BLMOVE from the list onto itself leaves
+        the element in place, so every client waiting on the same job wakes, and a job that
+        finished before the call returns at once.
+        """
+        job = self.get(job_id)
+        if job is None or JobStatus(job["status"]).final or timeout <= 0:
+            return job
+        done = self.keys.done(job_id)
+        # One blocking call may not outlast the client's socket timeout (redis-py would call the
+        # silence a dead server), so a long wait blocks in slices of half of it.
+        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        longest = socket_timeout / 2 if socket_timeout else timeout
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if self.client.blmove(done, done, min(left, longest), "RIGHT", "LEFT") is not None:
+                break
+        return self.get(job_id)
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
         """Items offset..offset+limit in submission order, each with its result once it has one."""
@@ -103,6 +126,8 @@ class Jobs:
         if not JobStatus(status).final:
             pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": f"{time.time():.6f}"})
             pipe.hincrby(self.keys.stats, f"jobs_finished:{JobStatus.CANCELLED.value}", 1)
+            pipe.rpush(self.keys.done(job_id), JobStatus.CANCELLED.value)
+            pipe.expire(self.keys.done(job_id), self.settings.result_ttl)
         pipe.delete(self.keys.items(job_id), self.keys.results(job_id))
         pipe.expire(key, self.settings.result_ttl)
         pipe.execute()

@@ -49,6 +49,7 @@ class Keys:
         P:job:<id>:items      hash   index -> {"name", "kind": "upload"|"path", "path"?, "error"?}
         P:job:<id>:results    hash   index -> result JSON (written once: HSETNX)
         P:job:<id>:blob:<i>   string upload bytes, TTL upload_ttl, deleted once classified
+        P:job:<id>:done       list   one element once the job is final (waiters block on it)
         P:ready               list   "<id>:<index>" refs waiting for a batch
         P:batch:<task id>     list   refs one Celery task claimed (its redelivery finds the same ones)
         P:batch:<task id>:n   string deliveries of that task so far
@@ -72,6 +73,10 @@ class Keys:
     def results(self, job_id: str) -> str:
         """The job's results, by index."""
         return self._name("job", job_id, "results")
+
+    def done(self, job_id: str) -> str:
+        """Non-empty once the job is final: what a client waiting for the job blocks on."""
+        return self._name("job", job_id, "done")
 
     def blob(self, job_id: str, index: int) -> str:
         """One uploaded poster's bytes."""

@@ -8,6 +8,9 @@ from posterq.jobs.records import Jobs
 from posterq.jobs.schema import Keys
 from posterq.jobs.stats import Stats
 
+#: Seconds a Redis call may go unanswered before it fails.
+SOCKET_TIMEOUT = 10.0
+
 
 class JobStore:
     """`jobs` (records and results), `batches` (the worker side) and `stats` over one client."""
@@ -23,7 +26,11 @@ class JobStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> "JobStore":
         """Connect to settings.redis_url."""
-        return cls(redis.Redis.from_url(settings.redis_url, health_check_interval=30), settings)
+        # A Redis that stops answering fails a request after SOCKET_TIMEOUT instead of hanging it;
+        # blocking waits stay under it (Jobs.wait).
+        client = redis.Redis.from_url(settings.redis_url, health_check_interval=30,
+                                      socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
+        return cls(client, settings)
 
     def ping(self) -> bool:
         """True when Redis answers."""

@@ -72,7 +72,7 @@ def service_settings(tiny_bundle, data_root) -> Settings:
         batch_size=4, max_batch_wait=0.05, threads=1, data_roots=(data_root,),
         max_request_bytes=2 * 1024 * KIB, max_posters_per_job=80, max_file_bytes=200 * KIB,
         max_zip_bytes=4 * 1024 * KIB, result_ttl=600, upload_ttl=300, max_redeliveries=2,
-        visibility_timeout=4, restore_interval=1, heartbeat_interval=0.5)
+        visibility_timeout=4, restore_interval=1, heartbeat_interval=0.5, analysis_timeout=5)
 
 
 @pytest.fixture
@@ -217,3 +217,17 @@ def classifier(tiny_bundle):
     from posterq.classifier import Classifier
 
     return Classifier(tiny_bundle, num_threads=1)
+
+
+@pytest.fixture
+def make_api():
+    """Factory: another API over HTTP with other settings, closed when the test ends."""
+    made: list[Api] = []
+
+    def make(settings: Settings) -> Api:
+        made.append(Api(settings))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()

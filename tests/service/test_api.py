@@ -240,3 +240,16 @@ def test_the_openapi_document_matches_the_routes(api):
         served |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
     assert document["servers"][0]["url"] == api.url
+
+
+def test_get_with_wait_answers_once_the_job_is_final(api):
+    job = api.post("/jobs", files=_files({"one.jpg": poster_bytes(3)})).json()
+    view = api.get(f"/jobs/{job['id']}", params={"wait": 20}).json()
+    assert view["status"] == "done" and view["results"][0]["status"] == "ok"
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon", "nan"])
+def test_a_bad_wait_is_refused(api, wait):
+    job = api.post("/jobs", files=_files({"one.jpg": poster_bytes(3)})).json()
+    response = api.get(f"/jobs/{job['id']}", params={"wait": wait})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_wait"

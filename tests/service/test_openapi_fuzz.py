@@ -1,9 +1,16 @@
 """Property-based checks of the HTTP API against its own OpenAPI document (schemathesis), over real HTTP."""
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance, use_after_free
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker(start_worker):
+    """A worker, so that POST /analysis/ of a schema-made image is answered (not a 504 timeout)."""
+    return start_worker("fuzz-worker@test")
 
 
 def test_every_route_answers_as_documented(api):

@@ -1,8 +1,12 @@
 """The job store against real Redis: schema, claims, idempotent writes, cancellation, TTLs."""
 
+import threading
 import time
 
+import redis
+
 from posterq.jobs.schema import JobStatus, Keys
+from posterq.jobs.store import JobStore
 
 
 def _job(store, count=3, source="upload"):
@@ -87,3 +91,57 @@ def test_heartbeats_name_live_workers(store):
     assert list(store.stats.workers()) == ["w1@test"]
     store.stats.forget_worker("w1@test")
     assert store.stats.workers() == {}
+
+
+def _waiters(store, job_id, count, timeout):
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(store.jobs.wait(job_id, timeout)))
+               for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, answers
+
+
+def test_waiting_clients_all_wake_when_the_job_finishes(store):
+    job = _job(store, 1)
+    threads, answers = _waiters(store, job["id"], 3, timeout=10)
+    time.sleep(0.3)
+    assert answers == []  # still blocked: the job is not final
+    started = time.monotonic()
+    store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
+    for thread in threads:
+        thread.join(timeout=5)
+    assert time.monotonic() - started < 2
+    assert [answer["status"] for answer in answers] == ["done"] * 3
+    # A job already final answers at once.
+    started = time.monotonic()
+    assert store.jobs.wait(job["id"], 10)["status"] == "done" and time.monotonic() - started < 1
+
+
+def test_a_wait_ends_after_its_timeout_or_on_cancel(store):
+    job = _job(store, 1)
+    started = time.monotonic()
+    assert store.jobs.wait(job["id"], 0.3)["status"] == "queued"
+    assert 0.25 <= time.monotonic() - started < 2
+    assert store.jobs.wait("no-such-job", 5) is None
+    threads, answers = _waiters(store, job["id"], 1, timeout=10)
+    time.sleep(0.2)
+    store.jobs.cancel(job["id"])
+    threads[0].join(timeout=5)
+    assert answers[0]["status"] == "cancelled"
+
+
+def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store):
+    _job(store, 1)
+    started = time.monotonic()
+    assert len(store.batches.claim("task-a", 16, 0)) == 1
+    assert time.monotonic() - started < 0.05
+
+
+def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_settings):
+    # redis-py gives up on a socket silent for socket_timeout seconds: a blocking call must not be longer.
+    impatient = JobStore(redis.Redis.from_url(store.settings.redis_url, socket_timeout=0.5), service_settings)
+    job = _job(store, 1)
+    started = time.monotonic()
+    assert impatient.jobs.wait(job["id"], 1.6)["status"] == "queued"
+    assert 1.5 <= time.monotonic() - started < 4

@@ -40,9 +40,11 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     folder = _poster_folder(data_root, "kill", service_settings.max_posters_per_job, (1000, 1500))
     job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
     deadline = time.monotonic() + 60
-    while api.get(f"/jobs/{job_id}").json()["done"] < 4:
+    batches = Keys(service_settings.key_prefix).batch("*")
+    # Kill it while it holds a claimed batch, after it has written at least one.
+    while api.get(f"/jobs/{job_id}").json()["done"] < 4 or not any(store.client.scan_iter(match=batches)):
         assert time.monotonic() < deadline, victim.log()
-        time.sleep(0.02)
+        time.sleep(0.005)
     victim.kill()  # SIGKILL to the worker and its pool process: its batch is never acknowledged
     before = api.get(f"/jobs/{job_id}").json()
     assert before["status"] == "running" and before["done"] < before["total"]

@@ -1,0 +1,99 @@
+// The posterq HTTP API, as the page uses it. Paths are relative, so the page works under a prefix.
+
+export const FINAL = new Set(["done", "failed", "cancelled"]);
+const PAGE = 1000; // the API's largest page of results
+
+/** An error of the API ({"error": {"code", "message"}}) or of the network (code "unreachable"). */
+export class ApiError extends Error {
+  constructor(code, message, status = 0) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function fromBody(body, status, fallback) {
+  const error = (body && body.error) || {};
+  return new ApiError(error.code || `http_${status}`, error.message || fallback, status);
+}
+
+async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+  } catch {
+    throw new ApiError("unreachable", "the API did not answer");
+  }
+  if (response.ok) return response;
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's error page): the status says enough.
+  }
+  throw fromBody(body, response.status, `${response.status} ${response.statusText}`);
+}
+
+const jobPath = (id) => `jobs/${encodeURIComponent(id)}`;
+
+/** GET /limits. */
+export async function getLimits() {
+  return (await request("limits")).json();
+}
+
+/** GET /jobs/<id>: the job as soon as it is final, or after `wait` seconds as it stands. */
+export async function getJob(id, { wait = 0, offset = 0, limit = 1 } = {}) {
+  const query = new URLSearchParams({ wait, offset, limit });
+  return (await request(`${jobPath(id)}?${query}`)).json();
+}
+
+/** Every result of a job, page by page, in submission order. */
+export async function getResults(id) {
+  const results = [];
+  for (let offset = 0; offset !== null && offset !== undefined;) {
+    const page = await getJob(id, { offset, limit: PAGE });
+    results.push(...page.results);
+    offset = page.next_offset;
+  }
+  return results;
+}
+
+/** DELETE /jobs/<id>: cancel what has not run. */
+export async function cancelJob(id) {
+  return (await request(jobPath(id), { method: "DELETE" })).json();
+}
+
+/** The download URL of a job's results ("csv" or "jsonl"). */
+export function resultsUrl(id, format) {
+  return `${jobPath(id)}/results?format=${encodeURIComponent(format)}`;
+}
+
+/** The text of a job's results. */
+export async function getResultsText(id, format) {
+  return (await request(resultsUrl(id, format), { headers: {} })).text();
+}
+
+/**
+ * POST /jobs with posters ({file, name}) as multipart `files`; XMLHttpRequest rather than fetch
+ * because only it reports upload progress. Returns {promise (the job), abort()}.
+ */
+export function submitJob(posters, topK, onProgress) {
+  const form = new FormData();
+  for (const poster of posters) form.append("files", poster.file, poster.name);
+  if (topK) form.append("top_k", topK);
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open("POST", "jobs");
+    xhr.responseType = "json";
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (event) => onProgress(event.loaded, event.total);
+    xhr.onload = () => {
+      if (xhr.status === 202 && xhr.response) resolve(xhr.response);
+      else reject(fromBody(xhr.response, xhr.status, `${xhr.status} ${xhr.statusText}`));
+    };
+    xhr.onerror = () => reject(new ApiError("unreachable", "the upload did not reach the API"));
+    xhr.onabort = () => reject(new ApiError("aborted", "the upload was cancelled"));
+    xhr.send(form);
+  });
+  return { promise, abort: () => xhr.abort() };
+}

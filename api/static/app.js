@@ -1,0 +1,182 @@
+// The page's entry point: wires the controls to a Run, the grid, the filter, the detail dialog and downloads.
+
+import { ApiError, getLimits } from "./api.js";
+import { Detail } from "./detail.js";
+import { el, formatBytes, plural } from "./dom.js";
+import { download } from "./download.js";
+import { fromDrop, fromFileList } from "./files.js";
+import { fillFilter } from "./filter.js";
+import { Grid } from "./grid.js";
+import { advice } from "./messages.js";
+import { Run } from "./run.js";
+
+const $ = (id) => document.getElementById(id);
+const grid = new Grid($("grid"), (poster, card) => detail.open(poster, card));
+const detail = new Detail($("detail"));
+let limits = null;
+let run = null;
+
+function showAlert(what, error) {
+  const box = $("alert");
+  box.replaceChildren(
+    el("strong", { text: what }), " ",
+    el("span", { class: "alert-cause", text: `(${error.code}: ${error.message})` }), " ",
+    el("span", { class: "advice", text: advice(error, limits) }));
+  box.hidden = false;
+}
+
+function hideAlert() {
+  $("alert").hidden = true;
+}
+
+async function loadLimits() {
+  try {
+    limits = await getLimits();
+    $("limits").textContent = `Up to ${formatBytes(limits.max_file_bytes)} a poster. A large pick goes to `
+      + "the server as several jobs; results appear job by job.";
+    hideAlert();
+  } catch (error) {
+    showAlert("The page cannot read the server's limits.", error);
+  }
+  return limits;
+}
+
+function status(current) {
+  const counts = current.counts();
+  const parts = [];
+  if (current.over) {
+    const verb = current.failure ? "Stopped" : current.stopped ? "Cancelled" : "Done";
+    parts.push(`${verb}: ${plural(counts.ok, "poster")} labelled`);
+    if (counts.error) parts.push(plural(counts.error, "error"));
+    if (counts.cancelled) parts.push(`${counts.cancelled.toLocaleString("en")} cancelled`);
+    return `${parts.join(", ")}, in ${current.seconds.toFixed(1)} s.`;
+  }
+  if (current.stopped) return "Cancelling…";
+  if (current.submitting && current.sent < current.bytes) {
+    return `Uploading: ${formatBytes(current.sent)} of ${formatBytes(current.bytes)}; `
+      + `${counts.finished.toLocaleString("en")} of ${plural(counts.total, "poster")} labelled.`;
+  }
+  return `Labelling: ${counts.finished.toLocaleString("en")} of ${plural(counts.total, "poster")}.`;
+}
+
+function details(current) {
+  const parts = [];
+  if (current.model) parts.push(`model ${current.model.name} ${current.model.version}`);
+  if (current.jobs.length === 1) parts.push(`job ${current.jobs[0].id}`);
+  else if (current.jobs.length) parts.push(plural(current.jobs.length, "job"));
+  const seconds = (performance.now() - current.started) / 1000;
+  const counts = current.counts();
+  if (counts.finished && seconds > 0) parts.push(`${(counts.finished / (current.over ? current.seconds : seconds)).toFixed(1)} posters/s`);
+  return parts.join(" · ");
+}
+
+const view = {
+  changed(current) {
+    const counts = current.counts();
+    $("run-status").textContent = status(current);
+    $("run-detail").textContent = details(current);
+    $("progress").value = counts.total ? counts.finished / counts.total : 0;
+    $("run").dataset.state = current.over ? "over" : "running";
+    $("results").dataset.jobs = current.jobs.map((entry) => entry.id).join(" ");
+    $("cancel").hidden = current.over;
+    const ready = current.over && current.downloadable().length > 0;
+    $("download-csv").disabled = !ready;
+    $("download-jsonl").disabled = !ready;
+    if (current.over) setBusy(false);
+  },
+  poster(poster) {
+    grid.update(poster);
+  },
+  collected(current) {
+    fillFilter($("filter"), current.posters);
+    applyFilter();
+  },
+  trouble(current, error) {
+    if (error) showAlert("Lost contact with the API; retrying.", error);
+    else hideAlert();
+  },
+  failed(current, error) {
+    showAlert("The upload failed.", error);
+  },
+};
+
+function setBusy(busy) {
+  for (const id of ["pick-files", "pick-folder", "top-k"]) $(id).disabled = busy;
+  $("drop").classList.toggle("busy", busy);
+}
+
+function applyFilter() {
+  if (!run) return;
+  const shown = grid.filter($("filter").value);
+  $("shown").textContent = `${shown.toLocaleString("en")} of ${plural(run.posters.length, "poster")} shown`;
+}
+
+async function start(posters) {
+  if (run && !run.over) return;
+  if (!posters.length) {
+    showAlert("Nothing to label.", new ApiError("no_posters", "the pick holds no files"));
+    return;
+  }
+  if (!limits && !(await loadLimits())) return;
+  hideAlert();
+  posters.forEach((poster, index) => Object.assign(poster, { index, state: "pending" }));
+  run = new Run(posters, limits, $("top-k").value, view);
+  grid.reset(posters);
+  fillFilter($("filter"), posters);
+  $("filter").value = "";
+  applyFilter();
+  $("run").hidden = false;
+  $("results").hidden = false;
+  setBusy(true);
+  view.changed(run);
+  await run.start();
+}
+
+function pick(input) {
+  const posters = fromFileList(input.files);
+  input.value = ""; // picking the same files again starts a new run
+  start(posters);
+}
+
+async function save(format) {
+  try {
+    await download(run.downloadable(), format);
+  } catch (error) {
+    showAlert("The download failed.", error);
+  }
+}
+
+$("pick-files").addEventListener("click", () => $("files").click());
+$("pick-folder").addEventListener("click", () => $("folder").click());
+$("files").addEventListener("change", () => pick($("files")));
+$("folder").addEventListener("change", () => pick($("folder")));
+$("cancel").addEventListener("click", () => run && run.cancel());
+$("filter").addEventListener("change", applyFilter);
+$("download-csv").addEventListener("click", () => save("csv"));
+$("download-jsonl").addEventListener("click", () => save("jsonl"));
+
+// The whole page takes drops, so that a poster dropped beside the box is not opened by the browser instead.
+let depth = 0;
+document.addEventListener("dragenter", (event) => {
+  event.preventDefault();
+  depth += 1;
+  $("drop").classList.add("over");
+});
+document.addEventListener("dragleave", () => {
+  depth = Math.max(0, depth - 1);
+  if (!depth) $("drop").classList.remove("over");
+});
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("drop", async (event) => {
+  event.preventDefault();
+  depth = 0;
+  $("drop").classList.remove("over");
+  if (run && !run.over) return;
+  try {
+    start(await fromDrop(event.dataTransfer));
+  } catch (error) {
+    showAlert("The dropped files cannot be read.", new ApiError("unreadable", String(error.message || error)));
+  }
+});
+
+loadLimits();
