@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 DIR ?=
 OUT ?= genres.csv
 ARGS ?=
+# setuptools notes "Editable installation... be careful with folders" on every editable install
+# of a flat layout like this one; it is no warning about the project, so the log stays clean.
+INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q
 
 .PHONY: label test install install-dev lint clean
 
@@ -12,14 +15,14 @@ ARGS ?=
 $(VENV)/.runtime: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(INSTALL) -e .
 	touch $@
 
 # Everything: training (TensorFlow), service and test tools.
 $(VENV)/.dev: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[train,service,dev]'
+	$(INSTALL) -e '.[train,service,dev]'
 	touch $(VENV)/.runtime $@
 
 install: $(VENV)/.runtime
@@ -52,7 +55,7 @@ DATA_ROOTS ?= $(POSTERQ_DATA_ROOTS)
 $(VENV)/.service: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[service]'
+	$(INSTALL) -e '.[service]'
 	touch $@
 
 install-service: $(VENV)/.service

@@ -1,24 +1,34 @@
 """The posterq command line: a thin dispatcher; each subcommand lives in its own module.
 
+    posterq label heat.jpg
     posterq label posters/ --out genres.csv --workers 4
     posterq --version
     posterq COMMAND --help
 
 A subcommand's module is imported only when that subcommand runs, so `posterq label` never
-loads TensorFlow and a missing optional dependency only disables the commands that need it.
+loads TensorFlow and a missing optional dependency only disables the commands that need it:
+they say, in one line, which extra installs it.
 """
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from posterq import __version__
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# posterq's own top-level packages: a missing one of these is a broken install, not an extra.
+OWN_PACKAGES = ("posterq", "api", "worker", "training")
+# Import names whose pip name differs, for messages.
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "Pillow", "ai_edge_litert": "ai-edge-litert",
+                 "prometheus_client": "prometheus-client"}
 
 
 @dataclass(frozen=True)
@@ -29,16 +39,24 @@ class Command:
     help: str
     module: str
     extra: str | None = None  # the pip extra that installs what the module needs
+    # Top-level modules of that extra the command needs, checked (not imported) before its
+    # module is; an import that still fails while it runs gets the same one-line message.
+    needs: tuple[str, ...] = ()
 
 
 COMMANDS = (
-    Command("label", "label every poster under a folder into a CSV or JSON Lines file", "posterq.label_cli"),
-    Command("submit", "send posters to a posterq service and wait for their labels", "posterq.submit_cli"),
-    Command("worker", "run a queue worker that classifies posters", "worker.cli"),
-    Command("api", "run the HTTP API that takes labelling jobs", "api.cli"),
-    Command("train", "train a model and export its bundle", "training.train_cli", extra="train"),
+    Command("label", "label posters: one file's genres, or files and folders into a CSV or JSON Lines file",
+            "posterq.label_cli"),
+    Command("submit", "send posters to a posterq service and wait for their labels", "posterq.submit_cli",
+            extra="service", needs=("requests",)),
+    Command("worker", "run a queue worker that classifies posters", "worker.cli",
+            extra="service", needs=("celery", "redis")),
+    Command("api", "run the HTTP API that takes labelling jobs", "api.cli",
+            extra="service", needs=("flask", "redis", "celery", "prometheus_client")),
+    Command("train", "train a model and export its bundle", "training.train_cli",
+            extra="train", needs=("tensorflow", "sklearn", "matplotlib")),
     Command("evaluate", "evaluate a model bundle on a labelled dataset", "training.evaluate_cli",
-            extra="train"),
+            extra="eval", needs=("sklearn",)),
 )
 
 
@@ -60,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"posterq {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:
+        # An optional dependency imported while the command runs (after the checks in _attach).
+        if not exc.name or exc.name.split(".")[0] in OWN_PACKAGES:
+            raise
+        command = next(command for command in COMMANDS if command.name == args.command)
+        print(f"posterq {command.name}: not available: {_why_unavailable(command, exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
@@ -81,6 +106,10 @@ def _selected(argv: list[str]) -> str | None:
 
 
 def _attach(command: Command, parser: argparse.ArgumentParser) -> None:
+    missing = [name for name in command.needs if not _installed(name)]
+    if missing:
+        _attach_unavailable(parser, command, _needs(command, missing))
+        return
     try:
         module = importlib.import_module(command.module)
         add_arguments, run = module.add_arguments, module.run
@@ -94,15 +123,50 @@ def _attach(command: Command, parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+def _installed(module: str) -> bool:
+    # find_spec looks for the module without importing it (the check costs no start-up time).
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+    except ValueError:  # in sys.modules without a spec: loaded, so there
+        return True
+
+
 def _why_unavailable(command: Command, exc: ImportError) -> str:
     missing = getattr(exc, "name", None)
     if missing and (command.module == missing or command.module.startswith(missing + ".")):
         return f"{command.module} is not part of this installation"
-    hint = f"; install it with: pip install -e '.[{command.extra}]'" if command.extra else ""
-    return f"it needs {missing or exc}, which is not installed{hint}"
+    if not missing:
+        return f"it cannot be imported: {exc}"
+    return _needs(command, [missing.split(".")[0]])
+
+
+def _needs(command: Command, modules: list[str]) -> str:
+    names = ", ".join(DISTRIBUTIONS.get(module, module) for module in modules)
+    verb = "is" if len(modules) == 1 else "are"
+    if command.extra:
+        return f"it needs {names}, which {verb} not installed; install the '{command.extra}' extra: " \
+               f"{_install_command(command.extra)}"
+    return f"it needs {names}, which {verb} not installed; reinstall posterq: {_install_command(None)}"
+
+
+def _install_command(extra: str | None) -> str:
+    # From a checkout (or an editable install of one) the project installs from its folder;
+    # an installed wheel names the package.
+    root = Path(__file__).resolve().parent.parent
+    extras = f"[{extra}]" if extra else ""
+    if (root / "pyproject.toml").is_file():
+        try:
+            where = "." if root == Path.cwd().resolve() else str(root)
+        except OSError:  # the working directory is gone
+            where = str(root)
+        return f"pip install -e '{where}{extras}'"
+    return f"pip install 'posterq{extras}'"
 
 
 def _attach_unavailable(parser: argparse.ArgumentParser, command: Command, reason: str) -> None:
+    parser.description = f"{command.help} (not available: {reason})"
     parser.add_argument("ignored", nargs="*", help=argparse.SUPPRESS)
 
     def unavailable(args: argparse.Namespace) -> int:

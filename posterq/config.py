@@ -1,5 +1,6 @@
 """Settings and defaults: each default lives here once; POSTERQ_* environment variables override them."""
 
+import importlib.resources
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -8,8 +9,19 @@ from posterq.exceptions import PosterqError
 
 MIB = 1 << 20
 
-#: The shipped model bundle; POSTERQ_MODEL (Settings.model) names another.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "effnet-lite0-posters"
+
+def _shipped_model(name: str) -> Path:
+    # An installed wheel carries models/ as package data, posterq/_models/ (pyproject.toml maps
+    # it); a checkout and an editable install have it at the repository root.
+    packaged = importlib.resources.files("posterq") / "_models" / name
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "models" / name
+
+
+#: The shipped model bundle, found after any kind of install; POSTERQ_MODEL (Settings.model)
+#: names another.
+DEFAULT_MODEL_DIR = _shipped_model("effnet-lite0-posters")
 #: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: a whole folder is
 #: there at once, so batches are as large as helps throughput.
 BATCH_SIZE = 32
@@ -50,7 +62,10 @@ class Settings:
     #: Most posters in one interpreter invoke.
     batch_size: int = SERVICE_BATCH_SIZE
     #: Seconds a part-filled batch waits for more posters (cross-job batching) before it runs.
-    max_batch_wait: float = 0.05
+    #: 0 (the default) never waits: a batch takes every poster ready when it starts, so a lone
+    #: poster runs at once, and under load posters that queue up while an invoke runs share the
+    #: next one. Waiting only pays where tasks start faster than posters arrive.
+    max_batch_wait: float = 0.0
     #: Interpreter threads per worker process; 0 means cores // processes.
     threads: int = 0
     #: Folders directory jobs may read (os.pathsep separated); none means directory jobs are refused.
@@ -77,6 +92,8 @@ class Settings:
     restore_interval: float = 10.0
     #: Seconds between worker heartbeats; /readyz wants one younger than three intervals.
     heartbeat_interval: float = 5.0
+    #: Seconds POST /analysis/ waits for its poster's genres before answering 504.
+    analysis_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -111,7 +128,7 @@ class Settings:
         """Refuse settings that cannot work, with a message naming the variable."""
         positive = ("batch_size", "max_request_bytes", "max_posters_per_job", "max_file_bytes",
                     "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
-                    "visibility_timeout", "restore_interval", "heartbeat_interval")
+                    "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")

@@ -1,6 +1,8 @@
-"""`posterq label DIR [--out genres.csv]`: label every poster under a folder, locally, on every core.
+"""`posterq label PATH... [--out genres.csv]`: label poster files and folders, locally, on every core.
 
+    posterq label heat.jpg                                # its genres and top scores, printed
     posterq label posters/ --out genres.csv --workers 4
+    posterq label heat.jpg alien.png posters/ --out genres.jsonl
 """
 
 import argparse
@@ -10,17 +12,33 @@ import sys
 import threading
 from pathlib import Path
 
-from posterq.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from posterq.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from posterq.config import BATCH_SIZE
+
+DEFAULT_OUT = "genres.csv"
+#: Scores printed for one poster: its genres' and the next best, up to this many.
+SHOWN_SCORES = 5
+
+EPILOG = f"""\
+One poster file and no --out: its genres and top scores are printed, no file is written, and
+the exit status is 1 when it cannot be read or decoded. Anything else goes into the result
+file ({DEFAULT_OUT} unless --out names another), one row per file, the run going on past bad
+files. Rows are named: with one folder, by the path inside it; with several arguments, a file
+as given and a folder's files as FOLDER/path inside it, in argument order (a folder's files
+sorted), each name once. Folders are searched recursively; names starting with "." are skipped.
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `posterq label`'s arguments to its parser."""
-    parser.add_argument("directory", metavar="DIR", help="folder of posters (searched recursively)")
-    parser.add_argument("--out", default="genres.csv", metavar="FILE",
-                        help="result file (default: genres.csv)")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="poster files and folders of posters")
+    parser.add_argument("--out", metavar="FILE",
+                        help=f"result file (default: {DEFAULT_OUT}, or none for one poster file: printed)")
     parser.add_argument("--format", choices=("csv", "jsonl"),
-                        help="result format (default: from the --out extension)")
+                        help="result format (default: from the --out extension); with one poster "
+                             "file and no --out, print its row in this format")
     parser.add_argument("--model", metavar="BUNDLE",
                         help="model bundle folder (default: $POSTERQ_MODEL, else the shipped model)")
     parser.add_argument("--workers", type=_positive, metavar="N",
@@ -33,31 +51,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Label every poster under DIR into the result file; print a summary."""
+    """Label the posters the paths name: print one poster's genres, or write the result file."""
     # Imported here so that other subcommands (and --help) do not load LiteRT.
     from posterq.bundle import load_bundle
     from posterq.exceptions import PosterqError
-    from posterq.labelling import Summary, label_folder
-    from posterq.results import format_for, open_writer, row
+    from posterq.results import format_for
 
-    root, out = Path(args.directory), Path(args.out)
-    if not root.exists():
-        return _usage_error(f"{root} does not exist")
-    if not root.is_dir():
-        return _usage_error(f"{root} is not a directory")
+    paths = [Path(path) for path in args.paths]
+    for path in paths:
+        if not path.exists():
+            return _usage_error(f"{path} does not exist")
+    one_file = len(paths) == 1 and not paths[0].is_dir()
+    out = None if one_file and args.out is None else Path(args.out or DEFAULT_OUT)
     try:
-        result_format = args.format or format_for(out)
+        result_format = args.format or (format_for(out) if out else None)
         bundle = load_bundle(args.model)
     except (ValueError, PosterqError) as exc:
         return _usage_error(str(exc))
+    if out is None:
+        return _print_one(args.paths[0], bundle, args.top_k, result_format)
+    return _write_all(args, bundle, out, result_format)
+
+
+def _print_one(path: str, bundle, top_k: int | None, result_format: str | None) -> int:
+    from posterq.exceptions import PosterqError
+    from posterq.labeller import Labeller
+    from posterq.results import make_writer, row
+
+    try:
+        labeller = Labeller(bundle, top_k=top_k)
+    except PosterqError as exc:  # a bundle whose model does not match its metadata
+        return _usage_error(str(exc))
+    prediction = labeller.label_path(path)
+    name = Path(path).as_posix()
+    if result_format:
+        make_writer(sys.stdout, result_format, bundle.genres).write(row(name, prediction, bundle.genres))
+    elif prediction.error is None:
+        print(_describe_prediction(name, prediction))
+    if prediction.error is not None:
+        error = prediction.error
+        print(f"posterq label: {name}: {error.code}: {error.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _describe_prediction(name: str, prediction) -> str:
+    """One poster's outcome in two lines: its genres, then its best scores."""
+    ranked = sorted(prediction.scores.items(), key=lambda item: -item[1])
+    shown = ranked[:max(SHOWN_SCORES, len(prediction.genres))]
+    scores = "  ".join(f"{genre} {score:.2f}" for genre, score in shown)
+    return f"{name}: {', '.join(prediction.genres)}\n  {scores}"
+
+
+def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) -> int:
+    from posterq.exceptions import PosterqError
+    from posterq.labelling import Summary, label_paths
+    from posterq.results import open_writer, row
+
     summary = Summary()
     try:
         with open_writer(out, result_format, bundle.genres) as writer, _Interrupts() as interrupts:
             try:
-                for path, prediction in label_folder(root, bundle, args.workers, args.batch_size,
-                                                     args.top_k, not args.no_progress, exclude=[out]):
+                for name, prediction in label_paths(args.paths, bundle, args.workers, args.batch_size,
+                                                    args.top_k, not args.no_progress, exclude=[out]):
                     with interrupts.deferred():
-                        writer.write(row(path, prediction, bundle.genres))
+                        writer.write(row(name, prediction, bundle.genres))
                         summary.add(prediction)
             except KeyboardInterrupt:
                 print(f"\ninterrupted: {writer.count} rows written to {out}", file=sys.stderr)

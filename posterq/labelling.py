@@ -1,8 +1,9 @@
-"""Label a folder of posters on every core: one process per core, one interpreter per process.
+"""Label folders and files of posters on every core: one process per core, one interpreter each.
 
 Batches of file paths go to a pool of processes; each holds one Classifier (num_threads=1) made
 in the pool initializer, reads its batch, and scores it in one invoke. Results come back in
-file order, so the same folder always gives the same output.
+file order, so the same folder always gives the same output. `named_files` says how results
+are named when several files and folders are labelled together (`posterq label a.jpg posters/`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     # Loaded only when something is classified, so that `posterq label --help` and a bad
     # folder are answered without loading LiteRT.
     from posterq.classifier import Classifier, Prediction
+
+    #: What labelling takes as its model: a bundle folder (None: the default), a Bundle, or a
+    #: Classifier made by the caller.
+    Model = Bundle | Classifier | str | os.PathLike | None
 
 log = logging.getLogger(__name__)
 
@@ -75,47 +80,99 @@ class Summary:
                 "seconds": round(self.seconds, 3), "posters_per_second": round(self.posters_per_second, 2)}
 
 
-def label_folder(root: str | os.PathLike, model: Bundle | str | os.PathLike | None = None,
-                 workers: int | None = None, batch_size: int = BATCH_SIZE,
-                 top_k: int | None = None, progress: bool = True,
+def label_folder(root: str | os.PathLike, model: Model = None, workers: int | None = None,
+                 batch_size: int = BATCH_SIZE, top_k: int | None = None, progress: bool = True,
                  exclude: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, Prediction]]:
     """Yield (path relative to root, Prediction) for every file under root, in sorted order.
 
-    `model` is a Bundle or a bundle folder (None: the default model); `workers` processes (None:
-    one per available core; 1: in this process) each hold one interpreter; `progress` draws a tqdm bar on
-    stderr. The bundle is loaded before the first yield's work, so a bad one raises BundleError.
-    Closing the generator (or Ctrl-C while it runs) stops the processes.
+    `model` is a Bundle or a bundle folder (None: the default model), or a Classifier, which is
+    used as it is when `workers` is 1; `workers` processes (None: one per available core; 1: in
+    this process) each hold one interpreter; `progress` draws a tqdm bar on stderr. The bundle is
+    loaded before the first yield's work, so a bad one raises BundleError. Closing the generator
+    (or Ctrl-C while it runs) stops the processes.
     """
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
+    yield from label_files(_relative(root, exclude), model, workers, batch_size, top_k, progress)
+
+
+def label_paths(paths: Sequence[str | os.PathLike], model: Model = None, workers: int | None = None,
+                batch_size: int = BATCH_SIZE, top_k: int | None = None, progress: bool = True,
+                exclude: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, Prediction]]:
+    """Yield (name, Prediction) for the poster files and folders given, named as `named_files` says.
+
+    The arguments are as label_folder's; one folder alone gives exactly label_folder's rows.
+    """
+    yield from label_files(named_files(paths, exclude), model, workers, batch_size, top_k, progress)
+
+
+def named_files(paths: Sequence[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()
+                ) -> list[tuple[str, Path]]:
+    """The files that paths name, each with the name its result row gets, in argument order.
+
+    One folder alone: its files (sorted, as iter_files lists them) named relative to it. Anything
+    else: a file named as given, a folder's files as FOLDER/relative path (POSIX separators). A
+    name met twice (the same file given twice, or inside a folder given too) is kept once, at its
+    first place, so names are unique. Excluded files (the result file) are left out everywhere.
+    Raises FileNotFoundError for a path that does not exist.
+    """
+    paths = [Path(path) for path in paths]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+    if len(paths) == 1 and paths[0].is_dir():
+        return _relative(paths[0], exclude)
+    exclude = list(exclude)
+    excluded = {os.path.realpath(path) for path in exclude}
+    named: dict[str, Path] = {}
+    for given in paths:
+        if given.is_dir():
+            for path in iter_files(given, exclude):
+                named.setdefault((given / path.relative_to(given)).as_posix(), path)
+        elif os.path.realpath(given) not in excluded:
+            named.setdefault(given.as_posix(), given)
+    return list(named.items())
+
+
+def _relative(root: Path, exclude: Iterable[str | os.PathLike]) -> list[tuple[str, Path]]:
+    return [(path.relative_to(root).as_posix(), path) for path in iter_files(root, exclude)]
+
+
+def label_files(files: Sequence[tuple[str, Path]], model: Model = None, workers: int | None = None,
+                batch_size: int = BATCH_SIZE, top_k: int | None = None, progress: bool = True
+                ) -> Iterator[tuple[str, Prediction]]:
+    """Yield (name, Prediction) for (name, path) pairs, in their order; arguments as label_folder's."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    bundle = model if isinstance(model, Bundle) else load_bundle(model)
-    paths = iter_files(root, exclude)
+    classifier = None
+    if model is not None and not isinstance(model, (Bundle, str, os.PathLike)):
+        classifier = model  # a Classifier, made by the caller
+    bundle = classifier.bundle if classifier is not None else (
+        model if isinstance(model, Bundle) else load_bundle(model))
     workers = max(1, workers or available_cores())
-    # Spread a small folder over every process rather than filling a few batches to the brim.
-    chunk = max(1, min(batch_size, math.ceil(len(paths) / workers))) if paths else batch_size
-    batches = [paths[start:start + chunk] for start in range(0, len(paths), chunk)]
+    # Spread a few files over every process rather than filling a few batches to the brim.
+    chunk = max(1, min(batch_size, math.ceil(len(files) / workers))) if files else batch_size
+    batches = [files[start:start + chunk] for start in range(0, len(files), chunk)]
     workers = min(workers, len(batches)) or 1
-    log.info("labelling %d files under %s with %s in %d process(es), batches of %d",
-             len(paths), root, bundle.name, workers, chunk)
-    bar = _progress_bar(len(paths), progress)
-    results = _run(batches, bundle, workers, top_k)
+    log.info("labelling %d files with %s in %d process(es), batches of %d",
+             len(files), bundle.name, workers, chunk)
+    bar = _progress_bar(len(files), progress)
+    results = _run([[path for _, path in batch] for batch in batches], bundle, workers, top_k, classifier)
     try:
         for batch, predictions in zip(batches, results, strict=True):
-            for path, prediction in zip(batch, predictions, strict=True):
-                yield path.relative_to(root).as_posix(), prediction
+            for (name, _), prediction in zip(batch, predictions, strict=True):
+                yield name, prediction
             bar.update(len(batch))
     finally:
         results.close()  # stops the processes now, not whenever the generator is collected
         bar.close()
 
 
-def _run(batches: list[list[Path]], bundle: Bundle, workers: int, top_k: int | None
-         ) -> Iterator[list[Prediction]]:
+def _run(batches: list[list[Path]], bundle: Bundle, workers: int, top_k: int | None,
+         classifier: Classifier | None = None) -> Iterator[list[Prediction]]:
     if workers == 1:
-        classifier = _load_classifier(bundle)
+        classifier = classifier or load_classifier(bundle)
         for batch in batches:
             yield classify_paths(classifier, batch, top_k)
         return
@@ -153,7 +210,7 @@ def _init_process(bundle: Bundle) -> None:
     # Ctrl-C goes to the whole process group; only the parent should act on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _classifier = _load_classifier(bundle)
+        _classifier = load_classifier(bundle)
     except Exception as exc:  # noqa: BLE001
         # An initializer that raises makes the pool respawn processes forever; report it
         # with the first batch instead, so the parent fails cleanly.
@@ -167,11 +224,13 @@ def _classify_batch(task: tuple[list[Path], int | None]) -> list[Prediction] | _
     return classify_paths(_classifier, paths, top_k)
 
 
-def _load_classifier(bundle: Bundle) -> Classifier:
+def load_classifier(bundle: Bundle | str | os.PathLike | None = None, num_threads: int | None = 1
+                    ) -> Classifier:
+    """A Classifier over a bundle, warmed up, without LiteRT's native log line on stderr."""
     from posterq.classifier import Classifier
 
     with _native_stderr_silenced():
-        classifier = Classifier(bundle, num_threads=1)
+        classifier = Classifier(bundle, num_threads=num_threads)
         # The first invoke applies the XNNPACK delegate (and logs it); do it here, once.
         classifier.predict(np.zeros((1, *classifier.input_size, 3), np.float32))
     return classifier

@@ -70,16 +70,100 @@ def test_default_out_is_genres_csv_and_not_read_as_a_poster(tiny_bundle, folder)
     assert len((folder / "genres.csv").read_text().splitlines()) == 1 + 15
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: tmp / "missing", "does not exist"),
-    (lambda tmp: (tmp / "file.jpg").write_bytes(b"x") and tmp / "file.jpg", "not a directory"),
-])
-def test_bad_directory_exits_2(tiny_bundle, tmp_path, make, message):
-    done = posterq("label", str(make(tmp_path)), "--model", str(tiny_bundle),
-                   "--out", str(tmp_path / "o.csv"))
+@pytest.mark.parametrize("out", [[], ["--out", "o.csv"]])
+def test_missing_path_exits_2(tiny_bundle, folder, tmp_path, out):
+    done = posterq("label", str(folder), "missing.jpg", "--model", str(tiny_bundle), *out, cwd=tmp_path)
     assert done.returncode == 2
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert "missing.jpg does not exist" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "genres.csv").exists()
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_files_and_folders_in_argument_order(tiny_bundle, folder, tmp_path):
+    # Run from tmp_path with relative arguments: a file is named as given, a folder's files as
+    # FOLDER/path; a file met again (given twice, or inside a folder given too) counts once.
+    (tmp_path / "loose").mkdir()
+    write_posters(tmp_path / "loose", 2, start=40)
+    args = ["loose/poster_041.png", "posters/", "./loose/poster_041.png", "posters/2019/poster_000.jpg",
+            "loose/poster_040.jpg"]
+    done = posterq("label", *args, "--out", "all.csv", "--model", str(tiny_bundle), "--workers", "2",
+                   "--batch-size", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(tmp_path / "all.csv")
+    alone = posterq("label", str(folder), "--out", str(tmp_path / "alone.csv"), "--model", str(tiny_bundle),
+                    "--workers", "1")
+    assert alone.returncode == 0, alone.stderr
+    folder_rows = read_csv(tmp_path / "alone.csv")
+    assert [r["path"] for r in rows] == ["loose/poster_041.png",
+                                         *(f"posters/{r['path']}" for r in folder_rows),
+                                         "loose/poster_040.jpg"]
+    # The same file gives the same row, whatever it is named.
+    for mine, theirs in zip(rows[1:-1], folder_rows, strict=True):
+        assert {**mine, "path": ""} == {**theirs, "path": ""}
+    assert "17 posters" in done.stdout
+
+
+def test_one_file_with_out_writes_one_row(tiny_bundle, poster_images, tmp_path):
+    out = tmp_path / "one.jsonl"
+    done = posterq("label", str(poster_images[0]), "--out", str(out), "--model", str(tiny_bundle))
+    assert done.returncode == 0, done.stderr
+    (line,) = out.read_text().splitlines()
+    assert json.loads(line)["path"] == poster_images[0].as_posix()
+
+
+def test_one_file_prints_its_genres(tiny_bundle, poster_images, tmp_path):
+    from posterq.labeller import Labeller
+
+    name = poster_images[3].relative_to(tmp_path).as_posix()
+    done = posterq("label", name, "--model", str(tiny_bundle), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    expected = Labeller(tiny_bundle).label_path(poster_images[3])
+    first, second = done.stdout.splitlines()
+    assert first == f"{name}: {', '.join(expected.genres)}"
+    shown = second.split()
+    assert len(shown) == 2 * 5 and shown[0::2] == sorted(expected.scores, key=expected.scores.get,
+                                                          reverse=True)[:5]
+    assert [float(score) for score in shown[1::2]] == pytest.approx(
+        sorted(expected.scores.values(), reverse=True)[:5], abs=0.006)
+    assert done.stderr == ""  # not even LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+    assert not (tmp_path / "genres.csv").exists()
+
+
+def test_one_file_in_a_format_prints_its_row(tiny_bundle, poster_images, tmp_path):
+    done = posterq("label", str(poster_images[0]), "--format", "jsonl", "--top-k", "1",
+                   "--model", str(tiny_bundle), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert row["path"] == poster_images[0].as_posix() and len(row["genres"]) == 1
+    assert set(row["scores"]) == set(GENRES) and row["error"] is None
+    assert not (tmp_path / "genres.csv").exists()
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated_jpeg", "empty"])
+def test_one_unusable_file_says_why_and_fails(tiny_bundle, bad_files, tmp_path, kind):
+    bad = bad_files[kind]
+    path = tmp_path / f"poster{bad.suffix}"
+    path.write_bytes(bad.data)
+    done = posterq("label", path.name, "--model", str(tiny_bundle), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"posterq label: {path.name}: {bad.code}: ") and len(line) > 40
+    assert not (tmp_path / "genres.csv").exists()
+
+
+def test_help_says_how_rows_are_named():
+    done = posterq("label", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for phrase in ("PATH [PATH ...]", "One poster file and no --out", "FOLDER/path inside it",
+                   "genres.csv unless --out"):
+        assert phrase in text
 
 
 def test_bad_bundle_exits_2(copy_bundle, folder, tmp_path):

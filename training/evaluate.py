@@ -1,4 +1,7 @@
-"""Evaluate a model bundle on a labelled dataset through the serving Classifier (LiteRT, not Keras)."""
+"""Evaluate a model bundle on a labelled dataset through the serving Classifier (LiteRT, not Keras).
+
+No TensorFlow here or in what this imports: `posterq evaluate` needs only the `eval` extra.
+"""
 
 import logging
 import time
@@ -7,9 +10,8 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
-from posterq.classifier import Classifier
 from posterq.config import BATCH_SIZE
-from posterq.labelling import classify_paths
+from posterq.labelling import classify_paths, load_classifier
 from training.datasets import load_dataset
 from training.exceptions import TrainingError
 from training.metrics import evaluate_scores
@@ -23,7 +25,7 @@ def evaluate(data_path, model=None, batch_size: int = BATCH_SIZE, top_k: int | N
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     dataset = load_dataset(data_path)
-    classifier = Classifier(model, num_threads=num_threads)
+    classifier = load_classifier(model, num_threads=num_threads)  # without LiteRT's line on stderr
     bundle = classifier.bundle
     top_k = top_k or bundle.top_k
     column = {genre: j for j, genre in enumerate(bundle.genres)}

@@ -1,0 +1,128 @@
+"""The wheel, built from this tree and installed as a user would: every module, the shipped model
+as package data, `posterq label` finding that model from any folder, and clean build logs.
+
+Offline and fast: the build uses this environment's setuptools (--no-build-isolation), and the
+scratch environments borrow this one's packages (NumPy, Pillow, LiteRT...) through a .pth file
+placed after their own site-packages, so that their posterq is the one just installed.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+from samples import poster_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("posterq", "api", "worker", "training")
+SHIPPED = "effnet-lite0-posters"
+
+pytestmark = pytest.mark.slow
+
+
+def run(*command, **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False,
+                          timeout=300, **kwargs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def assert_clean(log: str) -> None:
+    """No warning from the build backend (setuptools' arrive as BuildBackendWarning and the like)."""
+    assert not re.search(r"\w+Warning\b|deprecat", log, re.IGNORECASE), log
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """A copy of what the build reads, so that building leaves nothing in the checkout."""
+    tree = tmp_path_factory.mktemp("tree")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, tree / name)
+    for name in (*PACKAGES, "models"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return tree
+
+
+@pytest.fixture(scope="module")
+def wheel(tree, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    done = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+               "-w", out, tree)
+    assert_clean(done.stdout + done.stderr)
+    (built,) = out.glob("posterq-*.whl")
+    return built
+
+
+def scratch_venv(folder: Path) -> Path:
+    """A new environment without pip that sees this one's packages after its own; its python."""
+    run(sys.executable, "-m", "venv", "--without-pip", folder)
+    python = folder / "bin" / "python"
+    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    (site / "zz_borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+def pip_into(python: Path, *args, **kwargs) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", *args,
+               **kwargs)
+
+
+def outside_env() -> dict:
+    """The environment minus anything that would point posterq at another model or checkout."""
+    return {key: value for key, value in os.environ.items()
+            if key not in ("POSTERQ_MODEL", "PYTHONPATH", "VIRTUAL_ENV")}
+
+
+def test_wheel_holds_every_module_and_the_model(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    # Every file of the packages: modules, and data such as the API's web page (api/static/).
+    sources = {path.relative_to(ROOT).as_posix() for package in PACKAGES
+               for path in (ROOT / package).rglob("*")
+               if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+    assert sources - names == set(), "missing from [tool.setuptools] packages or package-data"
+    shipped = {path.relative_to(ROOT / "models").as_posix() for path in (ROOT / "models").rglob("*")
+               if path.is_file()}
+    assert {f"posterq/_models/{name}" for name in shipped} <= names
+    assert f"posterq/_models/{SHIPPED}/model.tflite" in names
+
+
+def test_installed_wheel_labels_with_its_shipped_model(wheel, tmp_path):
+    python = scratch_venv(tmp_path / "venv")
+    pip_into(python, wheel)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "heat.jpg").write_bytes(poster_bytes(3))
+    where = run(python, "-c", "import posterq, posterq.config as c; print(posterq.__file__); "
+                "print(c.DEFAULT_MODEL_DIR)", cwd=elsewhere, env=outside_env()).stdout.split()
+    venv = (tmp_path / "venv").resolve()
+    assert all(Path(path).resolve().is_relative_to(venv) for path in where), where
+    assert Path(where[1]).name == SHIPPED and (Path(where[1]) / "model.tflite").is_file()
+
+    done = run(tmp_path / "venv" / "bin" / "posterq", "label", "heat.jpg", "--format", "jsonl",
+               cwd=elsewhere, env=outside_env())
+    row = json.loads(done.stdout)
+    # The same bundle as the checkout's models/: the same scores.
+    from posterq.labeller import Labeller
+
+    expected = Labeller(ROOT / "models" / SHIPPED).label_path(elsewhere / "heat.jpg")
+    assert row["path"] == "heat.jpg" and row["error"] is None and row["genres"] == expected.genres
+    assert row["scores"] == pytest.approx(expected.scores, abs=1e-5)
+    assert not (elsewhere / "genres.csv").exists()
+
+
+def test_editable_install_log_is_clean_and_finds_the_checkouts_model(tree, tmp_path):
+    python = scratch_venv(tmp_path / "venv")
+    # make install's filter for setuptools' note on every editable install of a flat layout
+    # ("Editable installation... be careful with folders..."), which is not a warning about us.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}
+    done = pip_into(python, "--no-build-isolation", "-e", tree, env=env)
+    assert_clean(done.stdout + done.stderr)
+    model = run(python, "-c", "import posterq.config as c; print(c.DEFAULT_MODEL_DIR)", cwd=tmp_path,
+                env=outside_env()).stdout.strip()
+    assert Path(model) == tree.resolve() / "models" / SHIPPED
