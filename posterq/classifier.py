@@ -26,16 +26,21 @@ class Prediction:
 
 
 class Classifier:
-    """One LiteRT interpreter over one bundle. Not thread-safe: one per process or thread."""
+    """One bundle behind a LiteRT interpreter. Not thread-safe: one per process or thread.
+
+    `solo_threads`, when given, adds a second interpreter with that many threads for batches of
+    one poster: a lone poster then runs on every core while batches keep `num_threads` (a queue
+    worker runs processes x num_threads = cores, and a lone poster would leave cores idle).
+    """
 
     def __init__(self, bundle: Bundle | str | os.PathLike | None = None, num_threads: int | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, solo_threads: int | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.max_pixels = max_pixels
-        self._interpreter = Interpreter(model_path=str(self.bundle.model_file), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = None
+        self._runner = _Runner(self.bundle.model_file, num_threads)
+        self._solo = (_Runner(self.bundle.model_file, solo_threads)
+                      if solo_threads and solo_threads != num_threads else None)
+        self._input, self._output = self._runner.input, self._runner.output
         # A model with more or fewer outputs than named genres would mislabel every poster
         # silently (zip stops at the shorter), so refuse it here.
         outputs = int(self._output["shape"][-1])
@@ -60,13 +65,8 @@ class Classifier:
             raise ValueError(f"expected a batch of shape (N, {self.input_size[0]}, {self.input_size[1]}, 3)")
         if len(batch) == 0:
             return np.zeros((0, len(self.bundle.genres)), dtype=np.float32)
-        if self._batch != len(batch):
-            self._interpreter.resize_tensor_input(self._input["index"], batch.shape)
-            self._interpreter.allocate_tensors()
-            self._batch = len(batch)
-        self._interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
-        self._interpreter.invoke()
-        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output)
+        runner = self._solo if self._solo is not None and len(batch) == 1 else self._runner
+        return runner.run(batch)
 
     def preprocess(self, data: bytes) -> np.ndarray:
         """Decode and preprocess one file's bytes for this model (raises ImageError)."""
@@ -104,6 +104,26 @@ class Classifier:
     def _prediction(self, row: np.ndarray, top_k: int | None) -> Prediction:
         named = {genre: float(score) for genre, score in zip(self.bundle.genres, row, strict=True)}
         return Prediction(self.label(row, top_k), named)
+
+
+class _Runner:
+    """One interpreter and the batch size its tensors are allocated for."""
+
+    def __init__(self, model_file, num_threads: int | None):
+        self.interpreter = Interpreter(model_path=str(model_file), num_threads=num_threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """One invoke over a preprocessed batch; reallocates only when the batch size changes."""
+        if self.batch != len(batch):
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
+            self.interpreter.allocate_tensors()
+            self.batch = len(batch)
+        self.interpreter.set_tensor(self.input["index"], _quantize(batch, self.input))
+        self.interpreter.invoke()
+        return _dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
 
 
 def _quantize(batch: np.ndarray, detail: dict) -> np.ndarray:

@@ -68,6 +68,10 @@ class Settings:
     max_batch_wait: float = 0.0
     #: Interpreter threads per worker process; 0 means cores // processes.
     threads: int = 0
+    #: Threads of a second interpreter each worker process keeps for a batch of one poster, so
+    #: that a lone poster runs on every core (at low load the other processes are idle); 0 means
+    #: all available cores; the same value as `threads` means no second interpreter.
+    solo_threads: int = 0
     #: Folders directory jobs may read (os.pathsep separated); none means directory jobs are refused.
     data_roots: tuple[Path, ...] = field(default_factory=tuple)
     #: Largest HTTP request body the API reads.
@@ -132,9 +136,9 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
-        if self.max_batch_wait < 0 or self.threads < 0:
-            raise PosterqError("POSTERQ_MAX_BATCH_WAIT and POSTERQ_THREADS must not be negative",
-                               "bad_config")
+        if self.max_batch_wait < 0 or self.threads < 0 or self.solo_threads < 0:
+            raise PosterqError("POSTERQ_MAX_BATCH_WAIT, POSTERQ_THREADS and POSTERQ_SOLO_THREADS must not be "
+                               "negative", "bad_config")
 
     def resolve_data_path(self, path: str | os.PathLike) -> Path:
         """Resolve a path (symlinks included) and return it only if it lies under a data root."""

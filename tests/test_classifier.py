@@ -103,3 +103,12 @@ def test_model_with_other_genre_count_is_refused(copy_bundle):
     with pytest.raises(BundleError) as caught:
         Classifier(load_bundle(folder))
     assert caught.value.code == "bundle_mismatch"
+
+
+def test_a_solo_interpreter_scores_lone_posters_like_the_batch_one(tiny_bundle, inputs):
+    both = Classifier(tiny_bundle, num_threads=1, solo_threads=2)
+    batched = both.predict(inputs[:3])
+    for i in range(3):
+        np.testing.assert_allclose(both.predict(inputs[i:i + 1])[0], batched[i], atol=1e-5)
+    assert both.predict(inputs[:3]).shape == batched.shape  # the batch interpreter still answers
+    assert Classifier(tiny_bundle, num_threads=2, solo_threads=2)._solo is None  # nothing to gain

@@ -53,9 +53,10 @@ def classifier():
 
         config = settings()
         threads = default_threads(_processes["count"] or available_cores(), config)
-        state["classifier"] = Classifier(config.model_path, num_threads=threads)
-        log.info("process %d loaded %s with %d interpreter threads", os.getpid(),
-                 state["classifier"].bundle.model_id, threads)
+        solo = config.solo_threads or available_cores()
+        state["classifier"] = Classifier(config.model_path, num_threads=threads, solo_threads=solo)
+        log.info("process %d loaded %s with %d interpreter threads (%d for a lone poster)", os.getpid(),
+                 state["classifier"].bundle.model_id, threads, max(threads, solo))
     return state["classifier"]
 
 
