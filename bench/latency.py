@@ -173,7 +173,7 @@ def plot(runs: list[dict], target: dict, path: Path) -> None:
     left.set_xlabel("concurrent clients")
     left.set_ylabel("latency per poster (ms)")
     left.set_xticks(clients, [str(c) for c in clients])
-    left.legend()
+    left.legend(loc="upper left", fontsize="small")
     right.plot(clients, [run["posters_per_second"] for run in runs], marker="o",
                label="one poster per request")
     right.axhline(target["bulk_posters_per_second"], color="black", linestyle="--", label="bulk job")
@@ -183,7 +183,7 @@ def plot(runs: list[dict], target: dict, path: Path) -> None:
     right.set_xlabel("concurrent clients")
     right.set_ylabel("posters / s")
     right.set_ylim(bottom=0)
-    right.legend()
+    right.legend(loc="lower right", fontsize="small")
     fig.suptitle("posterq: one poster per request through the queue (default API and worker settings)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
