@@ -194,7 +194,7 @@ on {training['machine']}.
 ## Keras vs TFLite variants
 
 Every variant ran through posterq's runtime on the whole validation split, thresholds tuned on its own scores.
-Rule for shipping: {comparison['rule']}.
+Rule for shipping: {comparison['rule']}.{(' ' + comparison['why'] + '.') if 'why' in comparison else ''}
 
 {chr(10).join(variant_rows)}
 

@@ -27,6 +27,7 @@ from training.callbacks import TimeBudget
 from training.datasets import load_dataset
 from training.metrics import evaluate_scores, label_matrix, label_prior_baseline, tune_thresholds
 from training.pixels import poster_pixels
+from training.shipping import choose_variant
 from training.split import DEFAULT_SEED, split
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,6 @@ RECIPES = {
     "seed": Recipe("seed", (350, 350), epochs=5, batch_size=32, learning_rate=1e-3,
                    notes=["the original project's network and recipe, unchanged"]),
 }
-
-
-SHIPPING_RULE = ("among variants within 0.005 of float32's macro ROC-AUC and macro AP whose labels agree "
-                 "with Keras on at least 97% of posters, the smallest of those within 10% of the fastest")
 
 
 def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", work=None, epochs=None,
@@ -223,24 +220,8 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
         all_scores[variant] = scores
         log.info("%s: %s (%.0f s)", variant, {k: entry[k] for k in ("size_bytes", "ms_per_poster_1_core")},
                  time.time() - started)
-    report["shipped"] = _choose(report["variants"])
-    report["rule"] = SHIPPING_RULE
+    report.update(choose_variant(report["variants"]))
     return report, all_scores[report["shipped"]]
-
-
-def _choose(variants: dict) -> str:
-    """Apply the shipping rule (see SHIPPING_RULE)."""
-    def value(metrics, key):
-        return metrics[key] or 0.0  # None: no genre had enough positives to score
-
-    reference = variants["float32"]["metrics"]
-    accurate = [name for name, entry in variants.items()
-                if all(value(entry["metrics"], key) >= value(reference, key) - 0.005
-                       for key in ("macro_roc_auc", "macro_average_precision"))
-                and entry["vs_keras"]["labels_agree"] >= 0.97] or ["float32"]
-    fastest = min(variants[name]["ms_per_poster_1_core"] for name in accurate)
-    quick = [name for name in accurate if variants[name]["ms_per_poster_1_core"] <= 1.1 * fastest]
-    return min(quick, key=lambda name: variants[name]["size_bytes"])
 
 
 def _summary(metrics: dict) -> dict:

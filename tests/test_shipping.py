@@ -1,0 +1,39 @@
+"""training.shipping: the fastest variant within the tolerance of the best one's metrics ships."""
+
+import pytest
+
+from training.shipping import TOLERANCE, choose_variant
+
+
+def _variant(auc, ap, f1, ms, agree=1.0):
+    return {"metrics": {"macro_roc_auc": auc, "macro_average_precision": ap, "micro_f1": f1},
+            "ms_per_poster_1_core": ms, "vs_keras": {"labels_agree": agree}}
+
+
+def test_the_fastest_within_tolerance_ships_whatever_its_agreement_with_keras():
+    # The 1.3.0 figures: int8-full scored as well as float16 in 2.3 times less time.
+    variants = {"float32": _variant(0.7801, 0.3360, 0.5335, 44.3),
+                "float16": _variant(0.7801, 0.3361, 0.5324, 44.0),
+                "int8-dynamic": _variant(0.7650, 0.3200, 0.5200, 30.0),
+                "int8-full": _variant(0.7790, 0.3333, 0.5323, 18.8, agree=0.90)}
+    choice = choose_variant(variants)
+    assert choice["shipped"] == "int8-full"
+    assert choice["eligible"] == ["int8-full", "float16", "float32"]
+    assert "int8-full" in choice["why"] and choice["best"]["macro_roc_auc"] == 0.7801
+
+
+@pytest.mark.parametrize("key", sorted(TOLERANCE))
+def test_one_metric_past_its_tolerance_keeps_a_variant_out(key):
+    fast = {"macro_roc_auc": 0.78, "macro_average_precision": 0.33, "micro_f1": 0.53}
+    fast[key] -= TOLERANCE[key] + 0.0005
+    variants = {"slow": _variant(0.78, 0.33, 0.53, 40.0),
+                "fast": _variant(*(fast[k] for k in ("macro_roc_auc", "macro_average_precision", "micro_f1")),
+                                 10.0)}
+    assert choose_variant(variants)["shipped"] == "slow"
+
+
+def test_missing_metrics_count_as_zero_and_an_empty_report_is_refused():
+    variants = {"a": _variant(None, 0.3, 0.5, 5.0), "b": _variant(0.7, 0.3, 0.5, 9.0)}
+    assert choose_variant(variants)["shipped"] == "b"
+    with pytest.raises(ValueError):
+        choose_variant({})
