@@ -59,10 +59,14 @@ class Service:
         self.api = self._spawn("api", ["api", "--port", str(self.port), *api_args])
         self._wait(lambda: requests.get(self.url + "/healthz", timeout=2).ok, "the API")
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict | None = None,
+               cpus: set[int] | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives with the process
-        return subprocess.Popen([sys.executable, "-m", "posterq.cli", *args], cwd=ROOT, env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # cpus: pin the process (and the children it forks) to those CPUs, like `taskset -c`.
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        return subprocess.Popen([sys.executable, "-m", "posterq.cli", *args], cwd=ROOT, env=env or self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=pin)
 
     @staticmethod
     def _wait(check, what: str, timeout: float = 60) -> None:
@@ -76,14 +80,22 @@ class Service:
             time.sleep(0.2)
         raise SystemExit(f"{what} did not come up in {timeout} s")
 
-    def start_worker(self, processes: int | None = None) -> subprocess.Popen:
-        """Start `posterq worker` (default concurrency unless given); wait until /readyz lists it."""
-        hostname = f"bench-{processes or 'default'}-{os.getpid()}@{socket.gethostname()}"
+    def start_worker(self, processes: int | None = None, name: str | None = None, env: dict | None = None,
+                     cpus: set[int] | None = None) -> subprocess.Popen:
+        """Start `posterq worker` (default concurrency unless given); wait until /readyz lists it.
+
+        name: part of the Celery hostname (default: the process count); env: extra environment
+        over the service's; cpus: pin the worker to those CPUs.
+        """
+        name = name or str(processes or "default")
+        hostname = f"bench-{name}-{os.getpid()}@{socket.gethostname()}"
         concurrency = ["--concurrency", str(processes)] if processes else []
-        worker = self._spawn(f"worker-{processes or 'default'}",
-                             ["worker", *concurrency, "--hostname", hostname, "--loglevel", "WARNING"])
+        worker = self._spawn(f"worker-{name}",
+                             ["worker", *concurrency, "--hostname", hostname, "--loglevel", "WARNING"],
+                             {**self.env, **(env or {})}, cpus)
         self._wait(lambda: hostname in requests.get(self.url + "/readyz", timeout=2).json()["workers"],
                    "the worker")
+        worker.hostname = hostname  # the Celery hostname its results carry
         return worker
 
     @staticmethod

@@ -1,0 +1,75 @@
+"""Every benchmark of posterq in one run, on the same machine and posters, side by side.
+
+    .venv/bin/python bench/all.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+
+In order: the limit (decode, model alone, both on every core) and `posterq label` (bench/limit.py);
+the service end to end for 1 and 2 worker processes and the defaults, and two pinned worker hosts
+against one (bench/scale.py); the original design's server with the shipped and the seed model
+(bench/original.py); peak memory of the API and a worker (bench/memory.py); Redis commands, CPU
+and bytes per poster and the ceiling of one Redis (bench/redis_cost.py). It needs Redis
+(POSTERQ_REDIS_URL, default redis://127.0.0.1:6379/0; private key prefixes) and writes
+bench/results/all-<time>.json (machine, commit, model, parameters, every figure), a Markdown
+table beside it (the README quotes it) and a plot. --quick finishes in under 3 minutes.
+"""
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import cross_targets, markdown, plot  # noqa: E402 (after the sys.path line)
+from bench.service import ROOT, pick_posters, provenance  # noqa: E402
+from posterq.bundle import load_bundle  # noqa: E402
+
+MODULES = ("limit", "scale", "original", "memory", "redis_cost")
+
+
+def main() -> int:
+    """Run every benchmark; print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of posters (read only)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer posters and shorter runs (under 3 minutes)")
+    parser.add_argument("--posters", type=int, help="posters per job (default 1,000; --quick 120)")
+    parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these benchmarks")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    count = args.posters or (120 if args.quick else 1000)
+    posters = pick_posters(args.data, count)
+    bundle = load_bundle(None)
+    produced = provenance()
+    started = time.monotonic()
+    results = {}
+    for name in args.only or MODULES:
+        began = time.monotonic()
+        print(f"--- {name}", flush=True)
+        results[name] = importlib.import_module(f"bench.{name}").measure(posters, args.quick)
+        results[name]["seconds"] = round(time.monotonic() - began, 1)
+        print(json.dumps(results[name]["figures"], indent=1)[:2000], flush=True)
+    targets = [target for result in results.values() for target in result.get("targets", [])]
+    targets += cross_targets(results)
+    report = {"benchmark": "all", "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+              **produced, "model": {**bundle.model_id, "sha256": bundle.meta["sha256"]},
+              "parameters": {"quick": args.quick, "posters": count, "data": str(args.data),
+                             "selection": "first N files, sorted by name"},
+              "seconds": round(time.monotonic() - started, 1), "results": results, "targets": targets}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"all{'-quick' if args.quick else ''}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    path.with_suffix(".md").write_text(table)
+    plot(report, path.with_suffix(".png"))
+    print("\n" + table)
+    print(f"wrote {path}, {path.with_suffix('.md').name} and {path.with_suffix('.png').name} "
+          f"in {report['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Memory: peak RSS of the API's processes and of the worker's processes holding the model.
+
+    .venv/bin/python bench/memory.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+
+Starts `posterq api` and one `posterq worker` with their default settings (bench.service.Service,
+private key prefix and queue on POSTERQ_REDIS_URL), runs one upload job of the posters and some
+POST /analysis/ calls, then reads VmHWM (peak RSS) and VmRSS from /proc/<pid>/status of the gunicorn
+master (the `posterq api` process) and its workers, and of the Celery main process (`posterq worker`)
+and its pool children, and whether any of them mapped TensorFlow (/proc/<pid>/maps). Linux only.
+Prints the figures as JSON. bench/all.py calls `measure`.
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import redis
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.service import Service, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
+
+TARGETS_MB = {"worker": 250, "api": 120}  # from the issue: RSS of one process of each role
+TENSORFLOW_LIBRARIES = ("libtensorflow_framework", "_pywrap_tensorflow", "libtensorflow_cc")
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of pid, from the parent ids in /proc/*/stat."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and parentheses
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = sorted(parents.get(todo.pop(), []))
+        found += kids
+        todo += kids
+    return found
+
+
+def process_memory(pid: int) -> dict:
+    """Peak and current RSS in MB of one process, its command, and whether it mapped TensorFlow."""
+    status = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        status[key] = value.strip()
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    return {"pid": pid, "command": command[:120],
+            "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+            "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+            "rss_anon_mb": round(int(status.get("RssAnon", "0 kB").split()[0]) / 1024, 1),
+            "rss_file_mb": round(int(status.get("RssFile", "0 kB").split()[0]) / 1024, 1),
+            "tensorflow_loaded": any(name in maps for name in TENSORFLOW_LIBRARIES),
+            "litert_loaded": "_pywrap_tensorflow_interpreter_wrapper" in maps or "litert" in maps.lower()}
+
+
+def role(root: int, main_name: str, child_name: str) -> dict:
+    """The root process and its descendants, and the largest peak among them."""
+    processes = [{"role": main_name, **process_memory(root)}]
+    processes += [{"role": child_name, **process_memory(pid)} for pid in children(root)]
+    return {"processes": processes, "largest_peak_rss_mb": max(p["peak_rss_mb"] for p in processes),
+            "largest_rss_mb": max(p["rss_mb"] for p in processes),
+            "tensorflow_loaded": any(p["tensorflow_loaded"] for p in processes)}
+
+
+def measure(posters: list[Path], quick: bool) -> dict:
+    """Peak RSS per process of a default API and a default worker after a job and /analysis/ calls."""
+    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"bench-memory-{os.getpid()}"
+    env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
+           "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(DEFAULT_MODEL_DIR)}
+    calls = posters[: 8 if quick else 32]
+    produced = provenance()
+    with tempfile.TemporaryDirectory(prefix="posterq-memory-") as tmp:
+        service = Service(env, Path(tmp))
+        worker = None
+        try:
+            worker = service.start_worker()
+            job = service.run_job(Path(tmp), posters, upload=True)
+            answered = 0
+            http = requests.Session()
+            for path in calls:
+                response = http.post(service.url + "/analysis/", data=base64.b64encode(path.read_bytes()),
+                                     headers={"Content-Type": "text/plain"}, timeout=120)
+                answered += response.ok
+            api = role(service.api.pid, "gunicorn master", "gunicorn worker")
+            workers = role(worker.pid, "celery main", "celery pool child")
+        finally:
+            if worker is not None:
+                service.stop(worker)
+            service.stop(service.api)
+            client = redis.Redis.from_url(redis_url)
+            for key in client.scan_iter(match=f"{prefix}*"):
+                client.delete(key)
+            client.delete(prefix)
+    targets = [{"target": f"{name} process peak RSS under {limit} MB (largest process of the role)",
+                "limit": limit, "measured": figures["largest_peak_rss_mb"],
+                "met": figures["largest_peak_rss_mb"] < limit}
+               for name, limit, figures in (("worker", TARGETS_MB["worker"], workers),
+                                            ("API", TARGETS_MB["api"], api))]
+    targets.append({"target": "neither API nor worker processes load TensorFlow", "limit": False,
+                    "measured": api["tensorflow_loaded"] or workers["tensorflow_loaded"],
+                    "met": not (api["tensorflow_loaded"] or workers["tensorflow_loaded"])})
+    return {"name": "memory",
+            "figures": {"api": api, "worker": workers,
+                        "load": {"upload_job": {k: job[k] for k in ("posters", "ok", "errors", "seconds",
+                                                                     "posters_per_second", "exactly_once")},
+                                 "analysis_calls": len(calls), "analysis_ok": answered}},
+            "settings": {"api_and_worker": "defaults", "model": str(DEFAULT_MODEL_DIR)},
+            "provenance": produced,
+            "targets": targets,
+            "notes": ["VmHWM (peak RSS) and VmRSS from /proc/<pid>/status, read after the load while the "
+                      "processes still ran; RSS counts shared pages (the model file, libraries) in every "
+                      "process that maps them",
+                      "api: the `posterq api` process is the gunicorn master, its children the workers; "
+                      "worker: the `posterq worker` process is Celery's main process, its children the "
+                      "pool processes, each with its own interpreters",
+                      "TensorFlow detected by its shared libraries in /proc/<pid>/maps",
+                      "rss_anon_mb (heap: tensors, arenas) and rss_file_mb (mapped files: libraries, model) "
+                      "split the current RSS, to show where a worker's memory goes"]}
+
+
+def main() -> int:
+    """Run alone and print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of posters (read only)")
+    parser.add_argument("--quick", action="store_true", help="fewer posters")
+    parser.add_argument("--posters", type=int, default=None, help="posters in the upload job (default 256, "
+                                                                   "quick 32)")
+    args = parser.parse_args()
+    posters = pick_posters(args.data, args.posters or (32 if args.quick else 256))
+    print(json.dumps(measure(posters, args.quick), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Redis: commands, CPU, network bytes and memory per poster, and how many worker hosts one Redis can feed.
+
+    .venv/bin/python bench/redis_cost.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+
+Starts `posterq api` and one `posterq worker` with their default settings (bench.service.Service,
+private key prefix and queue on POSTERQ_REDIS_URL; only the request size limit is raised so that one
+upload can hold every poster) and runs three modes over the same N posters: one upload job, one
+directory job (POSTERQ_DATA_ROOTS holds a temporary folder of symlinks) and N single POST /analysis/
+calls from 2 client threads. Around each it diffs INFO commandstats, cpu and stats (no CONFIG
+RESETSTAT: nothing is reset) and samples INFO memory every 50 ms. From Redis CPU seconds per poster
+it derives the ceiling of one Redis instance (one core) in posters/s, and divides it by this worker
+host's posters/s in the same mode. These counters are server-wide: other clients' traffic during a
+run counts too. Prints the figures as JSON. bench/all.py calls `measure`.
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import redis
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.service import Service, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
+
+# This benchmark's own commands (snapshots, memory samples), left out of the per-poster counts.
+OWN_COMMANDS = {"info"}
+
+
+class MemorySampler(threading.Thread):
+    """Samples used_memory every `interval` s on its own connection until stopped; keeps the peak."""
+
+    def __init__(self, client: redis.Redis, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.client, self.interval = client, interval
+        self.peak, self.samples = 0, 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        """Sample until stopped."""
+        while not self.halt.is_set():
+            self.peak = max(self.peak, int(self.client.info("memory")["used_memory"]))
+            self.samples += 1
+            self.halt.wait(self.interval)
+
+
+def snapshot(client: redis.Redis) -> dict:
+    """The server-wide counters this benchmark diffs."""
+    info = client.info("all")
+    return {"commands": {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+                         for name, v in info.items() if name.startswith("cmdstat_")},
+            "cpu_s": float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
+            "net_in": int(info["total_net_input_bytes"]), "net_out": int(info["total_net_output_bytes"]),
+            "used_memory": int(info["used_memory"])}
+
+
+def cost(client: redis.Redis, posters: int, run) -> dict:
+    """Run `run()` (which returns its posters/s) and the Redis cost per poster it caused."""
+    sampler = MemorySampler(redis.Redis(connection_pool=client.connection_pool))
+    before = snapshot(client)
+    sampler.start()
+    started = time.monotonic()
+    posters_per_second = run()
+    seconds = time.monotonic() - started
+    sampler.halt.set()
+    sampler.join()
+    after = snapshot(client)
+    calls, usec = {}, 0
+    for name, (count, spent) in after["commands"].items():
+        count -= before["commands"].get(name, (0, 0))[0]
+        spent -= before["commands"].get(name, (0, 0))[1]
+        if count > 0 and name not in OWN_COMMANDS:
+            calls[name] = round(count / posters, 2)
+            usec += spent
+    cpu_s = after["cpu_s"] - before["cpu_s"]
+    per_poster_cpu = {"commandstats_usec": round(usec / posters, 1),
+                      "info_cpu_usec": round(1e6 * cpu_s / posters, 1)}
+    ceilings = {key: round(1e6 / value, 1) if value > 0 else None for key, value in per_poster_cpu.items()}
+    # The conservative figure: INFO cpu also counts the event loop, networking and replies.
+    ceiling = ceilings["info_cpu_usec"] or ceilings["commandstats_usec"]
+    return {"posters": posters, "seconds": round(seconds, 2),
+            "worker_host_posters_per_second": posters_per_second,
+            "commands_per_poster": round(sum(calls.values()), 2),
+            "commands_per_poster_by_command": dict(sorted(calls.items(), key=lambda item: -item[1])),
+            "redis_cpu_usec_per_poster": per_poster_cpu,
+            "net_in_bytes_per_poster": round((after["net_in"] - before["net_in"]) / posters),
+            "net_out_bytes_per_poster": round((after["net_out"] - before["net_out"]) / posters),
+            "used_memory_before_mb": round(before["used_memory"] / 2**20, 2),
+            "peak_used_memory_mb": round(max(sampler.peak, before["used_memory"]) / 2**20, 2),
+            "memory_samples": sampler.samples,
+            "bytes_per_poster_held_while_queued": round(max(0, sampler.peak - before["used_memory"])
+                                                        / posters),
+            "redis_ceiling_posters_per_second": ceilings,
+            "worker_hosts_one_redis_can_feed": (round(ceiling / posters_per_second, 1)
+                                                if ceiling and posters_per_second else None)}
+
+
+def analysis_calls(url: str, posters: list[Path], clients: int = 2) -> float:
+    """Each poster once through POST /analysis/ from `clients` threads; posters/s."""
+    texts = [base64.b64encode(path.read_bytes()) for path in posters]
+    local = threading.local()
+
+    def call(text: bytes) -> bool:
+        if not hasattr(local, "http"):
+            local.http = requests.Session()
+        return local.http.post(url + "/analysis/", data=text, headers={"Content-Type": "text/plain"},
+                               timeout=120).ok
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        ok = sum(pool.map(call, texts))
+    if ok != len(texts):
+        raise RuntimeError(f"{len(texts) - ok} of {len(texts)} /analysis/ calls failed")
+    return round(len(texts) / (time.monotonic() - started), 1)
+
+
+def measure(posters: list[Path], quick: bool) -> dict:
+    """Redis cost per poster of an upload job, a directory job and single /analysis/ calls; JSON-ready."""
+    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"bench-redis-{os.getpid()}"
+    client = redis.Redis.from_url(redis_url)
+    produced = provenance()
+    modes = {}
+    with tempfile.TemporaryDirectory(prefix="posterq-redis-") as tmp:
+        folder = Path(tmp) / "posters"
+        folder.mkdir()
+        links = []
+        for path in posters:
+            links.append(folder / path.name)
+            links[-1].symlink_to(path.resolve())
+        env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
+               "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(DEFAULT_MODEL_DIR),
+               # The links resolve into the posters' own folders: those must be roots too.
+               "POSTERQ_DATA_ROOTS": os.pathsep.join([str(folder), *sorted({str(p.resolve().parent)
+                                                                          for p in posters})]),
+               "POSTERQ_MAX_REQUEST_BYTES": str(1 << 30)}
+        service = Service(env, Path(tmp))
+        worker = None
+        try:
+            worker = service.start_worker()
+            analysis_calls(service.url, posters[:2])  # warm-up: each pool process loads its model
+            checks = {}
+
+            def job(upload: bool):
+                def run() -> float:
+                    result = service.run_job(folder, links, upload=upload)
+                    checks["upload" if upload else "directory"] = {
+                        key: result[key] for key in ("exactly_once", "ok", "errors")}
+                    if result["errors"]:
+                        raise RuntimeError(f"{result['errors']} posters failed in the job: {result}")
+                    return result["posters_per_second"]
+                return run
+
+            modes["upload_job"] = cost(client, len(posters), job(True))
+            modes["directory_job"] = cost(client, len(posters), job(False))
+            modes["analysis_calls"] = cost(client, len(posters), lambda: analysis_calls(service.url, posters))
+        finally:
+            if worker is not None:
+                service.stop(worker)
+            service.stop(service.api)
+            for key in client.scan_iter(match=f"{prefix}*"):
+                client.delete(key)
+            client.delete(prefix)
+    return {"name": "redis_cost", "figures": {"modes": modes, "exactly_once": checks},
+            "settings": {"posters": len(posters), "api_and_worker": "defaults",
+                         "env_changed": {"POSTERQ_MAX_REQUEST_BYTES": 1 << 30,
+                                         "POSTERQ_DATA_ROOTS": "a temporary folder of symlinks"},
+                         "analysis_clients": 2, "memory_sample_interval_s": 0.05},
+            "provenance": produced,
+            "targets": [],
+            "notes": ["INFO commandstats, cpu, stats and memory are server-wide: any other client's traffic "
+                      "during a run (and the idle worker's own polling and heartbeats) counts too",
+                      "counters are diffed before/after each mode; CONFIG RESETSTAT was not used",
+                      "this benchmark's own INFO calls (snapshots and 50 ms memory samples) are left out of "
+                      "the command counts and commandstats usec, but their CPU is in info_cpu_usec",
+                      "redis ceiling = 1e6 / usec per poster for one Redis core; worker hosts = ceiling "
+                      "(from info_cpu_usec, the conservative one) / this host's posters/s in the same mode "
+                      f"({os.cpu_count()} cores, one default worker)",
+                      "bytes per poster held while queued = (peak used_memory - used_memory before) / "
+                      "posters; for uploads it includes the poster bytes stored in Redis until classified",
+                      "analysis_calls sends each poster once from 2 client threads"]}
+
+
+def main() -> int:
+    """Run alone and print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of posters (read only)")
+    parser.add_argument("--quick", action="store_true", help="fewer posters")
+    parser.add_argument("--posters", type=int, default=None, help="posters per mode (default 300, quick 32)")
+    args = parser.parse_args()
+    posters = pick_posters(args.data, args.posters or (32 if args.quick else 300))
+    print(json.dumps(measure(posters, args.quick), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

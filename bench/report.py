@@ -1,0 +1,114 @@
+"""The summary of bench/all.py: targets that span benchmarks, the Markdown table, the plot."""
+
+from pathlib import Path
+
+
+def _figure(report_or_results: dict, name: str, key: str):
+    results = report_or_results.get("results", report_or_results)
+    return results.get(name, {}).get("figures", {}).get(key)
+
+
+def cross_targets(results: dict) -> list[dict]:
+    """The issue's targets whose two figures come from different benchmarks of the same run."""
+    targets = []
+    limit = _figure(results, "limit", "limit_posters_per_second")
+    default = _figure(results, "scale", "default_posters_per_second")
+    if limit and default:
+        targets.append({"target": "service end to end, default settings: at least 0.9 x the limit "
+                                  "(decode + invoke, one process per core, no queue, no HTTP)",
+                        "limit": round(0.9 * limit, 1), "measured": default, "met": default >= 0.9 * limit})
+    original = results.get("original", {}).get("figures", {}).get("runs", {}).get("original_seed_fp16")
+    if original and default:
+        ratio = default / max(original["posters_per_second"], 1e-9)
+        targets.append({"target": "service end to end, default settings, against the original design "
+                                  "with the seed network's float16 model: at least 30 x",
+                        "limit": 30, "measured": round(ratio, 2), "met": ratio >= 30})
+    return targets
+
+
+def _rows(report: dict) -> list[tuple[str, str]]:
+    rows = []
+    limit = report["results"].get("limit", {}).get("figures", {})
+    cores = limit.get("cores", 2)
+    for key, what in (("decode_1p_posters_per_second", "decode + preprocess alone, 1 process"),
+                      (f"decode_{cores}p_posters_per_second", f"decode + preprocess, {cores} processes"),
+                      ("model_1p_posters_per_second", "model alone (batched invoke, 1 thread), 1 process"),
+                      (f"model_{cores}p_posters_per_second", f"model alone, {cores} processes"),
+                      ("limit_posters_per_second", f"the limit: decode + invoke, {cores} processes"),
+                      ("label_posters_per_second", "`posterq label`, default settings")):
+        if key in limit:
+            rows.append((what, f"{limit[key]} posters/s"))
+    scale = report["results"].get("scale", {}).get("figures", {})
+    for key, what in (("one_thread_1p_posters_per_second", "service, 1 worker process x 1 thread"),
+                      ("one_thread_2p_posters_per_second", "service, 2 worker processes x 1 thread"),
+                      ("default_posters_per_second", "service, default settings"),
+                      ("pinned_1_host_posters_per_second", "service, 1 worker host pinned to 1 core"),
+                      ("pinned_2_hosts_posters_per_second", "service, 2 worker hosts, 1 core each")):
+        if key in scale:
+            rows.append((what, f"{scale[key]} posters/s"))
+    original = report["results"].get("original", {}).get("figures", {}).get("runs", {})
+    for key, what in (("original_shipped", "original design (new interpreter per request), shipped model"),
+                      ("original_seed_fp16", "original design, the seed network (float16)"),
+                      ("posterq_analysis", "posterq `POST /analysis/`, same client")):
+        if key in original:
+            run = original[key]
+            rows.append((what, f"{run['posters_per_second']} posters/s, p50 {run.get('p50_ms')} ms"))
+    memory = report["results"].get("memory", {}).get("figures", {})
+    for key, what in (("api", "peak RSS, largest API process"),
+                      ("worker", "peak RSS, largest worker process")):
+        if key in memory:
+            rows.append((what, f"{memory[key]['largest_peak_rss_mb']} MB"))
+    redis_modes = report["results"].get("redis_cost", {}).get("figures", {}).get("modes", {})
+    for mode, entry in redis_modes.items():
+        cpu = entry["redis_cpu_usec_per_poster"]
+        ceiling = entry["redis_ceiling_posters_per_second"]
+        rows.append((f"Redis per poster, {mode.replace('_', ' ')}",
+                     f"{entry['commands_per_poster']} commands, {cpu['info_cpu_usec']} µs of Redis CPU, "
+                     f"{entry['net_in_bytes_per_poster']} B in; one Redis core: "
+                     f"{ceiling.get('info_cpu_usec') or ceiling.get('commandstats_usec')} posters/s, "
+                     f"enough for {entry['worker_hosts_one_redis_can_feed']} worker hosts like this one"))
+    return rows
+
+
+def markdown(report: dict) -> str:
+    """Every headline figure and every target with its measured figure, as Markdown tables."""
+    lines = [f"Run of {report['git']['commit'][:7]}{' (dirty tree)' if report['git']['dirty'] else ''}, "
+             f"model {report['model']['name']} {report['model']['version']}, "
+             f"{report['parameters']['posters']} posters, {report['machine']['cpus']} CPUs, "
+             f"{report['seconds']} s in all.", "", "| measured | figure |", "|---|---|"]
+    lines += [f"| {what} | {figure} |" for what, figure in _rows(report)]
+    lines += ["", "| target | limit | measured | met |", "|---|---|---|---|"]
+    for target in report["targets"]:
+        lines.append(f"| {target['target']} | {target['limit']} | {target['measured']} | "
+                     f"{'yes' if target['met'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    """Throughput of each layer and worker layout, and the time per stage of the service's job."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [(what, float(figure.split()[0])) for what, figure in _rows(report) if "posters/s" in figure]
+    runs = report["results"].get("scale", {}).get("figures", {}).get("runs", [])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    if bars:
+        left.barh([what for what, _ in bars][::-1], [value for _, value in bars][::-1], color="tab:blue")
+        left.set_xlabel("posters / s")
+        left.set_title("throughput, same posters, same run")
+        left.tick_params(axis="y", labelsize=8)
+    stages = ("upload_and_store", "queue_and_classify", "wait_answered_after_post", "download")
+    if runs and all("stages_s" in run for run in runs):
+        labels = [run.get("configuration", str(i)) for i, run in enumerate(runs)]
+        start = [0.0] * len(runs)
+        for stage in stages:
+            values = [run["stages_s"].get(stage, 0.0) for run in runs]
+            right.barh(labels, values, left=start, label=stage.replace("_", " "))
+            start = [a + b for a, b in zip(start, values, strict=True)]
+        right.set_xlabel("seconds for the job")
+        right.set_title("time per stage of one job")
+        right.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
