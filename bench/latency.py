@@ -34,12 +34,11 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import ROOT, Service, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from bench.service import ROOT, Service, forget_keys, pick_posters, provenance, run_threads  # noqa: E402 (after the sys.path line)
 from posterq.bundle import load_bundle  # noqa: E402
 from posterq.classifier import Classifier  # noqa: E402
 from posterq.config import available_cores  # noqa: E402
@@ -115,12 +114,7 @@ def load(url: str, mode: str, poll: float, posters: list[tuple[str, bytes]], cli
                                 "received": sent_wall + latency, "finished": time.monotonic()})
             turn += clients
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started = run_threads(clients, client)
     elapsed = max(r["finished"] for r in records) - started
     latencies = [1000 * r["latency"] for r in records]
     return {"clients": clients, "requests": len(records), "failed": sum(not r["ok"] for r in records),
@@ -250,10 +244,7 @@ def main() -> int:
         finally:
             service.stop(worker)
             service.stop(service.api)
-            client = redis.Redis.from_url(redis_url)
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
-            client.delete(prefix)
+            forget_keys(redis_url, prefix)
 
     by_clients = {run["clients"]: run for run in runs}
     target = {"one_client_p50_ms": round(reference["one_poster_ms"] + 25, 1),

@@ -19,7 +19,6 @@ posters/s, each in fresh `spawn` processes that load everything first and then s
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import re
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import ROOT, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from bench.service import ROOT, chosen_posters, module_parser, provenance  # noqa: E402 (after the sys.path line)
 from posterq.bundle import load_bundle  # noqa: E402
 from posterq.config import SERVICE_BATCH_SIZE, available_cores  # noqa: E402
 
@@ -173,14 +172,8 @@ def measure(posters: list[Path], quick: bool) -> dict:
 
 def main() -> int:
     """Measure and print the figures as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="folder of posters (read only)")
-    parser.add_argument("--quick", action="store_true", help="fewer posters (120): about a minute")
-    parser.add_argument("--posters", type=int, default=None, help="posters to use (default 400, 120 quick)")
-    args = parser.parse_args()
-    count = args.posters or (120 if args.quick else 400)
-    print(json.dumps(measure(pick_posters(args.data, count), args.quick), indent=2))
+    args = module_parser(__doc__, 400, 120).parse_args()
+    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
     return 0
 
 

@@ -10,7 +10,6 @@ and its pool children, and whether any of them mapped TensorFlow (/proc/<pid>/ma
 Prints the figures as JSON. bench/all.py calls `measure`.
 """
 
-import argparse
 import base64
 import json
 import os
@@ -18,12 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import Service, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from bench.service import Service, chosen_posters, forget_keys, module_parser, provenance  # noqa: E402 (after the sys.path line)
 from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
 
 TARGETS_MB = {"worker": 250, "api": 120}  # from the issue: RSS of one process of each role
@@ -102,10 +100,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
             if worker is not None:
                 service.stop(worker)
             service.stop(service.api)
-            client = redis.Redis.from_url(redis_url)
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
-            client.delete(prefix)
+            forget_keys(redis_url, prefix)
     targets = [{"target": f"{name} process peak RSS under {limit} MB (largest process of the role)",
                 "limit": limit, "measured": figures["largest_peak_rss_mb"],
                 "met": figures["largest_peak_rss_mb"] < limit}
@@ -135,14 +130,8 @@ def measure(posters: list[Path], quick: bool) -> dict:
 
 def main() -> int:
     """Run alone and print the figures as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="folder of posters (read only)")
-    parser.add_argument("--quick", action="store_true", help="fewer posters")
-    parser.add_argument("--posters", type=int, default=None, help="posters in the upload job (default 256, "
-                                                                   "quick 32)")
-    args = parser.parse_args()
-    posters = pick_posters(args.data, args.posters or (32 if args.quick else 256))
-    print(json.dumps(measure(posters, args.quick), indent=2))
+    args = module_parser(__doc__, 256, 32).parse_args()
+    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
     return 0
 
 

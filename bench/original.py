@@ -18,7 +18,6 @@ text of a poster to URL/analysis/ in a loop for `--seconds`, cycling through the
 Prints the figures as JSON. bench/all.py calls `measure`.
 """
 
-import argparse
 import base64
 import json
 import os
@@ -30,12 +29,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import ROOT, Service, free_port, pick_posters, provenance  # noqa: E402 (after sys.path)
+from bench.service import (  # noqa: E402 (after sys.path)
+    ROOT,
+    Service,
+    chosen_posters,
+    forget_keys,
+    free_port,
+    module_parser,
+    provenance,
+    run_threads,
+)
 from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
 
 SEED_CACHE = ROOT / "runs" / "cache" / "seed-fp16.tflite"
@@ -97,12 +104,7 @@ def drive(url: str, posters: list[bytes], clients: int, seconds: float) -> dict:
                 finished.append(time.monotonic())
             turn += clients
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started = run_threads(clients, client)
     elapsed = (max(finished) if finished else time.monotonic()) - started
     return {"clients": clients, "requests": len(latencies), "failed": failures[0],
             "seconds": round(elapsed, 2), "posters_per_second": round(len(latencies) / elapsed, 2),
@@ -142,10 +144,7 @@ def _posterq(posters: list[bytes], clients: int, seconds: float, log_dir: Path) 
         if worker is not None:
             service.stop(worker)
         service.stop(service.api)
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(match=f"{prefix}*"):
-            client.delete(key)
-        client.delete(prefix)
+        forget_keys(redis_url, prefix)
 
 
 def measure(posters: list[Path], quick: bool, clients: int = DEFAULT_CLIENTS,
@@ -183,15 +182,11 @@ def measure(posters: list[Path], quick: bool, clients: int = DEFAULT_CLIENTS,
 
 def main() -> int:
     """Run alone and print the figures as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="folder of posters (read only)")
-    parser.add_argument("--quick", action="store_true", help="fewer posters, shorter runs")
-    parser.add_argument("--posters", type=int, default=None, help="distinct posters (default 16, quick 8)")
+    parser = module_parser(__doc__, 16, 8)
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
     parser.add_argument("--seconds", type=float, default=None, help="per run (default 20, quick 5)")
     args = parser.parse_args()
-    posters = pick_posters(args.data, args.posters or (8 if args.quick else 16))
-    print(json.dumps(measure(posters, args.quick, args.clients, args.seconds), indent=2))
+    print(json.dumps(measure(chosen_posters(args), args.quick, args.clients, args.seconds), indent=2))
     return 0
 
 

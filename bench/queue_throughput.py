@@ -27,7 +27,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import ROOT, Service, link_posters, provenance  # noqa: E402 (after the sys.path line)
+from bench.service import ROOT, Service, forget_keys, link_posters, provenance  # noqa: E402 (after the sys.path line)
 from posterq.bundle import load_bundle  # noqa: E402
 from posterq.config import SERVICE_BATCH_SIZE, Settings  # noqa: E402
 
@@ -88,9 +88,7 @@ def main() -> int:
                       f"({run['seconds']} s, exactly once: {run['exactly_once']})", flush=True)
         finally:
             service.stop(service.api)
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
-            client.delete(prefix)
+            forget_keys(redis_url, prefix)
         for processes in args.processes:
             run = run_label(folder, str(bundle.path), processes, args.batch_size,
                             tmp / f"label-{processes}.csv")

@@ -13,7 +13,6 @@ host's posters/s in the same mode. These counters are server-wide: other clients
 run counts too. Prints the figures as JSON. bench/all.py calls `measure`.
 """
 
-import argparse
 import base64
 import json
 import os
@@ -29,7 +28,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import Service, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from bench.service import Service, chosen_posters, forget_keys, module_parser, provenance  # noqa: E402 (after the sys.path line)
 from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
 
 # This benchmark's own commands (snapshots, memory samples), left out of the per-poster counts.
@@ -167,9 +166,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
             if worker is not None:
                 service.stop(worker)
             service.stop(service.api)
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
-            client.delete(prefix)
+            forget_keys(redis_url, prefix)
     return {"name": "redis_cost", "figures": {"modes": modes, "exactly_once": checks},
             "settings": {"posters": len(posters), "api_and_worker": "defaults",
                          "env_changed": {"POSTERQ_MAX_REQUEST_BYTES": 1 << 30,
@@ -192,13 +189,8 @@ def measure(posters: list[Path], quick: bool) -> dict:
 
 def main() -> int:
     """Run alone and print the figures as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="folder of posters (read only)")
-    parser.add_argument("--quick", action="store_true", help="fewer posters")
-    parser.add_argument("--posters", type=int, default=None, help="posters per mode (default 300, quick 32)")
-    args = parser.parse_args()
-    posters = pick_posters(args.data, args.posters or (32 if args.quick else 300))
-    print(json.dumps(measure(posters, args.quick), indent=2))
+    args = module_parser(__doc__, 300, 32).parse_args()
+    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
     return 0
 
 

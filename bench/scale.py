@@ -22,7 +22,6 @@ with GET /jobs/<id>?wait=30), checking that every poster has exactly one result:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -31,13 +30,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import redis
 import requests
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service import Service, pick_posters, provenance  # noqa: E402 (after the sys.path line)
+from bench.service import Service, chosen_posters, forget_keys, module_parser, provenance  # noqa: E402 (after the sys.path line)
 from posterq.bundle import load_bundle  # noqa: E402
 from posterq.config import available_cores  # noqa: E402
 
@@ -144,7 +142,6 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
     if cores < 2:
         del configurations["pinned_2_hosts"]
     runs = {}
-    client = redis.Redis.from_url(redis_url)
     with tempfile.TemporaryDirectory(prefix="posterq-scale-") as tmp:
         service = Service(env, Path(tmp))
         try:
@@ -154,9 +151,7 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
                       f"(exactly once: {runs[label]['exactly_once']})", file=sys.stderr, flush=True)
         finally:
             service.stop(service.api)
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
-            client.delete(prefix, f"_kombu.binding.{prefix}", f"_kombu.binding_permanent.{prefix}")
+            forget_keys(redis_url, prefix)
 
     figures = {"posters": len(posters), "cores": cores,
                "upload_megabytes": round(len(body) / 1e6, 1),
@@ -199,15 +194,10 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
 
 def main() -> int:
     """Measure and print the figures as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="folder of posters (read only)")
-    parser.add_argument("--quick", action="store_true", help="fewer posters (120) and runs: about a minute")
-    parser.add_argument("--posters", type=int, default=None, help="posters (default 1000, 120 quick)")
+    parser = module_parser(__doc__, 1000, 120)
     parser.add_argument("--limit", type=float, default=None, help="the limit of bench/limit.py, posters/s")
     args = parser.parse_args()
-    count = args.posters or (120 if args.quick else 1000)
-    print(json.dumps(measure(pick_posters(args.data, count), args.quick, args.limit), indent=2))
+    print(json.dumps(measure(chosen_posters(args), args.quick, args.limit), indent=2))
     return 0
 
 

@@ -139,3 +139,45 @@ class Service:
                 "errors": job["failed"], "seconds": round(seconds, 2),
                 "posters_per_second": round(job["total"] / seconds, 1), "exactly_once": exactly_once,
                 "workers_seen": sorted({row.get("worker") for row in results})}
+
+
+def forget_keys(redis_url: str, prefix: str) -> None:
+    """Delete every key a benchmark wrote under its private prefix (and its Celery queue's keys)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+    client.delete(prefix, f"_kombu.binding.{prefix}", f"_kombu.binding_permanent.{prefix}")
+
+
+def run_threads(count: int, target) -> float:
+    """Run target(n) for n in range(count) in threads at once; return the monotonic time they started."""
+    import threading
+
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return started
+
+
+def module_parser(doc: str, posters: int, quick_posters: int):
+    """The command line of one benchmark module run alone: DATA [--quick] [--posters N]."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="folder of posters (read only)")
+    parser.add_argument("--quick", action="store_true", help=f"fewer posters ({quick_posters}), shorter runs")
+    parser.add_argument("--posters", type=int, default=None,
+                        help=f"posters to use (default {posters}, {quick_posters} with --quick)")
+    parser.set_defaults(default_posters=posters, quick_posters=quick_posters)
+    return parser
+
+
+def chosen_posters(args) -> list[Path]:
+    """The posters a module_parser's arguments ask for."""
+    count = args.posters or (args.quick_posters if args.quick else args.default_posters)
+    return pick_posters(args.data, count)
