@@ -68,30 +68,20 @@ def _job_or_404(job_id: str) -> dict:
     return job
 
 
-def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:
+def _number_arg(name: str, default, low, high=None, kind=int, code: str = "bad_paging"):
+    """A query argument of `kind` between low and high (inclusive), or a 400 with `code`."""
     raw = request.args.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
         value = low - 1
-    if value < low or (high is not None and value > high):
+    # Written so that nan (float("nan") compares false to everything) is refused too.
+    if not (value >= low and (high is None or value <= high)):
+        what = "a whole number" if kind is int else "a number"
         bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise BadRequest(f"{name} must be a whole number {bound}", "bad_paging")
-    return value
-
-
-def _wait_arg() -> float:
-    raw = request.args.get("wait")
-    if raw is None:
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_WAIT_SECONDS:  # also refuses nan
-        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}", "bad_wait")
+        raise BadRequest(f"{name} must be {what} {bound}", code)
     return value
 
 
@@ -101,9 +91,9 @@ def get_job(job_id: str):
 
     With ?wait=S the answer comes as soon as the job is final, or after S seconds as it stands.
     """
-    offset = _int_arg("offset", 0, 0)
-    limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    wait = _wait_arg()
+    offset = _number_arg("offset", 0, 0)
+    limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    wait = _number_arg("wait", 0.0, 0, MAX_WAIT_SECONDS, float, "bad_wait")
     job = context.store().jobs.wait(job_id, wait) if wait else None
     job = job or _job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit)

@@ -1,5 +1,6 @@
 """Image bytes to model input: the one preprocessing function serving and training share."""
 
+import contextlib
 import io
 import warnings
 
@@ -20,26 +21,35 @@ def identify(data: bytes) -> str:
     Cheap enough for the API to refuse text or an unsupported format before queueing it; the
     worker still decodes the whole image and may find it truncated or corrupt.
     """
-    if not data:
-        raise ImageError("the file is empty", "empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:
-                found = image.format
-    except UnidentifiedImageError:
-        raise ImageError("the file is not an image Pillow can read", "not_an_image") from None
-    except Exception as exc:  # noqa: BLE001 - a malformed header may raise anything
-        raise ImageError(f"the image header could not be read: {exc}", "corrupt") from None
-    if found not in SUPPORTED_FORMATS:
-        raise ImageError(f"{found} images are not supported", "unsupported_format")
-    return found
+    with _image_errors(), _open(data) as image:
+        return image.format
 
 
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode image bytes to an upright RGB image, or raise ImageError with a stable code."""
+    with _image_errors():
+        image = _open(data)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels}", "too_large")
+        image.load()
+        # Inside the guard: converting an odd mode can fail on malformed data too.
+        return _to_rgb(ImageOps.exif_transpose(image))
+
+
+def _open(data: bytes) -> Image.Image:
+    # The header only: Pillow reads pixels when they are first needed.
     if not data:
         raise ImageError("the file is empty", "empty")
+    image = Image.open(io.BytesIO(data))
+    if image.format not in SUPPORTED_FORMATS:
+        raise ImageError(f"{image.format} images are not supported", "unsupported_format")
+    return image
+
+
+@contextlib.contextmanager
+def _image_errors():
+    """Whatever Pillow raises on bad bytes becomes an ImageError with a stable code."""
     try:
         with warnings.catch_warnings():
             # Pillow's other warnings (odd EXIF, palette transparency) are about usable files;
@@ -47,17 +57,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             warnings.simplefilter("ignore")
             # Pillow only warns for images between its limit and twice it; make that an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in SUPPORTED_FORMATS:
-                raise ImageError(f"{image.format} images are not supported", "unsupported_format")
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"{width}x{height} pixels is over the limit of {max_pixels}", "too_large"
-                )
-            image.load()
-            # Inside the guard: converting an odd mode can fail on malformed data too.
-            return _to_rgb(ImageOps.exif_transpose(image))
+            yield
     except ImageError:
         raise
     except UnidentifiedImageError:
