@@ -5,9 +5,9 @@ import pytest
 from training.shipping import TOLERANCE, choose_variant
 
 
-def _variant(auc, ap, f1, ms, agree=1.0):
+def _variant(auc, ap, f1, ms, agree=1.0, size=1000):
     return {"metrics": {"macro_roc_auc": auc, "macro_average_precision": ap, "micro_f1": f1},
-            "ms_per_poster_1_core": ms, "vs_keras": {"labels_agree": agree}}
+            "ms_per_poster_1_core": ms, "size_bytes": size, "vs_keras": {"labels_agree": agree}}
 
 
 def test_the_fastest_within_tolerance_ships_whatever_its_agreement_with_keras():
@@ -30,6 +30,15 @@ def test_one_metric_past_its_tolerance_keeps_a_variant_out(key):
                 "fast": _variant(*(fast[k] for k in ("macro_roc_auc", "macro_average_precision", "micro_f1")),
                                  10.0)}
     assert choose_variant(variants)["shipped"] == "slow"
+
+
+def test_variants_within_timing_noise_are_equally_fast_and_the_smallest_ships():
+    # A rerun of the same exports times them a little differently; the choice must not flip.
+    for float16_ms in (20.0, 19.0):
+        variants = {"float16": _variant(0.78, 0.33, 0.53, float16_ms, size=7_000_000),
+                    "int8-full": _variant(0.78, 0.33, 0.53, 19.5, size=2_000_000),
+                    "float32": _variant(0.78, 0.33, 0.53, 40.0, size=14_000_000)}
+        assert choose_variant(variants)["shipped"] == "int8-full"
 
 
 def test_missing_metrics_count_as_zero_and_an_empty_report_is_refused():
