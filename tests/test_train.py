@@ -34,7 +34,8 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
     meta = train(labelled_csv, arch="effnet-lite0", out=out, work=work, epochs=1, input_size=(64, 48))
     bundle = load_bundle(out)
     assert bundle.input_size == (64, 48) and bundle.genres == GENRES
-    assert set(meta["comparison"]["variants"]) == {"float32", "float16", "int8-dynamic", "int8-full"}
+    assert set(meta["comparison"]["variants"]) == {"float32", "float16", "int8-dynamic", "int8-full",
+                                                   "int8-full-200"}
     assert meta["variant"] in meta["comparison"]["variants"]
     # The float32 export computes what Keras computes.
     assert meta["comparison"]["variants"]["float32"]["vs_keras"]["max_abs_score_diff"] < 1e-4

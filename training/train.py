@@ -49,6 +49,9 @@ class Recipe:
     seed: int = DEFAULT_SEED
     val_fraction: float = 0.2
     variants: tuple[str, ...] = ("float32",)
+    # Training posters int8-full is calibrated on; each further count is exported as its own
+    # variant (int8-full-<count>) so the report shows what the calibration size changes.
+    calibration: tuple[int, ...] = (1000, 200)
     notes: list[str] = field(default_factory=list)
 
 
@@ -187,13 +190,10 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
     keras_labels = label_matrix(keras_scores, keras_thresholds, recipe.top_k)
     report = {"reference": "keras", "keras": {"metrics": _summary(evaluate_scores(
         val_labels, keras_scores, keras_labels, thresholds=keras_thresholds))}, "variants": {}}
-    picked = np.random.default_rng(recipe.seed).choice(len(train_pixels), min(200, len(train_pixels)),
-                                                       replace=False)
-    calibration = train_pixels[picked]
     all_scores = {}
-    for variant in recipe.variants:
+    for variant, kind, calibration in _variant_plan(recipe, train_pixels):
         started = time.time()
-        tflite = to_tflite(model, variant, calibration if variant == "int8-full" else None)
+        tflite = to_tflite(model, kind, calibration)
         folder = work / "variants" / variant
         shutil.rmtree(folder, ignore_errors=True)
         meta = {"name": variant, "version": "candidate", "architecture": recipe.arch,
@@ -218,10 +218,24 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
         }
         report["variants"][variant] = entry
         all_scores[variant] = scores
+        np.save(folder / "validation_scores.npy", scores)  # for comparing runs of other input sizes
         log.info("%s: %s (%.0f s)", variant, {k: entry[k] for k in ("size_bytes", "ms_per_poster_1_core")},
                  time.time() - started)
     report.update(choose_variant(report["variants"]))
     return report, all_scores[report["shipped"]]
+
+
+def _variant_plan(recipe: Recipe, train_pixels: np.ndarray):
+    """Yield (variant name, export kind, calibration posters or None) for every variant to export."""
+    rng = np.random.default_rng(recipe.seed)
+    order = rng.permutation(len(train_pixels))  # the first N of one order: smaller sets nest in larger
+    for variant in recipe.variants:
+        if variant != "int8-full":
+            yield variant, variant, None
+            continue
+        for index, count in enumerate(recipe.calibration):
+            name = variant if index == 0 else f"{variant}-{count}"
+            yield name, variant, train_pixels[np.sort(order[:count])]
 
 
 def _summary(metrics: dict) -> dict:
