@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posterq.config import Settings
+from posterq.config import Settings, model_folder, shipped_models
 from posterq.exceptions import BundleError
 from posterq.genres import GENRES
 
@@ -75,12 +75,11 @@ class Bundle:
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
     """Load and verify a bundle; None means $POSTERQ_MODEL, else the shipped default model."""
-    if path is None:
-        path = Settings.from_env().model_path
-    folder = Path(path)
+    folder = Settings.from_env().model_path if path is None else model_folder(path)
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():
-        raise BundleError(f"{folder} is not a model bundle (needs {META_FILE} and {MODEL_FILE})")
+        raise BundleError(f"{folder} is not a model bundle (needs {META_FILE} and {MODEL_FILE}); "
+                          f"shipped bundles: {', '.join(shipped_models())}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

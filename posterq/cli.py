@@ -55,6 +55,8 @@ COMMANDS = (
             extra="service", needs=("flask", "redis", "celery", "prometheus_client")),
     Command("train", "train a model and export its bundle", "training.train_cli",
             extra="train", needs=("tensorflow", "sklearn", "matplotlib")),
+    Command("ship", "choose the shipped bundle(s) from the accuracy-speed front of training runs",
+            "training.ship_cli", extra="train", needs=("tensorflow", "sklearn", "matplotlib")),
     Command("evaluate", "evaluate a model bundle on a labelled dataset", "training.evaluate_cli",
             extra="eval", needs=("sklearn",)),
 )

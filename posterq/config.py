@@ -4,24 +4,42 @@ import importlib.resources
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from posterq.exceptions import PosterqError
 
 MIB = 1 << 20
 
 
-def _shipped_model(name: str) -> Path:
+def _models_root() -> Path:
     # An installed wheel carries models/ as package data, posterq/_models/ (pyproject.toml maps
     # it); a checkout and an editable install have it at the repository root.
-    packaged = importlib.resources.files("posterq") / "_models" / name
-    if packaged.is_dir():
+    packaged = importlib.resources.files("posterq") / "_models"
+    if packaged.is_dir() and any(Path(str(packaged)).glob("*/model.json")):
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "models" / name
+    return Path(__file__).resolve().parent.parent / "models"
 
 
-#: The shipped model bundle, found after any kind of install; POSTERQ_MODEL (Settings.model)
-#: names another.
-DEFAULT_MODEL_DIR = _shipped_model("effnet-lite0-posters")
+#: The default shipped bundle's name; POSTERQ_MODEL (Settings.model) or --model names another
+#: shipped bundle, or gives the folder of any bundle.
+DEFAULT_MODEL = "effnet-lite0-posters"
+#: The default shipped model bundle, found after any kind of install.
+DEFAULT_MODEL_DIR = _models_root() / DEFAULT_MODEL
+
+
+def shipped_models() -> list[str]:
+    """Names of the bundles shipped with posterq (folders of models/)."""
+    return sorted(path.parent.name for path in _models_root().glob("*/model.json"))
+
+
+def model_folder(value: str | os.PathLike | None) -> Path:
+    """The bundle folder that `value` means: empty for the default, a shipped bundle's name, or a path."""
+    if not value:
+        return DEFAULT_MODEL_DIR
+    path = Path(value).expanduser()
+    if not path.exists() and str(value) in shipped_models():
+        return _models_root() / str(value)
+    return path
 #: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: a whole folder is
 #: there at once, so batches are as large as helps throughput.
 BATCH_SIZE = 32
@@ -83,8 +101,9 @@ class Settings:
     max_posters_per_job: int = 10_000
     #: Largest single poster file, uploaded or read from a data root.
     max_file_bytes: int = MAX_FILE_BYTES
-    #: Most bytes a zip may expand to, and the largest compression ratio of one member.
-    max_zip_bytes: int = 512 * MIB
+    #: Most bytes a zip may expand to (never more than max_request_bytes, the bound plain uploads
+    #: have, whatever this says), and the largest compression ratio of one member.
+    max_zip_bytes: int = 64 * MIB
     max_zip_ratio: int = 200
     #: Seconds a finished (or cancelled) job and its results are kept.
     result_ttl: int = 7 * 24 * 3600
@@ -97,10 +116,31 @@ class Settings:
     visibility_timeout: int = 600
     #: Seconds between sweeps that return a dead worker's unacknowledged batches to the queue.
     restore_interval: float = 10.0
-    #: Seconds between worker heartbeats; /readyz wants one younger than three intervals.
-    heartbeat_interval: float = 5.0
+    #: Seconds between worker heartbeats. A heartbeat lives three intervals, so /readyz turns
+    #: unready within three seconds of the last worker dying; one SET a second per worker is cheap.
+    heartbeat_interval: float = 1.0
+    #: Seconds one batch may run before its worker process is killed and the batch delivered
+    #: again (a decode that hangs must not hold a worker forever); far above a real batch.
+    batch_time_limit: float = 60.0
+    #: Seconds between sweeps, run by one live worker at a time, that give back the posters of
+    #: batches whose task is gone (older than batch_time_limit plus two sweeps) and send tokens
+    #: for ready posters that no batch has claimed for three sweeps (see worker.sweep).
+    sweep_interval: float = 5.0
     #: Seconds POST /analysis/ waits for its poster's genres before answering 504.
     analysis_timeout: float = 30.0
+    #: Posters waiting for a batch above which POST /jobs and POST /analysis/ answer 429 with
+    #: Retry-After (backpressure): one full job's worth, about five minutes of work for two CPU
+    #: cores at the measured 30 posters/s. More workers drain it faster; raise it with them.
+    max_queued_posters: int = 10_000
+    #: The URL clients reach the API's root at (https://host[:port][/prefix]), for the absolute
+    #: URLs in answers; empty means answers carry relative URLs (the Host header is never trusted).
+    public_url: str = ""
+    #: API keys, separated by commas or spaces. With any key here or in api_keys_file, every route
+    #: but /healthz, /readyz and the page's files needs `Authorization: Bearer <key>`, and a job is
+    #: visible only to the key that made it (api/auth.py). Out of repr, so printed settings show no key.
+    api_keys: str = field(default="", repr=False)
+    #: A file of API keys, one a line (blank lines and `#` comments skipped), read at start-up.
+    api_keys_file: str = ""
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -120,8 +160,8 @@ class Settings:
 
     @property
     def model_path(self) -> Path:
-        """The bundle folder to load: POSTERQ_MODEL, else the shipped model."""
-        return Path(self.model).expanduser() if self.model else DEFAULT_MODEL_DIR
+        """The bundle to load: POSTERQ_MODEL (a shipped bundle's name or a folder), else the default."""
+        return model_folder(self.model)
 
     def replace(self, **changes) -> "Settings":
         """Return a copy with some fields changed (strings for data_roots are split)."""
@@ -135,13 +175,19 @@ class Settings:
         """Refuse settings that cannot work, with a message naming the variable."""
         positive = ("batch_size", "max_request_bytes", "max_posters_per_job", "max_file_bytes",
                     "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
-                    "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout")
+                    "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout",
+                    "batch_time_limit", "sweep_interval", "max_queued_posters")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
         if self.max_batch_wait < 0 or self.threads < 0 or self.solo_threads < 0:
             raise PosterqError("POSTERQ_MAX_BATCH_WAIT, POSTERQ_THREADS and POSTERQ_SOLO_THREADS must not be "
                                "negative", "bad_config")
+        if self.public_url:
+            url = urlsplit(self.public_url)
+            if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+                raise PosterqError(f"POSTERQ_PUBLIC_URL={self.public_url!r} is not an "
+                                   "http(s)://host[/prefix] URL", "bad_config")
 
     def resolve_data_path(self, path: str | os.PathLike) -> Path:
         """Resolve a path (symlinks included) and return it only if it lies under a data root."""
@@ -154,7 +200,10 @@ class Settings:
         for root in self.data_roots:
             if resolved == root or root in resolved.parents:
                 return resolved
-        raise PosterqError(f"{text} is not under a configured data root", "path_outside_roots")
+        # No path in the message: a worker's error (a file that became a symlink out of the roots)
+        # reaches clients, and the server's absolute paths are not theirs to see.
+        raise PosterqError("the path is not under a configured data root (POSTERQ_DATA_ROOTS)",
+                           "path_outside_roots")
 
 
 def _parse(name: str, raw: str, kind: type):

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="result format (default: from the --out extension); with one poster "
                              "file and no --out, print its row in this format")
     parser.add_argument("--model", metavar="BUNDLE",
-                        help="model bundle folder (default: $POSTERQ_MODEL, else the shipped model)")
+                        help="a shipped bundle's name or a bundle folder (default: $POSTERQ_MODEL, "
+                             "else the shipped default)")
     parser.add_argument("--workers", type=_positive, metavar="N",
                         help="processes, one interpreter each (default: one per available core)")
     parser.add_argument("--batch-size", type=_positive, default=BATCH_SIZE, metavar="B",

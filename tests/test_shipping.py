@@ -46,3 +46,24 @@ def test_missing_metrics_count_as_zero_and_an_empty_report_is_refused():
     assert choose_variant(variants)["shipped"] == "b"
     with pytest.raises(ValueError):
         choose_variant({})
+
+
+def test_the_front_keeps_only_points_no_other_beats_on_speed_and_both_metrics():
+    from training.front import on_front
+
+    candidates = {"big": _variant(0.78, 0.34, 0.53, 40.0), "mid": _variant(0.775, 0.33, 0.52, 20.0),
+                  "worse": _variant(0.770, 0.32, 0.52, 25.0),  # slower and less accurate than mid
+                  "small": _variant(0.76, 0.30, 0.50, 8.0), "odd": _variant(0.765, 0.345, 0.50, 45.0)}
+    assert on_front(candidates) == ["small", "mid", "big", "odd"]
+
+
+def test_a_fast_second_bundle_ships_only_when_it_is_much_faster_within_the_looser_tolerance():
+    from training.front import FAST_MIN_SPEEDUP, choose
+
+    accurate = _variant(0.780, 0.336, 0.532, 19.0)
+    near = _variant(0.775, 0.325, 0.525, 19.0 / FAST_MIN_SPEEDUP - 0.5)
+    chosen = choose({"576 int8": accurate, "384 int8": near, "320 int8": _variant(0.74, 0.28, 0.49, 5.0)})
+    assert chosen["default"]["shipped"] == "576 int8" and chosen["fast"]["shipped"] == "384 int8"
+    assert "times faster" in chosen["fast"]["why"]
+    near["ms_per_poster_1_core"] = 19.0 / FAST_MIN_SPEEDUP + 0.5  # not fast enough to earn a bundle
+    assert "fast" not in choose({"576 int8": accurate, "384 int8": near})

@@ -52,6 +52,31 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
     again = train(labelled_csv, arch="effnet-lite0", out=out, work=work, epochs=1, input_size=(64, 48))
     assert again["label_rule"]["thresholds"] == meta["label_rule"]["thresholds"]
 
+    # `posterq ship` times the run's variants again, applies the rule and writes bundle, card and front.
+    from training.front import ship
+
+    summary = ship([work], tmp_path / "shipped", "9.9.9", tmp_path / "fast")
+    shipped = load_bundle(tmp_path / "shipped")
+    front = shipped.meta["front"]
+    assert front["shipped"] == summary["chosen"]["default"] == f"64x48 {shipped.meta['variant']}"
+    assert set(front["candidates"]) == {f"64x48 {name}" for name in again["comparison"]["variants"]}
+    assert front["on_front"] and front["shipped"] in front["on_front"]
+    variant = again["comparison"]["variants"][shipped.meta["variant"]]
+    assert shipped.meta["label_rule"]["thresholds"] == variant["thresholds"]
+    assert shipped.meta["metrics"]["macro_roc_auc"] == variant["metrics"]["macro_roc_auc"]
+    assert (tmp_path / "shipped" / "model.tflite").read_bytes() == (
+        work / "variants" / shipped.meta["variant"] / "model.tflite").read_bytes()
+    assert "## The front" in (tmp_path / "shipped" / "README.md").read_text()
+    assert (tmp_path / "shipped" / "front.png").exists()
+    assert (tmp_path / "shipped" / "precision_recall.png").exists()
+    # The fast bundle exists only when the front earns it, and then it is faster.
+    if summary["chosen"].get("fast"):
+        fast = load_bundle(tmp_path / "fast").meta["front"]["candidates"]
+        assert fast[summary["chosen"]["fast"]]["ms_per_poster_1_core"] * 1.5 <= fast[front["shipped"]][
+            "ms_per_poster_1_core"]
+    else:
+        assert not (tmp_path / "fast").exists()
+
 
 def test_seed_pipeline_trains_the_original_network(labelled_csv, tmp_path):
     from training.train import train

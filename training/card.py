@@ -19,8 +19,11 @@ from sklearn.metrics import precision_recall_curve
 MAIN_GENRES = 6  # the precision-recall plot shows the genres with the most validation posters
 
 
-def write_card(bundle: Path, work: Path, seed_meta: Path | None = None) -> Path:
-    """Write README.md and its plots into the bundle folder; return the README's path."""
+def write_card(bundle: Path, work: Path, seed_meta: Path | None = None, scores: Path | None = None) -> Path:
+    """Write README.md and its plots into the bundle folder; return the README's path.
+
+    `scores` holds the shipped variant's validation labels and scores (default work/validation_scores.npz).
+    """
     bundle, work = Path(bundle), Path(work)
     meta = json.loads((bundle / "model.json").read_text())
     seed = json.loads(Path(seed_meta).read_text()) if seed_meta and Path(seed_meta).exists() else None
@@ -30,13 +33,50 @@ def write_card(bundle: Path, work: Path, seed_meta: Path | None = None) -> Path:
         plots.append(("Training curves", _plot_history(history, bundle / "training_curves.png")))
     plots.append(("Average precision per genre (validation)",
                   _plot_per_genre(meta, seed, bundle / "per_genre_ap.png")))
-    scores = work / "validation_scores.npz"
+    if "front" in meta:
+        plots.insert(0, ("Accuracy against speed: every input size and precision",
+                         _plot_front(meta["front"], bundle / "front.png")))
+    scores = Path(scores) if scores else work / "validation_scores.npz"
     if scores.exists():
         plots.append(("Precision-recall, main genres (validation)",
                       _plot_pr(scores, meta["genres"], bundle / "precision_recall.png")))
     text = _markdown(meta, seed, plots)
     (bundle / "README.md").write_text(text, encoding="utf-8")
     return bundle / "README.md"
+
+
+def _plot_front(front: dict, out: Path) -> str:
+    candidates = front["candidates"]
+    sizes = sorted({c["input_size"] for c in candidates.values()}, key=lambda s: int(s.split("x")[0]))
+    variants = sorted({c["variant"] for c in candidates.values()})
+    markers = dict(zip(sizes, "o^sDv", strict=False))
+    colours = {v: f"C{i}" for i, v in enumerate(variants)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, key, label in ((axes[0], "macro_roc_auc", "validation macro ROC-AUC"),
+                             (axes[1], "macro_average_precision", "validation macro AP")):
+        for c in candidates.values():
+            axis.scatter(c["ms_per_poster_1_core"], np.nan if c[key] is None else c[key],
+                         marker=markers[c["input_size"]],
+                         color=colours[c["variant"]], s=50, zorder=3)
+        line = sorted((candidates[n]["ms_per_poster_1_core"], candidates[n][key] or np.nan)
+                      for n in front["on_front"])
+        axis.plot(*zip(*line, strict=True), color="grey", lw=1, zorder=2, label="front (AUC and AP)")
+        axis.axhline(front["best"][key] - front["tolerance"][key], color="grey", ls="--", lw=1,
+                     label="best minus the shipping tolerance")
+        for role in ("default", "fast"):
+            if front.get(role):
+                c = candidates[front[role]]
+                axis.scatter(c["ms_per_poster_1_core"], c[key] or np.nan, s=260, facecolors="none",
+                             edgecolors="red" if role == "default" else "black", lw=1.5, zorder=4,
+                             label=f"{role}: {front[role]}")
+        axis.set_xlabel("ms per poster, one core")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], marker=markers[s], ls="", color="grey", label=s) for s in sizes]
+    handles += [plt.Line2D([], [], marker="o", ls="", color=colours[v], label=v) for v in variants]
+    axes[0].legend(handles=handles, fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=8, loc="lower right")
+    return _save(fig, out)
 
 
 def _plot_history(path: Path, out: Path) -> str:
@@ -191,10 +231,10 @@ with at least 5 validation positives; F1 is of the labels the label rule assigns
 Speed: median of single-poster invokes through `posterq.classifier.Classifier` with one interpreter thread,
 on {training['machine']}.
 
-## Keras vs TFLite variants
+{_front_section(meta)}## Keras vs TFLite variants at {meta['input']['height']}x{meta['input']['width']}
 
 Every variant ran through posterq's runtime on the whole validation split, thresholds tuned on its own scores.
-Rule for shipping: {comparison['rule']}.{(' ' + comparison['why'] + '.') if 'why' in comparison else ''}
+{_rule_line(meta)}
 
 {chr(10).join(variant_rows)}
 
@@ -213,9 +253,7 @@ validation posters.
 {'; '.join(recipe['notes'])}.
 - Took {training['seconds'] / 60:.1f} minutes on {training['machine']} from the data to the end of fitting
   (decoding, features, fitting); {_export_time(training)}.
-- Reproduce: `posterq train --data {data['path']} --arch {meta['architecture']} --out models/{meta['name']}`
-  then `python -m training.card models/{meta['name']} --work runs/{meta['name']} \
---seed bench/results/seed_network.json`.
+- Reproduce: {_reproduce(meta)}
 
 ## Plots
 
@@ -229,6 +267,67 @@ validation posters.
 - A poster shows what the marketing chose to show: genre from pixels alone is a weak signal, and the figures
   above are far from what metadata or plot text would give.
 """
+
+
+def _rule_line(meta: dict) -> str:
+    if "front" in meta:
+        return "The variant that ships was chosen from every input size's variants: see the front above."
+    comparison = meta["comparison"]
+    why = f" {comparison['why']}." if "why" in comparison else ""
+    return f"Rule for shipping: {comparison['rule']}.{why}"
+
+
+def _front_section(meta: dict) -> str:
+    if "front" not in meta:
+        return ""
+    front = meta["front"]
+    rows = ["| input, variant | on the front | ms/poster, 1 core | macro ROC-AUC | macro AP | micro F1 | "
+            "size | labels agree with Keras |", "|---|---|---|---|---|---|---|---|"]
+    ordered = sorted(front["candidates"].items(), key=lambda item: item[1]["ms_per_poster_1_core"])
+    for name, c in ordered:
+        mark = {front["default"]: " **(default)**", front.get("fast"): " **(fast)**"}.get(name, "")
+        scores = " | ".join("n/a" if c[key] is None else f"{c[key]:.4f}"
+                            for key in ("macro_roc_auc", "macro_average_precision", "micro_f1"))
+        rows.append(f"| {name}{mark} | {'yes' if c['on_front'] else ''} | {c['ms_per_poster_1_core']:.1f} | "
+                    f"{scores} | {c['size_bytes'] / 1e6:.1f} MB | {c['labels_agree_with_keras']:.1%} |")
+    others = "" if not front.get("fast") else (
+        f" A second bundle ships beside the default, `{front['fast']}`: {_fast_line(front)}.")
+    return f"""## The front: accuracy against speed
+
+Each input size was trained by the same recipe and exported in every precision; every variant ran the
+whole validation split through posterq's runtime with its own thresholds, and was timed again beside the
+others ({front['timing']}). Shipping rule for the default: {front['default_rule']}.
+
+**This bundle: {front['shipped']}**, because {front['why']}.{others}
+
+{chr(10).join(rows)}
+
+"""
+
+
+def _fast_line(front: dict) -> str:
+    fast, default = front["candidates"][front["fast"]], front["candidates"][front["default"]]
+    def less(key):
+        return "n/a" if None in (default[key], fast[key]) else f"{default[key] - fast[key]:.4f}"
+
+    return (f"{default['ms_per_poster_1_core'] / fast['ms_per_poster_1_core']:.1f} times faster than the "
+            f"default, for {less('macro_roc_auc')} less macro ROC-AUC and {less('macro_average_precision')} "
+            "less macro AP")
+
+
+def _reproduce(meta: dict) -> str:
+    data = meta["training"]["data"]
+    if "front" not in meta:
+        return (f"`posterq train --data {data['path']} --arch {meta['architecture']} --out "
+                f"models/{meta['name']}` then `python -m training.card models/{meta['name']} --work "
+                f"runs/{meta['name']} --seed bench/results/seed_network.json`.")
+    sizes = sorted({c["input_size"] for c in meta["front"]["candidates"].values()},
+                   key=lambda size: int(size.split("x")[0]))
+    runs = " ".join(f"runs/effnet-lite0-posters/{size}" for size in sizes)
+    return (f"for each size in {', '.join(sizes)}: `posterq train --data {data['path']} --input-size SIZE "
+            f"--work runs/effnet-lite0-posters/SIZE --out runs/effnet-lite0-posters/SIZE/bundle`; then "
+            f"`posterq ship {runs} --out models/effnet-lite0-posters --fast-out "
+            f"models/effnet-lite0-posters-fast --version {meta['version']}` (it writes this card too).")
 
 
 def _export_time(training: dict) -> str:

@@ -16,7 +16,8 @@ def add_arguments(parser) -> None:
     """Add the `evaluate` command's options to an argparse parser."""
     parser.add_argument("--data", required=True,
                         help="dataset folder (Kaggle, CCU or labels.csv) or CSV file")
-    parser.add_argument("--model", default=None, help="model bundle folder (default: the shipped model)")
+    parser.add_argument("--model", default=None,
+                        help="a shipped bundle's name or a bundle folder (default: the shipped default)")
     parser.add_argument("--out", default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
                         help=f"posters per interpreter call (default: {BATCH_SIZE})")
