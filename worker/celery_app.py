@@ -5,8 +5,10 @@ import logging
 from celery import Celery, signals
 
 from posterq.config import Settings
-from posterq.jobs.broker import celery_config
+from posterq.jobs.broker import TASK_NAME, celery_config
+from posterq.jobs.store import JobStore
 from worker import runtime
+from worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +33,26 @@ def _start_heartbeat(sender=None, **_):
     processes = getattr(getattr(sender, "controller", None), "concurrency", 0) or 0
     app.posterq_heartbeat = runtime.Heartbeat(hostname, processes)
     app.posterq_heartbeat.start()
+    # Its own store: the heartbeat's and the sweep's Redis calls never wait on each other.
+    store = JobStore.from_settings(runtime.settings())
+    app.posterq_sweeper = Sweeper(store, _send_tokens, lambda: int(store.client.llen(store.settings.queue)))
+    app.posterq_sweeper.start()
     log.info("worker %s ready (%d processes)", hostname, processes)
+
+
+def _send_tokens(count: int) -> None:
+    # The sweep's tokens, sent as the API sends a new job's (api.queue.Enqueuer).
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            app.send_task(TASK_NAME, queue=runtime.settings().queue, producer=producer)
 
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_):
-    heartbeat = getattr(app, "posterq_heartbeat", None)
-    if heartbeat is not None:
-        heartbeat.stop()
+    for name in ("posterq_sweeper", "posterq_heartbeat"):
+        thread = getattr(app, name, None)
+        if thread is not None:
+            thread.stop()
 
 
 # Celery's command line looks for a module-level app; creating it connects to nothing.

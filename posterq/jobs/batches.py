@@ -6,41 +6,77 @@ import time
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref
+from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref, ref
 
 # Tops a batch list up to ARGV[1] refs from the ready list atomically, so a ref is always in
-# exactly one of the two (never lost between a pop and a push if the worker dies).
-# KEYS: ready list, batch list. ARGV: size, ttl of the batch list.
+# exactly one of the two (never lost between a pop and a push if the worker dies). A batch holding
+# refs is stamped in the claims set, which the sweep reads to find batches whose task is gone.
+# KEYS: ready list, batch list, claims set, claimed_at. ARGV: size, ttl of the batch list, task id.
 _CLAIM = """
 local moved = 0
 for i = 1, tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]) do
   if not redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') then break end
   moved = moved + 1
 end
-if moved > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-return redis.call('LRANGE', KEYS[2], 0, -1)
+local refs = redis.call('LRANGE', KEYS[2], 0, -1)
+if #refs > 0 then
+  local now = redis.call('TIME')[1]
+  redis.call('ZADD', KEYS[3], now, ARGV[3])
+  if moved > 0 then
+    redis.call('EXPIRE', KEYS[2], ARGV[2])
+    redis.call('SET', KEYS[4], now)
+  end
+end
+return refs
+"""
+
+# Gives a batch's refs back to the head of the ready list when its claim is older than ARGV[2]
+# seconds (its task died, or its message was lost while Redis was down), in one step so that no
+# ref is ever in neither list. Each ref's give-backs are counted; one given back more than
+# ARGV[3] times goes to the poisoned list instead, to be failed rather than kill another worker.
+# KEYS: claims set, batch list, deliveries, ready list, attempts hash, poisoned list.
+# ARGV: task id, stale after (s), most give-backs. Returns the number of refs made ready.
+_GIVE_BACK = """
+local claimed = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local now = tonumber(redis.call('TIME')[1])
+if claimed and now - tonumber(claimed) < tonumber(ARGV[2]) then return -1 end
+local refs = redis.call('LRANGE', KEYS[2], 0, -1)
+local ready = 0
+for i = #refs, 1, -1 do
+  if redis.call('HINCRBY', KEYS[5], refs[i], 1) > tonumber(ARGV[3]) then
+    redis.call('RPUSH', KEYS[6], refs[i])
+  else
+    redis.call('LPUSH', KEYS[4], refs[i])
+    ready = ready + 1
+  end
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return ready
 """
 
 # Writes results once each. A result counts only when HSETNX created it, so a redelivered batch
 # (or two workers racing on one visibility-timeout restore) never counts a poster twice.
 # A job that becomes final gets one element on its done list, which wakes every waiter (see
-# Jobs.wait). KEYS: the stats hash, then per row its job hash, items, results, done list and blob.
+# Jobs.wait). KEYS: the stats hash, the sweep's attempts hash, then per row its job hash, items,
+# results, done list and blob.
 # ARGV: result ttl, model json, the statuses queued, running, done, failed and the outcome ok,
 # when the batch was claimed, then per row (job id, index, result json, outcome).
 _WRITE = """
 local ttl, model = tonumber(ARGV[1]), ARGV[2]
 local queued, running, done_status, failed_status, ok = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local claimed_at = ARGV[8]
-local stats = KEYS[1]
+local stats, attempts = KEYS[1], KEYS[2]
 local now = redis.call('TIME')
 local stamp = string.format('%d.%06d', now[1], now[2])
 local finished = {}
-for row = 0, (#KEYS - 1) / 5 - 1 do
-  local job, items, results = KEYS[2 + 5 * row], KEYS[3 + 5 * row], KEYS[4 + 5 * row]
-  local done_list, blob = KEYS[5 + 5 * row], KEYS[6 + 5 * row]
+for row = 0, (#KEYS - 2) / 5 - 1 do
+  local job, items, results = KEYS[3 + 5 * row], KEYS[4 + 5 * row], KEYS[5 + 5 * row]
+  local done_list, blob = KEYS[6 + 5 * row], KEYS[7 + 5 * row]
   local id, index = ARGV[9 + 4 * row], ARGV[10 + 4 * row]
   local result, outcome = ARGV[11 + 4 * row], ARGV[12 + 4 * row]
   redis.call('DEL', blob)
+  redis.call('HDEL', attempts, id .. ':' .. index)
   local status = redis.call('HGET', job, 'status')
   if status == queued or status == running then
     if redis.call('HSETNX', results, index, result) == 1 then
@@ -81,6 +117,7 @@ class Batches:
         self.client, self.settings, self.keys = client, settings, keys
         self._claim = client.register_script(_CLAIM)
         self._write = client.register_script(_WRITE)
+        self._give_back = client.register_script(_GIVE_BACK)
 
     def start(self, batch_id: str) -> int:
         """Count one more delivery of a batch task; return how many there have been."""
@@ -104,15 +141,15 @@ class Batches:
         has some but fewer than `size` waits a little so that small jobs arriving together share
         one interpreter invoke.
         """
-        lists = [self.keys.ready, self.keys.batch(batch_id)]
-        args = [size, self.settings.result_ttl]
+        lists = [self.keys.ready, self.keys.batch(batch_id), self.keys.claims, self.keys.claimed_at]
+        args = [size, self.settings.result_ttl, batch_id]
         refs = self._claim(keys=lists, args=args)
         deadline = time.monotonic() + max_wait
         while refs and len(refs) < size:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            if self.client.blmove(*lists, left, "LEFT", "RIGHT") is None:
+            if self.client.blmove(*lists[:2], left, "LEFT", "RIGHT") is None:
                 break
             refs = self._claim(keys=lists, args=args)
         return [parse_ref(v) for v in refs]
@@ -126,7 +163,7 @@ class Batches:
         """
         if not rows:
             return []
-        keys = [self.keys.stats]
+        keys = [self.keys.stats, self.keys.attempts]
         args = [self.settings.result_ttl, json.dumps(model), JobStatus.QUEUED.value, JobStatus.RUNNING.value,
                 JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value,
                 f"{claimed_at or time.time():.6f}"]
@@ -139,7 +176,47 @@ class Batches:
 
     def finish(self, batch_id: str) -> None:
         """Forget a batch whose results are all written."""
-        self.client.delete(self.keys.batch(batch_id), self.keys.deliveries(batch_id))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.keys.batch(batch_id), self.keys.deliveries(batch_id))
+        pipe.zrem(self.keys.claims, batch_id)
+        pipe.execute()
+
+    def stale(self, older_than: float) -> list[str]:
+        """Task ids whose claim is older than `older_than` seconds: their task died or was lost."""
+        now = self.client.time()[0]
+        stale = self.client.zrangebyscore(self.keys.claims, "-inf", now - older_than)
+        return [value.decode() for value in stale]
+
+    def give_back(self, batch_id: str, older_than: float) -> int | None:
+        """Put a stale batch's refs back at the head of the ready list; return how many, None if it lives.
+
+        Refs given back more than max_redeliveries times go to the poisoned list instead.
+        """
+        keys = [self.keys.claims, self.keys.batch(batch_id), self.keys.deliveries(batch_id), self.keys.ready,
+                self.keys.attempts, self.keys.poisoned]
+        ready = self._give_back(keys=keys, args=[batch_id, older_than, self.settings.max_redeliveries])
+        return None if ready < 0 else int(ready)
+
+    def poisoned(self) -> list[tuple[str, int]]:
+        """Refs given back too often, waiting to be failed."""
+        return [parse_ref(v) for v in self.client.lrange(self.keys.poisoned, 0, -1)]
+
+    def forget_poisoned(self, refs: list[tuple[str, int]]) -> None:
+        """Drop failed refs from the poisoned list and their give-back counts."""
+        pipe = self.client.pipeline(transaction=True)
+        for job_id, index in refs:
+            pipe.lrem(self.keys.poisoned, 0, ref(job_id, index))
+            pipe.hdel(self.keys.attempts, ref(job_id, index))
+        pipe.execute()
+
+    def idle_seconds(self) -> float:
+        """Seconds since any batch claimed a ref (infinite when none ever did)."""
+        last = self.client.get(self.keys.claimed_at)
+        return float("inf") if last is None else self.client.time()[0] - float(last)
+
+    def lock_sweep(self, seconds: float) -> bool:
+        """Take the sweep for `seconds` (one sweeper at a time across every worker); False if taken."""
+        return bool(self.client.set(self.keys.sweep, "1", nx=True, ex=max(1, int(seconds))))
 
     def queue_depth(self) -> int:
         """Posters waiting for a batch."""

@@ -24,6 +24,9 @@ def celery_config(settings: Settings) -> dict:
         },
         # A batch is acknowledged after it ran, and given back if its process died meanwhile.
         "task_acks_late": True,
+        # A batch still running after this is killed with its process and delivered again, which
+        # counts towards max_redeliveries: a decode that hangs cannot hold a worker forever.
+        "task_time_limit": settings.batch_time_limit,
         "task_reject_on_worker_lost": True,
         # One reserved batch per process: a slow worker does not sit on batches others could run.
         "worker_prefetch_multiplier": 1,

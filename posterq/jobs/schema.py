@@ -4,8 +4,14 @@ The API's request parsing and the HTTP client read statuses from here; only the 
 talk to Redis (records, batches, stats) import redis.
 """
 
+import re
+import uuid
 from dataclasses import dataclass
 from enum import Enum
+
+#: A job id's shape: uuid4().hex. An id from a request is checked against it before it becomes
+#: part of a key name, so that "<id>:items" or "<id>:blob:0" cannot name another key.
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class JobStatus(str, Enum):
@@ -50,9 +56,15 @@ class Keys:
         P:job:<id>:results    hash   index -> result JSON (written once: HSETNX)
         P:job:<id>:blob:<i>   string upload bytes, TTL upload_ttl, deleted once classified
         P:job:<id>:done       list   one element once the job is final (waiters block on it)
+        P:job:<id>:discarded  string set when a failed submission removed the job (aborts its write)
         P:ready               list   "<id>:<index>" refs waiting for a batch
         P:batch:<task id>     list   refs one Celery task claimed (its redelivery finds the same ones)
         P:batch:<task id>:n   string deliveries of that task so far
+        P:claims              zset   task ids holding claimed refs, by when they last claimed
+        P:claimed_at          string when any batch last claimed a ref (the sweep's sign of life)
+        P:attempts            hash   "<id>:<index>" -> times the sweep gave the item back (until written)
+        P:poisoned            list   refs given back too often, to be failed by the sweep
+        P:sweep               string lock: the one worker sweeping now (TTL one sweep interval)
         P:worker:<hostname>   string heartbeat JSON, TTL 3 heartbeats
         P:stats               hash   counters and histogram buckets behind /metrics
     """
@@ -78,6 +90,10 @@ class Keys:
         """Non-empty once the job is final: what a client waiting for the job blocks on."""
         return self._name("job", job_id, "done")
 
+    def discarded(self, job_id: str) -> str:
+        """Marks a job whose submission failed and was removed, so that a late write of it is aborted."""
+        return self._name("job", job_id, "discarded")
+
     def blob(self, job_id: str, index: int) -> str:
         """One uploaded poster's bytes."""
         return self._name("job", job_id, "blob", index)
@@ -95,6 +111,31 @@ class Keys:
         """How often one batch task has started."""
         return self._name("batch", batch_id, "n")
 
+    @property
+    def claims(self) -> str:
+        """Task ids holding claimed refs, scored by when they last claimed."""
+        return self._name("claims")
+
+    @property
+    def claimed_at(self) -> str:
+        """When any batch last claimed a ref."""
+        return self._name("claimed_at")
+
+    @property
+    def attempts(self) -> str:
+        """How often the sweep gave each item back, until its result is written."""
+        return self._name("attempts")
+
+    @property
+    def poisoned(self) -> str:
+        """Refs given back too often: the sweep fails them."""
+        return self._name("poisoned")
+
+    @property
+    def sweep(self) -> str:
+        """The sweep's lock."""
+        return self._name("sweep")
+
     def worker(self, hostname: str) -> str:
         """One worker's heartbeat."""
         return self._name("worker", hostname)
@@ -103,6 +144,16 @@ class Keys:
     def stats(self) -> str:
         """Counters and histograms."""
         return self._name("stats")
+
+
+def new_job_id() -> str:
+    """A fresh job id (32 lowercase hex digits)."""
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: object) -> bool:
+    """True when value has the shape of a job id; anything else names no job."""
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
 
 
 def ref(job_id: str, index: int) -> str:

@@ -6,6 +6,7 @@ POSTERQ_TEST_REDIS_URL picks the Redis database (default redis://127.0.0.1:6379/
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -161,6 +162,20 @@ def spawn_worker(service_settings, tmp_path):
         worker.stop()
 
 
+@pytest.fixture
+def spawn_worker_with(tmp_path):
+    """Factory: start a worker subprocess with other settings, stopped when the test ends."""
+    started: list[WorkerProcess] = []
+
+    def start(hostname: str, settings: Settings, concurrency: int = 1) -> WorkerProcess:
+        started.append(WorkerProcess(hostname, settings, tmp_path, concurrency))
+        return started[-1].wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
 class Api:
     """The API app served over HTTP in a thread, with a requests session."""
 
@@ -231,3 +246,64 @@ def make_api():
     yield make
     for server in made:
         server.close()
+
+
+class ApiProcess:
+    """`posterq -v api` (gunicorn, as in production) in its own process group, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path):
+        with socket.socket() as probe:  # a free port (gunicorn reports no port it picked itself)
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT)}
+        self._log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "posterq.cli", "-v", "api", "--port", str(self.port), "--workers", "1",
+             "--threads", "4"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> "ApiProcess":
+        """Wait until /healthz answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError(f"posterq api did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM (gunicorn's graceful stop), then SIGKILL whatever is left."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def log(self) -> str:
+        """Everything the server wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def serve_api(tmp_path):
+    """Factory: `posterq api` as a real gunicorn process with these settings, stopped when the test ends."""
+    started: list[ApiProcess] = []
+
+    def serve(settings: Settings, wait: bool = True) -> ApiProcess:
+        started.append(ApiProcess(settings, tmp_path / f"api-{len(started)}.log"))
+        return started[-1].wait_ready() if wait else started[-1]
+
+    yield serve
+    for server in started:
+        server.stop()

@@ -1,0 +1,98 @@
+"""The sweep: no accepted poster waits on a Celery message that no longer exists.
+
+A batch task's posters sit in its batch list while it runs; its Celery message is what brings
+the task back if its worker dies. That message can be lost: while Redis is down a failing task's
+retry cannot be published and Celery drops the message, and a token sent while Redis restarts
+may never land. So one live worker at a time (a lock in Redis) sweeps every sweep_interval:
+
+- a batch whose claim is older than batch_time_limit plus two sweeps has no live task (Celery
+  kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
+  go back to the head of the ready list, with new tokens; a poster given back more than
+  max_redeliveries times fails with `redelivered_too_often`, as a batch delivered too often does;
+- posters on the ready list that no batch has claimed for three sweeps while the Celery queue is
+  empty have lost their tokens: new ones are sent. A spare token costs one empty claim.
+"""
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from posterq.exceptions import PosterqError
+from posterq.jobs.store import JobStore
+from worker.batching import fail_items
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    given_back: int = 0
+    failed: int = 0
+    tokens: int = 0
+
+
+def sweep(store: JobStore, send_tokens: Callable[[int], None],
+          queued_tokens: Callable[[], int]) -> SweepReport:
+    """Sweep once unless another worker is: give back lost batches, fail poisoned posters, send tokens."""
+    settings, batches = store.settings, store.batches
+    if not batches.lock_sweep(settings.sweep_interval):
+        return SweepReport()
+    older_than = settings.batch_time_limit + 2 * settings.sweep_interval
+    given_back = sum(batches.give_back(batch_id, older_than) or 0 for batch_id in batches.stale(older_than))
+    failed = _fail_poisoned(store)
+    tokens = math.ceil(given_back / settings.batch_size)
+    waiting = batches.queue_depth()
+    if waiting and batches.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
+        tokens = max(tokens, math.ceil(waiting / settings.batch_size))
+    if tokens:
+        send_tokens(tokens)
+    if given_back or failed or tokens:
+        log.warning("sweep: %d posters of lost batches given back, %d failed after too many give-backs, "
+                    "%d tokens sent", given_back, failed, tokens)
+        store.stats.count("sweep_given_back", given_back)
+        store.stats.count("sweep_tokens", tokens)
+    return SweepReport(given_back, failed, tokens)
+
+
+def _fail_poisoned(store: JobStore) -> int:
+    refs = store.batches.poisoned()
+    if not refs:
+        return 0
+    error = PosterqError(f"the poster's batch was lost more than {store.settings.max_redeliveries} times",
+                         "redelivered_too_often")
+    loaded = store.jobs.load(refs)
+    live = [item for item in loaded if item is not None]
+    rows = [(item["job_id"], item["index"], result, outcome)
+            for item, (result, outcome) in zip(live, fail_items(live, error), strict=True)]
+    store.batches.write_results(rows, {})
+    store.batches.forget_poisoned(refs)
+    return len(rows)
+
+
+class Sweeper:
+    """A daemon thread in the worker's main process that sweeps every sweep_interval."""
+
+    def __init__(self, store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Callable[[], int]):
+        self.store, self.send_tokens, self.queued_tokens = store, send_tokens, queued_tokens
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="posterq-sweep", daemon=True)
+
+    def start(self) -> None:
+        """Sweep every sweep_interval until stopped."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sweeping."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.store.settings.sweep_interval):
+            try:
+                sweep(self.store, self.send_tokens, self.queued_tokens)
+            except Exception:  # Redis down or restarting: the next sweep tries again
+                log.warning("sweep failed", exc_info=True)
