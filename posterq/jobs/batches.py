@@ -20,7 +20,8 @@ for i = 1, tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]) do
 end
 local refs = redis.call('LRANGE', KEYS[2], 0, -1)
 if #refs > 0 then
-  local now = redis.call('TIME')[1]
+  local time = redis.call('TIME')
+  local now = string.format('%d.%06d', time[1], time[2])
   redis.call('ZADD', KEYS[3], now, ARGV[3])
   if moved > 0 then
     redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -38,7 +39,8 @@ return refs
 # ARGV: task id, stale after (s), most give-backs. Returns the number of refs made ready.
 _GIVE_BACK = """
 local claimed = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local now = tonumber(redis.call('TIME')[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 if claimed and now - tonumber(claimed) < tonumber(ARGV[2]) then return -1 end
 local refs = redis.call('LRANGE', KEYS[2], 0, -1)
 local ready = 0
@@ -183,8 +185,7 @@ class Batches:
 
     def stale(self, older_than: float) -> list[str]:
         """Task ids whose claim is older than `older_than` seconds: their task died or was lost."""
-        now = self.client.time()[0]
-        stale = self.client.zrangebyscore(self.keys.claims, "-inf", now - older_than)
+        stale = self.client.zrangebyscore(self.keys.claims, "-inf", self._now() - older_than)
         return [value.decode() for value in stale]
 
     def give_back(self, batch_id: str, older_than: float) -> int | None:
@@ -212,7 +213,12 @@ class Batches:
     def idle_seconds(self) -> float:
         """Seconds since any batch claimed a ref (infinite when none ever did)."""
         last = self.client.get(self.keys.claimed_at)
-        return float("inf") if last is None else self.client.time()[0] - float(last)
+        return float("inf") if last is None else self._now() - float(last)
+
+    def _now(self) -> float:
+        # Redis's clock, the one the scripts stamp claims with: worker hosts' clocks may differ.
+        seconds, microseconds = self.client.time()
+        return seconds + microseconds / 1e6
 
     def lock_sweep(self, seconds: float) -> bool:
         """Take the sweep for `seconds` (one sweeper at a time across every worker); False if taken."""
