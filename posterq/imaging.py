@@ -13,6 +13,20 @@ from posterq.exceptions import ImageError
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 # A poster is well under a megapixel; 40 MP leaves room for scans and stops decompression bombs.
 DEFAULT_MAX_PIXELS = 40_000_000
+# Bytes one decoded image may take in memory, whatever its file size: a 92 KB PNG can hold
+# 6300x6300 16-bit pixels. Pillow keeps most modes at 4 bytes a pixel, so this allows 24 MP of
+# colour and 40 MP of greyscale; a JPEG over it is decoded at 1/2, 1/4 or 1/8 scale instead
+# (libjpeg scales while decoding), anything else is refused as too_large. With the copies made
+# on the way to model input it keeps one decode under about 200 MB.
+MAX_DECODE_BYTES = 96 * 1024 * 1024
+# Bytes a pixel takes once loaded and made 8-bit (P and 1-bit images become RGB(A) and L).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Rows of a 16-bit or float image made 8-bit at a time: a whole 40 MP image as float64 is 320 MB.
+_CHUNK_PIXELS = 1 << 20
+# EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+            7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 def identify(data: bytes) -> str:
@@ -25,16 +39,58 @@ def identify(data: bytes) -> str:
         return image.format
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode image bytes to an upright RGB image, or raise ImageError with a stable code."""
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, size: tuple[int, int] | None = None,
+           ) -> Image.Image:
+    """Decode image bytes to an upright RGB image, or raise ImageError with a stable code.
+
+    With `size` (the model input, height x width), an image at least twice as large on its short
+    side is box-reduced by a whole factor first, so the copies on the way to RGB stay small.
+    """
     with _image_errors():
         image = _open(data)
         width, height = image.size
         if width * height > max_pixels:
             raise ImageError(f"{width}x{height} pixels is over the limit of {max_pixels}", "too_large")
+        _fit_memory(image)
         image.load()
+        factor = min(image.size) // (2 * max(size)) if size else 0
         # Inside the guard: converting an odd mode can fail on malformed data too.
-        return _to_rgb(ImageOps.exif_transpose(image))
+        if factor < 2:
+            return _to_rgb(ImageOps.exif_transpose(image))  # every poster of a usual size
+        orientation = image.getexif().get(0x0112)  # read before reduce() drops the metadata
+        small = _eight_bit(image).reduce(factor)
+        del image
+        return _to_rgb(small.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else small)
+
+
+def _fit_memory(image: Image.Image) -> None:
+    # Before any pixel is decoded: a JPEG too big for MAX_DECODE_BYTES is decoded scaled down.
+    width, height = image.size
+    per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4)
+    if width * height * per_pixel <= MAX_DECODE_BYTES:
+        return
+    if image.format in ("JPEG", "MPO"):
+        for scale in (2, 4, 8):
+            if width * height * per_pixel <= MAX_DECODE_BYTES * scale * scale:
+                image.draft(None, (-(-width // scale), -(-height // scale)))
+                if image.size[0] * image.size[1] * per_pixel <= MAX_DECODE_BYTES:
+                    return
+                break
+    needed = width * height * per_pixel >> 20
+    raise ImageError(f"{width}x{height} {image.mode} pixels would take {needed} MB to "
+                     f"decode, over the limit of {MAX_DECODE_BYTES >> 20} MB", "too_large")
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    # A mode reduce() averages correctly: palette indices and 1-bit pixels cannot be averaged.
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        return _to_8bit(image)
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    transparent = image.mode == "PA" or (image.mode == "P" and "transparency" in image.info)
+    return image.convert("RGBA" if transparent else "RGB")
 
 
 def _open(data: bytes) -> Image.Image:
@@ -90,12 +146,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    pixels = np.asarray(image, dtype=np.float64)
-    if image.mode == "F" and pixels.size and pixels.max() <= 1.0:
-        pixels = pixels * 255.0  # float images usually hold [0, 1]
-    elif image.mode != "F" and pixels.size and (image.mode.startswith("I;16") or pixels.max() > 255):
-        pixels = pixels / 257.0  # 16-bit range [0, 65535] onto [0, 255]
-    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+    highest = image.getextrema()[1]
+    width, height = image.size
+    out = np.empty((height, width), dtype=np.uint8)
+    rows = max(1, _CHUNK_PIXELS // width)
+    for top in range(0, height, rows):  # a band at a time: bounded memory on a 40 MP image
+        pixels = np.asarray(image.crop((0, top, width, min(height, top + rows))), dtype=np.float64)
+        if image.mode == "F" and highest <= 1.0:
+            pixels = pixels * 255.0  # float images usually hold [0, 1]
+        elif image.mode != "F" and (image.mode.startswith("I;16") or highest > 255):
+            pixels = pixels / 257.0  # 16-bit range [0, 65535] onto [0, 255]
+        out[top:top + rows] = np.clip(np.round(pixels), 0, 255)
+    return Image.fromarray(out)
 
 
 def preprocess(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
@@ -107,4 +169,4 @@ def preprocess(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
 
 def load_input(data: bytes, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode bytes and preprocess them: the whole path from a file to one model input."""
-    return preprocess(decode(data, max_pixels), size)
+    return preprocess(decode(data, max_pixels, size), size)
