@@ -1,6 +1,7 @@
 """Poster files on disk: list a folder the one way every command does, read a file within the limit."""
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,7 +27,10 @@ def iter_files(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (
 def read_poster(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """Read a poster file's bytes; raise ImageError (unreadable, too_large) if it cannot be."""
     try:
-        with open(path, "rb") as handle:
+        # Non-blocking: opening a FIFO (or a device) would otherwise wait for a writer forever.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ImageError("the file is not a regular file (a pipe, socket or device)", "unreadable")
             data = handle.read(max_bytes + 1)
     except OSError as exc:  # permission denied, vanished, a directory, an I/O error...
         raise ImageError(f"the file could not be read: {exc.strerror or exc}", "unreadable") from None

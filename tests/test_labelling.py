@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 from samples import write_posters
@@ -47,6 +48,14 @@ def test_read_poster_errors(tmp_path):
     with pytest.raises(ImageError) as caught:
         read_poster(tmp_path / "big.jpg", max_bytes=100)
     assert caught.value.code == "too_large"
+
+
+def test_a_pipe_or_a_device_is_unreadable_at_once_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")  # no writer: a blocking open would wait forever
+    for path in (tmp_path / "pipe.jpg", Path("/dev/zero")):
+        with pytest.raises(ImageError) as caught:
+            read_poster(path)
+        assert caught.value.code == "unreadable" and "regular file" in caught.value.message
 
 
 def test_classify_paths_keeps_order(tiny_bundle, poster_images, tmp_path):

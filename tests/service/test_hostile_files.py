@@ -2,10 +2,12 @@
 worker's peak memory stays bounded (the image decoder's budget, posterq.imaging.MAX_DECODE_BYTES)."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 from hostile import hostile_files
+from samples import poster_bytes
 
 pytestmark = pytest.mark.hostile_files
 MIB = 1 << 20
@@ -78,3 +80,17 @@ def test_every_hostile_file_gets_a_result_or_a_stable_code_within_bounded_memory
     assert max(peaks[pid] - before[pid] for pid in pids) < DECODE_SHARE_MB, (peaks, before)
     print(f"worker peak RSS {max(peaks.values()):.0f} MB, decoding added at most "
           f"{max(peaks[pid] - before[pid] for pid in pids):.0f} MB ({os.cpu_count()} cores)")
+
+
+def test_a_pipe_in_a_data_root_fails_alone_and_at_once(api, spawn_worker, data_root):
+    folder = data_root / "with-a-pipe"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(poster_bytes(7, "PNG"))
+    os.mkfifo(folder / "b.jpg")  # nothing will ever write to it
+    spawn_worker("pipe@test")
+    started = time.monotonic()
+    job = api.wait(api.post("/jobs", json={"directory": str(folder)}).json()["id"], timeout=60)
+    outcomes = {row["name"]: row["status"] if row["status"] == "ok" else row["error"]["code"]
+                for row in job["results"]}
+    assert outcomes == {"a.png": "ok", "b.jpg": "unreadable"} and time.monotonic() - started < 30
+
