@@ -16,8 +16,9 @@ import re
 
 from flask import Blueprint, jsonify, request
 
-from api import context, intake
+from api import auth, context, intake
 from api.exceptions import ApiError, BadRequest, TooLarge
+from api.queue import refuse_when_full
 from posterq.exceptions import ImageError
 from posterq.imaging import identify
 from posterq.jobs.schema import ItemKind, JobStatus
@@ -35,6 +36,7 @@ _DATA_URL = re.compile(rb"data:[\w.+/-]*(;[\w=.+-]*)*;base64,", re.IGNORECASE)
 def analyse():
     """Classify one poster through the queue and answer with its genres, best first."""
     settings = context.settings()
+    refuse_when_full(context.store())  # a poster that would wait minutes is refused with Retry-After
     name, data = _poster()
     if not data:
         raise BadRequest("send an image: its base64 text, its bytes, or a multipart `file`", "no_image")
@@ -46,8 +48,8 @@ def analyse():
     except ImageError as exc:
         raise BadRequest(exc.message, exc.code) from None
     store = context.store()
-    job = store.jobs.create("analysis", [{"name": name, "kind": ItemKind.UPLOAD.value}], [data], top_k)
-    context.queue().send(1)
+    job = store.jobs.create("analysis", [{"name": name, "kind": ItemKind.UPLOAD.value}], [data], top_k,
+                            owner=auth.owner(), enqueue=context.queue().send)
     job_id = job["id"]
     job = store.jobs.wait(job_id, settings.analysis_timeout)
     if job is None or not JobStatus(job["status"]).final:

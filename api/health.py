@@ -15,7 +15,7 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    """Ready when Redis answers and at least one worker has sent a heartbeat lately."""
+    """Ready when Redis answers and a worker's heartbeat is alive (at most three intervals old)."""
     store = context.store()
     redis_ok = store.ping()
     workers = sorted(store.stats.workers()) if redis_ok else []

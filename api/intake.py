@@ -27,7 +27,7 @@ def parse_top_k(value) -> int | None:
         return None
     try:
         top_k = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e400 is infinity
         top_k = 0
     if isinstance(value, bool) or not 1 <= top_k <= len(GENRES):
         raise BadRequest(f"top_k must be a whole number from 1 to {len(GENRES)}", "bad_top_k")
@@ -68,11 +68,20 @@ def from_uploads(files, settings: Settings) -> tuple[list[dict], list[bytes | No
 def _unsafe(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
     path = PurePosixPath(name)
-    if "\\" in name or "\x00" in name or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+    # A name with no parts ("." or "") names the archive itself, not a file in it.
+    if (not path.parts or "\\" in name or "\x00" in name or path.is_absolute() or ".." in path.parts
+            or ":" in path.parts[0]):
         return f"the zip member {name!r} has an unsafe path"
     if stat.S_ISLNK(info.external_attr >> 16):
         return f"the zip member {name!r} is a symbolic link"
     return None
+
+
+def zip_expansion_limit(settings: Settings) -> int:
+    """Most bytes a zip's members may hold in all: what a request of plain files may carry, or less."""
+    # A zip is no way around the request limit: its posters take as much memory and Redis as the
+    # same posters sent as files would.
+    return min(settings.max_zip_bytes, settings.max_request_bytes)
 
 
 def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | None]]:
@@ -92,16 +101,18 @@ def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | 
                 raise BadRequest(reason, "zip_unsafe_path")
             if info.flag_bits & 0x1:
                 raise BadRequest(f"the zip member {info.filename!r} is encrypted", "zip_encrypted")
-        declared = sum(info.file_size for info in members)
-        if declared > settings.max_zip_bytes:
-            raise TooLarge(f"the zip expands to {declared} bytes, over the limit of "
-                           f"{settings.max_zip_bytes}", "zip_too_large")
-        items, blobs = [], []
-        for info in members:
             if (info.file_size > 1 << 20
                     and info.file_size > settings.max_zip_ratio * max(info.compress_size, 1)):
                 raise BadRequest(f"the zip member {info.filename!r} expands {info.file_size} bytes from "
                                  f"{info.compress_size}: a zip bomb?", "zip_bomb")
+        # Counted before anything is read or written, from the sizes the members declare (a member
+        # that holds more than it declares is refused below, so this bounds what is read).
+        declared = sum(info.file_size for info in members)
+        limit = zip_expansion_limit(settings)
+        if declared > limit:
+            raise TooLarge(f"the zip expands to {declared} bytes, over the limit of {limit}", "zip_too_large")
+        items, blobs = [], []
+        for info in members:
             if info.file_size > settings.max_file_bytes:
                 items.append(_too_large_item(info.filename, info.file_size, settings))
                 blobs.append(None)
@@ -132,10 +143,13 @@ def from_directory(body: dict, settings: Settings) -> list[dict]:
         folder = settings.resolve_data_path(directory)
     except PosterqError as exc:
         raise Forbidden(exc.message, exc.code) from None
-    if not folder.exists():
-        raise NotFound(f"{directory} does not exist", "directory_not_found")
-    if not folder.is_dir():
-        raise BadRequest(f"{directory} is not a directory", "not_a_directory")
+    try:
+        if not folder.exists():
+            raise NotFound(f"{directory} does not exist", "directory_not_found")
+        if not folder.is_dir():
+            raise BadRequest(f"{directory} is not a directory", "not_a_directory")
+    except OSError as exc:  # a name longer than the filesystem allows (ENAMETOOLONG), no permission...
+        raise BadRequest(f"the directory cannot be read: {exc.strerror}", "bad_directory") from None
     items = []
     # The same files, in the same order, as `posterq label` (no dot-names, sorted by relative path).
     for path in iter_files(folder, recursive=recursive):

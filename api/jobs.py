@@ -3,12 +3,14 @@
 import io
 import logging
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
-from api import context, intake
+from api import auth, context, intake
 from api.exceptions import BadRequest, NotFound
+from api.queue import refuse_when_full
+from api.urls import public_url_for
 from posterq.genres import GENRES
-from posterq.jobs.schema import ResultStatus
+from posterq.jobs.schema import ResultStatus, is_job_id
 from posterq.results import make_writer
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,14 @@ _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjs
 def submit():
     """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory": ...}."""
     settings = context.settings()
+    # Before the body is parsed: a full queue refuses at the cost of one LLEN.
+    refuse_when_full(context.store())
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # nested deeper than the parser's stack: malformed, not a server fault
+            body = None
         if not isinstance(body, dict):
             raise BadRequest("the body is not a JSON object", "bad_json")
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
@@ -50,18 +57,29 @@ def submit():
         raise BadRequest("send multipart/form-data, application/zip or application/json",
                          "unsupported_media_type", 415)
     blobs = blobs or [None] * len(items)
-    job = context.store().jobs.create(source, items, blobs, top_k)
-    context.queue().send(len(items))
+    # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
+    job = context.store().jobs.create(source, items, blobs, top_k, owner=auth.owner(),
+                                      enqueue=context.queue().send)
     log.info("job %s: %d posters from %s", job["id"], job["total"], source)
-    url = url_for("jobs.get_job", job_id=job["id"], _external=True)
-    response = jsonify({**job, "url": url, "results_url": url_for("jobs.download", job_id=job["id"],
-                                                                  _external=True)})
+    url = public_url_for("jobs.get_job", job_id=job["id"])
+    response = jsonify({**job, "url": url, "results_url": public_url_for("jobs.download", job_id=job["id"])})
     response.status_code = 202
     response.headers["Location"] = url
     return response
 
 
+def _check_visible(job_id: str) -> None:
+    """404 unless job_id names a job this request may see; its shape is checked before it touches a key."""
+    if not is_job_id(job_id):
+        raise NotFound("no such job: a job id is 32 lowercase hexadecimal digits", "job_not_found")
+    owner = context.store().jobs.owner(job_id)
+    # Another key's job answers as one that does not exist would: the answer gives nothing away.
+    if owner is None or not auth.may_see(owner):
+        raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
+
+
 def _job_or_404(job_id: str) -> dict:
+    _check_visible(job_id)
     job = context.store().jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
@@ -94,6 +112,7 @@ def get_job(job_id: str):
     offset = _number_arg("offset", 0, 0)
     limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     wait = _number_arg("wait", 0.0, 0, MAX_WAIT_SECONDS, float, "bad_wait")
+    _check_visible(job_id)
     job = context.store().jobs.wait(job_id, wait) if wait else None
     job = job or _job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit)
@@ -141,6 +160,7 @@ def download(job_id: str):
 @blueprint.delete("/jobs/<job_id>")
 def cancel(job_id: str):
     """Cancel what has not run and delete the job's posters and results (the record stays a while)."""
+    _check_visible(job_id)
     job = context.store().jobs.cancel(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")

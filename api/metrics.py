@@ -49,6 +49,12 @@ class StoreCollector:
                                   value=stats.get("redeliveries", 0))
         yield GaugeMetricFamily("posterq_queue_posters", "Posters waiting for a batch",
                                 value=self.store.batches.queue_depth())
+        yield GaugeMetricFamily("posterq_queue_age_seconds",
+                                "Seconds the oldest poster waiting for a batch has waited (0: none waits)",
+                                value=self.store.jobs.queue_age())
+        yield GaugeMetricFamily("posterq_queue_limit_posters",
+                                "Posters waiting above which submissions are refused with 429 "
+                                "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)
         yield GaugeMetricFamily("posterq_queue_tasks", "Batch tasks waiting in the Celery queue",
                                 value=self.queue.depth())
         yield GaugeMetricFamily("posterq_workers", "Workers with a recent heartbeat",

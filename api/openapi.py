@@ -1,7 +1,11 @@
 """The OpenAPI 3 document of the API, written by hand and held to the routes by a test."""
 
-from flask import Blueprint, jsonify, url_for
+import copy
 
+from flask import Blueprint, current_app, jsonify
+
+from api import auth
+from api.urls import public_root
 from posterq import __version__
 
 blueprint = Blueprint("openapi", __name__)
@@ -12,8 +16,15 @@ def _error(description: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _busy() -> dict:
+    return {**_error("More posters wait than POSTERQ_MAX_QUEUED_POSTERS: try again after Retry-After"),
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}}
+
+
 def _job_id() -> dict:
-    return {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    # Any other string names no job (404), whatever it is.
+    return {"name": "job_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 
 
 _JSON = "application/json"
@@ -51,9 +62,11 @@ DOCUMENT = {
                 "400": _error("Malformed request, bad zip, bad top_k, no posters"),
                 "403": _error("Directory outside the data roots, or directory jobs disabled"),
                 "404": _error("Directory not found"),
-                "413": _error("Over the request size or posters-per-job limit, or a zip expanding too far"),
+                "413": _error("Over the request size or posters-per-job limit, or a zip whose members "
+                              "hold more than the request limit"),
                 "415": _error("Unsupported content type"),
-                "503": _error("Redis unavailable"),
+                "429": _busy(),
+                "503": _error("Redis or the queue unavailable; nothing of the job was kept"),
             }}},
         "/jobs/{job_id}": {
             "get": {
@@ -120,7 +133,8 @@ DOCUMENT = {
                             "job": {"type": "string"}}}}}},
                     "400": _error("Not an image, an unsupported format, a corrupt image, or a bad top_k"),
                     "413": _error("Over the per-poster or request size limit"),
-                    "503": _error("Redis unavailable"),
+                    "429": _busy(),
+                    "503": _error("Redis or the queue unavailable; nothing of the job was kept"),
                     "504": _error("No worker answered within POSTERQ_ANALYSIS_TIMEOUT")}}},
         "/limits": {"get": {
             "summary": "The limits a client must respect", "operationId": "getLimits",
@@ -206,8 +220,28 @@ DOCUMENT = {
 }
 
 
+_BEARER = {"type": "http", "scheme": "bearer", "description":
+           "An API key (POSTERQ_API_KEYS); needed by every operation but the probes and the page "
+           "when the server has keys, and a job is visible only to the key that made it"}
+
+
 @blueprint.get("/openapi.json")
 def openapi():
-    """The OpenAPI document, with this server's URL."""
-    return jsonify({**DOCUMENT,
-                    "servers": [{"url": url_for("health.healthz", _external=True)[:-len("/healthz")]}]})
+    """The OpenAPI document, with the server's public (or a relative) URL, and its API keys if any."""
+    document = copy.deepcopy(DOCUMENT)
+    # Which operations are public comes from the routes themselves (api.auth), not a second list.
+    public = {rule.rule.replace("<", "{").replace(">", "}") for rule in current_app.url_map.iter_rules()
+              if rule.endpoint in auth.PUBLIC_ENDPOINTS}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path in public:
+                operation["security"] = []
+            else:
+                operation["responses"]["401"] = _error("No API key, or one that is not valid "
+                                                       "(only where the server has keys)")
+    document["components"]["securitySchemes"] = {"bearerAuth": _BEARER}
+    if current_app.extensions["posterq"]["api_keys"].enabled:
+        document["security"] = [{"bearerAuth": []}]
+    # POSTERQ_PUBLIC_URL, or a relative URL (resolved against this document's): never the Host header.
+    document["servers"] = [{"url": public_root()}]
+    return jsonify(document)

@@ -2,7 +2,8 @@
 
 A row is a dict {path, genres: [...], error: {code, message} | None, scores: {genre: float}}.
 JSON Lines writes it as it is; CSV flattens it to the columns path, genres (joined by "|"),
-error (the code), message, then one score column per genre, in the model's output order.
+error (the code), message, then one score column per genre, in the model's output order, with
+its text cells made safe to open in a spreadsheet (csv_cell).
 """
 
 import contextlib
@@ -22,6 +23,8 @@ FORMATS = ("csv", "jsonl")
 CSV_FIELDS = ("path", "genres", "error", "message")
 GENRE_SEPARATOR = "|"
 SCORE_DECIMALS = 6
+#: What a CSV text cell may not start with, lest a spreadsheet run it as a formula (OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # File extensions that name a format, for choosing one from the output file's name.
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -45,15 +48,23 @@ def csv_header(genres: Sequence[str]) -> list[str]:
     return [*CSV_FIELDS, *genres]
 
 
+def csv_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: NUL bytes dropped, a formula-like start quoted with '."""
+    text = text.replace("\x00", "")
+    # OWASP's rule for CSV injection: a cell that starts like a formula gets a leading single quote,
+    # which spreadsheets show as text and do not run (a file may well be named "=HYPERLINK(...).jpg").
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_record(result: dict, genres: Sequence[str]) -> list[str]:
-    """Flatten a row to its CSV cells (scores with 6 decimals, empty for errored rows)."""
+    """Flatten a row to its CSV cells (scores with 6 decimals, empty for errored rows; text via csv_cell)."""
     error = result["error"] or {"code": "", "message": ""}
     scores = result["scores"]
     return [
-        result["path"],
-        GENRE_SEPARATOR.join(result["genres"]),
-        error["code"],
-        error["message"],
+        csv_cell(result["path"]),
+        csv_cell(GENRE_SEPARATOR.join(result["genres"])),
+        csv_cell(error["code"]),
+        csv_cell(error["message"]),
         *(f"{scores[genre]:.{SCORE_DECIMALS}f}" if genre in scores else "" for genre in genres),
     ]
 

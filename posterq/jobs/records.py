@@ -1,16 +1,51 @@
 """Job records: create a job with its items and upload bytes, read its state and results, cancel it."""
 
 import json
+import logging
 import time
-import uuid
+from collections.abc import Callable
 
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.schema import JobStatus, Keys, ResultStatus, ref
+from posterq.jobs.schema import JobStatus, Keys, ResultStatus, new_job_id, parse_ref, ref
+
+log = logging.getLogger(__name__)
 
 # Fields per HSET/RPUSH call, so that a 10,000-poster job is not one giant command.
 _CHUNK = 1000
+# Seconds a discarded job's id stays marked: long past any EXEC of its write still in flight.
+_DISCARD_MARK_TTL = 600
+# Refs at the head of the ready list read to find the oldest waiting poster.
+_AGE_PROBE = 100
+
+# Removes what a failed submission wrote, in one step: marks the id (so that a late EXEC of its
+# write is aborted by WATCH), deletes its record, items and bytes, takes its refs off the ready
+# list and its count off the stats. The ready list is rewritten without them in one pass (LREM per
+# ref would be quadratic); backpressure keeps that list short. Returns how many refs were removed.
+# KEYS: mark, job, items, results, done, ready, stats, then the blobs. ARGV: mark ttl, ref prefix
+# "<id>:", the stats field the submission counted in.
+_DISCARD = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+local existed = redis.call('EXISTS', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+for i = 8, #KEYS do redis.call('DEL', KEYS[i]) end
+local removed = 0
+if redis.call('TYPE', KEYS[6]).ok == 'list' then
+  local prefix, keep = ARGV[2], {}
+  for _, value in ipairs(redis.call('LRANGE', KEYS[6], 0, -1)) do
+    if string.sub(value, 1, #prefix) == prefix then removed = removed + 1 else keep[#keep + 1] = value end
+  end
+  if removed > 0 then
+    redis.call('DEL', KEYS[6])
+    for i = 1, #keep, 1000 do redis.call('RPUSH', KEYS[6], unpack(keep, i, math.min(i + 999, #keep))) end
+  end
+end
+-- Last and protected: the failure being cleaned up may be this very hash (a Lua error would stop
+-- the script, and scripts are not rolled back either).
+if existed == 1 then redis.pcall('HINCRBY', KEYS[7], ARGV[3], -1) end
+return removed
+"""
 
 
 class Jobs:
@@ -18,37 +53,85 @@ class Jobs:
 
     def __init__(self, client: redis.Redis, settings: Settings, keys: Keys):
         self.client, self.settings, self.keys = client, settings, keys
+        self._discard_script = client.register_script(_DISCARD)
 
     def create(self, source: str, items: list[dict], blobs: list[bytes | None],
-               top_k: int | None = None) -> dict:
-        """Store a job, its items and upload bytes, and put its refs on the ready list."""
-        job_id = uuid.uuid4().hex
-        keys = self.keys
-        # Unfinished jobs expire too, in case no worker ever comes: uploads first, the record later.
-        ttl = self.settings.upload_ttl + self.settings.result_ttl
+               top_k: int | None = None, owner: str = "",
+               enqueue: Callable[[int], object] | None = None) -> dict:
+        """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
+
+        All or nothing: when the write or enqueue raises, whatever the job wrote (record, items,
+        bytes, refs) is removed before the error goes on, so no ref is left waiting without a
+        token. owner is who may see the job (api.auth: a digest of the API key that made it; never
+        the key).
+        """
+        job_id = new_job_id()
         record = {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "total": len(items),
                   "done": 0, "failed": 0, "top_k": top_k or 0, "created_at": f"{time.time():.6f}"}
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(keys.job(job_id), mapping=record)
-        pipe.expire(keys.job(job_id), ttl)
-        for start, stop in _chunks(len(items)):
-            pipe.hset(keys.items(job_id), mapping={str(i): json.dumps(items[i]) for i in range(start, stop)})
-        pipe.expire(keys.items(job_id), ttl)
-        for index, data in enumerate(blobs):
-            if data is not None:
-                pipe.set(keys.blob(job_id, index), data, ex=self.settings.upload_ttl)
-        for start, stop in _chunks(len(items)):
-            pipe.rpush(keys.ready, *[ref(job_id, i) for i in range(start, stop)])
-        pipe.hincrby(keys.stats, f"jobs_submitted:{source}", 1)
-        pipe.execute()
-        return self.get(job_id)
+        if owner:
+            record["owner"] = owner
+        try:
+            self._write(record, items, blobs)
+            if enqueue is not None:
+                enqueue(len(items))
+        except BaseException:
+            self._discard(job_id, source, [i for i, data in enumerate(blobs) if data is not None])
+            raise
+        # Built from what was written rather than read back: a read that failed now would answer
+        # an error for a job that is queued and will run.
+        return self._view(job_id, {key: str(value) for key, value in record.items()})
+
+    def _write(self, record: dict, items: list[dict], blobs: list[bytes | None]) -> None:
+        """Write a new job in one MULTI/EXEC, aborted if _discard has already marked its id."""
+        job_id, keys = record["id"], self.keys
+        # Unfinished jobs expire too, in case no worker ever comes: uploads first, the record later.
+        ttl = self.settings.upload_ttl + self.settings.result_ttl
+        with self.client.pipeline(transaction=True) as pipe:
+            # An EXEC whose answer timed out may still run after _discard cleaned up; WATCH on the
+            # mark _discard sets makes such a late EXEC write nothing.
+            pipe.watch(keys.discarded(job_id))
+            pipe.multi()
+            pipe.hset(keys.job(job_id), mapping=record)
+            pipe.expire(keys.job(job_id), ttl)
+            for start, stop in _chunks(len(items)):
+                chunk = {str(i): json.dumps(items[i]) for i in range(start, stop)}
+                pipe.hset(keys.items(job_id), mapping=chunk)
+            pipe.expire(keys.items(job_id), ttl)
+            for index, data in enumerate(blobs):
+                if data is not None:
+                    pipe.set(keys.blob(job_id, index), data, ex=self.settings.upload_ttl)
+            # Refs last and tokens only after EXEC: a token that runs finds its refs or an empty list.
+            for start, stop in _chunks(len(items)):
+                pipe.rpush(keys.ready, *[ref(job_id, i) for i in range(start, stop)])
+            pipe.hincrby(keys.stats, f"jobs_submitted:{record['source']}", 1)
+            # Redis does not roll back a transaction in which one command failed: the caller
+            # discards what the others wrote.
+            pipe.execute()
+
+    def _discard(self, job_id: str, source: str, blob_indexes: list[int]) -> None:
+        """Remove what a failed submission wrote; its keys expire anyway if Redis cannot be reached."""
+        keys = self.keys
+        names = [keys.discarded(job_id), keys.job(job_id), keys.items(job_id), keys.results(job_id),
+                 keys.done(job_id), keys.ready, keys.stats, *(keys.blob(job_id, i) for i in blob_indexes)]
+        try:
+            removed = self._discard_script(keys=names, args=[_DISCARD_MARK_TTL, ref(job_id, ""),
+                                                             f"jobs_submitted:{source}"])
+        except redis.RedisError:
+            # The record and bytes have TTLs; refs still on the ready list get tokens from the sweep.
+            log.warning("could not remove the half-written job %s", job_id, exc_info=True)
+            return
+        log.info("submission of job %s failed: removed what it wrote (%d ready refs)", job_id, removed)
 
     def get(self, job_id: str) -> dict | None:
         """The job record with counts, progress and timings, or None when it is unknown."""
         raw = self.client.hgetall(self.keys.job(job_id))
         if not raw:
             return None
-        data = {k.decode(): v.decode() for k, v in raw.items()}
+        return self._view(job_id, {k.decode(): v.decode() for k, v in raw.items()})
+
+    @staticmethod
+    def _view(job_id: str, data: dict[str, str]) -> dict:
+        """The public shape of a job hash (its fields as strings)."""
         total, done, failed = int(data["total"]), int(data.get("done", 0)), int(data.get("failed", 0))
         created = float(data["created_at"])
         started = float(data["started_at"]) if "started_at" in data else None
@@ -72,6 +155,13 @@ class Jobs:
             "elapsed_s": round(elapsed, 3),
             "posters_per_second": round((done + failed) / elapsed, 2) if finished and elapsed > 0 else None,
         }
+
+    def owner(self, job_id: str) -> str | None:
+        """Who may see the job ("" when nobody in particular), or None when there is no such job."""
+        owner, total = self.client.hmget(self.keys.job(job_id), ["owner", "total"])
+        if total is None:
+            return None
+        return owner.decode() if owner is not None else ""
 
     def wait(self, job_id: str, timeout: float) -> dict | None:
         """The job once it is final, or as it stands after `timeout` seconds (None when unknown).
@@ -154,6 +244,21 @@ class Jobs:
             entry.update(job_id=job_id, index=index, top_k=int(top_k or 0) or None, data=blob)
             loaded.append(entry)
         return loaded
+
+    def queue_age(self) -> float:
+        """Seconds the oldest poster still waiting for a batch has waited since its job came (0 if none)."""
+        # Refs leave the ready list from its head, so the oldest are there; a few more than one are
+        # read because refs of cancelled jobs (skipped, not waiting) may come first.
+        refs = self.client.lrange(self.keys.ready, 0, _AGE_PROBE - 1)
+        job_ids = list(dict.fromkeys(parse_ref(value)[0] for value in refs))
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self.keys.job(job_id), ["status", "created_at"])
+        now, ages = time.time(), [0.0]
+        for status, created in pipe.execute() if job_ids else []:
+            if status is not None and created is not None and not JobStatus(status.decode()).final:
+                ages.append(now - float(created))
+        return max(ages)
 
 
 def _chunks(stop: int, start: int = 0):
