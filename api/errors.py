@@ -5,20 +5,36 @@ import logging
 import redis
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
-from api.exceptions import ApiError
+from api.exceptions import ApiError, Unauthorized
 from posterq.exceptions import PosterqError
 
 log = logging.getLogger(__name__)
 
 # Codes for the HTTP errors werkzeug raises itself.
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-               413: "request_too_large", 415: "unsupported_media_type"}
+               413: "request_too_large", 415: "unsupported_media_type", 500: "internal_error"}
+#: The longest message an error carries: messages quote parts of requests (a path, a zip member's
+#: name), and a request can hold megabytes.
+MAX_MESSAGE = 300
+
+
+def status_code(status: int) -> str:
+    """The error code of a bare HTTP status: "not_found", "request_uri_too_long", ..."""
+    return _HTTP_CODES.get(status) or HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")
+
+
+def clip(message: str, limit: int = MAX_MESSAGE) -> str:
+    """The message, cut to limit characters with a note of its length when longer."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message)} characters)"
 
 
 def error_response(code: str, message: str, status: int):
-    """A JSON error response."""
-    return jsonify({"error": {"code": code, "message": message}}), status
+    """A JSON error response; the message is clipped."""
+    return jsonify({"error": {"code": code, "message": clip(message)}}), status
 
 
 def register(app) -> None:
@@ -26,7 +42,12 @@ def register(app) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.code, exc.message, exc.status)
+        response, status = error_response(exc.code, exc.message, exc.status)
+        if isinstance(exc, Unauthorized):
+            # RFC 6750: say which scheme is wanted, and whether the key sent was refused.
+            refused = ', error="invalid_token"' if exc.code == "invalid_api_key" else ""
+            response.headers["WWW-Authenticate"] = f'Bearer realm="posterq"{refused}'
+        return response, status
 
     @app.errorhandler(PosterqError)
     def _posterq_error(exc: PosterqError):
@@ -35,7 +56,10 @@ def register(app) -> None:
     @app.errorhandler(redis.RedisError)
     def _redis_error(exc: redis.RedisError):
         log.error("Redis error: %s", exc)
-        return error_response("unavailable", "the job store (Redis) cannot be reached", 503)
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return error_response("unavailable", "the job store (Redis) cannot be reached", 503)
+        # Redis answered but refused (out of memory, read-only, a failing disk): not a lost connection.
+        return error_response("unavailable", "the job store (Redis) refused a command; see the API log", 503)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -44,8 +68,7 @@ def register(app) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"the request is over the limit of {limit} bytes"
-        response, status = error_response(_HTTP_CODES.get(status, exc.name.lower().replace(" ", "_")),
-                                          message, status)
+        response, status = error_response(status_code(status), message, status)
         if status == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response, status

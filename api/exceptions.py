@@ -19,6 +19,12 @@ class BadRequest(ApiError):
     """The request is malformed or names something invalid (400)."""
 
 
+class Unauthorized(ApiError):
+    """No API key, or one that is not valid, where the service has keys (401)."""
+
+    code, status = "unauthorized", 401
+
+
 class Forbidden(ApiError):
     """The request asks for something outside what the service may read (403)."""
 

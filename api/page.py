@@ -1,9 +1,9 @@
 """The web page blueprint: `/` and its static files (plain HTML, CSS and ES modules; no build, no CDN)."""
 
+import os
 from pathlib import Path
 
 from flask import Blueprint, send_from_directory
-from werkzeug.security import safe_join
 
 from api.exceptions import NotFound
 
@@ -34,7 +34,8 @@ def index():
 @blueprint.get("/static/<name>")
 def static(name: str):
     """One of the page's files (api/static/); 404 for anything else."""
-    path = safe_join(str(STATIC), name)
-    if Path(name).suffix not in _TYPES or path is None or not Path(path).is_file():
+    # A name is looked up among the folder's entries, never turned into a path: a name too long
+    # for the filesystem (ENAMETOOLONG) or one with "../" in it is simply not among them.
+    if Path(name).suffix not in _TYPES or name not in os.listdir(STATIC):
         raise NotFound(f"the page has no file {name!r}", "not_found")
     return _send(name)

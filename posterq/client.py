@@ -16,15 +16,21 @@ log = logging.getLogger(__name__)
 # Room for multipart headers around each file, so a chunk never trips the request limit.
 PART_OVERHEAD = 512
 REQUEST_SLACK = 64 * 1024
+#: The environment variable `posterq submit` reads its API key from (a key on the command line
+#: is visible to every user of the machine in the process list).
+API_KEY_ENV = "POSTERQ_API_KEY"
 
 
 class ServiceClient:
     """Talks to one posterq API; every failure is a PosterqError with the server's code."""
 
-    def __init__(self, api_url: str, timeout: float = 120, session: requests.Session | None = None):
+    def __init__(self, api_url: str, timeout: float = 120, session: requests.Session | None = None,
+                 api_key: str | None = None):
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.http = session or requests.Session()
+        if api_key:
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)

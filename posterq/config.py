@@ -126,6 +126,9 @@ class Settings:
     #: batches whose task is gone (older than batch_time_limit plus two sweeps) and send tokens
     #: for ready posters that no batch has claimed for three sweeps (see worker.sweep).
     sweep_interval: float = 5.0
+    #: Seconds a client may take to send a request's body; a slower one gets 408 and its server
+    #: thread back (64 MB at about 1 MB/s fits; a client trickling bytes does not hold a thread).
+    request_timeout: float = 60.0
     #: Seconds POST /analysis/ waits for its poster's genres before answering 504.
     analysis_timeout: float = 30.0
     #: Posters waiting for a batch above which POST /jobs and POST /analysis/ answer 429 with
@@ -176,7 +179,7 @@ class Settings:
         positive = ("batch_size", "max_request_bytes", "max_posters_per_job", "max_file_bytes",
                     "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
                     "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout",
-                    "batch_time_limit", "sweep_interval", "max_queued_posters")
+                    "batch_time_limit", "sweep_interval", "max_queued_posters", "request_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
@@ -196,7 +199,15 @@ class Settings:
         text = os.fspath(path)
         if "\x00" in text:
             raise PosterqError("the path contains a NUL byte", "bad_path")
-        resolved = Path(text).expanduser().resolve()
+        try:
+            os.fsencode(text)
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no file can have that name
+            raise PosterqError("the path is not text this filesystem can name", "bad_path") from None
+        try:
+            resolved = Path(text).expanduser().resolve()
+        except RuntimeError:  # "~someone" who is not a user here, or a symlink loop
+            raise PosterqError("the path names an unknown user's home, or loops on itself",
+                               "bad_path") from None
         for root in self.data_roots:
             if resolved == root or root in resolved.parents:
                 return resolved

@@ -1,12 +1,14 @@
 """`posterq submit DIR --api URL [--out FILE]`: send a folder to a posterq service, wait, write results.
 
     posterq submit posters/ --api http://127.0.0.1:8000 --out genres.csv
+    POSTERQ_API_KEY=... posterq submit posters/ --api https://posterq.example   # a service with keys
 
 The folder is uploaded as one job, or several when it is over the server's limits (posters per
 job, request size); the results file has the rows `posterq label` writes, in the same order.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,13 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll", type=float, default=1.0, metavar="S",
                         help="most seconds one status request waits; a finished job answers at once")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    parser.add_argument("--api-key", metavar="KEY",
+                        help="the service's API key, where it has keys (default: $POSTERQ_API_KEY, "
+                             "which other users of this machine cannot read in the process list)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Submit, wait with a progress bar, write the results; return the exit code."""
     from tqdm import tqdm
 
-    from posterq.client import ServiceClient, plan_chunks, relative_name
+    from posterq.client import API_KEY_ENV, ServiceClient, plan_chunks, relative_name
     from posterq.exceptions import PosterqError
     from posterq.files import iter_files
     from posterq.results import format_for, open_writer
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"posterq submit: error: {exc}", file=sys.stderr)
         return 2
-    client = ServiceClient(args.api)
+    client = ServiceClient(args.api, api_key=args.api_key or os.environ.get(API_KEY_ENV))
     started = time.monotonic()
     try:
         limits = client.limits()
@@ -95,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
                 counts["error" if rows[i]["error"] else "ok"] += 1
     except PosterqError as exc:
         print(f"posterq submit: error: {exc.message} ({exc.code})", file=sys.stderr)
+        if exc.code in ("missing_api_key", "invalid_api_key"):
+            print(f"posterq submit: set {API_KEY_ENV} (or pass --api-key) to a key of the service",
+                  file=sys.stderr)
         return EXIT_ERROR
     seconds = time.monotonic() - started
     rate = len(paths) / seconds if seconds > 0 else 0.0

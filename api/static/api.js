@@ -2,6 +2,19 @@
 
 export const FINAL = new Set(["done", "failed", "cancelled"]);
 const PAGE = 1000; // the API's largest page of results
+let apiKey = ""; // sent as Authorization: Bearer <key> where the server has API keys
+
+/** Use this API key for every request from now on ("" for none). */
+export function setApiKey(key) {
+  apiKey = key.trim();
+}
+
+/** True when requests carry an API key. */
+export function hasApiKey() {
+  return apiKey !== "";
+}
+
+const withKey = (headers) => (apiKey ? { ...headers, Authorization: `Bearer ${apiKey}` } : headers);
 
 /** An error of the API ({"error": {"code", "message"}}) or of the network (code "unreachable"). */
 export class ApiError extends Error {
@@ -20,7 +33,7 @@ function fromBody(body, status, fallback) {
 async function request(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+    response = await fetch(path, { ...options, headers: withKey(options.headers || { Accept: "application/json" }) });
   } catch {
     throw new ApiError("unreachable", "the API did not answer");
   }
@@ -86,6 +99,7 @@ export function submitJob(posters, topK, onProgress) {
     xhr.open("POST", "jobs");
     xhr.responseType = "json";
     xhr.setRequestHeader("Accept", "application/json");
+    if (apiKey) xhr.setRequestHeader("Authorization", `Bearer ${apiKey}`);
     xhr.upload.onprogress = (event) => onProgress(event.loaded, event.total);
     xhr.onload = () => {
       if (xhr.status === 202 && xhr.response) resolve(xhr.response);

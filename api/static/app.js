@@ -1,6 +1,6 @@
 // The page's entry point: wires the controls to a Run, the grid, the filter, the detail dialog and downloads.
 
-import { ApiError, getLimits } from "./api.js";
+import { ApiError, getLimits, setApiKey } from "./api.js";
 import { Detail } from "./detail.js";
 import { el, formatBytes, plural } from "./dom.js";
 import { download } from "./download.js";
@@ -11,12 +11,15 @@ import { advice } from "./messages.js";
 import { Run } from "./run.js";
 
 const $ = (id) => document.getElementById(id);
+// The key lives in this tab's sessionStorage: it survives a reload, not the tab.
+const KEY_STORAGE = "posterq-api-key";
 const grid = new Grid($("grid"), (poster, card) => detail.open(poster, card));
 const detail = new Detail($("detail"));
 let limits = null;
 let run = null;
 
 function showAlert(what, error) {
+  if (error.status === 401) showKeyForm();
   const box = $("alert");
   box.replaceChildren(
     el("strong", { text: what }), " ",
@@ -27,6 +30,17 @@ function showAlert(what, error) {
 
 function hideAlert() {
   $("alert").hidden = true;
+}
+
+function showKeyForm() {
+  $("key-form").hidden = false;
+  if (!$("api-key").value) $("api-key").focus();
+}
+
+function useKey(key) {
+  setApiKey(key);
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
 }
 
 async function loadLimits() {
@@ -146,6 +160,11 @@ async function save(format) {
   }
 }
 
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  useKey($("api-key").value.trim());
+  loadLimits();
+});
 $("pick-files").addEventListener("click", () => $("files").click());
 $("pick-folder").addEventListener("click", () => $("folder").click());
 $("files").addEventListener("change", () => pick($("files")));
@@ -179,4 +198,10 @@ document.addEventListener("drop", async (event) => {
   }
 });
 
+const storedKey = sessionStorage.getItem(KEY_STORAGE);
+if (storedKey) {
+  $("api-key").value = storedKey;
+  useKey(storedKey);
+  $("key-form").hidden = false;
+}
 loadLimits();

@@ -1,6 +1,6 @@
 // Downloading the results: one job's file straight from the API, several jobs' merged in the browser.
 
-import { getResultsText, resultsUrl } from "./api.js";
+import { getResultsText, hasApiKey, resultsUrl } from "./api.js";
 import { el } from "./dom.js";
 
 const TYPES = { csv: "text/csv", jsonl: "application/x-ndjson" };
@@ -15,7 +15,8 @@ export function merge(texts, format) {
 export async function download(jobIds, format) {
   let href = resultsUrl(jobIds[0], format);
   let blob = null;
-  if (jobIds.length > 1) {
+  // A link cannot send the API key, so with a key even one job's file is fetched, then saved.
+  if (jobIds.length > 1 || hasApiKey()) {
     const texts = [];
     for (const id of jobIds) texts.push(await getResultsText(id, format));
     blob = URL.createObjectURL(new Blob([merge(texts, format)], { type: TYPES[format] }));

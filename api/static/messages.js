@@ -16,6 +16,10 @@ export function advice(error, limits) {
       return `Pick fewer posters at once (at most ${perJob} posters and ${request} a request), or send the folder with posterq submit, which splits it.`;
     case "no_posters":
       return "Pick at least one poster.";
+    case "missing_api_key":
+      return "This server needs an API key: type the key whoever runs the service gave you into the API key field.";
+    case "invalid_api_key":
+      return "The server does not know this API key: check it in the API key field (no spaces), or ask whoever runs the service for one.";
     case "job_not_found":
       return "The job expired or was deleted on the server: pick the posters again.";
     case "aborted":

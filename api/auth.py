@@ -1,0 +1,122 @@
+"""Optional API keys (POSTERQ_API_KEYS, POSTERQ_API_KEYS_FILE); without any, nothing is checked.
+
+With keys, every route but /healthz, /readyz and the page's files needs
+`Authorization: Bearer <key>` (401 otherwise), and a job is visible only to the key that made it:
+its record names the key's SHA-256 digest, never the key, and any other key gets 404, as for a
+job that does not exist. A presented key is hashed, then compared with every configured digest by
+hmac.compare_digest, so the time taken tells nothing of how close a guess was or which key it
+matched. No key is logged, stored or echoed in an error.
+
+    python -c "import secrets; print(secrets.token_urlsafe(32))"   # a new key
+"""
+
+import hashlib
+import hmac
+import logging
+import re
+from pathlib import Path
+
+from flask import current_app, g, request
+
+from api.exceptions import Unauthorized
+from posterq.config import Settings
+from posterq.exceptions import PosterqError
+
+log = logging.getLogger(__name__)
+
+#: Endpoints anyone may call: the probes (orchestrators send no credentials) and the page with its
+#: files, which must load before a person can type a key into it.
+PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "page.index", "page.static"})
+#: The shortest key accepted: a guessable key would make the rest pointless.
+MIN_KEY_LENGTH = 16
+# RFC 6750's token characters: what a Bearer header can carry without quoting.
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def digest(key: str) -> str:
+    """The SHA-256 hex digest a key is known by: what job records and comparisons use."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    """The configured keys, held as digests only."""
+
+    def __init__(self, digests):
+        self.digests = tuple(digests)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ApiKeys":
+        """The keys of POSTERQ_API_KEYS and POSTERQ_API_KEYS_FILE; a bad key or file stops start-up."""
+        keys = [(f"key {n} of POSTERQ_API_KEYS", key)
+                for n, key in enumerate(_SEPARATORS.split(settings.api_keys.strip()), 1) if key]
+        if settings.api_keys_file:
+            keys += _read_file(Path(settings.api_keys_file).expanduser())
+        for where, key in keys:
+            # The message names the key's place, never the key.
+            if len(key) < MIN_KEY_LENGTH or not _TOKEN.fullmatch(key):
+                raise PosterqError(f"{where} is not a usable API key: it needs at least {MIN_KEY_LENGTH} "
+                                   "characters of A-Z a-z 0-9 . _ ~ + / - (python -c \"import secrets; "
+                                   "print(secrets.token_urlsafe(32))\" makes one)", "bad_config")
+        return cls(dict.fromkeys(digest(key) for _, key in keys))
+
+    @property
+    def enabled(self) -> bool:
+        """True when requests must carry a key."""
+        return bool(self.digests)
+
+    def match(self, key: str) -> str | None:
+        """The digest of key when it is a configured key, else None; the same work either way."""
+        presented, found = digest(key), None
+        for known in self.digests:
+            # No early exit: every configured key is compared, whichever matched.
+            if hmac.compare_digest(presented, known):
+                found = known
+        return found
+
+
+def _read_file(path: Path) -> list[tuple[str, str]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PosterqError(f"POSTERQ_API_KEYS_FILE={path} cannot be read: {exc}", "bad_config") from None
+    keys = [(f"line {n} of {path}", line.strip()) for n, line in enumerate(lines, 1)
+            if line.strip() and not line.lstrip().startswith("#")]
+    if not keys:
+        # An empty file must not quietly leave the API open.
+        raise PosterqError(f"POSTERQ_API_KEYS_FILE={path} holds no key", "bad_config")
+    return keys
+
+
+def register(app, keys: ApiKeys) -> None:
+    """Check the key of every request to a route that is not public, before its view runs."""
+    app.extensions["posterq"]["api_keys"] = keys
+    if keys.enabled:
+        log.info("API keys: %d configured; every route but %s needs one", len(keys.digests),
+                 ", ".join(sorted(PUBLIC_ENDPOINTS)))
+
+    @app.before_request
+    def _authenticate():
+        g.owner = ""
+        if not keys.enabled or request.endpoint in PUBLIC_ENDPOINTS:
+            return
+        credentials = request.authorization
+        if credentials is None or credentials.type != "bearer" or not credentials.token:
+            raise Unauthorized("this service needs an API key: send the header Authorization: Bearer <key>",
+                               "missing_api_key")
+        owner = keys.match(credentials.token)
+        if owner is None:
+            raise Unauthorized("the API key is not valid", "invalid_api_key")
+        g.owner = owner
+
+
+def owner() -> str:
+    """Who this request acts for: its key's digest, or "" where the service has no keys."""
+    return g.get("owner", "")
+
+
+def may_see(job_owner: str) -> bool:
+    """True when this request may see a job whose record names job_owner."""
+    if not current_app.extensions["posterq"]["api_keys"].enabled:
+        return True
+    return hmac.compare_digest(job_owner, owner())
