@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from posterq.exceptions import PosterqError
 from posterq.jobs.schema import JobStatus
@@ -19,6 +21,8 @@ REQUEST_SLACK = 64 * 1024
 #: The environment variable `posterq submit` reads its API key from (a key on the command line
 #: is visible to every user of the machine in the process list).
 API_KEY_ENV = "POSTERQ_API_KEY"
+#: Times a request refused with 429 or 503 is sent again before the refusal is reported.
+RETRIES = 8
 
 
 class ServiceClient:
@@ -29,6 +33,11 @@ class ServiceClient:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.http = session or requests.Session()
+        # 429 (the queue is full) and 503 (Redis or the queue unavailable) mean nothing was written:
+        # the same request is sent again after the server's Retry-After (or a growing pause).
+        retry = Retry(total=RETRIES, status_forcelist=(429, 503), allowed_methods=None, backoff_factor=1,
+                      respect_retry_after_header=True, raise_on_status=False)
+        self.http.mount(self.api_url + "/", HTTPAdapter(max_retries=retry))
         if api_key:
             self.http.headers["Authorization"] = f"Bearer {api_key}"
 
