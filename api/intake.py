@@ -142,7 +142,8 @@ def from_directory(body: dict, settings: Settings) -> list[dict]:
     try:
         folder = settings.resolve_data_path(directory)
     except PosterqError as exc:
-        raise Forbidden(exc.message, exc.code) from None
+        # Outside the roots (or no roots at all) is forbidden; a path that cannot be a path is bad.
+        raise (BadRequest if exc.code == "bad_path" else Forbidden)(exc.message, exc.code) from None
     try:
         if not folder.exists():
             raise NotFound(f"{directory} does not exist", "directory_not_found")

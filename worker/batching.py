@@ -101,8 +101,10 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
                 classifier = classifier_factory()
             except PosterqError as exc:
                 # A worker that cannot load its model fails posters with the reason, not silently.
+                # The log has the reason; a result does not, since it names paths on this host.
                 log.error("cannot load the model: %s", exc.message)
-                rows = fail_items(live, exc)
+                rows = fail_items(live, PosterqError("the worker cannot load its model; its log says why",
+                                                     exc.code))
             else:
                 rows, model = classify_items(classifier, live, settings), model_of(classifier)
     for result, _ in rows:
