@@ -47,6 +47,10 @@ class StoreCollector:
         yield CounterMetricFamily("posterq_batches", "Batches run", value=stats.get("batches", 0))
         yield CounterMetricFamily("posterq_redeliveries", "Batch tasks delivered again after a worker died",
                                   value=stats.get("redeliveries", 0))
+        yield CounterMetricFamily("posterq_sweep_given_back", "Posters of lost batches the sweep gave back",
+                                  value=stats.get("sweep_given_back", 0))
+        yield CounterMetricFamily("posterq_sweep_tokens", "Tokens the sweep sent for posters none claimed",
+                                  value=stats.get("sweep_tokens", 0))
         yield GaugeMetricFamily("posterq_queue_posters", "Posters waiting for a batch",
                                 value=self.store.batches.queue_depth())
         yield GaugeMetricFamily("posterq_queue_age_seconds",

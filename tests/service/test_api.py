@@ -226,7 +226,8 @@ def test_health_readiness_and_metrics(api):
                  'posterq_posters_total{outcome="ok"} 1.0',
                  'posterq_posters_total{outcome="not_an_image"} 1.0',
                  'posterq_jobs_finished_total{status="done"} 1.0',
-                 "posterq_batch_size_count 1.0", "posterq_queue_posters 0.0", "posterq_workers 1.0"):
+                 "posterq_batch_size_count 1.0", "posterq_queue_posters 0.0", "posterq_workers 1.0",
+                 "posterq_sweep_given_back_total 0.0", "posterq_sweep_tokens_total 0.0"):
         assert line in text
 
 
