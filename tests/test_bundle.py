@@ -77,3 +77,15 @@ def test_metadata_lacking_a_key(copy_bundle):
     (folder / "model.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="sha256"):
         load_bundle(folder)
+
+
+def test_shipped_bundles_are_chosen_by_name_and_folders_by_path(tiny_bundle):
+    from posterq.config import DEFAULT_MODEL, DEFAULT_MODEL_DIR, model_folder, shipped_models
+
+    assert DEFAULT_MODEL in shipped_models()
+    assert model_folder("") == DEFAULT_MODEL_DIR and model_folder(DEFAULT_MODEL) == DEFAULT_MODEL_DIR
+    assert load_bundle(DEFAULT_MODEL).name == DEFAULT_MODEL
+    assert model_folder(str(tiny_bundle)) == tiny_bundle  # a folder wins over a name
+    with pytest.raises(BundleError) as caught:
+        load_bundle("no-such-model")
+    assert DEFAULT_MODEL in caught.value.message  # the error lists the shipped bundles
