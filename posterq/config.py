@@ -43,11 +43,11 @@ def model_folder(value: str | os.PathLike | None) -> Path:
 #: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: a whole folder is
 #: there at once, so batches are as large as helps throughput.
 BATCH_SIZE = 32
-#: Posters per invoke in the service. Measured on a 2-core CPU with the shipped 576x384 model:
-#: an invoke of 16 posters costs as much per poster as 16 invokes of one (46 against 40 ms), while
-#: its buffers take about 28 MB per poster (peak RSS 108 MB at 1, 526 MB at 16). Two keeps posters
-#: of concurrent small jobs sharing an invoke and a worker process under 250 MB; a job's posters
-#: also spread over every worker process at once.
+#: Posters per invoke in the service. Measured on a 2-core CPU: an invoke of 16 posters costs as
+#: much per poster as 16 invokes of one, while its buffers take memory per poster (the shipped
+#: 576x384 int8 model: a process peaks at 80 MB with 1, 96 with 2, 181 with 8; the float16
+#: 1.3.0 took 28 MB a poster). Two keeps posters of concurrent small jobs sharing an invoke and a
+#: worker process far under 250 MB; a job's posters also spread over every worker process at once.
 SERVICE_BATCH_SIZE = 2
 #: The largest poster file anywhere (`posterq label`, `posterq evaluate`, uploads, data roots).
 #: One limit, so that a folder gives the same rows locally and through the service; far above a
