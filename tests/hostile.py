@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from samples import corrupt_png, png_bomb, poster_bytes
+from samples import corrupt_png, png_bomb, png_chunk, poster_bytes
 
 
 @dataclass(frozen=True)
@@ -33,21 +33,17 @@ def _flat(mode: str, size: tuple[int, int], value) -> Image.Image:
     return Image.new(mode, size, value)
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def _png_lying_header(width: int, height: int) -> bytes:
     # An IHDR that claims width x height RGB, then one small IDAT: Pillow allocates by the header.
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = _png_chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + idat + _png_chunk(b"IEND", b"")
+    idat = png_chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + idat + png_chunk(b"IEND", b"")
 
 
 def _png_text_bomb() -> bytes:
     # A compressed text chunk of 64 MB of zeros: Pillow caps text chunks, the image itself is tiny.
     base = _save(_flat("RGB", (40, 60), (10, 20, 30)), "PNG")
-    ztxt = _png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * (64 << 20), 9))
+    ztxt = png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * (64 << 20), 9))
     return base[:33] + ztxt + base[33:]
 
 

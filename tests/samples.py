@@ -11,6 +11,7 @@ import shutil
 import struct
 import tempfile
 import warnings
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,24 +132,34 @@ class BadFile:
     code: str
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip archive of name -> bytes members."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
     """A PNG that declares width x height grayscale pixels yet is a few hundred bytes long."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * (width + 1) * 16, 9)  # a few zero rows; the rest is missing
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", rows)
-            + _png_chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows)
+            + png_chunk(b"IEND", b""))
 
 
 def corrupt_png() -> bytes:
     """A PNG whose compressed pixel data is garbage (chunk checksums are recomputed to match)."""
     pixels = zlib.compress(b"\x00" * 10)[:2] + bytes(range(200, 240))
     header = struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", pixels)
-            + _png_chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels)
+            + png_chunk(b"IEND", b""))
 
 
 def bad_file_kinds() -> dict[str, BadFile]:

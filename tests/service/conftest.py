@@ -82,6 +82,21 @@ def store(service_settings, clean_redis) -> JobStore:
     return JobStore.from_settings(service_settings)
 
 
+def _terminate(process: subprocess.Popen) -> None:
+    # SIGTERM (a warm shutdown), then SIGKILL whatever is left of its process group.
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
 class WorkerProcess:
     """`posterq worker` in its own process group, logging to a file."""
 
@@ -115,17 +130,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         """Ask for a warm shutdown; kill whatever is left after a few seconds."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
+        _terminate(self.process)
         self._log.close()
 
     def log(self) -> str:
@@ -277,17 +282,7 @@ class ApiProcess:
 
     def stop(self) -> None:
         """SIGTERM (gunicorn's graceful stop), then SIGKILL whatever is left."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
+        _terminate(self.process)
         self._log.close()
 
     def log(self) -> str:

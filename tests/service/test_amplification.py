@@ -5,11 +5,9 @@ is written, and a submission that fails half-way leaves no job, bytes or ref beh
     .venv/bin/python -m pytest -m amplification tests/service
 """
 
-import io
-import zipfile
 
 import pytest
-from samples import poster_bytes
+from samples import poster_bytes, zip_bytes
 
 from posterq.config import Settings
 from posterq.jobs.schema import Keys
@@ -17,14 +15,6 @@ from posterq.jobs.schema import Keys
 pytestmark = pytest.mark.amplification
 
 MIB = 1 << 20
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def _files(count: int, start: int = 0):
@@ -52,7 +42,7 @@ def issue_zip() -> bytes:
 
     No member is over 1 MiB, so the per-member ratio check does not apply to any of them.
     """
-    return _zip({f"poster_{i:03d}.jpg": bytes(MIB) for i in range(511)})
+    return zip_bytes({f"poster_{i:03d}.jpg": bytes(MIB) for i in range(511)})
 
 
 def test_the_reported_zip_is_refused_before_anything_is_written(make_api, service_settings, redis_client,
@@ -82,9 +72,10 @@ def test_a_zip_may_expand_to_the_request_limit_and_no_further(api, service_setti
     limit = service_settings.max_request_bytes
     assert service_settings.max_zip_bytes > limit
     members = {"a.jpg": bytes(limit // 2), "b.jpg": bytes(limit - limit // 2)}
-    at_limit = api.post("/jobs", files={"zip": ("x.zip", _zip(members), "application/zip")})
+    at_limit = api.post("/jobs", files={"zip": ("x.zip", zip_bytes(members), "application/zip")})
     assert at_limit.status_code == 202, at_limit.text
-    over = api.post("/jobs", files={"zip": ("x.zip", _zip({**members, "c.jpg": b"x"}), "application/zip")})
+    over_limit = zip_bytes({**members, "c.jpg": b"x"})
+    over = api.post("/jobs", files={"zip": ("x.zip", over_limit, "application/zip")})
     assert (over.status_code, over.json()["error"]["code"]) == (413, "zip_too_large"), over.text
     # Only the accepted job is in the store: its record and its items.
     job_id = at_limit.json()["id"]

@@ -4,10 +4,9 @@ import csv
 import io
 import json
 import time
-import zipfile
 
 import pytest
-from samples import bad_file_kinds, poster_bytes, write_posters
+from samples import bad_file_kinds, poster_bytes, write_posters, zip_bytes
 
 from posterq.genres import GENRES
 
@@ -20,14 +19,6 @@ def worker(start_worker):
 
 def _files(blobs: dict[str, bytes]):
     return [("files", (name, data, "application/octet-stream")) for name, data in blobs.items()]
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def _assert_matches_classifier(results, blobs: dict[str, bytes], classifier):
@@ -74,7 +65,7 @@ def test_bad_files_among_good_ones_fail_alone(api, classifier):
 def test_a_zip_job_and_top_k(api, classifier):
     members = {f"set/poster_{i}.jpg": poster_bytes(10 + i) for i in range(5)}
     members["__MACOSX/set/._poster_0.jpg"] = b"resource fork"
-    response = api.post("/jobs", files={"zip": ("posters.zip", _zip(members), "application/zip")},
+    response = api.post("/jobs", files={"zip": ("posters.zip", zip_bytes(members), "application/zip")},
                         data={"top_k": "1"})
     assert response.status_code == 202, response.text
     assert response.json()["total"] == 5 and response.json()["source"] == "zip"
@@ -82,7 +73,7 @@ def test_a_zip_job_and_top_k(api, classifier):
     assert done["done"] == 5 and done["top_k"] == 1
     assert all(len(row["genres"]) == 1 for row in done["results"])
     # A raw zip body works too.
-    raw = api.post("/jobs", data=_zip({"a.jpg": poster_bytes(1)}),
+    raw = api.post("/jobs", data=zip_bytes({"a.jpg": poster_bytes(1)}),
                    headers={"Content-Type": "application/zip"})
     assert raw.status_code == 202 and api.wait(raw.json()["id"])["done"] == 1
 
@@ -193,13 +184,13 @@ def test_an_oversized_poster_fails_alone(api, service_settings):
     ({f"p{i}.jpg": b"x" for i in range(81)}, "too_many_posters"),
 ])
 def test_zip_tricks_are_refused(api, members, code):
-    response = api.post("/jobs", files={"zip": ("x.zip", _zip(members))})
+    response = api.post("/jobs", files={"zip": ("x.zip", zip_bytes(members))})
     assert response.json()["error"]["code"] == code, response.text
 
 
 def test_a_zip_that_expands_too_far_is_refused(api, service_settings):
     members = {f"p{i}.jpg": bytes(range(256)) * 4000 for i in range(5)}  # 1 MB each, barely compressible
-    response = api.post("/jobs", files={"zip": ("x.zip", _zip(members))})
+    response = api.post("/jobs", files={"zip": ("x.zip", zip_bytes(members))})
     assert (response.status_code, response.json()["error"]["code"]) == (413, "zip_too_large")
 
 

@@ -5,7 +5,6 @@ error message echoes megabytes of input or the server's absolute paths.
     pytest -m malformed
 """
 
-import io
 import json
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import zipfile
 import pytest
 import redis
 import requests
-from samples import poster_bytes, write_posters
+from samples import poster_bytes, write_posters, zip_bytes
 
 pytestmark = pytest.mark.malformed
 
@@ -24,11 +23,7 @@ LONGEST_MESSAGE = 400
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    return zip_bytes(members, zipfile.ZIP_STORED)
 
 
 def _json_error(response, status: int, code: str | None = None) -> dict:
