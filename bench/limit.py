@@ -46,7 +46,7 @@ def _run_share(mode: str, paths: list[str], model: str, size: tuple[int, int], b
     import numpy as np
 
     from posterq.imaging import load_input
-    from posterq.labelling import classify_paths, load_classifier
+    from posterq.pool import classify_paths, load_classifier
 
     classifier = load_classifier(model, num_threads=1) if mode in ("model", "limit") else None
     if mode == "model":
@@ -156,7 +156,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
         f"The model alone cycles through {PREDECODED} posters decoded per process before the clock "
         "starts: an invoke's cost does not depend on the pixels.",
         "The limit is read + decode + preprocess + batched invoke + label rule "
-        "(posterq.labelling.classify_paths), one process per core, one interpreter thread each, "
+        "(posterq.pool.classify_paths), one process per core, one interpreter thread each, "
         f"batch {BATCH}; no result is written.",
         "posterq label ran with its default settings (one process per core, batch 32); its posters/s "
         "is its own summary (from its start of work, model loading excluded), wall_s includes "

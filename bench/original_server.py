@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from posterq.genres import GENRES  # noqa: E402 (after the sys.path line)
 from posterq.imaging import load_input  # noqa: E402
-from posterq.labels import assign_names  # noqa: E402
+from posterq.label_rule import assign_names  # noqa: E402
 
 
 def create_app(model: Path) -> Flask:

@@ -11,7 +11,7 @@ from ai_edge_litert.interpreter import Interpreter
 from posterq.bundle import Bundle, load_bundle
 from posterq.exceptions import BundleError, ImageError, PosterqError
 from posterq.imaging import DEFAULT_MAX_PIXELS, load_input
-from posterq.labels import assign_names
+from posterq.label_rule import assign_names
 
 log = logging.getLogger(__name__)
 

@@ -106,7 +106,7 @@ def _describe_prediction(name: str, prediction) -> str:
 
 def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) -> int:
     from posterq.exceptions import PosterqError
-    from posterq.labelling import Summary, label_paths
+    from posterq.pool import Summary, label_paths
     from posterq.results import open_writer, row
 
     summary = Summary()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posterq.config import BATCH_SIZE
-from posterq.labelling import classify_paths, label_folder, load_classifier
+from posterq.pool import classify_paths, label_folder, load_classifier
 
 if TYPE_CHECKING:  # LiteRT loads when a Labeller is made, not when this module is imported
     from posterq.bundle import Bundle

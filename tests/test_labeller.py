@@ -13,7 +13,7 @@ import posterq
 from posterq.classifier import Classifier, Prediction
 from posterq.exceptions import BundleError
 from posterq.labeller import Labeller
-from posterq.labelling import label_folder
+from posterq.pool import label_folder
 
 
 @pytest.fixture(scope="module")

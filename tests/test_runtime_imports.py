@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-RUNTIME = ["posterq", "posterq.cli", "posterq.labelling", "posterq.results", "posterq.classifier",
-           "posterq.bundle", "posterq.imaging", "posterq.labels", "posterq.genres", "posterq.exceptions"]
+RUNTIME = ["posterq", "posterq.cli", "posterq.pool", "posterq.results", "posterq.classifier",
+           "posterq.bundle", "posterq.imaging", "posterq.label_rule", "posterq.genres", "posterq.exceptions"]
 
 
 def loaded_after(modules: list[str], *calls: str) -> set[str]:
@@ -31,7 +31,7 @@ def test_label_parser_does_not_import_tensorflow():
     assert "tensorflow" not in loaded
 
 
-@pytest.mark.parametrize("module", ["posterq.cli", "posterq.results", "posterq.labelling"])
+@pytest.mark.parametrize("module", ["posterq.cli", "posterq.results", "posterq.pool"])
 def test_light_modules_do_not_load_litert(module):
     # The API and `posterq submit` write result rows, list folders and parse arguments without
     # a model; LiteRT loads only when something is classified.

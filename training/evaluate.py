@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from posterq.config import BATCH_SIZE
-from posterq.labelling import classify_paths, load_classifier
+from posterq.pool import classify_paths, load_classifier
 from training.datasets import load_dataset
 from training.exceptions import TrainingError
 from training.metrics import evaluate_scores

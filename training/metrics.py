@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 from posterq.genres import GENRES
-from posterq.labels import assign
+from posterq.label_rule import assign
 
 DEFAULT_GRID = np.linspace(0.02, 0.9, 45)
 
@@ -47,7 +47,7 @@ def evaluate_scores(y_true, scores, predicted, genres=GENRES, min_positives: int
 
 
 def label_matrix(scores, thresholds, top_k: int) -> np.ndarray:
-    """Apply the label rule (posterq.labels.assign) to every row: (N, G) uint8 0/1."""
+    """Apply the label rule (posterq.label_rule.assign) to every row: (N, G) uint8 0/1."""
     scores = np.asarray(scores, dtype=np.float32)
     thresholds = np.asarray(thresholds, dtype=np.float32)
     labels = np.zeros(scores.shape, dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""posterq.labelling: every file once, in order, the same in one process or many."""
+"""posterq.pool: every file once, in order, the same in one process or many."""
 
 import multiprocessing
 import os
@@ -11,7 +11,7 @@ from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
 from posterq.exceptions import BundleError, ImageError, PosterqError
 from posterq.files import iter_files, read_poster
-from posterq.labelling import Summary, classify_paths, label_folder
+from posterq.pool import Summary, classify_paths, label_folder
 
 
 @pytest.fixture

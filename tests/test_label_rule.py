@@ -1,8 +1,8 @@
-"""posterq.labels: over threshold, at least one genre, at most k, best first."""
+"""posterq.label_rule: over threshold, at least one genre, at most k, best first."""
 
 import numpy as np
 
-from posterq.labels import assign, assign_names
+from posterq.label_rule import assign, assign_names
 
 
 def test_over_threshold_best_first():
