@@ -23,6 +23,9 @@ REQUEST_SLACK = 64 * 1024
 API_KEY_ENV = "POSTERQ_API_KEY"
 #: Times a request refused with 429 or 503 is sent again before the refusal is reported.
 RETRIES = 8
+#: Times a request whose connection dropped before the answer is sent again. A refused
+#: connection is not retried: nothing listens there, and waiting will not change that.
+DROPPED_RETRIES = 2
 
 
 class ServiceClient:
@@ -30,12 +33,15 @@ class ServiceClient:
 
     def __init__(self, api_url: str, timeout: float = 120, session: requests.Session | None = None,
                  api_key: str | None = None):
-        self.api_url = api_url.rstrip("/")
+        self.api_url = with_scheme(api_url).rstrip("/")
         self.timeout = timeout
         self.http = session or requests.Session()
-        # 429 (the queue is full) and 503 (Redis or the queue unavailable) mean nothing was written:
-        # the same request is sent again after the server's Retry-After (or a growing pause).
-        retry = Retry(total=RETRIES, status_forcelist=(429, 503), allowed_methods=None, backoff_factor=1,
+        # Only what the server asked for is retried: 429 (the queue is full) and 503 (Redis or the
+        # queue unavailable) mean nothing was written, so the same request is sent again after the
+        # server's Retry-After; a connection dropped mid-request is tried again a few times. A
+        # refused connection (connect=0) fails at once: nothing listens, and waiting changes nothing.
+        retry = Retry(total=None, connect=0, other=0, read=DROPPED_RETRIES, status=RETRIES,
+                      status_forcelist=(429, 503), allowed_methods=None, backoff_factor=1,
                       respect_retry_after_header=True, raise_on_status=False)
         self.http.mount(self.api_url + "/", HTTPAdapter(max_retries=retry))
         if api_key:
@@ -46,7 +52,7 @@ class ServiceClient:
         try:
             response = self.http.request(method, self.api_url + path, **kwargs)
         except requests.RequestException as exc:
-            raise PosterqError(f"cannot reach {self.api_url}: {exc}", "unreachable") from None
+            raise PosterqError(f"cannot reach {self.api_url}: {reason(exc)}", "unreachable") from None
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -98,6 +104,26 @@ class ServiceClient:
             jobs[pending[0]] = self.job(pending[0], wait=max(0.05, min(poll, left)))
             for job_id in pending[1:]:
                 jobs[job_id] = self.job(job_id)
+
+
+def with_scheme(api_url: str) -> str:
+    """The URL as given, or with http:// in front when it names no scheme ("127.0.0.1:8000")."""
+    return api_url if "://" in api_url else "http://" + api_url
+
+
+def reason(exc: BaseException) -> str:
+    """The root cause of a failed request in a few words ("Connection refused"), not urllib3's chain."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        if isinstance(getattr(seen, "reason", None), BaseException):
+            seen = seen.reason
+        elif seen.args and isinstance(seen.args[0], BaseException):
+            seen = seen.args[0]
+        else:
+            seen = seen.__cause__ or seen.__context__
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def plan_chunks(sizes: list[int], max_posters: int, max_bytes: int) -> list[list[int]]:

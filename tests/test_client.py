@@ -1,6 +1,15 @@
-"""posterq.client: how a folder is cut into jobs under the server's limits; refusals waited out."""
+"""posterq.client: a folder cut into jobs under the server's limits; what is retried, what fails at once."""
 
-from posterq.client import plan_chunks
+import logging
+import socket
+import threading
+
+import pytest
+from samples import write_posters
+
+from posterq.cli import main
+from posterq.client import ServiceClient, plan_chunks
+from posterq.exceptions import PosterqError
 
 
 def test_chunks_respect_both_limits():
@@ -10,12 +19,8 @@ def test_chunks_respect_both_limits():
 
 
 def test_a_full_queue_is_waited_out_and_the_same_upload_sent_again():
-    import threading
-
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
-
-    from posterq.client import ServiceClient
 
     bodies = []
 
@@ -37,3 +42,55 @@ def test_a_full_queue_is_waited_out_and_the_same_upload_sent_again():
         http.shutdown()
     assert job["id"] == "0123456789abcdef0123456789abcdef"
     assert bodies == [b"poster bytes", b"poster bytes"]
+
+
+def _closed_port() -> int:
+    # A port nothing listens on: bound once to get a free number, then closed.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_connection_fails_at_once_with_one_line(caplog):
+    # A refused connection is not a busy server: no retry (urllib3 logs each one), one short reason.
+    client = ServiceClient(f"127.0.0.1:{_closed_port()}")  # no scheme: http:// is meant
+    with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(PosterqError) as failure:
+        client.limits()
+    assert failure.value.code == "unreachable"
+    assert failure.value.message.endswith(": Connection refused"), failure.value.message
+    assert not [r for r in caplog.records if "Retry" in r.getMessage()]
+
+
+def test_submit_to_an_unreachable_service_says_so_in_one_line(tmp_path, capsys):
+    write_posters(tmp_path / "p", 1)
+    out = tmp_path / "x.csv"
+    code = main(["submit", str(tmp_path / "p"), "--api", f"http://127.0.0.1:{_closed_port()}", "--out",
+                 str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.strip().endswith("(unreachable)"), err
+    assert not out.exists()
+
+
+def test_a_connection_dropped_mid_request_is_sent_again():
+    # A raw server that reads the first request and closes without an answer, then answers the second.
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests_seen = []
+
+    def serve():
+        for answer in (None, b'{"max_file_bytes": 1}'):
+            connection, _ = listener.accept()
+            with connection:
+                requests_seen.append(connection.recv(65536).split(b"\r\n")[0])
+                if answer:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    connection.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        limits = ServiceClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=30).limits()
+    finally:
+        thread.join(timeout=30)
+        listener.close()
+    assert limits == {"max_file_bytes": 1}
+    assert requests_seen == [b"GET /limits HTTP/1.1"] * 2

@@ -39,9 +39,3 @@ def test_submit_writes_what_label_writes(api, tiny_bundle, tmp_path, service_set
             if theirs[genre]:
                 assert float(ours[genre]) == pytest.approx(float(theirs[genre]), abs=2e-6)
 
-
-def test_submit_reports_an_unreachable_service(tmp_path, capsys):
-    write_posters(tmp_path / "p", 1)
-    code = main(["submit", str(tmp_path / "p"), "--api", "http://127.0.0.1:9", "--out",
-                 str(tmp_path / "x.csv"), "--no-progress"])
-    assert code == 1 and "unreachable" in capsys.readouterr().err
