@@ -60,7 +60,8 @@ def _plot_front(front: dict, out: Path) -> str:
                          color=colours[c["variant"]], s=50, zorder=3)
         line = sorted((candidates[n]["ms_per_poster_1_core"], candidates[n][key] or np.nan)
                       for n in front["on_front"])
-        axis.plot(*zip(*line, strict=True), color="grey", lw=1, zorder=2, label="front (AUC and AP)")
+        axis.plot(*zip(*line, strict=True), color="grey", lw=1, zorder=2,
+                  label="front (AUC, AP and micro-F1)")
         axis.axhline(front["best"][key] - front["tolerance"][key], color="grey", ls="--", lw=1,
                      label="best minus the shipping tolerance")
         for role in ("default", "fast"):

@@ -19,7 +19,7 @@ import numpy as np
 
 from posterq.classifier import Classifier
 from training.bundle_io import write_bundle
-from training.shipping import RULE, choose_variant
+from training.shipping import RULE, choose_variant, on_front
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +62,6 @@ def retime(candidates: dict[str, dict], rounds: int = 3, repeats: int = 40) -> N
         log.info("timing round %d of %d done", round_index + 1, rounds)
     for name, entry in candidates.items():
         entry["ms_per_poster_1_core"] = round(best[name], 2)
-
-
-def on_front(candidates: dict[str, dict]) -> list[str]:
-    """Names no other candidate beats: none both as fast or faster and as accurate or more (AUC and AP)."""
-    def key(entry):  # None: no genre had enough positives to score
-        return (-entry["ms_per_poster_1_core"], entry["metrics"]["macro_roc_auc"] or 0.0,
-                entry["metrics"]["macro_average_precision"] or 0.0)
-
-    front = []
-    for name, entry in candidates.items():
-        mine = key(entry)
-        beaten = any(all(o >= m for o, m in zip(key(other), mine, strict=True)) and key(other) != mine
-                     for other_name, other in candidates.items() if other_name != name)
-        if not beaten:
-            front.append(name)
-    return sorted(front, key=lambda name: candidates[name]["ms_per_poster_1_core"])
 
 
 def choose(candidates: dict[str, dict]) -> dict:
