@@ -68,12 +68,12 @@ def test_top_k_limits_the_genres(api):
     (base64.b64encode(b"plain text, base64-encoded"), "not_an_image"),
     (bad_file_kinds()["empty"].data, "no_image"),
 ])
-def test_garbage_is_a_400_with_a_json_error(api, body, code):
-    started = time.monotonic()
+def test_garbage_is_a_400_with_a_json_error(api, body, code, store):
     response = api.post("/analysis/", data=body, headers={"Content-Type": "text/plain"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
-    assert time.monotonic() - started < 2  # refused by the API, not after a trip through the queue
+    # Refused by the API, not after a trip through the queue: nothing was written.
+    assert list(store.client.scan_iter(match=store.keys.job("*"))) == []
 
 
 def test_every_bad_file_kind_is_a_4xx_never_a_500(api):
@@ -99,6 +99,6 @@ def test_no_worker_in_time_is_a_504_and_the_job_is_cancelled(make_api, service_s
     response = api.post("/analysis/", data=base64.b64encode(poster_bytes(2)))
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "timeout"
-    assert 1 <= time.monotonic() - started < 5
+    assert 1 <= time.monotonic() - started < 30  # the timeout, not the client's own
     jobs = [key for key in store.client.scan_iter(match="pqtest-nobody:job:*") if key.count(b":") == 2]
     assert len(jobs) == 1 and store.client.hget(jobs[0], "status") == b"cancelled"

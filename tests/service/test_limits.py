@@ -136,12 +136,15 @@ def test_metrics_show_the_age_of_the_oldest_waiting_poster(api, spawn_worker):
     assert _gauge(api, "posterq_queue_age_seconds") == 0.0
     first = api.post("/jobs", files=_files(["old.jpg"])).json()
     time.sleep(1.5)
+    before_second = time.time()
     second = api.post("/jobs", files=_files(["new.jpg"])).json()
     age = _gauge(api, "posterq_queue_age_seconds")
     assert 1.5 <= age < 30, age  # the older job's, not the newer one's
     api.delete(f"/jobs/{first['id']}")
-    # A cancelled job's refs are still on the list but wait for nothing: the age is the next job's.
-    assert _gauge(api, "posterq_queue_age_seconds") < 1.5
+    # A cancelled job's refs are still on the list but wait for nothing: the age is the next job's,
+    # no older than the time since it was sent (however slow the machine is today).
+    age = _gauge(api, "posterq_queue_age_seconds")
+    assert age <= time.time() - before_second + 0.01, age
     spawn_worker("age@test")
     assert api.wait(second["id"])["status"] == "done"
     assert _gauge(api, "posterq_queue_age_seconds") == 0.0

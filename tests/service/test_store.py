@@ -38,13 +38,19 @@ def test_a_part_filled_batch_waits_at_most_max_wait(store):
     _job(store, 1)
     started = time.monotonic()
     refs = store.batches.claim("task-a", 4, 0.3)
-    assert len(refs) == 1 and 0.25 <= time.monotonic() - started < 2
+    # The upper bound only tells "gave up after max_wait" from "waited for a full batch" (forever):
+    # loose enough for a loaded machine.
+    assert len(refs) == 1 and 0.25 <= time.monotonic() - started < 20
 
 
-def test_an_empty_claim_does_not_wait(store):
-    started = time.monotonic()
+def test_an_empty_claim_does_not_wait(store, monkeypatch):
+    # Waiting is a blocking BLMOVE; a claim that finds nothing must not issue one.
+    monkeypatch.setattr(store.client, "blmove", _no_blocking_call)
     assert store.batches.claim("task-a", 4, 5) == []
-    assert time.monotonic() - started < 1
+
+
+def _no_blocking_call(*args, **kwargs):
+    raise AssertionError(f"a blocking BLMOVE{args} was issued")
 
 
 def test_results_are_written_once_and_counted_once(store, redis_client):
@@ -103,39 +109,40 @@ def _waiters(store, job_id, count, timeout):
 
 
 def test_waiting_clients_all_wake_when_the_job_finishes(store):
+    # Waits of 120 s joined for at most 60: a waiter back within that was woken, not timed out.
     job = _job(store, 1)
-    threads, answers = _waiters(store, job["id"], 3, timeout=10)
+    threads, answers = _waiters(store, job["id"], 3, timeout=120)
     time.sleep(0.3)
     assert answers == []  # still blocked: the job is not final
-    started = time.monotonic()
     store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
     for thread in threads:
-        thread.join(timeout=5)
-    assert time.monotonic() - started < 2
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
     assert [answer["status"] for answer in answers] == ["done"] * 3
-    # A job already final answers at once.
-    started = time.monotonic()
-    assert store.jobs.wait(job["id"], 10)["status"] == "done" and time.monotonic() - started < 1
+    # A job already final answers at once: no blocking wait at all.
+    waiter = threading.Thread(target=lambda: answers.append(store.jobs.wait(job["id"], 120)))
+    waiter.start()
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and answers[-1]["status"] == "done"
 
 
 def test_a_wait_ends_after_its_timeout_or_on_cancel(store):
     job = _job(store, 1)
     started = time.monotonic()
     assert store.jobs.wait(job["id"], 0.3)["status"] == "queued"
-    assert 0.25 <= time.monotonic() - started < 2
+    assert 0.25 <= time.monotonic() - started < 20  # the timeout, not some other wait
     assert store.jobs.wait("no-such-job", 5) is None
-    threads, answers = _waiters(store, job["id"], 1, timeout=10)
+    threads, answers = _waiters(store, job["id"], 1, timeout=120)
     time.sleep(0.2)
     store.jobs.cancel(job["id"])
-    threads[0].join(timeout=5)
-    assert answers[0]["status"] == "cancelled"
+    threads[0].join(timeout=60)  # woken by the cancel, long before its own timeout
+    assert not threads[0].is_alive() and answers[0]["status"] == "cancelled"
 
 
-def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store):
+def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store, monkeypatch):
     _job(store, 1)
-    started = time.monotonic()
+    monkeypatch.setattr(store.client, "blmove", _no_blocking_call)
     assert len(store.batches.claim("task-a", 16, 0)) == 1
-    assert time.monotonic() - started < 0.05
 
 
 def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_settings):
@@ -144,4 +151,4 @@ def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_s
     job = _job(store, 1)
     started = time.monotonic()
     assert impatient.jobs.wait(job["id"], 1.6)["status"] == "queued"
-    assert 1.5 <= time.monotonic() - started < 4
+    assert 1.5 <= time.monotonic() - started < 20
