@@ -33,7 +33,7 @@ label: $(VENV)/.runtime
 	$(BIN)/posterq label "$(DIR)" --out "$(OUT)" $(ARGS)
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest --durations=15 $(ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
