@@ -13,7 +13,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
     from api import analysis, auth, errors, health, jobs, metrics, openapi, page
     from api.deadline import BodyDeadline
-    from api.queue import Enqueuer
+    from posterq.jobs.broker import Broker
     from posterq.jobs.store import JobStore
 
     app = Flask(__name__, static_folder=None)
@@ -28,7 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["posterq"] = {
         "settings": settings,
         "store": JobStore.from_settings(settings),
-        "queue": Enqueuer(settings),
+        "broker": Broker.from_settings(settings),
     }
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_timeout)
     errors.register(app)

@@ -17,8 +17,9 @@ import re
 from flask import Blueprint, jsonify, request
 
 from api import auth, context, intake
+from api.backpressure import refuse_when_full
 from api.exceptions import ApiError, BadRequest, TooLarge
-from api.queue import refuse_when_full
+from api.queue import enqueue
 from posterq.exceptions import ImageError
 from posterq.imaging import identify
 from posterq.jobs.schema import ItemKind, JobStatus
@@ -49,7 +50,7 @@ def analyse():
         raise BadRequest(exc.message, exc.code) from None
     store = context.store()
     job = store.jobs.create("analysis", [{"name": name, "kind": ItemKind.UPLOAD.value}], [data], top_k,
-                            owner=auth.owner(), enqueue=context.queue().send)
+                            owner=auth.owner(), enqueue=enqueue)
     job_id = job["id"]
     job = store.jobs.wait(job_id, settings.analysis_timeout)
     if job is None or not JobStatus(job["status"]).final:

@@ -3,6 +3,7 @@
 from flask import current_app
 
 from posterq.config import Settings
+from posterq.jobs.broker import Broker
 from posterq.jobs.store import JobStore
 
 
@@ -16,6 +17,6 @@ def store() -> JobStore:
     return current_app.extensions["posterq"]["store"]
 
 
-def queue():
-    """The app's enqueuer (api.queue.Enqueuer)."""
-    return current_app.extensions["posterq"]["queue"]
+def broker() -> Broker:
+    """The app's broker: batch tokens sent, and how many wait."""
+    return current_app.extensions["posterq"]["broker"]

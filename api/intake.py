@@ -57,7 +57,7 @@ def from_uploads(files, settings: Settings) -> tuple[list[dict], list[bytes | No
         name = upload.filename or f"file-{position}"
         data = upload.stream.read(settings.max_file_bytes + 1)
         # Werkzeug spools each part in memory: freeing it as its bytes are taken keeps one copy
-        # of the upload in the API at a time instead of two (a 32 MB upload peaked 35 MB lower).
+        # of the upload in the API at a time instead of two.
         upload.close()
         if len(data) > settings.max_file_bytes:
             items.append(_too_large_item(name, len(data), settings))

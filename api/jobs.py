@@ -6,8 +6,9 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from api import auth, context, intake
+from api.backpressure import refuse_when_full
 from api.exceptions import BadRequest, NotFound
-from api.queue import refuse_when_full
+from api.queue import enqueue
 from api.urls import public_url_for
 from posterq.genres import GENRES
 from posterq.jobs.schema import ResultStatus, is_job_id
@@ -59,7 +60,7 @@ def submit():
     blobs = blobs or [None] * len(items)
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
     job = context.store().jobs.create(source, items, blobs, top_k, owner=auth.owner(),
-                                      enqueue=context.queue().send)
+                                      enqueue=enqueue)
     log.info("job %s: %d posters from %s", job["id"], job["total"], source)
     url = public_url_for("jobs.get_job", job_id=job["id"])
     response = jsonify({**job, "url": url, "results_url": public_url_for("jobs.download", job_id=job["id"])})

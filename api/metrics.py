@@ -10,47 +10,50 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api import context
-from posterq.jobs.stats import BATCH_SECONDS_BUCKETS, BATCH_SIZE_BUCKETS, JOB_SECONDS_BUCKETS
+from posterq.jobs.broker import Broker
+from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, INF, JOB_SECONDS, Counter, LabelledCounter
 from posterq.jobs.store import JobStore
 
 blueprint = Blueprint("metrics", __name__)
 
+# Each figure of the stats hash (posterq.jobs.stats) is the metric posterq_<its name>.
+_LABELLED = (
+    (LabelledCounter.JOBS_SUBMITTED, "Jobs submitted, by source", "source"),
+    (LabelledCounter.JOBS_FINISHED, "Jobs finished, by final status", "status"),
+    (LabelledCounter.POSTERS, "Posters classified, by outcome (ok or error code)", "outcome"),
+)
+_COUNTERS = (
+    (Counter.BATCHES, "Batches run"),
+    (Counter.REDELIVERIES, "Batch tasks delivered again after a worker died"),
+    (Counter.SWEEP_GIVEN_BACK, "Posters of lost batches the sweep gave back"),
+    (Counter.SWEEP_TOKENS, "Tokens the sweep sent for posters none claimed"),
+)
 _HISTOGRAMS = (
-    ("batch_size", "posterq_batch_size", "Posters per interpreter batch", BATCH_SIZE_BUCKETS),
-    ("batch_seconds", "posterq_batch_seconds", "Seconds per batch, claim to results written",
-     BATCH_SECONDS_BUCKETS),
-    ("job_seconds", "posterq_job_seconds", "Seconds from submission to a job's last result",
-     JOB_SECONDS_BUCKETS),
+    (BATCH_SIZE, "Posters per interpreter batch"),
+    (BATCH_SECONDS, "Seconds per batch, claim to results written"),
+    (JOB_SECONDS, "Seconds from submission to a job's last result"),
 )
 
 
 class StoreCollector:
     """A prometheus_client collector over the job store's counters."""
 
-    def __init__(self, store: JobStore, queue):
-        self.store, self.queue = store, queue
+    def __init__(self, store: JobStore, broker: Broker):
+        self.store, self.broker = store, broker
 
     def collect(self):
         """Yield the metric families (called at each scrape)."""
         stats = self.store.stats.read()
-        jobs = CounterMetricFamily("posterq_jobs_submitted", "Jobs submitted, by source", labels=["source"])
-        finished = CounterMetricFamily("posterq_jobs_finished", "Jobs finished, by final status",
-                                       labels=["status"])
-        posters = CounterMetricFamily("posterq_posters", "Posters classified, by outcome (ok or error code)",
-                                      labels=["outcome"])
-        for name, value in sorted(stats.items()):
-            kind, _, label = name.partition(":")
-            family = {"jobs_submitted": jobs, "jobs_finished": finished, "posters": posters}.get(kind)
-            if family is not None and label:
-                family.add_metric([label], value)
-        yield from (jobs, finished, posters)
-        yield CounterMetricFamily("posterq_batches", "Batches run", value=stats.get("batches", 0))
-        yield CounterMetricFamily("posterq_redeliveries", "Batch tasks delivered again after a worker died",
-                                  value=stats.get("redeliveries", 0))
-        yield CounterMetricFamily("posterq_sweep_given_back", "Posters of lost batches the sweep gave back",
-                                  value=stats.get("sweep_given_back", 0))
-        yield CounterMetricFamily("posterq_sweep_tokens", "Tokens the sweep sent for posters none claimed",
-                                  value=stats.get("sweep_tokens", 0))
+        labelled = {counter: CounterMetricFamily(f"posterq_{counter.value}", doc, labels=[label])
+                    for counter, doc, label in _LABELLED}
+        for field, value in sorted(stats.items()):
+            parsed = LabelledCounter.parse(field)
+            if parsed is not None:
+                counter, label = parsed
+                labelled[counter].add_metric([label], value)
+        yield from labelled.values()
+        for counter, doc in _COUNTERS:
+            yield CounterMetricFamily(f"posterq_{counter.value}", doc, value=stats.get(counter.value, 0))
         yield GaugeMetricFamily("posterq_queue_posters", "Posters waiting for a batch",
                                 value=self.store.batches.queue_depth())
         yield GaugeMetricFamily("posterq_queue_age_seconds",
@@ -60,21 +63,22 @@ class StoreCollector:
                                 "Posters waiting above which submissions are refused with 429 "
                                 "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)
         yield GaugeMetricFamily("posterq_queue_tasks", "Batch tasks waiting in the Celery queue",
-                                value=self.queue.depth())
+                                value=self.broker.queued())
         yield GaugeMetricFamily("posterq_workers", "Workers with a recent heartbeat",
                                 value=len(self.store.stats.workers()))
-        for field, name, doc, bounds in _HISTOGRAMS:
+        for histogram, doc in _HISTOGRAMS:
             cumulative, buckets = 0.0, []
-            for bound in (*bounds, "+Inf"):
-                cumulative += stats.get(f"{field}_bucket:{bound}", 0.0)
-                buckets.append((str(float(bound)) if bound != "+Inf" else "+Inf", cumulative))
-            yield HistogramMetricFamily(name, doc, buckets=buckets, sum_value=stats.get(f"{field}_sum", 0.0))
+            for bound in (*histogram.buckets, INF):
+                cumulative += stats.get(histogram.bucket_field(bound), 0.0)
+                buckets.append((str(float(bound)) if bound != INF else INF, cumulative))
+            yield HistogramMetricFamily(f"posterq_{histogram.name}", doc, buckets=buckets,
+                                        sum_value=stats.get(histogram.sum_field, 0.0))
 
 
 @blueprint.get("/metrics")
 def metrics():
     """Prometheus text exposition."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(context.store(), context.queue()))
+    registry.register(StoreCollector(context.store(), context.broker()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from api import auth
 from api.urls import public_root
 from posterq import __version__
+from posterq.jobs.schema import JobStatus
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -186,7 +187,7 @@ DOCUMENT = {
                 "properties": {
                     "id": {"type": "string"},
                     "status": {"type": "string",
-                               "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                               "enum": [status.value for status in JobStatus]},
                     "source": {"type": "string", "enum": ["upload", "zip", "directory", "analysis"]},
                     "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
                     "progress": {"type": "number"},

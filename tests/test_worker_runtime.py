@@ -5,12 +5,22 @@ import os
 import pytest
 
 from posterq.config import Settings
+from worker import runtime
 from worker.runtime import default_threads
 
 
-def test_threads_fill_the_cores():
-    assert default_threads(2, Settings(threads=0)) >= 1
+@pytest.mark.parametrize("cores, processes, threads", [
+    (8, 1, 8), (8, 2, 4), (8, 3, 2), (8, 8, 1), (8, 16, 1),  # processes x threads <= cores, at least one
+    (4, 0, 4),  # no pool size known: the process has the cores to itself
+])
+def test_threads_fill_the_cores(monkeypatch, cores, processes, threads):
+    monkeypatch.setattr(runtime, "available_cores", lambda: cores)
+    assert default_threads(processes, Settings(threads=0)) == threads
+
+
+def test_a_configured_thread_count_wins():
     assert default_threads(1, Settings(threads=3)) == 3
+    assert default_threads(64, Settings(threads=3)) == 3
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")

@@ -18,11 +18,14 @@ from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import read_poster
 from posterq.jobs.schema import ItemKind, ResultStatus
-from posterq.jobs.stats import BATCH_SECONDS_BUCKETS, BATCH_SIZE_BUCKETS, JOB_SECONDS_BUCKETS
+from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
 from posterq.jobs.store import JobStore
 from posterq.results import row as result_row
 
 log = logging.getLogger(__name__)
+
+#: One poster's result as the store writes it (Batches.write_results): job id, index, result, outcome.
+Row = tuple[str, int, dict, str]
 
 
 @dataclass(frozen=True)
@@ -72,16 +75,33 @@ def _result(item: dict, outcome, genres) -> dict:
     return {"index": item["index"], "name": item["name"], **result_row(item["name"], outcome, genres)}
 
 
-def fail_items(items: list[dict], error: PosterqError) -> list[tuple[dict, str]]:
-    """Results that give every item the same error."""
+def _fail_items(items: list[dict], error: PosterqError) -> list[tuple[dict, str]]:
+    # Results that give every item the same error.
     return [(_result(item, error, ()), error.code) for item in items]
+
+
+def _rows(items: list[dict], results: list[tuple[dict, str]]) -> list[Row]:
+    # Each item's (result, outcome) as the store writes it.
+    return [(item["job_id"], item["index"], result, outcome)
+            for item, (result, outcome) in zip(items, results, strict=True)]
+
+
+def _live(store: JobStore, refs: list[tuple[str, int]]) -> list[dict]:
+    # The refs' items whose jobs still wait for them (not cancelled, finished or expired).
+    return [item for item in store.jobs.load(refs) if item is not None]
+
+
+def fail_refs(store: JobStore, refs: list[tuple[str, int]], error: PosterqError) -> list[Row]:
+    """Rows that give one error to each ref whose job still waits for it (for Batches.write_results)."""
+    live = _live(store, refs)
+    return _rows(live, _fail_items(live, error))
 
 
 def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str) -> BatchReport:
     """Run one delivery of a batch task: claim, classify, write each result once, forget the batch."""
     settings, batches = store.settings, store.batches
     claimed_at = None  # a batch failed for its redeliveries was claimed by an earlier delivery
-    delivery = batches.start(batch_id)
+    delivery = batches.count_delivery(batch_id)
     started = time.monotonic()
     if delivery > 1 + settings.max_redeliveries and batches.claimed(batch_id):
         # A batch that keeps killing its worker (or keeps failing) must not circle forever.
@@ -89,36 +109,21 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
         log.warning("batch %s: delivery %d, failing its %d posters", batch_id, delivery, len(refs))
         error = PosterqError(f"the batch was delivered {delivery} times without finishing",
                              "redelivered_too_often")
-        live = [item for item in store.jobs.load(refs) if item is not None]
-        rows, model = fail_items(live, error), _model_of(classifier_factory)
+        rows, model = fail_refs(store, refs, error), _model_of(classifier_factory)
     else:
         refs = batches.claim(batch_id, settings.batch_size, settings.max_batch_wait)
         claimed_at = time.time()
-        live = [item for item in store.jobs.load(refs) if item is not None]
-        rows, model = [], {}
-        if live:
-            try:
-                classifier = classifier_factory()
-            except PosterqError as exc:
-                # A worker that cannot load its model fails posters with the reason, not silently.
-                # The log has the reason; a result does not, since it names paths on this host.
-                log.error("cannot load the model: %s", exc.message)
-                rows = fail_items(live, PosterqError("the worker cannot load its model; its log says why",
-                                                     exc.code))
-            else:
-                rows, model = classify_items(classifier, live, settings), model_of(classifier)
-    for result, _ in rows:
+        rows, model = _classify_refs(store, classifier_factory, refs)
+    for _, _, result, _ in rows:
         result["worker"] = hostname
-    written = [(item["job_id"], item["index"], result, outcome)
-               for item, (result, outcome) in zip(live, rows, strict=True)]
-    finished = batches.write_results(written, model, claimed_at)
+    finished = batches.write_results(rows, model, claimed_at)
     seconds = time.monotonic() - started
     for _, job_seconds in finished:
-        store.stats.observe("job_seconds", job_seconds, JOB_SECONDS_BUCKETS)
+        store.stats.observe(JOB_SECONDS, job_seconds)
     if rows:
-        store.stats.observe("batch_size", len(rows), BATCH_SIZE_BUCKETS)
-        store.stats.observe("batch_seconds", seconds, BATCH_SECONDS_BUCKETS)
-        store.stats.count("batches")
+        store.stats.observe(BATCH_SIZE, len(rows))
+        store.stats.observe(BATCH_SECONDS, seconds)
+        store.stats.count(Counter.BATCHES)
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(rows), seconds)
     # Last, just before Celery acknowledges: a delivery that dies before this line is delivered
     # again and counted as a redelivery; one that dies after it has nothing left to do.
@@ -126,9 +131,26 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
     return BatchReport(batch_id, delivery, len(refs), len(rows), tuple(job for job, _ in finished))
 
 
+def _classify_refs(store: JobStore, classifier_factory,
+                   refs: list[tuple[str, int]]) -> tuple[list[Row], dict]:
+    # The rows of a fresh claim, and the model that made them ({} when none did).
+    live = _live(store, refs)
+    if not live:
+        return [], {}
+    try:
+        classifier = classifier_factory()
+    except PosterqError as exc:
+        # A worker that cannot load its model fails posters with the reason, not silently.
+        # The log has the reason; a result does not, since it names paths on this host.
+        log.error("cannot load the model: %s", exc.message)
+        error = PosterqError("the worker cannot load its model; its log says why", exc.code)
+        return _rows(live, _fail_items(live, error)), {}
+    return _rows(live, classify_items(classifier, live, store.settings)), model_of(classifier)
+
+
 def model_of(classifier) -> dict:
     """The model a job reports: name, version, and its genres in output order (the CSV columns)."""
-    return {**classifier.bundle.model_id, "genres": list(classifier.bundle.genres)}
+    return {**classifier.bundle.identity, "genres": list(classifier.bundle.genres)}
 
 
 def _model_of(classifier_factory) -> dict:

@@ -5,8 +5,7 @@ import logging
 from celery import Celery, signals
 
 from posterq.config import Settings
-from posterq.jobs.broker import TASK_NAME, celery_config
-from posterq.jobs.store import JobStore
+from posterq.jobs.broker import Broker, celery_config
 from worker import runtime
 from worker.sweep import Sweeper
 
@@ -31,20 +30,14 @@ def _remember_processes(sender=None, **_):
 def _start_heartbeat(sender=None, **_):
     hostname = sender.hostname
     processes = getattr(getattr(sender, "controller", None), "concurrency", 0) or 0
-    app.posterq_heartbeat = runtime.Heartbeat(hostname, processes)
+    # The main process's one store, shared by both threads (see runtime.store).
+    store = runtime.store()
+    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes)
     app.posterq_heartbeat.start()
-    # Its own store: the heartbeat's and the sweep's Redis calls never wait on each other.
-    store = JobStore.from_settings(runtime.settings())
-    app.posterq_sweeper = Sweeper(store, _send_tokens, lambda: int(store.client.llen(store.settings.queue)))
+    # The sweep's tokens go out as the API sends a new job's, through this app.
+    app.posterq_sweeper = Sweeper(store, Broker(app, store.settings))
     app.posterq_sweeper.start()
     log.info("worker %s ready (%d processes)", hostname, processes)
-
-
-def _send_tokens(count: int) -> None:
-    # The sweep's tokens, sent as the API sends a new job's (api.queue.Enqueuer).
-    with app.producer_or_acquire() as producer:
-        for _ in range(count):
-            app.send_task(TASK_NAME, queue=runtime.settings().queue, producer=producer)
 
 
 @signals.worker_shutdown.connect

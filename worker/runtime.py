@@ -3,10 +3,10 @@
 import logging
 import os
 import socket
-import threading
 
 from posterq.config import Settings, available_cores
 from posterq.jobs.store import JobStore
+from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ def settings() -> Settings:
 
 
 def store() -> JobStore:
-    """This process's job store."""
+    """This process's job store, shared by its threads."""
+    # One per process is enough: a redis-py client is thread safe and gives each call a connection
+    # of its own from its pool, so the main process's heartbeat and sweep never wait on each other.
     state = _local()
     if "store" not in state:
         state["store"] = JobStore.from_settings(settings())
@@ -56,7 +58,7 @@ def classifier():
         solo = config.solo_threads or available_cores()
         state["classifier"] = Classifier(config.model_path, num_threads=threads, solo_threads=solo)
         log.info("process %d loaded %s with %d interpreter threads (%d for a lone poster)", os.getpid(),
-                 state["classifier"].bundle.model_id, threads, max(threads, solo))
+                 state["classifier"].bundle.identity, threads, max(threads, solo))
     return state["classifier"]
 
 
@@ -67,35 +69,20 @@ def default_threads(processes: int, settings: Settings) -> int:
     return max(1, available_cores() // max(1, processes))
 
 
-class Heartbeat:
-    """A daemon thread in the worker's main process that tells Redis the worker is alive."""
+class Heartbeat(Periodic):
+    """Tells Redis every heartbeat_interval that this worker is alive, from its main process."""
 
-    def __init__(self, hostname: str, processes: int):
-        self.hostname = hostname
-        self.info = {"hostname": hostname, "host": socket.gethostname(), "pid": os.getpid(),
-                     "processes": processes}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="posterq-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        """Beat now and then every heartbeat interval."""
-        self._thread.start()
+    def __init__(self, store: JobStore, hostname: str, processes: int):
+        self.store, self.hostname = store, hostname
+        info = {"hostname": hostname, "host": socket.gethostname(), "pid": os.getpid(),
+                "processes": processes}
+        super().__init__("posterq-heartbeat", store.settings.heartbeat_interval,
+                         lambda: store.stats.heartbeat(hostname, info), at_once=True)
 
     def stop(self) -> None:
         """Stop beating and remove the heartbeat."""
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().stop()
         try:
-            JobStore.from_settings(settings()).stats.forget_worker(self.hostname)
+            self.store.stats.forget_worker(self.hostname)
         except Exception:  # shutting down; Redis may be gone too
             log.debug("could not remove the heartbeat of %s", self.hostname, exc_info=True)
-
-    def _run(self) -> None:
-        config = settings()
-        beats = JobStore.from_settings(config).stats
-        while not self._stop.is_set():
-            try:
-                beats.heartbeat(self.hostname, self.info)
-            except Exception:  # a missed beat must not kill the thread
-                log.warning("heartbeat to Redis failed", exc_info=True)
-            self._stop.wait(config.heartbeat_interval)

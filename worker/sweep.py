@@ -14,14 +14,15 @@ may never land. So one live worker at a time (a lock in Redis) sweeps every swee
 """
 
 import logging
-import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from posterq.exceptions import PosterqError
+from posterq.jobs.broker import Broker, tokens_for
+from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
-from worker.batching import fail_items
+from worker.batching import fail_refs
+from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,17 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None],
     older_than = settings.batch_time_limit + 2 * settings.sweep_interval
     given_back = sum(batches.give_back(batch_id, older_than) or 0 for batch_id in batches.stale(older_than))
     failed = _fail_poisoned(store)
-    tokens = math.ceil(given_back / settings.batch_size)
+    tokens = tokens_for(given_back, settings.batch_size)
     waiting = batches.queue_depth()
     if waiting and batches.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
-        tokens = max(tokens, math.ceil(waiting / settings.batch_size))
+        tokens = max(tokens, tokens_for(waiting, settings.batch_size))
     if tokens:
         send_tokens(tokens)
     if given_back or failed or tokens:
         log.warning("sweep: %d posters of lost batches given back, %d failed after too many give-backs, "
                     "%d tokens sent", given_back, failed, tokens)
-        store.stats.count("sweep_given_back", given_back)
-        store.stats.count("sweep_tokens", tokens)
+        store.stats.count(Counter.SWEEP_GIVEN_BACK, given_back)
+        store.stats.count(Counter.SWEEP_TOKENS, tokens)
     return SweepReport(given_back, failed, tokens)
 
 
@@ -64,35 +65,15 @@ def _fail_poisoned(store: JobStore) -> int:
         return 0
     error = PosterqError(f"the poster's batch was lost more than {store.settings.max_redeliveries} times",
                          "redelivered_too_often")
-    loaded = store.jobs.load(refs)
-    live = [item for item in loaded if item is not None]
-    rows = [(item["job_id"], item["index"], result, outcome)
-            for item, (result, outcome) in zip(live, fail_items(live, error), strict=True)]
+    rows = fail_refs(store, refs, error)
     store.batches.write_results(rows, {})
     store.batches.forget_poisoned(refs)
     return len(rows)
 
 
-class Sweeper:
-    """A daemon thread in the worker's main process that sweeps every sweep_interval."""
+class Sweeper(Periodic):
+    """Sweeps every sweep_interval, from the worker's main process."""
 
-    def __init__(self, store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Callable[[], int]):
-        self.store, self.send_tokens, self.queued_tokens = store, send_tokens, queued_tokens
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="posterq-sweep", daemon=True)
-
-    def start(self) -> None:
-        """Sweep every sweep_interval until stopped."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sweeping."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.store.settings.sweep_interval):
-            try:
-                sweep(self.store, self.send_tokens, self.queued_tokens)
-            except Exception:  # Redis down or restarting: the next sweep tries again
-                log.warning("sweep failed", exc_info=True)
+    def __init__(self, store: JobStore, broker: Broker):
+        super().__init__("posterq-sweep", store.settings.sweep_interval,
+                         lambda: sweep(store, broker.send, broker.queued))

@@ -7,6 +7,7 @@ import redis
 
 from posterq.config import Settings
 from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref, ref
+from posterq.jobs.stats import Counter, LabelledCounter
 
 # Tops a batch list up to ARGV[1] refs from the ready list atomically, so a ref is always in
 # exactly one of the two (never lost between a pop and a push if the worker dies). A batch holding
@@ -63,11 +64,12 @@ return ready
 # Jobs.wait). KEYS: the stats hash, the sweep's attempts hash, then per row its job hash, items,
 # results, done list and blob.
 # ARGV: result ttl, model json, the statuses queued, running, done, failed and the outcome ok,
-# when the batch was claimed, then per row (job id, index, result json, outcome).
+# when the batch was claimed, the stats fields' prefixes for posters by outcome and jobs finished
+# by status (posterq.jobs.stats), then per row (job id, index, result json, outcome).
 _WRITE = """
 local ttl, model = tonumber(ARGV[1]), ARGV[2]
 local queued, running, done_status, failed_status, ok = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local claimed_at = ARGV[8]
+local claimed_at, posters_by, finished_by = ARGV[8], ARGV[9], ARGV[10]
 local stats, attempts = KEYS[1], KEYS[2]
 local now = redis.call('TIME')
 local stamp = string.format('%d.%06d', now[1], now[2])
@@ -75,8 +77,8 @@ local finished = {}
 for row = 0, (#KEYS - 2) / 5 - 1 do
   local job, items, results = KEYS[3 + 5 * row], KEYS[4 + 5 * row], KEYS[5 + 5 * row]
   local done_list, blob = KEYS[6 + 5 * row], KEYS[7 + 5 * row]
-  local id, index = ARGV[9 + 4 * row], ARGV[10 + 4 * row]
-  local result, outcome = ARGV[11 + 4 * row], ARGV[12 + 4 * row]
+  local id, index = ARGV[11 + 4 * row], ARGV[12 + 4 * row]
+  local result, outcome = ARGV[13 + 4 * row], ARGV[14 + 4 * row]
   redis.call('DEL', blob)
   redis.call('HDEL', attempts, id .. ':' .. index)
   local status = redis.call('HGET', job, 'status')
@@ -84,7 +86,7 @@ for row = 0, (#KEYS - 2) / 5 - 1 do
     if redis.call('HSETNX', results, index, result) == 1 then
       if outcome == ok then redis.call('HINCRBY', job, 'done', 1)
       else redis.call('HINCRBY', job, 'failed', 1) end
-      redis.call('HINCRBY', stats, 'posters:' .. outcome, 1)
+      redis.call('HINCRBY', stats, posters_by .. outcome, 1)
       if model ~= '{}' then redis.call('HSETNX', job, 'model', model) end
       if status == queued then
         redis.call('HSET', job, 'status', running)
@@ -101,7 +103,7 @@ for row = 0, (#KEYS - 2) / 5 - 1 do
         for _, key in ipairs({job, items, results, done_list}) do
           redis.call('EXPIRE', key, ttl)
         end
-        redis.call('HINCRBY', stats, 'jobs_finished:' .. final, 1)
+        redis.call('HINCRBY', stats, finished_by .. final, 1)
         table.insert(finished, id)
         table.insert(finished, tostring(tonumber(stamp) - tonumber(counts[4])))
       end
@@ -121,7 +123,7 @@ class Batches:
         self._write = client.register_script(_WRITE)
         self._give_back = client.register_script(_GIVE_BACK)
 
-    def start(self, batch_id: str) -> int:
+    def count_delivery(self, batch_id: str) -> int:
         """Count one more delivery of a batch task; return how many there have been."""
         key = self.keys.deliveries(batch_id)
         pipe = self.client.pipeline(transaction=True)
@@ -129,7 +131,7 @@ class Batches:
         pipe.expire(key, self.settings.result_ttl)
         count = pipe.execute()[0]
         if count > 1:
-            self.client.hincrby(self.keys.stats, "redeliveries", 1)
+            self.client.hincrby(self.keys.stats, Counter.REDELIVERIES.value, 1)
         return count
 
     def claimed(self, batch_id: str) -> list[tuple[str, int]]:
@@ -168,7 +170,8 @@ class Batches:
         keys = [self.keys.stats, self.keys.attempts]
         args = [self.settings.result_ttl, json.dumps(model), JobStatus.QUEUED.value, JobStatus.RUNNING.value,
                 JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value,
-                f"{claimed_at or time.time():.6f}"]
+                f"{claimed_at or time.time():.6f}", LabelledCounter.POSTERS.prefix,
+                LabelledCounter.JOBS_FINISHED.prefix]
         for job_id, index, result, outcome in rows:
             keys += [self.keys.job(job_id), self.keys.items(job_id), self.keys.results(job_id),
                      self.keys.done(job_id), self.keys.blob(job_id, index)]

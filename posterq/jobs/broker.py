@@ -1,7 +1,13 @@
-"""How posterq uses Celery, shared by the API (which sends tasks by name) and the workers.
+"""The Celery side of posterq's queue, shared by the API and the workers: Celery's settings, the
+batch tokens (one task, sent by name, so the API never imports worker code) and the queue's depth.
 
-Plain data, no celery import: the API and the workers each build their own Celery app from it.
+A token is a Celery message that says "classify up to batch_size ready posters" (worker.batching);
+the posters themselves wait in the job store's ready list.
 """
+
+import math
+
+from celery import Celery
 
 from posterq.config import Settings
 
@@ -37,3 +43,35 @@ def celery_config(settings: Settings) -> dict:
         "task_ignore_result": True,
         "worker_send_task_events": False,
     }
+
+
+def tokens_for(posters: int, batch_size: int) -> int:
+    """How many batch tokens this many ready posters need: one per batch_size of them."""
+    return math.ceil(posters / batch_size)
+
+
+class Broker:
+    """Batch tokens sent to posterq's queue, and how many wait there, through one Celery app."""
+
+    def __init__(self, app: Celery, settings: Settings):
+        self.app, self.settings = app, settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Broker":
+        """A broker with a Celery app of its own, for a process that only sends tokens (the API)."""
+        app = Celery("posterq-api", set_as_current=False)
+        app.conf.update(celery_config(settings))
+        return cls(app, settings)
+
+    def send(self, count: int) -> None:
+        """Send count batch tokens over one producer connection (raises what Celery and Redis raise)."""
+        with self.app.producer_or_acquire() as producer:
+            for _ in range(count):
+                self.app.send_task(TASK_NAME, queue=self.settings.queue, producer=producer)
+
+    def queued(self) -> int:
+        """Batch tokens waiting in the queue, not counting ones a worker has reserved."""
+        # The broker's own connection, so the count comes from wherever broker_url points; the
+        # Redis transport keeps a queue as a list under the queue's name.
+        with self.app.connection_for_read() as connection:
+            return int(connection.default_channel.client.llen(self.settings.queue))

@@ -1,7 +1,7 @@
 """Names of the job store, without a Redis client: statuses, item kinds, key names and refs.
 
 The API's request parsing and the HTTP client read statuses from here; only the modules that
-talk to Redis (records, batches, stats) import redis.
+talk to Redis (jobs, batches, stats) import redis.
 """
 
 import re

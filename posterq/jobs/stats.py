@@ -1,17 +1,88 @@
-"""Worker heartbeats, counters and histograms: the figures behind /readyz and /metrics."""
+"""Worker heartbeats, counters and histograms: the figures behind /readyz and /metrics.
+
+The stats hash's vocabulary is named here and nowhere else: its writers (the job and batch
+scripts, the workers, the sweep) and its readers (/metrics, backpressure) use these names.
+"""
 
 import json
 import time
+from dataclasses import dataclass
+from enum import Enum
 
 import redis
 
 from posterq.config import Settings
 from posterq.jobs.schema import Keys
 
-# Histogram bucket bounds (upper, inclusive) of the figures /metrics reports.
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-BATCH_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-JOB_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+class Counter(str, Enum):
+    """A counter kept in one field of the stats hash."""
+
+    BATCHES = "batches"  # batches run
+    REDELIVERIES = "redeliveries"  # batch tasks delivered again after their worker died
+    SWEEP_GIVEN_BACK = "sweep_given_back"  # posters of lost batches the sweep gave back
+    SWEEP_TOKENS = "sweep_tokens"  # tokens the sweep sent for posters none claimed
+
+
+class LabelledCounter(str, Enum):
+    """A counter kept per label, in one field "<name>:<label>" of the stats hash for each label."""
+
+    JOBS_SUBMITTED = "jobs_submitted"  # by source
+    JOBS_FINISHED = "jobs_finished"  # by final status
+    POSTERS = "posters"  # by outcome: ok or an error code
+
+    @property
+    def prefix(self) -> str:
+        """What every field of this counter starts with; the label follows (the Lua scripts append it)."""
+        return f"{self.value}:"
+
+    def field(self, label: str) -> str:
+        """The field that counts one label."""
+        return self.prefix + label
+
+    @classmethod
+    def parse(cls, field: str) -> "tuple[LabelledCounter, str] | None":
+        """(counter, label) of a labelled field; None for any other field of the hash."""
+        name, _, label = field.partition(":")
+        try:
+            return (cls(name), label) if label else None
+        except ValueError:  # a plain counter or a histogram's field
+            return None
+
+
+#: The bucket above every bound.
+INF = "+Inf"
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A histogram kept in the stats hash: a count per bucket, a sum and a count of observations."""
+
+    name: str
+    buckets: tuple[float, ...]  # upper bounds, inclusive
+
+    def bound(self, value: float) -> float | str:
+        """The upper bound of the bucket that value falls in (INF above the last)."""
+        return next((bound for bound in self.buckets if value <= bound), INF)
+
+    def bucket_field(self, bound: float | str) -> str:
+        """The field that counts the observations of one bucket (not cumulative)."""
+        return f"{self.name}_bucket:{bound}"
+
+    @property
+    def sum_field(self) -> str:
+        """The field that sums the observations."""
+        return f"{self.name}_sum"
+
+    @property
+    def count_field(self) -> str:
+        """The field that counts the observations."""
+        return f"{self.name}_count"
+
+
+BATCH_SIZE = Histogram("batch_size", (1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_SECONDS = Histogram("batch_seconds", (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+JOB_SECONDS = Histogram("job_seconds", (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
 
 
 class Stats:
@@ -37,18 +108,17 @@ class Stats:
         return {name.decode()[skip:]: json.loads(value)
                 for name, value in zip(names, values, strict=True) if value}
 
-    def observe(self, name: str, value: float, buckets: tuple) -> None:
-        """Add one observation to a histogram kept in the stats hash."""
-        bound = next((b for b in buckets if value <= b), "+Inf")
+    def observe(self, histogram: Histogram, value: float) -> None:
+        """Add one observation to a histogram."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(self.keys.stats, f"{name}_bucket:{bound}", 1)
-        pipe.hincrbyfloat(self.keys.stats, f"{name}_sum", value)
-        pipe.hincrby(self.keys.stats, f"{name}_count", 1)
+        pipe.hincrby(self.keys.stats, histogram.bucket_field(histogram.bound(value)), 1)
+        pipe.hincrbyfloat(self.keys.stats, histogram.sum_field, value)
+        pipe.hincrby(self.keys.stats, histogram.count_field, 1)
         pipe.execute()
 
-    def count(self, name: str, amount: int = 1) -> None:
-        """Add to a counter in the stats hash."""
-        self.client.hincrby(self.keys.stats, name, amount)
+    def count(self, counter: Counter, amount: int = 1) -> None:
+        """Add to a counter."""
+        self.client.hincrby(self.keys.stats, counter.value, amount)
 
     def read(self) -> dict[str, float]:
         """Every counter and histogram field, as numbers."""

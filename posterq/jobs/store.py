@@ -4,7 +4,7 @@ import redis
 
 from posterq.config import Settings
 from posterq.jobs.batches import Batches
-from posterq.jobs.records import Jobs
+from posterq.jobs.jobs import Jobs
 from posterq.jobs.schema import Keys
 from posterq.jobs.stats import Stats
 

@@ -9,6 +9,7 @@ import redis
 
 from posterq.config import Settings
 from posterq.jobs.schema import JobStatus, Keys, ResultStatus, new_job_id, parse_ref, ref
+from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Jobs:
             # Refs last and tokens only after EXEC: a token that runs finds its refs or an empty list.
             for start, stop in _chunks(len(items)):
                 pipe.rpush(keys.ready, *[ref(job_id, i) for i in range(start, stop)])
-            pipe.hincrby(keys.stats, f"jobs_submitted:{record['source']}", 1)
+            pipe.hincrby(keys.stats, LabelledCounter.JOBS_SUBMITTED.field(record["source"]), 1)
             # Redis does not roll back a transaction in which one command failed: the caller
             # discards what the others wrote.
             pipe.execute()
@@ -115,7 +116,7 @@ class Jobs:
                  keys.done(job_id), keys.ready, keys.stats, *(keys.blob(job_id, i) for i in blob_indexes)]
         try:
             removed = self._discard_script(keys=names, args=[_DISCARD_MARK_TTL, ref(job_id, ""),
-                                                             f"jobs_submitted:{source}"])
+                                                             LabelledCounter.JOBS_SUBMITTED.field(source)])
         except redis.RedisError:
             # The record and bytes have TTLs; refs still on the ready list get tokens from the sweep.
             log.warning("could not remove the half-written job %s", job_id, exc_info=True)
@@ -215,7 +216,7 @@ class Jobs:
         pipe = self.client.pipeline(transaction=True)
         if not JobStatus(status).final:
             pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": f"{time.time():.6f}"})
-            pipe.hincrby(self.keys.stats, f"jobs_finished:{JobStatus.CANCELLED.value}", 1)
+            pipe.hincrby(self.keys.stats, LabelledCounter.JOBS_FINISHED.field(JobStatus.CANCELLED.value), 1)
             pipe.rpush(self.keys.done(job_id), JobStatus.CANCELLED.value)
             pipe.expire(self.keys.done(job_id), self.settings.result_ttl)
         pipe.delete(self.keys.items(job_id), self.keys.results(job_id))
