@@ -1,13 +1,13 @@
 """Every benchmark of posterq in one run, on the same machine and posters, side by side.
 
-    .venv/bin/python bench/all.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+    .venv/bin/python -m bench.all ../shared/datasets/movie-posters/Images [--quick] [--posters N]
 
-In order: the limit (decode, model alone, both on every core) and `posterq label` (bench/limit.py);
+In order: the limit (decode, model alone, both on every core) and `posterq label` (bench.limit);
 the service end to end for 1 and 2 worker processes and the defaults, and two pinned worker hosts
-against one (bench/scale.py); the original design's server with the shipped and the seed model
-(bench/original.py); peak memory of the API and a worker (bench/memory.py); Redis commands, CPU
-and bytes per poster and the ceiling of one Redis (bench/redis_cost.py). It needs Redis
-(POSTERQ_REDIS_URL, default redis://127.0.0.1:6379/0; private key prefixes) and writes
+against one (bench.scale); the original design's server with the shipped and the seed model
+(bench.original); peak memory of the API and a worker (bench.memory); Redis commands, CPU
+and bytes per poster and the ceiling of one Redis (bench.redis_cost). It needs Redis
+(POSTERQ_REDIS_URL, else the service's default; private key prefixes) and writes
 bench/results/all-<time>.json (machine, commit, model, parameters, every figure), a Markdown
 table beside it (the README quotes it) and a plot. --quick finishes in under 3 minutes.
 """
@@ -20,11 +20,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.report import cross_targets, markdown, plot  # noqa: E402 (after the sys.path line)
-from bench.service import ROOT, pick_posters, provenance  # noqa: E402
-from posterq.bundle import load_bundle  # noqa: E402
+from bench.report import cross_targets, markdown, plot
+from bench.service import RESULTS, pick_posters, provenance
+from posterq.bundle import load_bundle
 
 MODULES = ("limit", "scale", "original", "memory", "redis_cost")
 
@@ -37,7 +35,7 @@ def main() -> int:
                         help="fewer posters and shorter runs (under 3 minutes)")
     parser.add_argument("--posters", type=int, help="posters per job (default 1,000; --quick 120)")
     parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these benchmarks")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     count = args.posters or (120 if args.quick else 1000)
@@ -54,8 +52,8 @@ def main() -> int:
         print(json.dumps(results[name]["figures"], indent=1)[:2000], flush=True)
     targets = [target for result in results.values() for target in result.get("targets", [])]
     targets += cross_targets(results)
-    report = {"benchmark": "all", "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-              **produced, "model": {**bundle.model_id, "sha256": bundle.meta["sha256"]},
+    report = {"benchmark": "all", "command": " ".join(["python -m bench.all", *sys.argv[1:]]),
+              **produced, "model": {**bundle.identity, "sha256": bundle.meta["sha256"]},
               "parameters": {"quick": args.quick, "posters": count, "data": str(args.data),
                              "selection": "first N files, sorted by name"},
               "seconds": round(time.monotonic() - started, 1), "results": results, "targets": targets}

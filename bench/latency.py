@@ -1,9 +1,9 @@
 """One poster at a time through the queue: latency for 1, 8 and 32 clients beside the in-process cost.
 
-    .venv/bin/python bench/latency.py ../shared/datasets/movie-posters/Images \
+    .venv/bin/python -m bench.latency ../shared/datasets/movie-posters/Images \
         [--clients 1 8 32] [--seconds 15] [--mode analysis|jobs-poll|jobs-wait]
 
-It needs Redis (POSTERQ_REDIS_URL, default redis://127.0.0.1:6379/0) and starts its own API and one
+It needs Redis (POSTERQ_REDIS_URL, else the service's default) and starts its own API and one
 worker with their DEFAULT settings (`posterq api`, `posterq worker`) under a private key prefix and
 queue. In one run, on the same posters (the first --posters files of the folder, sorted):
 
@@ -24,7 +24,6 @@ It prints a table with the issue's targets, writes bench/results/latency-<time>.
 import argparse
 import base64
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -34,15 +33,16 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.service import ROOT, Service, forget_keys, pick_posters, provenance, run_threads  # noqa: E402 (after the sys.path line)
-from posterq.bundle import load_bundle  # noqa: E402
-from posterq.classifier import Classifier  # noqa: E402
-from posterq.config import available_cores  # noqa: E402
-from posterq.imaging import load_input  # noqa: E402
+from bench.report import markdown_table, targets_table
+from bench.service import JOB_TIMEOUT, RESULTS, Service, bench_settings, pick_posters, provenance, run_threads
+from posterq.bundle import load_bundle
+from posterq.classifier import Classifier
+from posterq.config import available_cores
+from posterq.imaging import load_input
+from posterq.testing import wait_for_job
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -87,12 +87,9 @@ class Caller:
             return body.get("job", ""), response.ok and bool(body.get("result"))
         response = self.http.post(self.url + "/jobs", files=[("files", (name, data))], timeout=120)
         job_id = response.json()["id"]
-        while True:
-            params = {"limit": 1, **({"wait": 30} if self.mode == "jobs-wait" else {})}
-            job = self.http.get(f"{self.url}/jobs/{job_id}", params=params, timeout=120).json()
-            if job["status"] in ("done", "failed", "cancelled"):
-                return job_id, job["status"] == "done"
-            time.sleep(self.poll)
+        job = wait_for_job(self.url, job_id, wait=30 if self.mode == "jobs-wait" else 0, limit=1,
+                           interval=self.poll, http=self.http, timeout=JOB_TIMEOUT)
+        return job_id, job["status"] == "done"
 
 
 def load(url: str, mode: str, poll: float, posters: list[tuple[str, bytes]], clients: int,
@@ -193,7 +190,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long each client count runs")
     parser.add_argument("--mode", choices=("analysis", "jobs-poll", "jobs-wait"), default="analysis")
     parser.add_argument("--poll", type=float, default=0.01, help="seconds between polls (jobs-poll)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     bundle = load_bundle(None)
@@ -207,44 +204,36 @@ def main() -> int:
               f"{measured['invoke_ms']} ms = {measured['one_poster_ms']} ms per poster", flush=True)
     # Like for like: the default worker runs a lone poster on its solo interpreter (every core).
     reference = next(measured for measured in references if measured["threads"] == cores)
-    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench-{os.getpid()}"
-    env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
-           "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(bundle.path), "POSTERQ_HEARTBEAT_INTERVAL": "1"}
+    settings = bench_settings("latency", model=str(bundle.path), heartbeat_interval=1)
     produced = provenance()
     runs, breakdown = [], {}
-    with tempfile.TemporaryDirectory(prefix="posterq-latency-") as tmp:
-        service = Service(env, Path(tmp))
-        worker = service.start_worker()
-        try:
-            load(service.url, args.mode, args.poll, posters, 1, 3)  # warm-up: every process loads its model
-            folder = Path(tmp) / "bulk"
-            folder.mkdir()
-            links = []
-            for i in range(args.bulk):
-                links.append(folder / f"{i:05d}-{files[i % len(files)].name}")
-                links[-1].symlink_to(files[i % len(files)].resolve())
-            bulk = service.run_job(folder, links, upload=True)
-            print(f"bulk job of {args.bulk} posters: {bulk['posters_per_second']} posters/s", flush=True)
-            for clients in args.clients:
-                posters_before, invokes_before = batch_counts(service.url)
-                run = load(service.url, args.mode, args.poll, posters, clients, args.seconds)
-                posters_after, invokes_after = batch_counts(service.url)
-                # Cross-job batching at work: posters of different requests sharing one invoke.
-                run["posters_per_invoke"] = round((posters_after - posters_before)
-                                                  / max(1.0, invokes_after - invokes_before), 2)
-                if clients == 1:
-                    breakdown = stages(service.url, run["records"])
-                del run["records"]
-                runs.append(run)
-                print(f"{clients:>3} client(s): p50 {run['p50_ms']} ms, p95 {run['p95_ms']} ms, "
-                      f"p99 {run['p99_ms']} ms, {run['posters_per_second']} posters/s, "
-                      f"{run['posters_per_invoke']} posters per invoke "
-                      f"({run['requests']} requests, {run['failed']} failed)", flush=True)
-        finally:
-            service.stop(worker)
-            service.stop(service.api)
-            forget_keys(redis_url, prefix)
+    with (tempfile.TemporaryDirectory(prefix="posterq-latency-") as tmp,
+          Service(settings, Path(tmp)) as service):
+        service.start_worker()
+        load(service.url, args.mode, args.poll, posters, 1, 3)  # warm-up: every process loads its model
+        folder = Path(tmp) / "bulk"
+        folder.mkdir()
+        links = []
+        for i in range(args.bulk):
+            links.append(folder / f"{i:05d}-{files[i % len(files)].name}")
+            links[-1].symlink_to(files[i % len(files)].resolve())
+        bulk = service.run_job(folder, links, upload=True)
+        print(f"bulk job of {args.bulk} posters: {bulk['posters_per_second']} posters/s", flush=True)
+        for clients in args.clients:
+            posters_before, invokes_before = batch_counts(service.url)
+            run = load(service.url, args.mode, args.poll, posters, clients, args.seconds)
+            posters_after, invokes_after = batch_counts(service.url)
+            # Cross-job batching at work: posters of different requests sharing one invoke.
+            run["posters_per_invoke"] = round((posters_after - posters_before)
+                                              / max(1.0, invokes_after - invokes_before), 2)
+            if clients == 1:
+                breakdown = stages(service.url, run["records"])
+            del run["records"]
+            runs.append(run)
+            print(f"{clients:>3} client(s): p50 {run['p50_ms']} ms, p95 {run['p95_ms']} ms, "
+                  f"p99 {run['p99_ms']} ms, {run['posters_per_second']} posters/s, "
+                  f"{run['posters_per_invoke']} posters per invoke "
+                  f"({run['requests']} requests, {run['failed']} failed)", flush=True)
 
     by_clients = {run["clients"]: run for run in runs}
     target = {"one_client_p50_ms": round(reference["one_poster_ms"] + 25, 1),
@@ -263,23 +252,18 @@ def main() -> int:
         bound = 2 * 32 / run["posters_per_second"] * 1000
         checks.append({"target": "32 clients: p99 <= 2 x 32 / throughput", "limit": round(bound, 1),
                        "measured": run["p99_ms"], "met": run["p99_ms"] <= bound})
-    print("\n| clients | p50 ms | p95 ms | p99 ms | posters/s | posters per invoke |\n"
-          "|---|---|---|---|---|---|")
-    for run in runs:
-        print(f"| {run['clients']} | {run['p50_ms']} | {run['p95_ms']} | {run['p99_ms']} | "
-              f"{run['posters_per_second']} | {run['posters_per_invoke']} |")
-    print("\n| target | limit | measured | met |\n|---|---|---|---|")
-    for check in checks:
-        met = "yes" if check["met"] else "NO"
-        print(f"| {check['target']} | {check['limit']} | {check['measured']} | {met} |")
+    columns = {"clients": "clients", "p50_ms": "p50 ms", "p95_ms": "p95 ms", "p99_ms": "p99 ms",
+               "posters_per_second": "posters/s", "posters_per_invoke": "posters per invoke"}
+    table = pd.DataFrame(runs, columns=list(columns), dtype=object).rename(columns=columns)
+    print("", *markdown_table(table), "", *targets_table(checks), sep="\n")
     print("\nstages of one request, 1 client (median ms):")
     for name, ms in breakdown.items():
         print(f"  {name}: {ms}")
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "latency", "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-              **produced, "model": {**bundle.model_id, "sha256": bundle.meta["sha256"]},
+    result = {"benchmark": "latency", "command": " ".join(["python -m bench.latency", *sys.argv[1:]]),
+              **produced, "model": {**bundle.identity, "sha256": bundle.meta["sha256"]},
               "settings": {"mode": args.mode, "poll_s": args.poll if args.mode == "jobs-poll" else None,
                            "seconds_per_run": args.seconds, "posters": args.posters,
                            "api_and_worker": "defaults"},

@@ -1,6 +1,6 @@
 """The limit of this machine: decode, the model and both together, in processes with no queue and no HTTP.
 
-    .venv/bin/python bench/limit.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+    .venv/bin/python -m bench.limit ../shared/datasets/movie-posters/Images [--quick] [--posters N]
 
 On the same posters (the first N files of the folder, sorted; default 400, 120 with --quick), in
 posters/s, each in fresh `spawn` processes that load everything first and then start together:
@@ -19,7 +19,6 @@ posters/s, each in fresh `spawn` processes that load everything first and then s
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import re
 import subprocess
@@ -28,11 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.service import ROOT, chosen_posters, module_parser, provenance  # noqa: E402 (after the sys.path line)
-from posterq.bundle import load_bundle  # noqa: E402
-from posterq.config import SERVICE_BATCH_SIZE, available_cores  # noqa: E402
+from bench.service import ROOT, provenance, run_alone
+from posterq.bundle import load_bundle
+from posterq.config import SERVICE_BATCH_SIZE, available_cores
 
 BATCH = SERVICE_BATCH_SIZE  # posters per invoke, as the service's batches
 #: Distinct posters each process decodes before the clock starts for the model-alone figure; an
@@ -142,7 +139,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
         "label_wall_s": label["wall_s"],
         "label_wall_posters_per_second": label["wall_posters_per_second"],
         "runs": list(runs.values()), "label": label,
-        "model": {**bundle.model_id, "sha256": bundle.meta["sha256"], "input_size": list(bundle.input_size)},
+        "model": {**bundle.identity, "sha256": bundle.meta["sha256"], "input_size": list(bundle.input_size)},
         "provenance": produced,
     }
     # The serial bound if decode and invoke of one process simply add up, per core, times the cores.
@@ -164,18 +161,11 @@ def measure(posters: list[Path], quick: bool) -> dict:
     ]
     if quick:
         notes.append(f"quick mode: {len(posters)} posters, each configuration once; figures are rough")
-    # The issue's targets against the limit are about the service: bench/scale.py (given this
+    # The issue's targets against the limit are about the service: bench.scale (given this
     # limit) or the orchestrator computes them.
     targets: list[dict] = []
     return {"name": "limit", "figures": figures, "targets": targets, "notes": notes}
 
 
-def main() -> int:
-    """Measure and print the figures as JSON."""
-    args = module_parser(__doc__, 400, 120).parse_args()
-    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_alone(measure, __doc__, 400, 120))

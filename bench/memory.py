@@ -1,28 +1,24 @@
 """Memory: peak RSS of the API's processes and of the worker's processes holding the model.
 
-    .venv/bin/python bench/memory.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+    .venv/bin/python -m bench.memory ../shared/datasets/movie-posters/Images [--quick] [--posters N]
 
 Starts `posterq api` and one `posterq worker` with their default settings (bench.service.Service,
 private key prefix and queue on POSTERQ_REDIS_URL), runs one upload job of the posters and some
 POST /analysis/ calls, then reads VmHWM (peak RSS) and VmRSS from /proc/<pid>/status of the gunicorn
 master (the `posterq api` process) and its workers, and of the Celery main process (`posterq worker`)
 and its pool children, and whether any of them mapped TensorFlow (/proc/<pid>/maps). Linux only.
-Prints the figures as JSON. bench/all.py calls `measure`.
+Prints the figures as JSON. bench.all calls `measure`.
 """
 
 import base64
-import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.service import Service, chosen_posters, forget_keys, module_parser, provenance  # noqa: E402 (after the sys.path line)
-from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
+from bench.service import Service, bench_settings, provenance, run_alone
+from posterq.config import DEFAULT_MODEL_DIR
 
 TARGETS_MB = {"worker": 250, "api": 120}  # from the issue: RSS of one process of each role
 TENSORFLOW_LIBRARIES = ("libtensorflow_framework", "_pywrap_tensorflow", "libtensorflow_cc")
@@ -76,31 +72,21 @@ def role(root: int, main_name: str, child_name: str) -> dict:
 
 def measure(posters: list[Path], quick: bool) -> dict:
     """Peak RSS per process of a default API and a default worker after a job and /analysis/ calls."""
-    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench-memory-{os.getpid()}"
-    env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
-           "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(DEFAULT_MODEL_DIR)}
+    settings = bench_settings("memory", model=str(DEFAULT_MODEL_DIR))
     calls = posters[: 8 if quick else 32]
     produced = provenance()
-    with tempfile.TemporaryDirectory(prefix="posterq-memory-") as tmp:
-        service = Service(env, Path(tmp))
-        worker = None
-        try:
-            worker = service.start_worker()
-            job = service.run_job(Path(tmp), posters, upload=True)
-            answered = 0
-            http = requests.Session()
-            for path in calls:
-                response = http.post(service.url + "/analysis/", data=base64.b64encode(path.read_bytes()),
-                                     headers={"Content-Type": "text/plain"}, timeout=120)
-                answered += response.ok
-            api = role(service.api.pid, "gunicorn master", "gunicorn worker")
-            workers = role(worker.pid, "celery main", "celery pool child")
-        finally:
-            if worker is not None:
-                service.stop(worker)
-            service.stop(service.api)
-            forget_keys(redis_url, prefix)
+    with (tempfile.TemporaryDirectory(prefix="posterq-memory-") as tmp,
+          Service(settings, Path(tmp)) as service):
+        worker = service.start_worker()
+        job = service.run_job(Path(tmp), posters, upload=True)
+        answered = 0
+        http = requests.Session()
+        for path in calls:
+            response = http.post(service.url + "/analysis/", data=base64.b64encode(path.read_bytes()),
+                                 headers={"Content-Type": "text/plain"}, timeout=120)
+            answered += response.ok
+        api = role(service.api.pid, "gunicorn master", "gunicorn worker")
+        workers = role(worker.pid, "celery main", "celery pool child")
     targets = [{"target": f"{name} process peak RSS under {limit} MB (largest process of the role)",
                 "limit": limit, "measured": figures["largest_peak_rss_mb"],
                 "met": figures["largest_peak_rss_mb"] < limit}
@@ -128,12 +114,5 @@ def measure(posters: list[Path], quick: bool) -> dict:
                       "split the current RSS, to show where a worker's memory goes"]}
 
 
-def main() -> int:
-    """Run alone and print the figures as JSON."""
-    args = module_parser(__doc__, 256, 32).parse_args()
-    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_alone(measure, __doc__, 256, 32))

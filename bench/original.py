@@ -1,12 +1,12 @@
 """The original design beside posterq: one poster per request, a new interpreter each time, same client.
 
-    .venv/bin/python bench/original.py ../shared/datasets/movie-posters/Images [--quick] [--posters N] \
+    .venv/bin/python -m bench.original ../shared/datasets/movie-posters/Images [--quick] [--posters N] \
         [--clients 2] [--seconds 20]
 
 Three servers are driven by the same client (`drive`: `--clients` threads, each POSTing the base64
 text of a poster to URL/analysis/ in a loop for `--seconds`, cycling through the posters):
 
-1. bench/original_server.py (Flask's threaded development server, as the original project ran)
+1. bench.original_server (Flask's threaded development server, as the original project ran)
    with the shipped model (models/effnet-lite0-posters/model.tflite);
 2. the same server with the seed network (training/architectures.py, the original project's CNN)
    exported to TFLite float16, untrained: its size and input shape, hence its speed, are those of
@@ -15,7 +15,7 @@ text of a poster to URL/analysis/ in a loop for `--seconds`, cycling through the
 3. posterq's own POST /analysis/ (API and one worker with their default settings, via
    bench.service.Service, private key prefix and queue on POSTERQ_REDIS_URL).
 
-Prints the figures as JSON. bench/all.py calls `measure`.
+Prints the figures as JSON. bench.all calls `measure`.
 """
 
 import base64
@@ -31,19 +31,17 @@ from pathlib import Path
 import numpy as np
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.service import (  # noqa: E402 (after sys.path)
+from bench.service import (
     ROOT,
     Service,
+    bench_settings,
     chosen_posters,
-    forget_keys,
-    free_port,
     module_parser,
     provenance,
     run_threads,
 )
-from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
+from posterq.config import DEFAULT_MODEL_DIR
+from posterq.testing import ServiceProcess, free_port
 
 SEED_CACHE = ROOT / "runs" / "cache" / "seed-fp16.tflite"
 DEFAULT_CLIENTS = 2  # the cores of the development machine
@@ -113,38 +111,25 @@ def drive(url: str, posters: list[bytes], clients: int, seconds: float) -> dict:
 
 
 def _original(model: Path, posters: list[bytes], clients: int, seconds: float, log_dir: Path) -> dict:
-    """Start bench/original_server.py on a model, warm it once, drive it, stop it."""
+    """Start bench.original_server on a model, warm it once, drive it, stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(log_dir / f"original-{model.stem}.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "original_server.py"),
-                                   "--model", str(model), "--port", str(port)],
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = ServiceProcess(["--model", str(model), "--port", str(port)], None,
+                            log_dir / f"original-{model.stem}.log", module="bench.original_server")
     try:
-        Service._wait(lambda: requests.get(url + "/healthz", timeout=2).ok, "the original server")
+        server.wait_until(lambda: requests.get(url + "/healthz", timeout=2).ok, "the original server")
         drive(url, posters[:1], 1, 0.01)  # warm-up: imports and the first page-in of the file
         return drive(url, posters, clients, seconds)
     finally:
-        Service.stop(server)
+        server.stop(timeout=20)
 
 
 def _posterq(posters: list[bytes], clients: int, seconds: float, log_dir: Path) -> dict:
     """posterq's API and one default worker, driven by the same client; keys removed afterwards."""
-    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench-original-{os.getpid()}"
-    env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
-           "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(DEFAULT_MODEL_DIR)}
-    service = Service(env, log_dir)
-    worker = None
-    try:
-        worker = service.start_worker()
+    with Service(bench_settings("original", model=str(DEFAULT_MODEL_DIR)), log_dir) as service:
+        service.start_worker()
         drive(service.url, posters[:2], clients, 1.0)  # warm-up: each process loads its model
         return drive(service.url, posters, clients, seconds)
-    finally:
-        if worker is not None:
-            service.stop(worker)
-        service.stop(service.api)
-        forget_keys(redis_url, prefix)
 
 
 def measure(posters: list[Path], quick: bool, clients: int = DEFAULT_CLIENTS,

@@ -1,12 +1,12 @@
 """The original project's way of serving, for comparison: one poster per request, a new interpreter each time.
 
-    .venv/bin/python bench/original_server.py --model models/effnet-lite0-posters/model.tflite --port 5000
+    .venv/bin/python -m bench.original_server --model models/effnet-lite0-posters/model.tflite --port 5000
     curl -s --data-binary @<(base64 -w0 heat.jpg) http://127.0.0.1:5000/analysis/
 
 POST /analysis/ takes the base64 text of one image, loads a NEW LiteRT interpreter from the model file
 (as the original did for every request), decodes the image at the model's input size with posterq's
 own preprocessing, invokes, and answers {"result": [genres]}. Flask's threaded development server,
-as the original ran. bench/original.py starts it as a subprocess; it is not part of posterq.
+as the original ran. bench.original starts it as a subprocess; it is not part of posterq.
 """
 
 import argparse
@@ -20,11 +20,9 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from flask import Flask, jsonify, request
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from posterq.genres import GENRES  # noqa: E402 (after the sys.path line)
-from posterq.imaging import load_input  # noqa: E402
-from posterq.label_rule import assign_names  # noqa: E402
+from posterq.genres import GENRES
+from posterq.imaging import load_input
+from posterq.label_rule import assign_names
 
 
 def create_app(model: Path) -> Flask:

@@ -1,6 +1,6 @@
 """Redis: commands, CPU, network bytes and memory per poster, and how many worker hosts one Redis can feed.
 
-    .venv/bin/python bench/redis_cost.py ../shared/datasets/movie-posters/Images [--quick] [--posters N]
+    .venv/bin/python -m bench.redis_cost ../shared/datasets/movie-posters/Images [--quick] [--posters N]
 
 Starts `posterq api` and one `posterq worker` with their default settings (bench.service.Service,
 private key prefix and queue on POSTERQ_REDIS_URL; only the request size limit is raised so that one
@@ -10,11 +10,10 @@ calls from 2 client threads. Around each it diffs INFO commandstats, cpu and sta
 RESETSTAT: nothing is reset) and samples INFO memory every 50 ms. From Redis CPU seconds per poster
 it derives the ceiling of one Redis instance (one core) in posters/s, and divides it by this worker
 host's posters/s in the same mode. These counters are server-wide: other clients' traffic during a
-run counts too. Prints the figures as JSON. bench/all.py calls `measure`.
+run counts too. Prints the figures as JSON. bench.all calls `measure`.
 """
 
 import base64
-import json
 import os
 import sys
 import tempfile
@@ -26,10 +25,8 @@ from pathlib import Path
 import redis
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.service import Service, chosen_posters, forget_keys, module_parser, provenance  # noqa: E402 (after the sys.path line)
-from posterq.config import DEFAULT_MODEL_DIR  # noqa: E402
+from bench.service import Service, bench_settings, provenance, run_alone
+from posterq.config import DEFAULT_MODEL_DIR
 
 # This benchmark's own commands (snapshots, memory samples), left out of the per-poster counts.
 OWN_COMMANDS = {"info"}
@@ -124,9 +121,6 @@ def analysis_calls(url: str, posters: list[Path], clients: int = 2) -> float:
 
 def measure(posters: list[Path], quick: bool) -> dict:
     """Redis cost per poster of an upload job, a directory job and single /analysis/ calls; JSON-ready."""
-    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench-redis-{os.getpid()}"
-    client = redis.Redis.from_url(redis_url)
     produced = provenance()
     modes = {}
     with tempfile.TemporaryDirectory(prefix="posterq-redis-") as tmp:
@@ -136,16 +130,13 @@ def measure(posters: list[Path], quick: bool) -> dict:
         for path in posters:
             links.append(folder / path.name)
             links[-1].symlink_to(path.resolve())
-        env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
-               "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(DEFAULT_MODEL_DIR),
-               # The links resolve into the posters' own folders: those must be roots too.
-               "POSTERQ_DATA_ROOTS": os.pathsep.join([str(folder), *sorted({str(p.resolve().parent)
-                                                                          for p in posters})]),
-               "POSTERQ_MAX_REQUEST_BYTES": str(1 << 30)}
-        service = Service(env, Path(tmp))
-        worker = None
-        try:
-            worker = service.start_worker()
+        # The links resolve into the posters' own folders: those must be roots too.
+        roots = [folder, *sorted({p.resolve().parent for p in posters})]
+        settings = bench_settings("redis", model=str(DEFAULT_MODEL_DIR), data_roots=roots,
+                                  max_request_bytes=1 << 30)
+        client = redis.Redis.from_url(settings.redis_url)
+        with Service(settings, Path(tmp)) as service:
+            service.start_worker()
             analysis_calls(service.url, posters[:2])  # warm-up: each pool process loads its model
             checks = {}
 
@@ -162,11 +153,6 @@ def measure(posters: list[Path], quick: bool) -> dict:
             modes["upload_job"] = cost(client, len(posters), job(True))
             modes["directory_job"] = cost(client, len(posters), job(False))
             modes["analysis_calls"] = cost(client, len(posters), lambda: analysis_calls(service.url, posters))
-        finally:
-            if worker is not None:
-                service.stop(worker)
-            service.stop(service.api)
-            forget_keys(redis_url, prefix)
     return {"name": "redis_cost", "figures": {"modes": modes, "exactly_once": checks},
             "settings": {"posters": len(posters), "api_and_worker": "defaults",
                          "env_changed": {"POSTERQ_MAX_REQUEST_BYTES": 1 << 30,
@@ -187,12 +173,5 @@ def measure(posters: list[Path], quick: bool) -> dict:
                       "analysis_calls sends each poster once from 2 client threads"]}
 
 
-def main() -> int:
-    """Run alone and print the figures as JSON."""
-    args = module_parser(__doc__, 300, 32).parse_args()
-    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_alone(measure, __doc__, 300, 32))

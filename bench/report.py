@@ -1,6 +1,25 @@
-"""The summary of bench/all.py: targets that span benchmarks, the Markdown table, the plot."""
+"""The summary of bench.all: targets that span benchmarks, the Markdown tables, the plot."""
 
 from pathlib import Path
+
+import pandas as pd
+
+#: The stages of one job on the client's clock, consecutive: the POST answered, the job final, every row read.
+STAGES = {"upload_and_store": "upload and store", "wait_answered_after_post": "queue and classify",
+          "download": "download results"}
+
+
+def markdown_table(frame: pd.DataFrame) -> list[str]:
+    """The lines of a Markdown table: the frame's columns, then its rows."""
+    rows = [list(map(str, frame.columns)), *frame.astype(str).values.tolist()]
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    return [lines[0], "|" + "---|" * frame.shape[1], *lines[1:]]
+
+
+def targets_table(targets: list[dict]) -> list[str]:
+    """Every target with its limit, its measured figure and whether it was met, as Markdown."""
+    frame = pd.DataFrame(targets, columns=["target", "limit", "measured", "met"], dtype=object)
+    return markdown_table(frame.assign(met=frame["met"].map({True: "yes", False: "NO"})))
 
 
 def _figure(report_or_results: dict, name: str, key: str):
@@ -70,17 +89,17 @@ def _rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _figures(report: dict) -> pd.DataFrame:
+    return pd.DataFrame(_rows(report), columns=["measured", "figure"])
+
+
 def markdown(report: dict) -> str:
     """Every headline figure and every target with its measured figure, as Markdown tables."""
     lines = [f"Run of {report['git']['commit'][:7]}{' (dirty tree)' if report['git']['dirty'] else ''}, "
              f"model {report['model']['name']} {report['model']['version']}, "
              f"{report['parameters']['posters']} posters, {report['machine']['cpus']} CPUs, "
-             f"{report['seconds']} s in all.", "", "| measured | figure |", "|---|---|"]
-    lines += [f"| {what} | {figure} |" for what, figure in _rows(report)]
-    lines += ["", "| target | limit | measured | met |", "|---|---|---|---|"]
-    for target in report["targets"]:
-        lines.append(f"| {target['target']} | {target['limit']} | {target['measured']} | "
-                     f"{'yes' if target['met'] else 'NO'} |")
+             f"{report['seconds']} s in all.", "", *markdown_table(_figures(report)), "",
+             *targets_table(report["targets"])]
     return "\n".join(lines) + "\n"
 
 
@@ -91,28 +110,20 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = [(what, float(figure.split()[0])) for what, figure in _rows(report)
-            if figure.split()[1:2] == ["posters/s"] or figure.split()[1:2] == ["posters/s,"]]
+    figures = _figures(report)
+    rates = figures[figures["figure"].str.match(r"\S+ posters/s")].set_index("measured")["figure"]
     runs = report["results"].get("scale", {}).get("figures", {}).get("runs", [])
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
-    if bars:
-        left.barh([what for what, _ in bars][::-1], [value for _, value in bars][::-1], color="tab:blue")
-        left.set_xlabel("posters / s")
-        left.set_title("throughput, same posters, same run")
+    if len(rates):
+        rates.str.split().str[0].astype(float).iloc[::-1].plot.barh(ax=left, color="tab:blue")
+        left.set(xlabel="posters / s", ylabel="", title="throughput, same posters, same run")
         left.tick_params(axis="y", labelsize=8)
-    # Consecutive on the client's clock: the POST answered, the job final, every row read.
-    stages = ("upload_and_store", "wait_answered_after_post", "download")
     if runs and all("stages_s" in run for run in runs):
-        labels = [run.get("configuration", str(i)) for i, run in enumerate(runs)]
-        start = [0.0] * len(runs)
-        for stage in stages:
-            values = [run["stages_s"].get(stage, 0.0) for run in runs]
-            names = {"upload_and_store": "upload and store", "wait_answered_after_post": "queue and classify",
-                     "download": "download results"}
-            right.barh(labels, values, left=start, label=names[stage])
-            start = [a + b for a, b in zip(start, values, strict=True)]
-        right.set_xlabel("seconds for the job")
-        right.set_title("time per stage of one job")
+        stages = pd.DataFrame([run["stages_s"] for run in runs],
+                              index=[run.get("configuration", str(i)) for i, run in enumerate(runs)])
+        stages = stages.reindex(columns=list(STAGES)).fillna(0.0).rename(columns=STAGES)
+        stages.plot.barh(stacked=True, ax=right)
+        right.set(xlabel="seconds for the job", title="time per stage of one job")
         right.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

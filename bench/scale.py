@@ -1,9 +1,9 @@
 """The service end to end, and two pinned worker hosts against one, on the same posters in one run.
 
-    .venv/bin/python bench/scale.py ../shared/datasets/movie-posters/Images [--quick] [--posters N] \
+    .venv/bin/python -m bench.scale ../shared/datasets/movie-posters/Images [--quick] [--posters N] \
         [--limit POSTERS_PER_SECOND]
 
-It needs Redis (POSTERQ_REDIS_URL, default redis://127.0.0.1:6379/0) and starts one API
+It needs Redis (POSTERQ_REDIS_URL, else the service's default) and starts one API
 (`posterq api`, default settings) under a private key prefix and queue, which serves every run.
 For each configuration it starts a fresh worker set, uploads the N posters (the first N files of
 the folder, sorted; default 1,000, 120 with --quick) as ONE multipart job, and times it from just
@@ -15,7 +15,7 @@ with GET /jobs/<id>?wait=30), checking that every poster has exactly one result:
 2. horizontal: one worker "host" (its own process and Celery hostname, concurrency 1, one thread)
    pinned to CPU 0, against two such hosts pinned to CPU 0 and CPU 1 sharing one job.
 
---limit takes the limit of bench/limit.py (posters/s, same machine and posters) for the target
+--limit takes the limit of bench.limit (posters/s, same machine and posters) for the target
 "default settings at least 0.9 x the limit"; without it that target is left to the caller.
 `measure(posters, quick, limit=None)` returns the figures as a dict; the script prints them as JSON.
 """
@@ -23,7 +23,6 @@ with GET /jobs/<id>?wait=30), checking that every poster has exactly one result:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time
@@ -33,14 +32,14 @@ from pathlib import Path
 import requests
 import urllib3
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.service import JOB_TIMEOUT, Service, bench_settings, chosen_posters, module_parser, provenance
+from posterq.bundle import load_bundle
+from posterq.config import Settings, available_cores
+from posterq.testing import all_results, exactly_once_problems, wait_for_job
 
-from bench.service import Service, chosen_posters, forget_keys, module_parser, provenance  # noqa: E402 (after the sys.path line)
-from posterq.bundle import load_bundle  # noqa: E402
-from posterq.config import available_cores  # noqa: E402
-
-ONE_THREAD = {"POSTERQ_THREADS": "1", "POSTERQ_SOLO_THREADS": "1"}
-PAGE = 1000  # the API's largest page of results
+ONE_THREAD = {"threads": 1, "solo_threads": 1}
+#: Settings every configuration starts from at their defaults, whatever the environment says.
+TUNING = ("threads", "solo_threads", "batch_size", "max_batch_wait")
 
 
 def run_upload_job(service: Service, names: list[str], body: bytes, content_type: str) -> dict:
@@ -51,26 +50,17 @@ def run_upload_job(service: Service, names: list[str], body: bytes, content_type
     answered = time.monotonic()
     response.raise_for_status()
     job_id = response.json()["id"]
-    while True:
-        job = requests.get(f"{url}/jobs/{job_id}", params={"wait": 30, "limit": 1}, timeout=60).json()
-        if job["status"] in ("done", "failed", "cancelled"):
-            break
+    job = wait_for_job(url, job_id, wait=30, limit=1, timeout=JOB_TIMEOUT)
     final = time.monotonic()
     download = requests.get(f"{url}/jobs/{job_id}/results", params={"format": "jsonl"}, timeout=600)
     download.raise_for_status()
     rows = [json.loads(line) for line in download.text.splitlines() if line.strip()]
     finished = time.monotonic()
     # Who did what, outside the timed part: the paged results name each poster's worker.
-    workers: Counter = Counter()
-    indices = []
-    for offset in range(0, job["total"], PAGE):
-        page = requests.get(f"{url}/jobs/{job_id}", params={"offset": offset, "limit": PAGE},
-                            timeout=60).json()
-        workers.update(row.get("worker") for row in page["results"])
-        indices += [row["index"] for row in page["results"]]
-    paths = Counter(row["path"] for row in rows)
-    exactly_once = (job["total"] == len(names) == len(rows) == job["done"] + job["failed"]
-                    and paths == Counter(names) and sorted(indices) == list(range(len(names))))
+    results = all_results(url, job_id, job["total"])
+    workers = Counter(row.get("worker") for row in results)
+    exactly_once = (not exactly_once_problems(job, results, len(names))
+                    and Counter(row["path"] for row in rows) == Counter(names))
     seconds = finished - started
     return {"job": job_id, "status": job["status"], "posters": job["total"], "ok": job["done"],
             "errors": job["failed"], "exactly_once": exactly_once, "seconds": round(seconds, 2),
@@ -88,8 +78,8 @@ def run_configuration(service: Service, label: str, hosts: list[dict], names: li
     workers = []
     try:
         for host in hosts:
-            workers.append(service.start_worker(host.get("processes"), host["name"], host.get("env"),
-                                                host.get("cpus")))
+            workers.append(service.start_worker(host.get("processes"), host["name"], host.get("cpus"),
+                                                **host.get("settings", {})))
         # Untimed: every process loads its model before the timed job starts.
         response = requests.post(service.url + "/jobs", data=warmup[0], headers={"Content-Type": warmup[1]},
                                  timeout=120)
@@ -98,10 +88,10 @@ def run_configuration(service: Service, label: str, hosts: list[dict], names: li
         run = run_upload_job(service, names, body, content_type)
     finally:
         for worker in workers:
-            service.stop(worker)
+            service.stop_worker(worker)
     run["configuration"] = label
     run["hosts"] = [{"hostname": worker.hostname, "processes": host.get("processes") or "default",
-                     "env": host.get("env") or {},
+                     "settings": host.get("settings") or {},
                      "cpus": sorted(host["cpus"]) if host.get("cpus") else "all"}
                     for worker, host in zip(workers, hosts, strict=True)]
     return run
@@ -122,42 +112,34 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
         raise ValueError("poster names must be unique (results are matched by name)")
     body, content_type = multipart(posters)
     warmup = multipart(posters[: 4 * max(2, cores)])
-    redis_url = os.environ.get("POSTERQ_REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench-scale-{os.getpid()}"
-    env = {**os.environ, "POSTERQ_REDIS_URL": redis_url, "POSTERQ_KEY_PREFIX": prefix,
-           "POSTERQ_QUEUE": prefix, "POSTERQ_MODEL": str(bundle.path),
-           "POSTERQ_MAX_REQUEST_BYTES": str(max(1 << 30, 2 * len(body))), "POSTERQ_HEARTBEAT_INTERVAL": "1"}
-    for name in ("POSTERQ_THREADS", "POSTERQ_SOLO_THREADS", "POSTERQ_BATCH_SIZE", "POSTERQ_MAX_BATCH_WAIT"):
-        env.pop(name, None)  # the defaults, unless a configuration sets them
+    defaults = Settings()
+    settings = bench_settings("scale", model=str(bundle.path), max_request_bytes=max(1 << 30, 2 * len(body)),
+                              heartbeat_interval=1, **{name: getattr(defaults, name) for name in TUNING})
     configurations = {
-        "one_thread_1p": [{"name": "1p", "processes": 1, "env": ONE_THREAD}],
-        "one_thread_2p": [{"name": "2p", "processes": 2, "env": ONE_THREAD}],
+        "one_thread_1p": [{"name": "1p", "processes": 1, "settings": ONE_THREAD}],
+        "one_thread_2p": [{"name": "2p", "processes": 2, "settings": ONE_THREAD}],
         "default": [{"name": "default"}],
-        "pinned_1_host": [{"name": "cpu0", "processes": 1, "env": ONE_THREAD, "cpus": {0}}],
-        "pinned_2_hosts": [{"name": "cpu0", "processes": 1, "env": ONE_THREAD, "cpus": {0}},
-                           {"name": "cpu1", "processes": 1, "env": ONE_THREAD, "cpus": {1}}],
+        "pinned_1_host": [{"name": "cpu0", "processes": 1, "settings": ONE_THREAD, "cpus": {0}}],
+        "pinned_2_hosts": [{"name": "cpu0", "processes": 1, "settings": ONE_THREAD, "cpus": {0}},
+                           {"name": "cpu1", "processes": 1, "settings": ONE_THREAD, "cpus": {1}}],
     }
     if quick:  # under a minute: the end-to-end 1-process run is the pinned host's, less the pinning
         del configurations["one_thread_1p"]
     if cores < 2:
         del configurations["pinned_2_hosts"]
     runs = {}
-    with tempfile.TemporaryDirectory(prefix="posterq-scale-") as tmp:
-        service = Service(env, Path(tmp))
-        try:
-            for label, hosts in configurations.items():
-                runs[label] = run_configuration(service, label, hosts, names, body, content_type, warmup)
-                print(f"{label}: {runs[label]['posters_per_second']} posters/s "
-                      f"(exactly once: {runs[label]['exactly_once']})", file=sys.stderr, flush=True)
-        finally:
-            service.stop(service.api)
-            forget_keys(redis_url, prefix)
+    with (tempfile.TemporaryDirectory(prefix="posterq-scale-") as tmp,
+          Service(settings, Path(tmp)) as service):
+        for label, hosts in configurations.items():
+            runs[label] = run_configuration(service, label, hosts, names, body, content_type, warmup)
+            print(f"{label}: {runs[label]['posters_per_second']} posters/s "
+                  f"(exactly once: {runs[label]['exactly_once']})", file=sys.stderr, flush=True)
 
     figures = {"posters": len(posters), "cores": cores,
                "upload_megabytes": round(len(body) / 1e6, 1),
                **{f"{label}_posters_per_second": run["posters_per_second"] for label, run in runs.items()},
                "runs": list(runs.values()),
-               "model": {**bundle.model_id, "sha256": bundle.meta["sha256"]}, "provenance": produced}
+               "model": {**bundle.identity, "sha256": bundle.meta["sha256"]}, "provenance": produced}
     targets = []
     if "pinned_2_hosts" in runs:
         one, two = runs["pinned_1_host"]["posters_per_second"], runs["pinned_2_hosts"]["posters_per_second"]
@@ -168,7 +150,7 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
     if limit:
         default = runs["default"]["posters_per_second"]
         targets.append({"target": f"Service end to end, default settings on {cores} cores: "
-                                  "at least 0.9 x the limit (bench/limit.py)",
+                                  "at least 0.9 x the limit (bench.limit)",
                         "limit": round(0.9 * limit, 1), "measured": default, "met": default >= 0.9 * limit})
     notes = [
         "One API (posterq api, default settings) served every run; each configuration had a fresh "
@@ -185,7 +167,7 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
         notes.append("SOME RUN DID NOT GIVE EVERY POSTER EXACTLY ONE RESULT: see exactly_once")
     if limit is None:
         notes.append("The target 'default settings at least 0.9 x the limit' needs the limit of "
-                     "bench/limit.py: pass limit= (or --limit), or the orchestrator computes it.")
+                     "bench.limit: pass limit= (or --limit), or the orchestrator computes it.")
     if quick:
         notes.append(f"quick mode: {len(posters)} posters, each configuration once, no separate "
                      "one-thread 1-process run (the pinned single host stands for it); figures are rough")
@@ -195,7 +177,7 @@ def measure(posters: list[Path], quick: bool, limit: float | None = None) -> dic
 def main() -> int:
     """Measure and print the figures as JSON."""
     parser = module_parser(__doc__, 1000, 120)
-    parser.add_argument("--limit", type=float, default=None, help="the limit of bench/limit.py, posters/s")
+    parser.add_argument("--limit", type=float, default=None, help="the limit of bench.limit, posters/s")
     args = parser.parse_args()
     print(json.dumps(measure(chosen_posters(args), args.quick, args.limit), indent=2))
     return 0

@@ -1,24 +1,39 @@
-"""What the service benchmarks share: a private API and workers as subprocesses, posters, provenance."""
+"""What the service benchmarks share: settings under a private key prefix, the API and workers as
+processes (posterq.testing's, as the tests use), posters, provenance."""
 
+import argparse
+import json
 import os
 import platform
-import signal
 import socket
 import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 
+import redis
 import requests
 
+from posterq.config import Settings
+from posterq.testing import (
+    ApiProcess,
+    WorkerProcess,
+    all_results,
+    exactly_once_problems,
+    wait_for_job,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+#: Seconds a benchmark's job may take before the run is called stuck.
+JOB_TIMEOUT = 3600
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def bench_settings(name: str, **changes) -> Settings:
+    """The service's settings from the environment (POSTERQ_REDIS_URL, or the service's default Redis),
+    under a key prefix and queue of this benchmark's own, with changes."""
+    prefix = f"bench-{name}-{os.getpid()}"
+    return Settings.from_env(None, key_prefix=prefix, queue=prefix, **changes)
 
 
 def pick_posters(source: Path, count: int) -> list[Path]:
@@ -27,16 +42,6 @@ def pick_posters(source: Path, count: int) -> list[Path]:
     if len(files) < count:
         raise SystemExit(f"{source} holds only {len(files)} files, fewer than {count}")
     return files
-
-
-def link_posters(source: Path, count: int, into: Path) -> list[Path]:
-    """Symlink the first `count` files of source (sorted) into a folder; return the links."""
-    links = []
-    for path in pick_posters(source, count):
-        link = into / path.name
-        link.symlink_to(path.resolve())
-        links.append(link)
-    return links
 
 
 def provenance() -> dict:
@@ -50,72 +55,53 @@ def provenance() -> dict:
 
 
 class Service:
-    """The API and workers as subprocesses (`posterq api`, `posterq worker`) with an environment."""
+    """One `posterq api` (gunicorn's default settings) and the `posterq worker`s started on it.
 
-    def __init__(self, env: dict, log_dir: Path, api_args: tuple[str, ...] = ()):
-        self.env, self.log_dir = env, log_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api = self._spawn("api", ["api", "--port", str(self.port), *api_args])
-        self._wait(lambda: requests.get(self.url + "/healthz", timeout=2).ok, "the API")
+    A context manager: leaving it stops every process and deletes the keys of the private prefix.
+    """
 
-    def _spawn(self, name: str, args: list[str], env: dict | None = None,
-               cpus: set[int] | None = None) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives with the process
-        # cpus: pin the process (and the children it forks) to those CPUs, like `taskset -c`.
-        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        return subprocess.Popen([sys.executable, "-m", "posterq.cli", *args], cwd=ROOT, env=env or self.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=pin)
+    def __init__(self, settings: Settings, log_dir: Path):
+        self.settings, self.log_dir = settings, log_dir
+        self.api = ApiProcess(settings, log_dir / "api.log")
+        try:
+            self.api.wait_ready()
+        except AssertionError:
+            self.api.stop()
+            raise
+        self.url = self.api.url
+        self.workers: list[WorkerProcess] = []
 
-    @staticmethod
-    def _wait(check, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"{what} did not come up in {timeout} s")
+    def __enter__(self) -> "Service":
+        return self
 
-    def start_worker(self, processes: int | None = None, name: str | None = None, env: dict | None = None,
-                     cpus: set[int] | None = None) -> subprocess.Popen:
-        """Start `posterq worker` (default concurrency unless given); wait until /readyz lists it.
+    def __exit__(self, *exc_info) -> None:
+        for worker in self.workers:
+            worker.stop(timeout=20)
+        self.api.stop(timeout=20)
+        forget_keys(self.settings)
 
-        name: part of the Celery hostname (default: the process count); env: extra environment
-        over the service's; cpus: pin the worker to those CPUs.
+    def start_worker(self, processes: int | None = None, name: str | None = None,
+                     cpus: set[int] | None = None, **changes) -> WorkerProcess:
+        """Start `posterq worker` (default concurrency unless given); wait for its heartbeat.
+
+        name: part of the Celery hostname (default: the process count); cpus: pin the worker to
+        those CPUs; changes: settings of this worker that differ from the service's.
         """
         name = name or str(processes or "default")
         hostname = f"bench-{name}-{os.getpid()}@{socket.gethostname()}"
-        concurrency = ["--concurrency", str(processes)] if processes else []
-        worker = self._spawn(f"worker-{name}",
-                             ["worker", *concurrency, "--hostname", hostname, "--loglevel", "WARNING"],
-                             {**self.env, **(env or {})}, cpus)
-        self._wait(lambda: hostname in requests.get(self.url + "/readyz", timeout=2).json()["workers"],
-                   "the worker")
-        worker.hostname = hostname  # the Celery hostname its results carry
-        return worker
+        worker = WorkerProcess(hostname, self.settings.replace(**changes), self.log_dir, processes,
+                               loglevel="WARNING", cpus=cpus)
+        self.workers.append(worker)
+        return worker.wait_ready()
 
-    @staticmethod
-    def stop(process: subprocess.Popen) -> None:
-        """Stop a process group: TERM, then KILL."""
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    def stop_worker(self, worker: WorkerProcess) -> None:
+        """Stop one worker (warm shutdown, then kill)."""
+        worker.stop(timeout=20)
+        self.workers.remove(worker)
 
     def finish(self, job_id: str) -> dict:
-        """Wait for a job to be final (short polls: old servers have no ?wait) and return it."""
-        while True:
-            job = requests.get(f"{self.url}/jobs/{job_id}", params={"limit": 1}, timeout=30).json()
-            if job["status"] in ("done", "failed", "cancelled"):
-                return job
-            time.sleep(0.05)
+        """Wait for a job to be final (short polls) and return it."""
+        return wait_for_job(self.url, job_id, limit=1, interval=0.05, timeout=JOB_TIMEOUT)
 
     def run_job(self, folder: Path, links: list[Path], upload: bool) -> dict:
         """Submit the posters as one job, wait for it, and check every poster was done exactly once."""
@@ -126,35 +112,27 @@ class Service:
             response = requests.post(self.url + "/jobs", json={"directory": str(folder)}, timeout=60)
         response.raise_for_status()
         job = self.finish(response.json()["id"])
-        results = []
-        for offset in range(0, job["total"], 1000):
-            page = requests.get(f"{self.url}/jobs/{job['id']}", params={"offset": offset, "limit": 1000},
-                                timeout=30).json()
-            results += page["results"]
-        indices = [row["index"] for row in results]
-        exactly_once = (job["total"] == len(links) == len(results) == job["done"] + job["failed"]
-                        and sorted(indices) == list(range(len(links))))
+        results = all_results(self.url, job["id"], job["total"])
         seconds = job["finished_at"] - job["created_at"]
         return {"job": job["id"], "status": job["status"], "posters": job["total"], "ok": job["done"],
                 "errors": job["failed"], "seconds": round(seconds, 2),
-                "posters_per_second": round(job["total"] / seconds, 1), "exactly_once": exactly_once,
+                "posters_per_second": round(job["total"] / seconds, 1),
+                "exactly_once": not exactly_once_problems(job, results, len(links)),
                 "workers_seen": sorted({row.get("worker") for row in results})}
 
 
-def forget_keys(redis_url: str, prefix: str) -> None:
+def forget_keys(settings: Settings) -> None:
     """Delete every key a benchmark wrote under its private prefix (and its Celery queue's keys)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(settings.redis_url)
+    prefix, queue = settings.key_prefix, settings.queue
     for key in client.scan_iter(match=f"{prefix}*"):
         client.delete(key)
-    client.delete(prefix, f"_kombu.binding.{prefix}", f"_kombu.binding_permanent.{prefix}")
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    client.close()
 
 
 def run_threads(count: int, target) -> float:
     """Run target(n) for n in range(count) in threads at once; return the monotonic time they started."""
-    import threading
-
     threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
     started = time.monotonic()
     for thread in threads:
@@ -164,10 +142,8 @@ def run_threads(count: int, target) -> float:
     return started
 
 
-def module_parser(doc: str, posters: int, quick_posters: int):
+def module_parser(doc: str, posters: int, quick_posters: int) -> argparse.ArgumentParser:
     """The command line of one benchmark module run alone: DATA [--quick] [--posters N]."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="folder of posters (read only)")
     parser.add_argument("--quick", action="store_true", help=f"fewer posters ({quick_posters}), shorter runs")
@@ -181,3 +157,10 @@ def chosen_posters(args) -> list[Path]:
     """The posters a module_parser's arguments ask for."""
     count = args.posters or (args.quick_posters if args.quick else args.default_posters)
     return pick_posters(args.data, count)
+
+
+def run_alone(measure, doc: str, posters: int, quick_posters: int) -> int:
+    """A benchmark module's command line: DATA [--quick] [--posters N]; measure, print the figures as JSON."""
+    args = module_parser(doc, posters, quick_posters).parse_args()
+    print(json.dumps(measure(chosen_posters(args), args.quick), indent=2))
+    return 0

@@ -10,6 +10,7 @@ from samples import write_posters
 from posterq.cli import main
 from posterq.client import ServiceClient, plan_chunks
 from posterq.exceptions import PosterqError
+from posterq.testing import free_port  # a port nothing listens on
 
 
 def test_chunks_respect_both_limits():
@@ -44,16 +45,9 @@ def test_a_full_queue_is_waited_out_and_the_same_upload_sent_again():
     assert bodies == [b"poster bytes", b"poster bytes"]
 
 
-def _closed_port() -> int:
-    # A port nothing listens on: bound once to get a free number, then closed.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_refused_connection_fails_at_once_with_one_line(caplog):
     # A refused connection is not a busy server: no retry (urllib3 logs each one), one short reason.
-    client = ServiceClient(f"127.0.0.1:{_closed_port()}")  # no scheme: http:// is meant
+    client = ServiceClient(f"127.0.0.1:{free_port()}")  # no scheme: http:// is meant
     with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(PosterqError) as failure:
         client.limits()
     assert failure.value.code == "unreachable"
@@ -64,7 +58,7 @@ def test_a_refused_connection_fails_at_once_with_one_line(caplog):
 def test_submit_to_an_unreachable_service_says_so_in_one_line(tmp_path, capsys):
     write_posters(tmp_path / "p", 1)
     out = tmp_path / "x.csv"
-    code = main(["submit", str(tmp_path / "p"), "--api", f"http://127.0.0.1:{_closed_port()}", "--out",
+    code = main(["submit", str(tmp_path / "p"), "--api", f"http://127.0.0.1:{free_port()}", "--out",
                  str(out), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and err.strip().endswith("(unreachable)"), err

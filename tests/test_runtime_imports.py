@@ -1,4 +1,7 @@
-"""The runtime never imports TensorFlow; the CLI, result rows and file listing do not even load LiteRT."""
+"""What each entry point loads, in a fresh interpreter: the runtime never TensorFlow; the CLI, result rows
+and file listing not even LiteRT; the API no model runtime; statuses, key names and the HTTP client no Redis;
+`posterq label` and the workers no pandas (posterq.frames loads it only when asked for a DataFrame).
+"""
 
 import json
 import subprocess
@@ -7,7 +10,9 @@ import sys
 import pytest
 
 RUNTIME = ["posterq", "posterq.cli", "posterq.pool", "posterq.results", "posterq.classifier",
-           "posterq.bundle", "posterq.imaging", "posterq.label_rule", "posterq.genres", "posterq.exceptions"]
+           "posterq.labeller", "posterq.bundle", "posterq.imaging", "posterq.label_rule", "posterq.genres",
+           "posterq.exceptions", "posterq.frames"]
+MODEL = ["tensorflow", "keras", "ai_edge_litert"]
 
 
 def loaded_after(modules: list[str], *calls: str) -> set[str]:
@@ -20,20 +25,42 @@ def loaded_after(modules: list[str], *calls: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def test_runtime_does_not_import_tensorflow():
-    loaded = loaded_after(RUNTIME)
-    assert "tensorflow" not in loaded and "keras" not in loaded
-
-
-def test_label_parser_does_not_import_tensorflow():
+CASES = [
+    (RUNTIME, "", ["tensorflow", "keras", "pandas"]),
     # Building the parser for `label` imports only what labelling needs.
-    loaded = loaded_after(["posterq.cli"], "posterq.cli.build_parser('label')")
-    assert "tensorflow" not in loaded
+    (["posterq.cli"], "posterq.cli.build_parser('label')", ["tensorflow"]),
+    # The API and `posterq submit` write result rows, list folders and parse arguments without a
+    # model; LiteRT loads only when something is classified.
+    (["posterq.cli"], "posterq.cli.build_parser()", MODEL),
+    (["posterq.results"], "", MODEL),
+    (["posterq.pool"], "", MODEL),
+    (["posterq.submit_cli"], "", MODEL),
+    (["api"], "", MODEL),
+    (["api.jobs"], "", MODEL),
+    (["posterq.jobs.store"], "", MODEL),
+    (["worker.tasks"], "", ["tensorflow", "keras", "pandas"]),
+    # Statuses and key names, the HTTP client and the API's request parsing need no Redis client.
+    (["posterq.jobs.schema"], "", ["redis", "celery"]),
+    (["posterq.client"], "", ["redis", "celery", "pandas"]),
+    (["api.intake"], "", ["redis", "celery", "ai_edge_litert"]),
+    # The service harness of tests and bench/ is no pytest plugin, and loads no model runtime.
+    (["posterq.testing"], "", ["pytest", *MODEL]),
+]
 
 
-@pytest.mark.parametrize("module", ["posterq.cli", "posterq.results", "posterq.pool"])
-def test_light_modules_do_not_load_litert(module):
-    # The API and `posterq submit` write result rows, list folders and parse arguments without
-    # a model; LiteRT loads only when something is classified.
-    loaded = loaded_after([module], "posterq.cli.build_parser()" if module == "posterq.cli" else "")
-    assert "ai_edge_litert" not in loaded and "tensorflow" not in loaded
+IDS = [call or ("runtime" if len(modules) > 1 else modules[0]) for modules, call, _ in CASES]
+
+
+@pytest.mark.parametrize("modules, call, banned", CASES, ids=IDS)
+def test_imports_stay_light(modules, call, banned):
+    loaded = loaded_after(modules, call)
+    assert not loaded & set(banned), sorted(loaded & set(banned))
+
+
+def test_labelling_loads_no_pandas(tiny_bundle, poster_images, tmp_path):
+    # A whole `posterq label` run, model loaded and posters classified, and the Python API's.
+    args = ["label", str(poster_images[0].parent), "--model", str(tiny_bundle), "--out",
+            str(tmp_path / "genres.csv"), "--workers", "1", "--no-progress"]
+    loaded = loaded_after(["posterq.cli", "posterq.labeller"], f"assert posterq.cli.main({args!r}) == 0",
+                          f"posterq.labeller.Labeller({str(tiny_bundle)!r}).label_path({str(poster_images[0])!r})")
+    assert "ai_edge_litert" in loaded and "pandas" not in loaded

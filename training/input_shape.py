@@ -1,10 +1,11 @@
 """Which input shape suits 2:3 posters? Frozen EfficientNet-Lite0 features + a linear head, per shape.
 
-    python bench/input_shape.py --data ../shared/datasets/movie-posters [--train-subset 2400]
+    .venv/bin/python -m training.input_shape --data ../shared/datasets/movie-posters [--train-subset 2400]
 
 Each candidate shape decodes the posters through posterq's preprocessing, pools the frozen
 ImageNet backbone's features, fits one logistic regression per genre on (a subset of) the
-training split and scores the validation split. Writes bench/results/input_shape.json.
+training split and scores the validation split. Writes bench/results/input_shape.json (run it from
+the repository's root), where the figures of every measurement live.
 """
 
 import argparse
@@ -69,7 +70,7 @@ def main():
     result = {"what": "frozen EfficientNet-Lite0 ImageNet features + logistic regression per genre",
               "train_posters": len(train), "val_posters": len(val),
               "machine": platform.processor() or platform.machine(),
-              "command": "python bench/input_shape.py --data DIR", "results": rows}
+              "command": "python -m training.input_shape --data DIR", "results": rows}
     Path(args.out).write_text(json.dumps(result, indent=2))
 
 

@@ -1,11 +1,11 @@
 """Does a larger input help the shipped recipe? Its own linear probe (head on frozen taps), per size.
 
-    python bench/probe_resolution.py --data ../shared/datasets/movie-posters \
+    .venv/bin/python -m training.probe_resolution --data ../shared/datasets/movie-posters \
         [--sizes 320x224 384x256 480x320 576x384]
 
 For each size (height x width), the recipe's frozen lower blocks and taps run over every training
 poster and its mirror image, the recipe's logistic-regression probe is fitted exactly as in
-`posterq train`, and the validation split is scored. Unlike bench/input_shape.py (a weak probe on
+`posterq train`, and the validation split is scored. Unlike training/input_shape.py (a weak probe on
 the last features of 2,400 posters), this is the starting point the fine-tuning builds on.
 Results are merged into bench/results/probe_resolution.json by size, so sizes can be measured one
 run at a time (each run takes minutes per size).
@@ -47,7 +47,8 @@ def main():
     parser.add_argument("--cache", default="runs/cache",
                         help="decoded-poster cache shared with posterq train")
     args = parser.parse_args()
-    out = Path(__file__).parent / "results" / "probe_resolution.json"
+    # With every other measured figure, in bench/results/.
+    out = Path(__file__).resolve().parents[1] / "bench" / "results" / "probe_resolution.json"
     # Earlier runs' sizes are kept; a size measured again replaces its old figure.
     measured = ({(r["height"], r["width"]): r for r in json.loads(out.read_text())["results"]}
                 if out.exists() else {})
@@ -57,7 +58,7 @@ def main():
         out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, "
                                            "per input size",
                                    "machine": f"{platform.machine()}",
-                                   "command": "python bench/probe_resolution.py --data DIR --sizes HxW ...",
+                                   "command": "python -m training.probe_resolution --data DIR --sizes HxW",
                                    "results": [measured[key] for key in sorted(measured)]}, indent=2) + "\n")
     print(out)
 

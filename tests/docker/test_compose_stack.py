@@ -15,7 +15,6 @@ The tests run in order on one stack (module scope), each a step of one story.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ import yaml
 from samples import poster_bytes
 
 from posterq.jobs.schema import Keys
+from posterq.testing import assert_exactly_once, free_port, listening, wait_for_job
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ IMAGE = "posterq:local"
 WORKERS = 3
 UPLOAD_POSTERS = 300
 DIRECTORY_POSTERS = 60
-JOB_TIMEOUT = 600  # seconds; two contended cores classify about 8 posters/s here
+JOB_TIMEOUT = 600  # seconds; far above a run on two contended cores (timings: docs/docker.md)
 # Small and quick where the defaults wait for production-sized batches: one process and one
 # interpreter thread per worker container (three containers on two cores), a killed batch back in
 # seconds, not ten minutes.
@@ -86,27 +86,9 @@ def _compose_command() -> list[str] | None:
     return ["docker-compose"] if shutil.which("docker-compose") else None
 
 
-def _free_port(preferred: int) -> int:
-    """preferred when nothing listens on it on loopback, else a port the kernel picks."""
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", preferred)) != 0:
-            return preferred
-    with socket.socket() as spare:
-        spare.bind(("127.0.0.1", 0))
-        return spare.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _assert_exactly_once(job: dict, results: list[dict], total: int) -> None:
-    assert job["status"] == "done", {k: v for k, v in job.items() if k != "results"}
-    assert job["total"] == total and job["done"] + job["failed"] == total == len(results), \
-        {k: v for k, v in job.items() if k != "results"}
-    assert sorted(row["index"] for row in results) == list(range(total))
-    errors = Counter(row["error"]["code"] for row in results if row["error"])
+def _each_poster_once_and_ok(job: dict, total: int) -> None:
+    assert_exactly_once(job, job["results"], total)
+    errors = Counter(row["error"]["code"] for row in job["results"] if row["error"])
     assert not errors and job["failed"] == 0, errors
 
 
@@ -115,8 +97,8 @@ class Stack:
 
     def __init__(self, posters: Path, tmp: Path):
         self.compose_cmd = _compose_command()
-        self.api_port = _free_port(int(os.environ.get("POSTERQ_LOCAL_API_PORT", 8090)))
-        self.redis_port = _free_port(int(os.environ.get("POSTERQ_LOCAL_REDIS_PORT", 6390)))
+        self.api_port = free_port(int(os.environ.get("POSTERQ_LOCAL_API_PORT", 8090)))
+        self.redis_port = free_port(int(os.environ.get("POSTERQ_LOCAL_REDIS_PORT", 6390)))
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.posters = posters
         self.tmp = tmp
@@ -165,30 +147,15 @@ class Stack:
 
     def wait(self, job_id: str, timeout: float = JOB_TIMEOUT) -> dict:
         """Poll until the job is final, riding out an API or Redis that does not answer for a while."""
-        deadline = time.monotonic() + timeout
-        last: dict | str = "no answer yet"
-        while time.monotonic() < deadline:
-            try:
-                last = self.job(job_id, wait=10)
-                if last["status"] in ("done", "failed", "cancelled"):
-                    return last
-            except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                time.sleep(1)
-        if isinstance(last, dict):
-            last = {k: v for k, v in last.items() if k != "results"}
-        raise AssertionError(f"job {job_id} not final after {timeout} s: {last}\n{self.logs()}")
+        return wait_for_job(self.url, job_id, timeout=timeout, wait=10, interval=1, http=self.http,
+                            ride_out=True, explain=self.logs)
 
     def wait_done_at_least(self, job_id: str, count: int, timeout: float = JOB_TIMEOUT) -> dict:
         """Poll until the job has `count` results (and is still running); the job then."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["done"] + job["failed"] >= count:
-                assert job["status"] == "running", "the job finished before the step could run mid-job"
-                return job
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} did not reach {count} results in {timeout} s\n{self.logs()}")
+        job = wait_for_job(self.url, job_id, until=lambda job: job["done"] + job["failed"] >= count,
+                           timeout=timeout, interval=0.2, http=self.http, explain=self.logs)
+        assert job["status"] == "running", "the job finished before the step could run mid-job"
+        return job
 
     def wait_ready(self, workers: int, timeout: float = 300) -> list[str]:
         """Wait until /readyz lists `workers` workers; their names."""
@@ -255,7 +222,7 @@ def stack(tmp_path_factory):
     size = int(_run(["docker", "image", "inspect", IMAGE, "--format", "{{.Size}}"]).stdout)
     FIGURES["image_mb"] = round(size / 1e6)
     # The build stage and the image a rebuild replaced stay behind untagged: remove them (only
-    # untagged images of this Dockerfile, by its label), or every run would leave ~400 MB.
+    # untagged images of this Dockerfile, by its label), or every run would leave an image's worth of disk.
     _run(["docker", "image", "prune", "-f", "--filter", "label=posterq.image"])
 
     started = time.monotonic()
@@ -292,7 +259,7 @@ def test_jobs_are_shared_by_worker_containers_each_poster_once(stack):
     for job_id, total, name in ((upload, UPLOAD_POSTERS, "upload_job"),
                                 (directory, DIRECTORY_POSTERS, "directory_job")):
         job = stack.wait(job_id)
-        _assert_exactly_once(job, job["results"], total)
+        _each_poster_once_and_ok(job, total)
         by_worker = Counter(row["worker"] for row in job["results"])
         assert set(by_worker) <= set(workers), (by_worker, workers)
         FIGURES[name] = {"posters": total, "wall_s": round(time.monotonic() - started, 1),
@@ -319,7 +286,7 @@ def test_a_killed_worker_container_loses_nothing(stack):
     killed_after = round(time.monotonic() - started, 1)
 
     job = stack.wait(job_id)
-    _assert_exactly_once(job, job["results"], UPLOAD_POSTERS)
+    _each_poster_once_and_ok(job, UPLOAD_POSTERS)
     by_worker = Counter(row["worker"] for row in job["results"])
     after_kill = job["done"] - (at_kill["done"] + at_kill["failed"])
     assert after_kill > 0 and set(by_worker) - {victim_name}, by_worker
@@ -349,7 +316,7 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(stack):
     assert appendonly[-1] == "yes", appendonly
 
     job = stack.wait(job_id)
-    _assert_exactly_once(job, job["results"], UPLOAD_POSTERS)
+    _each_poster_once_and_ok(job, UPLOAD_POSTERS)
     FIGURES["redis_restart"] = {
         "posters": UPLOAD_POSTERS, "results_at_restart": at_restart["done"] + at_restart["failed"],
         "restart_s": restart_s, "wall_s": round(time.monotonic() - started, 1),
@@ -368,7 +335,7 @@ def test_down_leaves_nothing(stack):
     assert _run(["docker", "ps", "-aq", "--filter", label]).stdout.split() == []
     assert _run(["docker", "volume", "ls", "-q", "--filter", label]).stdout.split() == []
     assert _run(["docker", "network", "ls", "-q", "--filter", label]).stdout.split() == []
-    assert not _listening(stack.api_port) and not _listening(stack.redis_port)
+    assert not listening(stack.api_port) and not listening(stack.redis_port)
 
     report = json.dumps(FIGURES, indent=2)
     print(f"\ncontainer stack figures:\n{report}")

@@ -1,41 +1,24 @@
 """Fixtures for the queue service: real Redis (a dedicated database, flushed around each test),
-real Celery worker subprocesses (`posterq worker`), and the API served over real HTTP.
+real Celery worker subprocesses (`posterq worker`), the API served over real HTTP, and the page's
+headless browser. The processes and servers themselves are posterq.testing's (bench/ uses them too).
 
 POSTERQ_TEST_REDIS_URL picks the Redis database (default redis://127.0.0.1:6379/13).
 """
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import redis
-import requests
-from werkzeug.serving import make_server
 
 from posterq.config import Settings
 from posterq.jobs.store import JobStore
+from posterq.testing import ApiProcess, AppServer, WorkerProcess
+
+from .browsing import CHROMIUM, CHROMIUM_ARGS
 
 REDIS_URL = os.environ.get("POSTERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-ROOT = Path(__file__).resolve().parents[2]
 KIB = 1024
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The POSTERQ_* variables that reproduce settings in another process."""
-    env = {}
-    for spec in fields(Settings):
-        value = getattr(settings, spec.name)
-        if spec.name == "data_roots":
-            value = os.pathsep.join(str(p) for p in value)
-        env["POSTERQ_" + spec.name.upper()] = str(value)
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -82,67 +65,11 @@ def store(service_settings, clean_redis) -> JobStore:
     return JobStore.from_settings(service_settings)
 
 
-def _terminate(process: subprocess.Popen) -> None:
-    # SIGTERM (a warm shutdown), then SIGKILL whatever is left of its process group.
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
-
-
-class WorkerProcess:
-    """`posterq worker` in its own process group, logging to a file."""
-
-    def __init__(self, hostname: str, settings: Settings, log_dir: Path, concurrency: int = 1):
-        self.hostname = hostname
-        self.log_path = log_dir / f"{hostname.replace('@', '_')}.log"
-        env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT)}
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "posterq.cli", "worker", "--concurrency", str(concurrency),
-             "--hostname", hostname, "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.store = JobStore.from_settings(settings)
-
-    def wait_ready(self, timeout: float = 60) -> "WorkerProcess":
-        """Wait for the worker's first heartbeat."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.hostname in self.store.stats.workers():
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"worker {self.hostname} did not start:\n{self.log()}")
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool processes at once: no clean shutdown, no acks."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """Ask for a warm shutdown; kill whatever is left after a few seconds."""
-        _terminate(self.process)
-        self._log.close()
-
-    def log(self) -> str:
-        """The worker's output so far."""
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-def _worker_factory(settings: Settings, log_dir: Path):
+def _worker_factory(default: Settings, log_dir: Path):
     started: list[WorkerProcess] = []
 
-    def start(hostname: str, concurrency: int = 1, wait: bool = True) -> WorkerProcess:
-        worker = WorkerProcess(hostname, settings, log_dir, concurrency)
+    def start(hostname: str, concurrency: int = 1, wait: bool = True, settings: Settings | None = None):
+        worker = WorkerProcess(hostname, settings or default, log_dir, concurrency)
         started.append(worker)
         return worker.wait_ready() if wait else worker
 
@@ -168,65 +95,25 @@ def spawn_worker(service_settings, tmp_path):
 
 
 @pytest.fixture
-def spawn_worker_with(tmp_path):
+def spawn_worker_with(spawn_worker):
     """Factory: start a worker subprocess with other settings, stopped when the test ends."""
-    started: list[WorkerProcess] = []
 
     def start(hostname: str, settings: Settings, concurrency: int = 1) -> WorkerProcess:
-        started.append(WorkerProcess(hostname, settings, tmp_path, concurrency))
-        return started[-1].wait_ready()
+        return spawn_worker(hostname, concurrency, settings=settings)
 
-    yield start
-    for worker in started:
-        worker.stop()
+    return start
 
 
-class Api:
-    """The API app served over HTTP in a thread, with a requests session."""
+def _api(settings: Settings) -> AppServer:
+    from api import create_app
 
-    def __init__(self, settings: Settings):
-        from api import create_app
-
-        self.app = create_app({"SETTINGS": settings})
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.http = requests.Session()
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        """GET a path."""
-        return self.http.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path: str, **kwargs) -> requests.Response:
-        """POST to a path."""
-        return self.http.post(self.url + path, timeout=30, **kwargs)
-
-    def delete(self, path: str, **kwargs) -> requests.Response:
-        """DELETE a path."""
-        return self.http.delete(self.url + path, timeout=30, **kwargs)
-
-    def wait(self, job_id: str, timeout: float = 60, until=("done", "failed", "cancelled")) -> dict:
-        """Poll a job until its status is one of `until`; return it with every result."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.get(f"/jobs/{job_id}", params={"limit": 1000}).json()
-            if job["status"] in until:
-                return job
-            time.sleep(0.1)
-        raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.http.close()
-        self.server.shutdown()
-        self.thread.join(timeout=5)
+    return AppServer(create_app({"SETTINGS": settings}))
 
 
 @pytest.fixture(scope="session")
 def api(service_settings):
     """The API on a free local port."""
-    server = Api(service_settings)
+    server = _api(service_settings)
     yield server
     server.close()
 
@@ -242,52 +129,15 @@ def classifier(tiny_bundle):
 @pytest.fixture
 def make_api():
     """Factory: another API over HTTP with other settings, closed when the test ends."""
-    made: list[Api] = []
+    made: list[AppServer] = []
 
-    def make(settings: Settings) -> Api:
-        made.append(Api(settings))
+    def make(settings: Settings) -> AppServer:
+        made.append(_api(settings))
         return made[-1]
 
     yield make
     for server in made:
         server.close()
-
-
-class ApiProcess:
-    """`posterq -v api` (gunicorn, as in production) in its own process group, logging to a file."""
-
-    def __init__(self, settings: Settings, log_path: Path):
-        with socket.socket() as probe:  # a free port (gunicorn reports no port it picked itself)
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT)}
-        self._log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "posterq.cli", "-v", "api", "--port", str(self.port), "--workers", "1",
-             "--threads", "4"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-
-    def wait_ready(self, timeout: float = 60) -> "ApiProcess":
-        """Wait until /healthz answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError(f"posterq api did not start:\n{self.log()}")
-
-    def stop(self) -> None:
-        """SIGTERM (gunicorn's graceful stop), then SIGKILL whatever is left."""
-        _terminate(self.process)
-        self._log.close()
-
-    def log(self) -> str:
-        """Everything the server wrote so far."""
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture
@@ -296,9 +146,26 @@ def serve_api(tmp_path):
     started: list[ApiProcess] = []
 
     def serve(settings: Settings, wait: bool = True) -> ApiProcess:
-        started.append(ApiProcess(settings, tmp_path / f"api-{len(started)}.log"))
+        log_path = tmp_path / f"api-{len(started)}.log"
+        started.append(ApiProcess(settings, log_path, "--workers", "1", "--threads", "4", verbose=True))
         return started[-1].wait_ready() if wait else started[-1]
 
     yield serve
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless; the tests fail (not skip) without it: CI installs it."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"the page tests need Chromium at {CHROMIUM}: apt-get install -y --no-install-recommends "
+                    "chromium (.ci/run does), or point POSTERQ_CHROMIUM at one")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the page tests need Playwright for Python: pip install -e '.[dev]'")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

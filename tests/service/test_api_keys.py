@@ -17,14 +17,12 @@ import redis
 import requests
 import schemathesis
 from samples import poster_bytes, write_posters
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 
 from posterq.cli import main
 from posterq.exceptions import PosterqError
 
-from .test_openapi_fuzz import _check as answers_as_documented
-from .test_page import Browsing, browser  # noqa: F401 - the page's headless Chromium fixture
+from .browsing import open_page
+from .openapi_checks import answers_as_documented
 
 pytestmark = pytest.mark.api_keys
 
@@ -233,8 +231,8 @@ def test_posterq_submit_takes_a_key(keyed, tmp_path, capsys, monkeypatch):
     assert KEY_A not in capsys.readouterr().out
 
 
-def test_the_page_takes_a_key(browser, keyed, tmp_path):  # noqa: F811 - the imported fixture
-    tab = _open_without_limits(browser, keyed.url)
+def test_the_page_takes_a_key(browser, keyed, tmp_path):
+    tab = open_page(browser, keyed.url, wait_for_limits=False)  # the limits need the key
     try:
         page = tab.page
         # The page loads without a key, asks for one, and says why.
@@ -267,17 +265,6 @@ def test_the_page_takes_a_key(browser, keyed, tmp_path):  # noqa: F811 - the imp
         tab.page.context.close()
 
 
-def _open_without_limits(browser, url: str) -> Browsing:  # noqa: F811 - the imported fixture
-    """The page in a fresh tab, not waiting for the server's limits (they need the key)."""
-    page = browser.new_context(accept_downloads=True).new_page()
-    page.set_default_timeout(30_000)
-    tab = Browsing(page, [])
-    page.on("console", lambda message: tab.problems.append(f"console {message.type}: {message.text}"))
-    page.on("pageerror", lambda error: tab.problems.append(f"page error: {error}"))
-    page.goto(url + "/")
-    return tab
-
-
 def test_the_document_declares_the_key_and_every_route_enforces_it(keyed):
     schema = schemathesis.openapi.from_url(keyed.url + "/openapi.json", headers=_bearer(KEY_A))
     schema.config.update(headers=_bearer(KEY_A))  # every generated request carries the key
@@ -291,9 +278,4 @@ def test_the_document_declares_the_key_and_every_route_enforces_it(keyed):
             assert "401" in operation.definition.raw["responses"], operation.label
         # ignored_auth stays on: for every answer given with the key, it sends the same request
         # without one and with a wrong one, and fails unless both are refused.
-        excluded = [use_after_free]
-        if operation.path == "/readyz":
-            excluded.append(not_a_server_error)
-        if operation.method.upper() == "POST":
-            excluded.append(positive_data_acceptance)
-        answers_as_documented(operation, excluded)
+        answers_as_documented(operation)

@@ -7,14 +7,13 @@ error message echoes megabytes of input or the server's absolute paths.
 
 import json
 import socket
-import subprocess
-import time
 import zipfile
 
 import pytest
-import redis
 import requests
 from samples import poster_bytes, write_posters, zip_bytes
+
+from posterq.testing import RedisServer
 
 pytestmark = pytest.mark.malformed
 
@@ -156,30 +155,13 @@ def test_a_result_error_names_no_server_path(api, spawn_worker, data_root, tmp_p
 def test_a_redis_that_refuses_is_not_called_unreachable(make_api, service_settings, tmp_path):
     # A private Redis with a tiny memory limit and no eviction refuses writes (OOM): a 503 that
     # says Redis refused, where the old handler said it could not be reached.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path), "--maxmemory", "2mb",
-                               "--maxmemory-policy", "noeviction"], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        full = make_api(service_settings.replace(redis_url=url))
+    with RedisServer(tmp_path / "redis", "--appendonly", "no", "--maxmemory", "2mb",
+                     "--maxmemory-policy", "noeviction") as server:
+        full = make_api(service_settings.replace(redis_url=server.url))
         files = [("files", (f"p{i}.jpg", b"\xff" * 150_000)) for i in range(12)]  # 1.8 MB
         responses = [full.post("/jobs", files=files) for _ in range(3)]
         error = _json_error(responses[-1], 503, "unavailable")
         assert "refused" in error["message"] and "cannot be reached" not in error["message"]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _raw(port: int, data: bytes) -> tuple[int, dict]:

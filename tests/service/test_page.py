@@ -9,7 +9,6 @@ Playwright never downloads a browser here.
 import csv
 import dataclasses
 import io
-import os
 import time
 from pathlib import Path
 
@@ -18,18 +17,8 @@ from samples import bad_file_kinds, write_posters
 
 from posterq.genres import GENRES
 
-CHROMIUM = Path(os.environ.get("POSTERQ_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 30_000
-# What the page shows of each card, in grid order.
-CARDS_JS = """() => [...document.querySelectorAll('#grid .card')].map(card => ({
-    name: card.querySelector('.card-name').textContent,
-    state: card.dataset.state,
-    visible: card.checkVisibility(),
-    chips: [...card.querySelectorAll('.chip')].map(chip => chip.textContent),
-    code: card.querySelector('.error-code')?.textContent ?? null,
-    message: card.querySelector('.error-message')?.textContent ?? null}))"""
+from .browsing import open_page
+
 # Records every value the progress bar takes, in window.progressSeen.
 WATCH_PROGRESS_JS = """() => {
     const bar = document.querySelector('#progress');
@@ -47,59 +36,10 @@ def worker(start_worker):
     return start_worker("page-worker@test")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, headless; the tests fail (not skip) without it: CI installs it."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"the page tests need Chromium at {CHROMIUM}: apt-get install -y --no-install-recommends "
-                    "chromium (.ci/run does), or point POSTERQ_CHROMIUM at one")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the page tests need Playwright for Python: pip install -e '.[dev]'")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@dataclasses.dataclass
-class Browsing:
-    """One browser tab on the page, with every console message and page error it produced."""
-
-    page: object
-    problems: list[str]
-
-    def pick(self, paths) -> None:
-        """Pick files as the "Choose posters" button would."""
-        self.page.set_input_files("#files", [str(path) for path in paths])
-
-    def wait_over(self, timeout_ms: int = TIMEOUT_MS) -> list[str]:
-        """Wait until every poster is settled; the ids of the run's jobs."""
-        self.page.wait_for_selector("#run[data-state=over]", state="attached", timeout=timeout_ms)
-        return self.page.get_attribute("#results", "data-jobs").split()
-
-    def cards(self) -> list[dict]:
-        """What the grid shows, card by card."""
-        return self.page.evaluate(CARDS_JS)
-
-
-def _open(browser, url: str, width: int = 1280, height: int = 900) -> Browsing:
-    context = browser.new_context(accept_downloads=True, viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}"))
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.goto(url + "/")
-    page.wait_for_selector("#limits:not(:empty)", state="attached")
-    return Browsing(page, problems)
-
-
 @pytest.fixture
 def browsing(browser, api):
     """A fresh tab (its own context: no shared state) on the page of the test API."""
-    tab = _open(browser, api.url)
+    tab = open_page(browser, api.url)
     yield tab
     tab.page.context.close()
 
@@ -223,8 +163,7 @@ def test_one_poster_shows_its_genres_through_the_queue(browsing, tmp_path, recor
     seconds = time.monotonic() - started
     record_property("seconds_to_genres", round(seconds, 3))
     print(f"one poster: genres shown {seconds:.2f} s after the pick")
-    # A loose bound: the timing target belongs to benchmarks, this only catches a page that hangs.
-    assert seconds < 10
+    # No bound on the time: it belongs to benchmarks; a page that hangs fails the wait above.
     assert browsing.problems == []
 
 
@@ -290,7 +229,7 @@ def test_a_folder_pick_and_a_drop(browsing, api, tmp_path):
 def test_a_failed_upload_says_what_to_do(browser, make_api, service_settings, tmp_path):
     # A real API whose Redis is gone: /limits answers, POST /jobs fails with 503 "unavailable".
     down = make_api(dataclasses.replace(service_settings, redis_url="redis://127.0.0.1:9/0"))
-    tab = _open(browser, down.url)
+    tab = open_page(browser, down.url)
     try:
         page = tab.page
         tab.pick(write_posters(tmp_path / "posters", 2))

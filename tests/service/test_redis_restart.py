@@ -4,94 +4,29 @@ The test runs its own redis-server with append-only persistence (fsync on every 
 SIGKILL loses nothing Redis acknowledged) in a temporary folder, on a port of its own.
 """
 
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
-import redis
-import requests
 from samples import poster_bytes
+
+from posterq.testing import RedisServer, assert_exactly_once, is_final, wait_for_job
 
 pytestmark = pytest.mark.redis_restart
 POSTERS = 300
 
 
-class PrivateRedis:
-    """redis-server on a free port with appendonly yes, restartable on the same data folder."""
-
-    def __init__(self, folder):
-        self.folder = folder
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self) -> "PrivateRedis":
-        """Start redis-server and wait until it answers."""
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--maxmemory-policy", "noeviction"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError("the private redis-server did not start")
-
-    def shutdown(self) -> None:
-        """SHUTDOWN: Redis flushes its append-only file and exits."""
-        try:
-            redis.Redis.from_url(self.url).shutdown()
-        except redis.ConnectionError:
-            pass  # the connection closes as Redis exits
-        self.process.wait(timeout=20)
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, only what the append-only file already holds."""
-        self.process.kill()
-        self.process.wait(timeout=20)
-
-    def stop(self) -> None:
-        """Stop whatever is left."""
-        if self.process and self.process.poll() is None:
-            self.kill()
-
-
 @pytest.fixture
 def private_redis(tmp_path):
-    """A fresh redis-server of this test's own."""
-    server = PrivateRedis(tmp_path / "redis-data")
-    server.folder.mkdir()
+    """A fresh redis-server of this test's own, restartable on its data folder."""
+    server = RedisServer(tmp_path / "redis-data", "--appendonly", "yes", "--appendfsync", "always",
+                         "--maxmemory-policy", "noeviction")
     yield server.start()
     server.stop()
 
 
-def _get(api, path: str, **params) -> dict | None:
+def _wait_for(api, job_id: str, until, timeout: float) -> dict:
     # While Redis is down the API answers 503; that is not the job's answer.
-    try:
-        response = api.get(path, params=params)
-    except requests.RequestException:
-        return None
-    return response.json() if response.status_code == 200 else None
-
-
-def _wait_for(api, job_id: str, condition, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    job = None
-    while time.monotonic() < deadline:
-        job = _get(api, f"/jobs/{job_id}", limit=1000)
-        if job and condition(job):
-            return job
-        time.sleep(0.1)
-    brief = job and {key: value for key, value in job.items() if key != "results"}
-    raise AssertionError(f"job {job_id} never got there in {timeout} s: {brief}")
+    return wait_for_job(api.url, job_id, until=until, timeout=timeout, http=api.http, ride_out=True)
 
 
 @pytest.mark.parametrize("how", ["shutdown", "sigkill"])
@@ -121,8 +56,6 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
     private_redis.start()
 
     for accepted, total in ((job_id, POSTERS), (uploads.json()["id"], 40)):
-        job = _wait_for(api, accepted, lambda job: job["status"] in ("done", "failed"), timeout=120)
-        results = job["results"]
-        assert job["status"] == "done" and job["failed"] == 0, [r for r in results if r["status"] != "ok"]
-        assert job["done"] == job["total"] == total == len(results)
-        assert sorted(row["index"] for row in results) == list(range(total))
+        job = _wait_for(api, accepted, is_final, timeout=120)
+        assert_exactly_once(job, job["results"], total)
+        assert job["failed"] == 0, [row for row in job["results"] if row["status"] != "ok"]

@@ -3,10 +3,14 @@
 import csv
 import io
 
+import numpy as np
 import pytest
 from samples import bad_file_kinds, write_posters
 
 from posterq.cli import main
+from posterq.client import ServiceClient
+from posterq.frames import to_frame
+from posterq.results import csv_header
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,3 +43,21 @@ def test_submit_writes_what_label_writes(api, tiny_bundle, tmp_path, service_set
             if theirs[genre]:
                 assert float(ours[genre]) == pytest.approx(float(theirs[genre]), abs=2e-6)
 
+
+def test_client_gives_a_jobs_results_as_a_frame(api, classifier, tmp_path):
+    files = [(path.name, path.read_bytes()) for path in write_posters(tmp_path / "posters", 3)]
+    files.append(("notes.txt", bad_file_kinds()["text"].data))
+    client = ServiceClient(api.url)
+    job = client.submit(files)
+    client.wait([job["id"]], timeout=60)
+    frame = client.results_frame(job["id"]).sort_values("path", ignore_index=True)
+    genres = list(classifier.bundle.genres)
+    predictions = classifier.classify([data for _, data in files])
+    local = to_frame(zip([name for name, _ in files], predictions, strict=True), genres)
+    local = local.sort_values("path", ignore_index=True)
+    assert list(frame.columns) == csv_header(genres)
+    assert frame["path"].tolist() == local["path"].tolist() == sorted(name for name, _ in files)
+    assert frame["genres"].tolist() == local["genres"].tolist()
+    assert frame["error"].fillna("").tolist() == local["error"].fillna("").tolist()
+    assert frame["error"].fillna("").tolist() == ["not_an_image", "", "", ""]  # notes.txt first
+    assert np.allclose(frame[genres], local[genres], atol=2e-6, equal_nan=True)

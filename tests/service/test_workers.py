@@ -6,6 +6,7 @@ from collections import Counter
 from samples import poster_bytes
 
 from posterq.jobs.schema import Keys
+from posterq.testing import assert_exactly_once
 
 
 def _poster_folder(root, name: str, count: int, size: tuple[int, int]):
@@ -16,20 +17,13 @@ def _poster_folder(root, name: str, count: int, size: tuple[int, int]):
     return folder
 
 
-def _assert_exactly_once(job: dict, results: list[dict]) -> None:
-    assert job["status"] == "done"
-    assert job["done"] + job["failed"] == job["total"] == len(results)
-    assert sorted(row["index"] for row in results) == list(range(job["total"]))
-    assert all(row["status"] in ("ok", "error") for row in results)
-
-
 def test_two_workers_share_one_large_job(api, spawn_worker, data_root, service_settings):
     spawn_worker("alpha@test")
     spawn_worker("beta@test")
     folder = _poster_folder(data_root, "shared", service_settings.max_posters_per_job, (600, 900))
     job = api.post("/jobs", json={"directory": str(folder)}).json()
     done = api.wait(job["id"], timeout=120)
-    _assert_exactly_once(done, done["results"])
+    assert_exactly_once(done, done["results"])
     by_worker = Counter(row["worker"] for row in done["results"])
     assert set(by_worker) == {"alpha@test", "beta@test"}, by_worker
 
@@ -53,7 +47,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     # The killed batch comes back after the visibility timeout (4 s here) and a restore sweep.
     done = api.wait(job_id, timeout=120)
     results = api.get(f"/jobs/{job_id}", params={"limit": 1000}).json()["results"]
-    _assert_exactly_once(done, results)
+    assert_exactly_once(done, results)
     workers = Counter(row["worker"] for row in results)
     assert workers["victim@test"] >= 4 and workers["rescuer@test"] > 0, workers
     keys = Keys(service_settings.key_prefix)
