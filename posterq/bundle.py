@@ -1,27 +1,56 @@
-"""Model bundles: a folder with model.tflite and model.json, verified before use."""
+"""Model bundles: a folder with model.tflite and model.json, verified before use.
+
+The checks of model.json (check_meta) and the model's sha256 (sha256_of) live here once: the
+runtime applies them when it loads a bundle, training.bundle_io when it writes one.
+"""
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from posterq.config import Settings, model_folder, shipped_models
+from posterq.config import model_folder, model_from_env, shipped_models
 from posterq.exceptions import BundleError
 from posterq.genres import GENRES
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
+#: Keys of model.json the runtime reads (sha256 comes with them once the bundle is written).
+REQUIRED_KEYS = ("name", "version", "input", "genres", "label_rule")
 
 
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
+def sha256_of(source: bytes | str | os.PathLike) -> str:
+    """Return the hex sha256 of bytes, or of a file read in chunks."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(source).hexdigest()
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(source, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_meta(meta, where: str, required=REQUIRED_KEYS) -> None:
+    """Raise BundleError unless meta is a model.json the runtime can use (`where` names it)."""
+    if not isinstance(meta, dict):
+        raise BundleError(f"{where} is not a JSON object")
+    for key in required:
+        if key not in meta:
+            raise BundleError(f"{where} lacks '{key}'")
+    if not isinstance(meta["input"], dict) or not all(
+            isinstance(meta["input"].get(key), int) for key in ("height", "width")):
+        raise BundleError(f"{where}: input needs integer height and width")
+    if len(set(meta["genres"])) != len(meta["genres"]):
+        raise BundleError(f"{where} names a genre twice")
+    unknown = [genre for genre in meta["genres"] if genre not in GENRES]
+    if unknown:
+        raise BundleError(f"{where} names unknown genres: {unknown}")
+    rule = meta["label_rule"]
+    if not isinstance(rule, dict) or len(rule.get("thresholds", [])) != len(meta["genres"]):
+        raise BundleError(f"{where}: one threshold per genre is required")
 
 
 @dataclass(frozen=True)
@@ -68,14 +97,14 @@ class Bundle:
         return int(self.meta["label_rule"].get("top_k", 3))
 
     @property
-    def model_id(self) -> dict:
-        """Name and version, as reported beside every result."""
+    def identity(self) -> dict:
+        """{"name", "version"}: what names the model beside every result."""
         return {"name": self.name, "version": self.version}
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
     """Load and verify a bundle; None means $POSTERQ_MODEL, else the shipped default model."""
-    folder = Settings.from_env().model_path if path is None else model_folder(path)
+    folder = model_from_env() if path is None else model_folder(path)
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():
         raise BundleError(f"{folder} is not a model bundle (needs {META_FILE} and {MODEL_FILE}); "
@@ -84,25 +113,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
-    _check(meta, folder, model_path)
-    return Bundle(folder, meta)
-
-
-def _check(meta: dict, folder: Path, model_path: Path) -> None:
-    if not isinstance(meta, dict):
-        raise BundleError(f"{folder}/{META_FILE} is not a JSON object")
-    for key in ("name", "version", "input", "genres", "label_rule", "sha256"):
-        if key not in meta:
-            raise BundleError(f"{folder}/{META_FILE} lacks '{key}'")
-    if not all(isinstance(meta["input"].get(key), int) for key in ("height", "width")):
-        raise BundleError(f"{folder}/{META_FILE}: input needs integer height and width")
-    if len(set(meta["genres"])) != len(meta["genres"]):
-        raise BundleError(f"{folder}/{META_FILE} names a genre twice")
-    unknown = [genre for genre in meta["genres"] if genre not in GENRES]
-    if unknown:
-        raise BundleError(f"{folder}/{META_FILE} names unknown genres: {unknown}")
-    if len(meta["label_rule"].get("thresholds", [])) != len(meta["genres"]):
-        raise BundleError(f"{folder}/{META_FILE}: one threshold per genre is required")
+    check_meta(meta, str(meta_path), (*REQUIRED_KEYS, "sha256"))
     actual = sha256_of(model_path)
     if actual != meta["sha256"]:
         raise BundleError(
@@ -110,3 +121,4 @@ def _check(meta: dict, folder: Path, model_path: Path) -> None:
             f"expected {meta['sha256'][:12]}...)",
             "bundle_mismatch",
         )
+    return Bundle(folder, meta)

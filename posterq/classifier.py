@@ -101,9 +101,9 @@ class Classifier:
                 else self._prediction(next(scores), limit)
                 for outcome, limit in zip(outcomes, limits, strict=True)]
 
-    def _prediction(self, row: np.ndarray, top_k: int | None) -> Prediction:
-        named = {genre: float(score) for genre, score in zip(self.bundle.genres, row, strict=True)}
-        return Prediction(self.label(row, top_k), named)
+    def _prediction(self, scores: np.ndarray, top_k: int | None) -> Prediction:
+        named = {genre: float(score) for genre, score in zip(self.bundle.genres, scores, strict=True)}
+        return Prediction(self.label(scores, top_k), named)
 
 
 class _Runner:

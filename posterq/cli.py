@@ -54,11 +54,11 @@ COMMANDS = (
     Command("api", "run the HTTP API that takes labelling jobs", "api.cli",
             extra="service", needs=("flask", "redis", "celery", "prometheus_client")),
     Command("train", "train a model and export its bundle", "training.train_cli",
-            extra="train", needs=("tensorflow", "sklearn", "matplotlib")),
+            extra="train", needs=("tensorflow", "sklearn", "matplotlib", "pandas")),
     Command("ship", "choose the shipped bundle(s) from the accuracy-speed front of training runs",
-            "training.ship_cli", extra="train", needs=("tensorflow", "sklearn", "matplotlib")),
+            "training.ship_cli", extra="train", needs=("tensorflow", "sklearn", "matplotlib", "pandas")),
     Command("evaluate", "evaluate a model bundle on a labelled dataset", "training.evaluate_cli",
-            extra="eval", needs=("sklearn",)),
+            extra="eval", needs=("sklearn", "pandas")),
 )
 
 

@@ -5,6 +5,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -12,6 +13,9 @@ from urllib3.util.retry import Retry
 
 from posterq.exceptions import PosterqError
 from posterq.jobs.schema import JobStatus
+
+if TYPE_CHECKING:
+    import pandas
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,13 @@ class ServiceClient:
         for line in response.iter_lines(decode_unicode=True):
             if line:
                 yield json.loads(line)
+
+    def results_frame(self, job_id: str) -> "pandas.DataFrame":
+        """A job's results so far as a pandas DataFrame, the columns of its CSV (posterq.frames.to_frame)."""
+        from posterq.frames import to_frame  # pandas loads here, for the callers that ask
+
+        model = self.job(job_id).get("model") or {}  # empty until a poster of the job is classified
+        return to_frame(self.results(job_id), model.get("genres") or self.limits()["genres"])
 
     def wait(self, job_ids: list[str], poll: float = 1.0, on_progress=None,
              timeout: float | None = None) -> list[dict]:

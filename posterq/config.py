@@ -25,6 +25,8 @@ def _models_root() -> Path:
 DEFAULT_MODEL = "effnet-lite0-posters"
 #: The default shipped model bundle, found after any kind of install.
 DEFAULT_MODEL_DIR = _models_root() / DEFAULT_MODEL
+#: The environment variable that names the bundle (Settings.model, read alone by model_from_env).
+MODEL_ENV = "POSTERQ_MODEL"
 
 
 def shipped_models() -> list[str]:
@@ -40,14 +42,25 @@ def model_folder(value: str | os.PathLike | None) -> Path:
     if not path.exists() and str(value) in shipped_models():
         return _models_root() / str(value)
     return path
+
+
+def model_from_env(environ=None) -> Path:
+    """The bundle folder $POSTERQ_MODEL names (else the default), reading no other setting.
+
+    The core (`posterq label`, Labeller) calls this rather than Settings.from_env(), so that a
+    service setting it does not use (a bad POSTERQ_BATCH_SIZE) cannot stop it.
+    """
+    environ = os.environ if environ is None else environ
+    return model_folder(environ.get(MODEL_ENV, ""))
+
+
 #: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: a whole folder is
 #: there at once, so batches are as large as helps throughput.
 BATCH_SIZE = 32
-#: Posters per invoke in the service. Measured on a 2-core CPU: an invoke of 16 posters costs as
-#: much per poster as 16 invokes of one, while its buffers take memory per poster (the shipped
-#: 576x384 int8 model: a process peaks at 80 MB with 1, 96 with 2, 181 with 8; the float16
-#: 1.3.0 took 28 MB a poster). Two keeps posters of concurrent small jobs sharing an invoke and a
-#: worker process far under 250 MB; a job's posters also spread over every worker process at once.
+#: Posters per invoke in the service, chosen by measurement (docs/benchmarks.md, "Every layer side
+#: by side"): on a CPU a larger invoke costs about as much per poster as single ones, while its
+#: buffers take memory per poster. Two keeps posters of concurrent small jobs sharing an invoke and
+#: a worker process small; a job's posters also spread over every worker process at once.
 SERVICE_BATCH_SIZE = 2
 #: The largest poster file anywhere (`posterq label`, `posterq evaluate`, uploads, data roots).
 #: One limit, so that a folder gives the same rows locally and through the service; far above a
@@ -132,8 +145,8 @@ class Settings:
     #: Seconds POST /analysis/ waits for its poster's genres before answering 504.
     analysis_timeout: float = 30.0
     #: Posters waiting for a batch above which POST /jobs and POST /analysis/ answer 429 with
-    #: Retry-After (backpressure): one full job's worth, about five minutes of work for two CPU
-    #: cores at the measured 30 posters/s. More workers drain it faster; raise it with them.
+    #: Retry-After (backpressure): one full job's worth, minutes of work for a 2-core worker host
+    #: at the throughput docs/benchmarks.md reports. More workers drain it faster; raise it with them.
     max_queued_posters: int = 10_000
     #: The URL clients reach the API's root at (https://host[:port][/prefix]), for the absolute
     #: URLs in answers; empty means answers carry relative URLs (the Host header is never trusted).

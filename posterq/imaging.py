@@ -17,7 +17,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # 6300x6300 16-bit pixels. Pillow keeps most modes at 4 bytes a pixel, so this allows 24 MP of
 # colour and 40 MP of greyscale; a JPEG over it is decoded at 1/2, 1/4 or 1/8 scale instead
 # (libjpeg scales while decoding), anything else is refused as too_large. With the copies made
-# on the way to model input it keeps one decode under about 200 MB.
+# on the way to model input, what one decode adds to a worker stays bounded by it
+# (tests/service/test_hostile_files.py holds the bound).
 MAX_DECODE_BYTES = 96 * 1024 * 1024
 # Bytes a pixel takes once loaded and made 8-bit (P and 1-bit images become RGB(A) and L).
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
@@ -149,14 +150,14 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     highest = image.getextrema()[1]
     width, height = image.size
     out = np.empty((height, width), dtype=np.uint8)
-    rows = max(1, _CHUNK_PIXELS // width)
-    for top in range(0, height, rows):  # a band at a time: bounded memory on a 40 MP image
-        pixels = np.asarray(image.crop((0, top, width, min(height, top + rows))), dtype=np.float64)
+    band = max(1, _CHUNK_PIXELS // width)  # pixel lines per band
+    for top in range(0, height, band):  # a band at a time: bounded memory on a 40 MP image
+        pixels = np.asarray(image.crop((0, top, width, min(height, top + band))), dtype=np.float64)
         if image.mode == "F" and highest <= 1.0:
             pixels = pixels * 255.0  # float images usually hold [0, 1]
         elif image.mode != "F" and (image.mode.startswith("I;16") or highest > 255):
             pixels = pixels / 257.0  # 16-bit range [0, 65535] onto [0, 255]
-        out[top:top + rows] = np.clip(np.round(pixels), 0, 255)
+        out[top:top + band] = np.clip(np.round(pixels), 0, 255)
     return Image.fromarray(out)
 
 

@@ -1,9 +1,10 @@
 """Result rows: the one shape `posterq label`, the queue service and `posterq submit` write.
 
-A row is a dict {path, genres: [...], error: {code, message} | None, scores: {genre: float}}.
-JSON Lines writes it as it is; CSV flattens it to the columns path, genres (joined by "|"),
-error (the code), message, then one score column per genre, in the model's output order, with
-its text cells made safe to open in a spreadsheet (csv_cell).
+A row is a dict {path, genres: [...], error: {code, message} | None, scores: {genre: float}},
+and only that. JSON Lines writes it as it is; CSV flattens it to a CSV record (csv_record: a list
+of cells) with the columns path, genres (joined by "|"), error (the code), message, then one score
+column per genre, in the model's output order, its text cells made safe to open in a spreadsheet
+(csv_cell). posterq.frames puts rows in a pandas DataFrame with the same columns.
 """
 
 import contextlib
@@ -57,7 +58,7 @@ def csv_cell(text: str) -> str:
 
 
 def csv_record(result: dict, genres: Sequence[str]) -> list[str]:
-    """Flatten a row to its CSV cells (scores with 6 decimals, empty for errored rows; text via csv_cell)."""
+    """Flatten a row to its CSV record (scores with 6 decimals, empty for errored rows; text via csv_cell)."""
     error = result["error"] or {"code": "", "message": ""}
     scores = result["scores"]
     return [

@@ -19,7 +19,7 @@ from samples import TINY_INPUT, TINY_SEED, BadFile, bad_file_kinds, bundle_meta,
 def tiny_bundle(request, tmp_path_factory) -> Path:
     """A real TFLite bundle (48x32 input, 24 genres, thresholds 0.5, top_k 3), built once.
 
-    Building imports TensorFlow (~10 s on a small machine), so the .tflite is cached in pytest's
+    Building imports TensorFlow (slow to start), so the .tflite is cached in pytest's
     cache, keyed by the builder's source: change the recipe and it is rebuilt.
     """
     recipe = inspect.getsource(tiny_tflite) + repr((TINY_INPUT, TINY_SEED))

@@ -3,11 +3,12 @@
 import json
 
 import pytest
-from samples import rewrite_meta
+from samples import bundle_meta, rewrite_meta
 
-from posterq.bundle import load_bundle
+from posterq.bundle import load_bundle, sha256_of
 from posterq.exceptions import BundleError
 from posterq.genres import GENRES
+from training.bundle_io import write_bundle
 
 
 def test_load(tiny_bundle):
@@ -16,7 +17,7 @@ def test_load(tiny_bundle):
     assert bundle.input_size == (48, 32)
     assert bundle.top_k == 3
     assert bundle.thresholds.shape == (24,)
-    assert bundle.model_id == {"name": "tiny-test", "version": "0.0.1"}
+    assert bundle.identity == {"name": "tiny-test", "version": "0.0.1"}
     assert bundle.meta["size_bytes"] == bundle.model_file.stat().st_size
 
 
@@ -89,3 +90,25 @@ def test_shipped_bundles_are_chosen_by_name_and_folders_by_path(tiny_bundle):
     with pytest.raises(BundleError) as caught:
         load_bundle("no-such-model")
     assert DEFAULT_MODEL in caught.value.message  # the error lists the shipped bundles
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"genres": ["Space Opera", *GENRES[1:]]}, "unknown genres"),
+    ({"label_rule": {"thresholds": [0.5], "top_k": 3}}, "threshold"),
+    ({"input": {"height": 48.0, "width": 32}}, "integer height"),
+    ({"architecture": None}, "architecture"),  # None: the key is left out
+])
+def test_writer_refuses_what_the_loader_would_refuse(tmp_path, change, says):
+    # One set of checks (posterq.bundle.check_meta): training never writes a bundle the runtime refuses.
+    meta = {**bundle_meta(), **change}
+    meta = {key: value for key, value in meta.items() if value is not None}
+    with pytest.raises(BundleError, match=says):
+        write_bundle(tmp_path / "bundle", b"model bytes", meta)
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_written_sha256_is_the_one_the_loader_checks(tmp_path):
+    folder = write_bundle(tmp_path / "bundle", b"model bytes", bundle_meta())
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["sha256"] == sha256_of(folder / "model.tflite") == sha256_of(b"model bytes")
+    assert meta["size_bytes"] == len(b"model bytes")

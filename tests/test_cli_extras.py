@@ -14,7 +14,7 @@ from samples import write_posters
 
 SERVICE = ("requests", "celery", "kombu", "redis", "flask", "werkzeug", "gunicorn", "prometheus_client")
 TENSORFLOW = ("tensorflow", "keras", "matplotlib")
-EVAL = ("sklearn",)
+EVAL = ("sklearn", "pandas")
 RUNTIME_ONLY = SERVICE + TENSORFLOW + EVAL
 
 RUN = """
@@ -41,8 +41,8 @@ def run_without(blocked, *argv: str, run_time_only: bool = False, cwd=None) -> s
     (["submit", "posters", "--api", "http://127.0.0.1:9"], "service", ["requests"]),
     (["worker"], "service", ["celery"]),
     (["api"], "service", ["flask"]),
-    (["train", "--data", "posters"], "train", ["tensorflow", "keras"]),  # keras: at run time
-    (["evaluate", "--data", "posters"], "eval", ["scikit-learn"]),
+    (["train", "--data", "posters"], "train", ["tensorflow", "keras", "pandas"]),  # keras: at run time
+    (["evaluate", "--data", "posters"], "eval", ["scikit-learn", "pandas"]),
 ], ids=lambda value: value[0] if isinstance(value, list) and value[0][0].islower() else None)
 def test_missing_extra_is_one_line_naming_it(tmp_path, argv, extra, named, run_time_only):
     (tmp_path / "posters").mkdir()
@@ -55,8 +55,8 @@ def test_missing_extra_is_one_line_naming_it(tmp_path, argv, extra, named, run_t
     assert line.endswith(f"[{extra}]'")
 
 
-def test_evaluate_needs_only_scikit_learn(tiny_bundle, tmp_path):
-    # The eval extra is enough: no TensorFlow (and no service packages) imported on the way.
+def test_evaluate_needs_only_the_eval_extra(tiny_bundle, tmp_path):
+    # The eval extra (scikit-learn, pandas) is enough: no TensorFlow (and no service packages) imported.
     posters = write_posters(tmp_path / "img", 6)
     (tmp_path / "labels.csv").write_text(
         "path,genres\n" + "".join(f"img/{path.name},Drama\n" for path in posters))

@@ -4,7 +4,14 @@ import os
 
 import pytest
 
-from posterq.config import DEFAULT_MODEL_DIR, MAX_FILE_BYTES, Settings, available_cores
+from posterq.config import (
+    DEFAULT_MODEL,
+    DEFAULT_MODEL_DIR,
+    MAX_FILE_BYTES,
+    Settings,
+    available_cores,
+    model_from_env,
+)
 from posterq.exceptions import PosterqError
 
 
@@ -37,6 +44,15 @@ def test_bad_values_are_refused_naming_the_variable(name, value, says):
     with pytest.raises(PosterqError) as caught:
         Settings.from_env({name: value})
     assert caught.value.code == "bad_config" and says in caught.value.message
+
+
+def test_the_model_is_read_without_the_service_settings(tmp_path):
+    # The core reads POSTERQ_MODEL alone, as Settings does, and ignores settings it does not use.
+    assert model_from_env({}) == DEFAULT_MODEL_DIR
+    assert model_from_env({"POSTERQ_MODEL": DEFAULT_MODEL}) == DEFAULT_MODEL_DIR
+    environ = {"POSTERQ_MODEL": str(tmp_path), "POSTERQ_BATCH_SIZE": "nonsense"}
+    assert model_from_env(environ) == tmp_path
+    assert Settings.from_env({"POSTERQ_MODEL": str(tmp_path)}).model_path == tmp_path
 
 
 def test_available_cores_is_at_least_one_and_at_most_the_machine():

@@ -69,6 +69,22 @@ def test_kaggle_bad_flag_is_a_bad_record(tmp_path):
     assert caught.value.code == "bad_record"
 
 
+@pytest.mark.parametrize("change", [
+    lambda line: line + ",1",  # more cells than the header
+    lambda line: "tt/2" + line[3:],  # an Id that is not a file name
+    lambda line: line.replace(",1,", ",yes,", 1),  # a flag that is not 0 or 1
+], ids=["extra_cell", "bad_id", "bad_flag"])
+def test_kaggle_bad_record_names_its_line(tmp_path, change):
+    kaggle_folder(tmp_path, [("tt1", ["Drama"], True), ("tt2", ["Comedy"], True)])
+    lines = (tmp_path / "train.csv").read_text().splitlines()
+    lines.insert(1, "")  # a blank line counts as a line and is skipped
+    lines[3] = change(lines[3])
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(tmp_path)
+    assert caught.value.code == "bad_record" and "line 4" in caught.value.message
+
+
 def ccu_records(records) -> str:
     """Concatenated Mongo-export records, no commas between them, tabs and newlines inside."""
     text = ""

@@ -174,6 +174,15 @@ def test_bad_bundle_exits_2(copy_bundle, folder, tmp_path):
     assert "does not match" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_service_settings_do_not_stop_label(tiny_bundle, folder, tmp_path):
+    # label reads POSTERQ_MODEL alone: a service setting it does not use cannot break it.
+    out = tmp_path / "genres.csv"
+    env = {**os.environ, "POSTERQ_MODEL": str(tiny_bundle), "POSTERQ_BATCH_SIZE": "nonsense"}
+    done = posterq("label", str(folder), "--out", str(out), "--workers", "1", "--no-progress", env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 15
+
+
 def test_unknown_output_format_exits_2(tiny_bundle, folder, tmp_path):
     done = posterq("label", str(folder), "--model", str(tiny_bundle), "--out", str(tmp_path / "o.txt"))
     assert done.returncode == 2 and "format" in done.stderr

@@ -12,8 +12,10 @@ from samples import poster_bytes, write_posters
 import posterq
 from posterq.classifier import Classifier, Prediction
 from posterq.exceptions import BundleError
+from posterq.frames import to_frame
 from posterq.labeller import Labeller
 from posterq.pool import label_folder
+from posterq.results import csv_header, open_writer, row
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,26 @@ def test_folder_gives_label_folders_rows(labeller, tiny_bundle, folder, workers)
     assert all(same(one, other) for (_, one), (_, other) in zip(got, expected, strict=True))
     assert got[-1][1].error.code == "not_an_image"
     assert not multiprocessing.active_children()
+
+
+def test_folder_results_as_a_frame_hold_what_the_csv_holds(labeller, folder, tmp_path):
+    import pandas as pd
+
+    genres = labeller.bundle.genres
+    results = list(labeller.label_folder(folder, batch_size=2))
+    frame = to_frame(results, genres)
+    assert list(frame.columns) == csv_header(genres) and len(frame) == len(results) == 6
+    assert list(frame["path"]) == [name for name, _ in results]
+    assert list(frame["genres"]) == [prediction.genres for _, prediction in results]
+    assert list(frame["error"].fillna("")) == ["", "", "", "", "", "not_an_image"]
+    assert frame["message"].notna().tolist() == [False] * 5 + [True]
+    with open_writer(tmp_path / "genres.csv", "csv", genres) as writer:
+        for name, prediction in results:
+            writer.write(row(name, prediction, genres))
+    written = pd.read_csv(tmp_path / "genres.csv")
+    assert frame[list(genres)].equals(written[list(genres)])  # the same figures, NaN for the error
+    assert to_frame(results).equals(frame)  # genres in the model's output order by default
+    assert list(to_frame([], genres).columns) == csv_header(genres)
 
 
 def test_folder_refuses_a_file_at_once(labeller, poster_images):

@@ -2,5 +2,5 @@
 
 Only the modules that build, train or export models import it. `posterq evaluate` (evaluate,
 evaluate_cli, datasets, metrics, exceptions) runs without it, with the `eval` extra
-(scikit-learn) on top of the runtime: tests/test_cli_extras.py holds that.
+(scikit-learn, pandas) on top of the runtime: tests/test_cli_extras.py holds that.
 """

@@ -5,7 +5,6 @@
 """
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no screen on servers
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 MAIN_GENRES = 6  # the precision-recall plot shows the genres with the most validation posters
@@ -81,26 +81,24 @@ def _plot_front(front: dict, out: Path) -> str:
 
 
 def _plot_history(path: Path, out: Path) -> str:
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    # A resumed run appends to the log; keep the last row written for each epoch.
-    by_epoch = {int(row["epoch"]) + 1: row for row in rows}
+    # Keras logs epochs from 0; a resumed run appends to the log, so the last line of an epoch wins.
+    history = pd.read_csv(path).drop_duplicates("epoch", keep="last").assign(epoch=lambda h: h["epoch"] + 1)
     probe = path.parent / "probe.json"
     if probe.exists():  # the linear probe the fine-tuning started from, as epoch 0
-        by_epoch[0] = json.loads(probe.read_text())
-    epochs = sorted(by_epoch)
+        history = pd.concat([pd.DataFrame([{**json.loads(probe.read_text()), "epoch": 0}]), history])
+    history = history.set_index("epoch").sort_index()
     # Loss, ROC-AUC and AP each on their own axis: on one shared axis, changes of 0.005 vanish.
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    losses = [(e, float(by_epoch[e]["loss"])) for e in epochs if by_epoch[e].get("loss")]
-    axes[0].plot(*zip(*losses, strict=True), marker="o", label="train loss")
-    axes[0].set_title("training loss")
     # The effnet recipe logs the project's validation metrics; the seed recipe Keras' own.
-    keys = ((1, "val_macro_roc_auc", "macro ROC-AUC"), (2, "val_macro_ap", "macro AP"),
-            (1, "val_roc_auc", "ROC-AUC (Keras, all genres)"), (2, "val_ap", "AP (Keras, all genres)"))
+    keys = ((0, "loss", "train loss"),
+            (1, "val_macro_roc_auc", "validation macro ROC-AUC"), (2, "val_macro_ap", "validation macro AP"),
+            (1, "val_roc_auc", "validation ROC-AUC (Keras, all genres)"),
+            (2, "val_ap", "validation AP (Keras, all genres)"))
     for axis, key, label in keys:
-        points = [(e, float(by_epoch[e][key])) for e in epochs if by_epoch[e].get(key) not in (None, "")]
-        if points:
-            axes[axis].plot(*zip(*points, strict=True), marker="o", label=f"validation {label}")
+        points = pd.to_numeric(history[key], errors="coerce").dropna() if key in history else []
+        if len(points):
+            axes[axis].plot(points.index, points, marker="o", label=label)
+    axes[0].set_title("training loss")
     start = " (epoch 0: the linear probe)" if probe.exists() else ""
     axes[1].set_title(f"validation ROC-AUC{start}")
     axes[2].set_title(f"validation AP{start}")

@@ -16,7 +16,6 @@ the first reason found: no_genre, then skipped (image file missing), then duplic
 
 import ast
 import codecs
-import csv
 import dataclasses
 import json
 import logging
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from posterq.genres import GENRES, canonical
 from training.exceptions import DatasetError
@@ -80,10 +80,10 @@ class Dataset:
         """Return the (N, len(genres)) uint8 0/1 label matrix, columns in the order of `genres`."""
         column = {genre: i for i, genre in enumerate(genres)}
         matrix = np.zeros((len(self.examples), len(column)), dtype=np.uint8)
-        for row, example in enumerate(self.examples):
+        for i, example in enumerate(self.examples):
             for genre in example.genres:
                 if genre in column:
-                    matrix[row, column[genre]] = 1
+                    matrix[i, column[genre]] = 1
         return matrix
 
     def subset(self, indices) -> "Dataset":
@@ -158,22 +158,19 @@ def _load_plain(target: Path) -> Dataset:
     csv_path = target if target.is_file() else (
         target / PLAIN_CSV if (target / PLAIN_CSV).is_file() else _plain_csvs(target)[0]
     )
+    header, table = _read_csv(csv_path)
+    header = [name.lower() for name in header]
+    if not _is_plain_header(header):
+        raise DatasetError(f"{csv_path}: expected the header 'path,genres'", "bad_layout")
+    paths, genres = table[header.index("path")], table[header.index("genres")]
+    if (paths == "").any():
+        raise DatasetError(f"{csv_path}, line {paths.index[paths == ''][0]}: a record needs a path and "
+                           "its genres", "bad_record")
     collector = _Collector(strict=True)
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip().lower() for name in next(reader, [])]
-        if not _is_plain_header(header):
-            raise DatasetError(f"{csv_path}: expected the header 'path,genres'", "bad_layout")
-        path_col, genres_col = header.index("path"), header.index("genres")
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{csv_path}, line {reader.line_num}"
-            if len(row) <= max(path_col, genres_col) or not row[path_col].strip():
-                raise DatasetError(f"{where}: a row needs a path and its genres", "bad_record")
-            image = Path(row[path_col].strip()).expanduser()
-            image = Path(os.path.normpath(csv_path.parent / image))  # an absolute path stays as it is
-            collector.add(image, row[genres_col].split("|"), where)
+    for line, path, names in zip(table.index, paths, genres.str.split("|"), strict=True):
+        # An absolute path stays as it is; a relative one is relative to the CSV's folder.
+        image = Path(os.path.normpath(csv_path.parent / Path(path).expanduser()))
+        collector.add(image, names, f"{csv_path}, line {line}")
     return collector.dataset(csv_path, "csv")
 
 
@@ -184,41 +181,45 @@ def _load_kaggle(root: Path, csv_path: Path | None = None) -> Dataset:
         if not (needed.is_file() if kind == "file" else needed.is_dir()):
             raise DatasetError(f"{root} looks like the Kaggle layout but has no {needed.name} {kind}",
                                "missing_file")
+    header, table = _read_csv(csv_path)
+    if "Id" not in header:
+        raise DatasetError(f"{csv_path}: no 'Id' column", "bad_layout")
+    flag_cols = [i for i, name in enumerate(header) if name not in ("Id", "Genre")]
+    if not flag_cols and "Genre" not in header:
+        raise DatasetError(f"{csv_path}: neither a Genre column nor 0/1 genre columns", "bad_layout")
+    ids = table[header.index("Id")]
+    bad = (ids == "") | ids.str.contains(r"[/\\]")  # an Id names a file inside Images/
+    if bad.any():
+        line = bad.idxmax()
+        raise DatasetError(f"{csv_path}, line {line}: bad Id {ids[line]!r}", "bad_record")
+    listed = table[header.index("Genre")].map(_genre_list) if "Genre" in header else None
+    if flag_cols:
+        # The 0/1 columns are the label; the Genre text is only checked against them.
+        names = _flagged(table[flag_cols], header, csv_path)
+        if listed is not None:
+            disagree = sum(set(one) != set(other) for one, other in zip(listed, names, strict=True))
+            if disagree:
+                log.warning("%s: %d records whose Genre text disagrees with the 0/1 columns; the "
+                            "columns were used", csv_path, disagree)
+    else:
+        names = listed
     collector = _Collector(strict=False)
-    disagree = 0
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip() for name in next(reader, [])]
-        if "Id" not in header:
-            raise DatasetError(f"{csv_path}: no 'Id' column", "bad_layout")
-        id_col = header.index("Id")
-        text_col = header.index("Genre") if "Genre" in header else None
-        flag_cols = [(i, name) for i, name in enumerate(header) if name not in ("Id", "Genre")]
-        if not flag_cols and text_col is None:
-            raise DatasetError(f"{csv_path}: neither a Genre column nor 0/1 genre columns", "bad_layout")
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{csv_path}, line {reader.line_num}"
-            if len(row) != len(header):
-                raise DatasetError(f"{where}: {len(row)} fields where the header has {len(header)}",
-                                   "bad_record")
-            ident = row[id_col].strip()
-            if not ident or "/" in ident or "\\" in ident:
-                raise DatasetError(f"{where}: bad Id {ident!r}", "bad_record")
-            listed = _genre_list(row[text_col]) if text_col is not None else None
-            if flag_cols:
-                # The 0/1 columns are the label; the Genre text is only checked against them.
-                names = [name for i, name in flag_cols if _flag(row[i], where)]
-                if listed is not None and set(listed) != set(names):
-                    disagree += 1
-            else:
-                names = listed
-            collector.add(images / f"{ident}.jpg", names, where)
-    if disagree:
-        log.warning("%s: %d rows whose Genre text disagrees with the 0/1 columns; the columns were used",
-                    csv_path, disagree)
+    for line, ident, genres in zip(table.index, ids, names, strict=True):
+        collector.add(images / f"{ident}.jpg", genres, f"{csv_path}, line {line}")
     return collector.dataset(root, "kaggle")
+
+
+def _flagged(flags: pd.DataFrame, header: list[str], csv_path: Path) -> list[list[str]]:
+    """The genres whose 0/1 column says 1, per record; a flag other than 0, 1 or empty is a bad record."""
+    numbers = flags.replace("", "0").apply(pd.to_numeric, errors="coerce")
+    bad = ~numbers.isin([0, 1])
+    if bad.any(axis=None):
+        line = bad.any(axis=1).idxmax()
+        column = bad.loc[line].idxmax()
+        raise DatasetError(f"{csv_path}, line {line}: genre flag {flags.at[line, column]!r} is not 0 or 1",
+                           "bad_record")
+    names = [header[i] for i in flags.columns]
+    return [[names[j] for j in np.flatnonzero(marks)] for marks in numbers.eq(1).to_numpy()]
 
 
 def _load_ccu(root: Path) -> Dataset:
@@ -354,11 +355,34 @@ def _decode(data: bytes, file: Path) -> str:
     return fallback
 
 
+def _read_csv(path: Path, nrows: int | None = None) -> tuple[list[str], pd.DataFrame]:
+    """The header (names stripped) and the records of a CSV, every cell stripped text.
+
+    The records' columns are the header's positions, their index their line numbers (the
+    header's is 1; exact unless a quoted cell spans lines); blank records are left out. A missing
+    trailing cell reads as empty, as spreadsheets write them; a record with more cells than the
+    header is a bad record.
+    """
+    try:
+        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                            encoding="utf-8-sig", nrows=nrows)
+    except pd.errors.EmptyDataError:
+        return [], pd.DataFrame()
+    except pd.errors.ParserError as exc:
+        raise DatasetError(f"{path}: {exc}".strip(), "bad_record") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                           "bad_record") from None
+    table = table.apply(lambda column: column.str.strip())
+    table.index += 1  # line numbers, the header's being 1
+    header, records = list(table.iloc[0]), table.iloc[1:]
+    return header, records[(records != "").any(axis=1)]
+
+
 def _csv_header(path: Path) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [name.strip() for name in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError, csv.Error):
+        return _read_csv(path, nrows=1)[0]
+    except (OSError, DatasetError):  # not a CSV, or not text
         return []
 
 
@@ -369,21 +393,6 @@ def _is_plain_header(header: list[str]) -> bool:
 
 def _plain_csvs(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*.csv")) if p.is_file() and _is_plain_header(_csv_header(p))]
-
-
-def _flag(value: str, where: str) -> bool:
-    value = value.strip()
-    if value in ("", "0"):
-        return False
-    if value == "1":
-        return True
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if number not in (0.0, 1.0):
-        raise DatasetError(f"{where}: genre flag {value!r} is not 0 or 1", "bad_record")
-    return number == 1.0
 
 
 def _genre_list(text: str) -> list[str]:

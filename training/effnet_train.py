@@ -98,13 +98,13 @@ class MirroredBatches(keras.utils.PyDataset):
         return int(np.ceil(len(self.labels) / self.batch_size))
 
     def __getitem__(self, index):
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        flips = self.flips[rows]
+        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]  # example indices
+        flips = self.flips[batch]
         inputs = tuple(
-            np.where(flips.reshape(-1, *[1] * (plain.ndim - 1)), mirrored[rows],
-                     plain[rows]).astype(np.float32)
+            np.where(flips.reshape(-1, *[1] * (plain.ndim - 1)), mirrored[batch],
+                     plain[batch]).astype(np.float32)
             for plain, mirrored in zip(self.plain, self.mirrored, strict=True))
-        return inputs, self.labels[rows]
+        return inputs, self.labels[batch]
 
     def on_epoch_end(self):
         """Reshuffle and redraw which posters are mirrored."""

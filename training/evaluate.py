@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from posterq.config import BATCH_SIZE
@@ -17,6 +18,10 @@ from training.exceptions import TrainingError
 from training.metrics import evaluate_scores
 
 log = logging.getLogger(__name__)
+
+#: The per-genre table's columns, by their keys in metrics["per_genre"], with their short names.
+TABLE_COLUMNS = {"positives": "pos", "predicted": "pred", "roc_auc": "ROC-AUC", "average_precision": "AP",
+                 "precision": "prec", "recall": "recall", "f1": "F1", "threshold": "thr"}
 
 
 def evaluate(data_path, model=None, batch_size: int = BATCH_SIZE, top_k: int | None = None,
@@ -30,7 +35,7 @@ def evaluate(data_path, model=None, batch_size: int = BATCH_SIZE, top_k: int | N
     top_k = top_k or bundle.top_k
     column = {genre: j for j, genre in enumerate(bundle.genres)}
     truth = dataset.labels(bundle.genres)
-    rows, scores, predicted, errors = [], [], [], Counter()
+    scored, scores, predicted, errors = [], [], [], Counter()  # scored: indices of the examples classified
     started = time.perf_counter()
     with tqdm(total=len(dataset), unit="poster", disable=not progress, desc="evaluate") as bar:
         for start in range(0, len(dataset), batch_size):
@@ -41,19 +46,19 @@ def evaluate(data_path, model=None, batch_size: int = BATCH_SIZE, top_k: int | N
                     errors[result.error.code] += 1
                     log.warning("%s: %s", dataset.examples[index].path, result.error.message)
                     continue
-                rows.append(index)
+                scored.append(index)
                 scores.append([result.scores[genre] for genre in bundle.genres])
                 labels = np.zeros(len(bundle.genres), dtype=np.uint8)
                 labels[[column[genre] for genre in result.genres]] = 1
                 predicted.append(labels)
             bar.update(len(batch))
     seconds = time.perf_counter() - started
-    if not rows:
+    if not scored:
         raise TrainingError(f"no poster of {dataset.root} could be classified ({dict(errors)})", "no_results")
-    metrics = evaluate_scores(truth[rows], np.asarray(scores, dtype=np.float32), np.stack(predicted),
+    metrics = evaluate_scores(truth[scored], np.asarray(scores, dtype=np.float32), np.stack(predicted),
                               bundle.genres, thresholds=bundle.thresholds)
     return {
-        "model": bundle.model_id,
+        "model": bundle.identity,
         "data": dataset.summary(),
         "top_k": top_k,
         "n_errors": int(sum(errors.values())),
@@ -63,19 +68,18 @@ def evaluate(data_path, model=None, batch_size: int = BATCH_SIZE, top_k: int | N
     }
 
 
+def per_genre_frame(metrics: dict) -> pd.DataFrame:
+    """metrics["per_genre"] as a DataFrame indexed by genre; NaN where a genre has too few positives."""
+    frame = pd.DataFrame.from_dict(metrics["per_genre"], orient="index").rename_axis("genre")
+    counts = ("positives", "predicted")
+    return frame.astype({column: "float64" for column in frame.columns if column not in counts})
+
+
 def format_table(metrics: dict) -> str:
     """Render evaluation metrics as a per-genre table followed by the summary lines."""
-    header = f"{'genre':<12} {'pos':>5} {'pred':>5} {'ROC-AUC':>8} {'AP':>6} {'prec':>6} {'recall':>6} " \
-             f"{'F1':>6} {'thr':>5}"
-    lines = [header, "-" * len(header)]
-    for genre, entry in metrics["per_genre"].items():
-        lines.append(
-            f"{genre:<12} {entry['positives']:>5} {entry.get('predicted', ''):>5} "
-            f"{_num(entry['roc_auc'], 8)} {_num(entry['average_precision'], 6)} "
-            f"{_num(entry['precision'], 6)} {_num(entry['recall'], 6)} {_num(entry['f1'], 6)} "
-            f"{_num(entry.get('threshold'), 5, 2)}"
-        )
-    lines.append("")
+    table = per_genre_frame(metrics)
+    table = table[[column for column in TABLE_COLUMNS if column in table]].rename(columns=TABLE_COLUMNS)
+    lines = [table.to_string(float_format="{:.3f}".format, na_rep="-", index_names=False), ""]
     if "model" in metrics:
         lines.append(f"model    {metrics['model']['name']} {metrics['model']['version']}")
     if "data" in metrics:

@@ -47,12 +47,12 @@ def evaluate_scores(y_true, scores, predicted, genres=GENRES, min_positives: int
 
 
 def label_matrix(scores, thresholds, top_k: int) -> np.ndarray:
-    """Apply the label rule (posterq.label_rule.assign) to every row: (N, G) uint8 0/1."""
+    """Apply the label rule (posterq.label_rule.assign) to every poster's scores: (N, G) uint8 0/1."""
     scores = np.asarray(scores, dtype=np.float32)
     thresholds = np.asarray(thresholds, dtype=np.float32)
     labels = np.zeros(scores.shape, dtype=np.uint8)
-    for row, poster in enumerate(scores):
-        labels[row, assign(poster, thresholds, top_k)] = 1
+    for i, poster in enumerate(scores):
+        labels[i, assign(poster, thresholds, top_k)] = 1
     return labels
 
 

@@ -22,8 +22,8 @@ class PixelBatches(keras.utils.PyDataset):
         return int(np.ceil(len(self.labels) / self.batch_size))
 
     def __getitem__(self, index):
-        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
-        return self.pixels[rows].astype(np.float32), self.labels[rows]
+        batch = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        return self.pixels[batch].astype(np.float32), self.labels[batch]
 
     def on_epoch_end(self):
         """Reshuffle."""

@@ -58,13 +58,13 @@ class Recipe:
 # Blocks whose pooled outputs feed the genre head beside the last features: the ends of stages 3
 # and 5 and every block after them. Genre lives partly in colour, texture and layout that the
 # last, ImageNet-object features pool away; on frozen features these taps raised a linear probe's
-# validation macro ROC-AUC from 0.755 to 0.769 and its macro AP from 0.282 to 0.299.
+# validation macro ROC-AUC and AP (the figures: docs/model.md).
 TAPS = (4, 10, 11, 12, 13, 14, 15)
 
 RECIPES = {
-    # Input 576x384 (height x width) keeps the posters' 2:3 portrait shape; see bench/input_shape.py
-    # and bench/probe_resolution.py (the recipe's probe, validation macro ROC-AUC: 0.769 at 320x224,
-    # 0.774 at 384x256, 0.780 at 480x320, 0.781 at 576x384).
+    # Input 576x384 (height x width) keeps the posters' 2:3 portrait shape; the recipe's probe
+    # scored best there of the sizes training/probe_resolution.py tried (its figures:
+    # bench/results/probe_resolution.json; the shape's: training/input_shape.py).
     "effnet-lite0": Recipe("effnet-lite0", (576, 384), epochs=3, batch_size=32, learning_rate=1e-4,
                            cut_block=4, probe_strength=3e-4, taps=TAPS,
                            variants=("float32", "float16", "int8-dynamic", "int8-full"),
