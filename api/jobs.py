@@ -119,16 +119,16 @@ def get_job(job_id: str):
     results = context.store().jobs.results(job_id, offset, limit)
     next_offset = offset + limit if offset + limit < job["total"] and results else None
     return jsonify({**job, "offset": offset, "limit": limit, "next_offset": next_offset,
-                    "results": [_public(row) for row in results]})
+                    "results": [_public(result) for result in results]})
 
 
-def _public(row: dict) -> dict:
-    if row.get("status") == ResultStatus.PENDING.value:
-        return row
-    status = ResultStatus.ERROR if row["error"] else ResultStatus.OK
-    return {"index": row["index"], "name": row["name"], "status": status.value,
-            "genres": row["genres"], "scores": row["scores"], "error": row["error"],
-            "worker": row.get("worker")}
+def _public(result: dict) -> dict:
+    if result.get("status") == ResultStatus.PENDING.value:
+        return result
+    status = ResultStatus.ERROR if result["error"] else ResultStatus.OK
+    return {"index": result["index"], "name": result["name"], "status": status.value,
+            "genres": result["genres"], "scores": result["scores"], "error": result["error"],
+            "worker": result.get("worker")}
 
 
 @blueprint.get("/jobs/<job_id>/results")
@@ -146,9 +146,9 @@ def download(job_id: str):
         buffer = io.StringIO()
         writer = make_writer(buffer, fmt, genres)
         for start in range(0, job["total"], MAX_PAGE):
-            for row in jobs.results(job_id, start, MAX_PAGE):
-                if row.get("status") != ResultStatus.PENDING.value:
-                    writer.write({key: row[key] for key in ("path", "genres", "error", "scores")})
+            for result in jobs.results(job_id, start, MAX_PAGE):
+                if result.get("status") != ResultStatus.PENDING.value:
+                    writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.service import ROOT, provenance, run_alone
 from posterq.bundle import load_bundle
-from posterq.config import SERVICE_BATCH_SIZE, available_cores
+from posterq.config import BATCH_SIZE, SERVICE_BATCH_SIZE, available_cores
 
 BATCH = SERVICE_BATCH_SIZE  # posters per invoke, as the service's batches
 #: Distinct posters each process decodes before the clock starts for the model-alone figure; an
@@ -155,8 +155,8 @@ def measure(posters: list[Path], quick: bool) -> dict:
         "The limit is read + decode + preprocess + batched invoke + label rule "
         "(posterq.pool.classify_paths), one process per core, one interpreter thread each, "
         f"batch {BATCH}; no result is written.",
-        "posterq label ran with its default settings (one process per core, batch 32); its posters/s "
-        "is its own summary (from its start of work, model loading excluded), wall_s includes "
+        f"posterq label ran with its default settings (one process per core, batch {BATCH_SIZE}); "
+        "its posters/s is its own summary (from its start of work, model loading excluded), wall_s includes "
         "interpreter start, model loading and writing the CSV.",
     ]
     if quick:

@@ -54,9 +54,10 @@ def model_from_env(environ=None) -> Path:
     return model_folder(environ.get(MODEL_ENV, ""))
 
 
-#: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: a whole folder is
-#: there at once, so batches are as large as helps throughput.
-BATCH_SIZE = 32
+#: Posters per interpreter invoke for `posterq label` and `posterq evaluate`, chosen by measurement
+#: (python -m bench.label_batch; docs/benchmarks.md): on a CPU an invoke costs about the same per
+#: poster at any batch size, and small batches keep every process busy to the end of a folder.
+BATCH_SIZE = 2
 #: Posters per invoke in the service, chosen by measurement (docs/benchmarks.md, "Every layer side
 #: by side"): on a CPU a larger invoke costs about as much per poster as single ones, while its
 #: buffers take memory per poster. Two keeps posters of concurrent small jobs sharing an invoke and

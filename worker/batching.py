@@ -109,31 +109,31 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
         log.warning("batch %s: delivery %d, failing its %d posters", batch_id, delivery, len(refs))
         error = PosterqError(f"the batch was delivered {delivery} times without finishing",
                              "redelivered_too_often")
-        rows, model = fail_refs(store, refs, error), _model_of(classifier_factory)
+        outcomes, model = fail_refs(store, refs, error), _model_of(classifier_factory)
     else:
         refs = batches.claim(batch_id, settings.batch_size, settings.max_batch_wait)
         claimed_at = time.time()
-        rows, model = _classify_refs(store, classifier_factory, refs)
-    for _, _, result, _ in rows:
+        outcomes, model = _classify_refs(store, classifier_factory, refs)
+    for _, _, result, _ in outcomes:
         result["worker"] = hostname
-    finished = batches.write_results(rows, model, claimed_at)
+    finished = batches.write_results(outcomes, model, claimed_at)
     seconds = time.monotonic() - started
     for _, job_seconds in finished:
         store.stats.observe(JOB_SECONDS, job_seconds)
-    if rows:
-        store.stats.observe(BATCH_SIZE, len(rows))
+    if outcomes:
+        store.stats.observe(BATCH_SIZE, len(outcomes))
         store.stats.observe(BATCH_SECONDS, seconds)
         store.stats.count(Counter.BATCHES)
-        log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(rows), seconds)
+        log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
     # Last, just before Celery acknowledges: a delivery that dies before this line is delivered
     # again and counted as a redelivery; one that dies after it has nothing left to do.
     batches.finish(batch_id)
-    return BatchReport(batch_id, delivery, len(refs), len(rows), tuple(job for job, _ in finished))
+    return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job for job, _ in finished))
 
 
 def _classify_refs(store: JobStore, classifier_factory,
                    refs: list[tuple[str, int]]) -> tuple[list[Row], dict]:
-    # The rows of a fresh claim, and the model that made them ({} when none did).
+    # The outcomes of a fresh claim, and the model that made them ({} when none did).
     live = _live(store, refs)
     if not live:
         return [], {}

@@ -65,10 +65,10 @@ def _fail_poisoned(store: JobStore) -> int:
         return 0
     error = PosterqError(f"the poster's batch was lost more than {store.settings.max_redeliveries} times",
                          "redelivered_too_often")
-    rows = fail_refs(store, refs, error)
-    store.batches.write_results(rows, {})
+    outcomes = fail_refs(store, refs, error)
+    store.batches.write_results(outcomes, {})
     store.batches.forget_poisoned(refs)
-    return len(rows)
+    return len(outcomes)
 
 
 class Sweeper(Periodic):

@@ -61,11 +61,11 @@ return ready
 # Writes results once each. A result counts only when HSETNX created it, so a redelivered batch
 # (or two workers racing on one visibility-timeout restore) never counts a poster twice.
 # A job that becomes final gets one element on its done list, which wakes every waiter (see
-# Jobs.wait). KEYS: the stats hash, the sweep's attempts hash, then per row its job hash, items,
+# Jobs.wait). KEYS: the stats hash, the sweep's attempts hash, then per outcome its job hash, items,
 # results, done list and blob.
 # ARGV: result ttl, model json, the statuses queued, running, done, failed and the outcome ok,
 # when the batch was claimed, the stats fields' prefixes for posters by outcome and jobs finished
-# by status (posterq.jobs.stats), then per row (job id, index, result json, outcome).
+# by status (posterq.jobs.stats), then per outcome (job id, index, result json, outcome).
 _WRITE = """
 local ttl, model = tonumber(ARGV[1]), ARGV[2]
 local queued, running, done_status, failed_status, ok = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -74,11 +74,11 @@ local stats, attempts = KEYS[1], KEYS[2]
 local now = redis.call('TIME')
 local stamp = string.format('%d.%06d', now[1], now[2])
 local finished = {}
-for row = 0, (#KEYS - 2) / 5 - 1 do
-  local job, items, results = KEYS[3 + 5 * row], KEYS[4 + 5 * row], KEYS[5 + 5 * row]
-  local done_list, blob = KEYS[6 + 5 * row], KEYS[7 + 5 * row]
-  local id, index = ARGV[11 + 4 * row], ARGV[12 + 4 * row]
-  local result, outcome = ARGV[13 + 4 * row], ARGV[14 + 4 * row]
+for n = 0, (#KEYS - 2) / 5 - 1 do
+  local job, items, results = KEYS[3 + 5 * n], KEYS[4 + 5 * n], KEYS[5 + 5 * n]
+  local done_list, blob = KEYS[6 + 5 * n], KEYS[7 + 5 * n]
+  local id, index = ARGV[11 + 4 * n], ARGV[12 + 4 * n]
+  local result, outcome = ARGV[13 + 4 * n], ARGV[14 + 4 * n]
   redis.call('DEL', blob)
   redis.call('HDEL', attempts, id .. ':' .. index)
   local status = redis.call('HGET', job, 'status')
@@ -158,21 +158,21 @@ class Batches:
             refs = self._claim(keys=lists, args=args)
         return [parse_ref(v) for v in refs]
 
-    def write_results(self, rows: list[tuple[str, int, dict, str]], model: dict,
+    def write_results(self, outcomes: list[tuple[str, int, dict, str]], model: dict,
                       claimed_at: float | None = None) -> list[tuple[str, float]]:
-        """Write (job id, index, result, outcome) rows once each; return jobs this finished, with seconds.
+        """Write (job id, index, result, outcome) outcomes once each; return jobs this finished, with seconds.
 
         `claimed_at` (epoch seconds) becomes the claimed_at of each job this batch starts, so a
         job tells how long it waited in the queue apart from how long it took.
         """
-        if not rows:
+        if not outcomes:
             return []
         keys = [self.keys.stats, self.keys.attempts]
         args = [self.settings.result_ttl, json.dumps(model), JobStatus.QUEUED.value, JobStatus.RUNNING.value,
                 JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value,
                 f"{claimed_at or time.time():.6f}", LabelledCounter.POSTERS.prefix,
                 LabelledCounter.JOBS_FINISHED.prefix]
-        for job_id, index, result, outcome in rows:
+        for job_id, index, result, outcome in outcomes:
             keys += [self.keys.job(job_id), self.keys.items(job_id), self.keys.results(job_id),
                      self.keys.done(job_id), self.keys.blob(job_id, index)]
             args += [job_id, index, json.dumps(result), outcome]

@@ -189,18 +189,18 @@ class Jobs:
         """Items offset..offset+limit in submission order, each with its result once it has one."""
         total = int(self.client.hget(self.keys.job(job_id), "total") or 0)
         stop = total if limit is None else min(total, offset + limit)
-        rows = []
+        found = []
         for start, end in _chunks(stop, offset):
             fields = [str(i) for i in range(start, end)]
             items = self.client.hmget(self.keys.items(job_id), fields)
             results = self.client.hmget(self.keys.results(job_id), fields)
             for index, item, result in zip(fields, items, results, strict=True):
                 if result is not None:
-                    rows.append(json.loads(result))
+                    found.append(json.loads(result))
                 elif item is not None:
-                    rows.append({"index": int(index), "name": json.loads(item)["name"],
-                                 "status": ResultStatus.PENDING.value})
-        return rows
+                    found.append({"index": int(index), "name": json.loads(item)["name"],
+                                  "status": ResultStatus.PENDING.value})
+        return found
 
     def cancel(self, job_id: str) -> dict | None:
         """Cancel what has not run and delete the job's items, upload bytes and results.

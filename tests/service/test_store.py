@@ -55,12 +55,12 @@ def _no_blocking_call(*args, **kwargs):
 
 def test_results_are_written_once_and_counted_once(store, redis_client):
     job = _job(store, 2)
-    rows = [(job["id"], 0, {"index": 0, "name": "p0.jpg", "error": None}, "ok"),
-            (job["id"], 1, {"index": 1, "name": "p1.jpg", "error": {"code": "empty"}}, "empty")]
-    store.batches.write_results(rows[:1], {"name": "m", "version": "1"})
-    store.batches.write_results(rows[:1], {"name": "m", "version": "1"})  # a redelivered batch
+    outcomes = [(job["id"], 0, {"index": 0, "name": "p0.jpg", "error": None}, "ok"),
+                (job["id"], 1, {"index": 1, "name": "p1.jpg", "error": {"code": "empty"}}, "empty")]
+    store.batches.write_results(outcomes[:1], {"name": "m", "version": "1"})
+    store.batches.write_results(outcomes[:1], {"name": "m", "version": "1"})  # a redelivered batch
     assert store.jobs.get(job["id"])["done"] == 1
-    finished = store.batches.write_results(rows, {"name": "m", "version": "1"})
+    finished = store.batches.write_results(outcomes, {"name": "m", "version": "1"})
     assert [job_id for job_id, _ in finished] == [job["id"]]
     view = store.jobs.get(job["id"])
     assert (view["status"], view["done"], view["failed"], view["progress"]) == ("done", 1, 1, 1.0)
