@@ -25,7 +25,7 @@ from posterq.results import row as result_row
 log = logging.getLogger(__name__)
 
 #: One poster's result as the store writes it (Batches.write_results): job id, index, result, outcome.
-Row = tuple[str, int, dict, str]
+Outcome = tuple[str, int, dict, str]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _fail_items(items: list[dict], error: PosterqError) -> list[tuple[dict, str]
     return [(_result(item, error, ()), error.code) for item in items]
 
 
-def _rows(items: list[dict], results: list[tuple[dict, str]]) -> list[Row]:
+def _outcomes(items: list[dict], results: list[tuple[dict, str]]) -> list[Outcome]:
     # Each item's (result, outcome) as the store writes it.
     return [(item["job_id"], item["index"], result, outcome)
             for item, (result, outcome) in zip(items, results, strict=True)]
@@ -91,10 +91,10 @@ def _live(store: JobStore, refs: list[tuple[str, int]]) -> list[dict]:
     return [item for item in store.jobs.load(refs) if item is not None]
 
 
-def fail_refs(store: JobStore, refs: list[tuple[str, int]], error: PosterqError) -> list[Row]:
+def fail_refs(store: JobStore, refs: list[tuple[str, int]], error: PosterqError) -> list[Outcome]:
     """Rows that give one error to each ref whose job still waits for it (for Batches.write_results)."""
     live = _live(store, refs)
-    return _rows(live, _fail_items(live, error))
+    return _outcomes(live, _fail_items(live, error))
 
 
 def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str) -> BatchReport:
@@ -132,7 +132,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
 
 
 def _classify_refs(store: JobStore, classifier_factory,
-                   refs: list[tuple[str, int]]) -> tuple[list[Row], dict]:
+                   refs: list[tuple[str, int]]) -> tuple[list[Outcome], dict]:
     # The outcomes of a fresh claim, and the model that made them ({} when none did).
     live = _live(store, refs)
     if not live:
@@ -144,8 +144,8 @@ def _classify_refs(store: JobStore, classifier_factory,
         # The log has the reason; a result does not, since it names paths on this host.
         log.error("cannot load the model: %s", exc.message)
         error = PosterqError("the worker cannot load its model; its log says why", exc.code)
-        return _rows(live, _fail_items(live, error)), {}
-    return _rows(live, classify_items(classifier, live, store.settings)), model_of(classifier)
+        return _outcomes(live, _fail_items(live, error)), {}
+    return _outcomes(live, classify_items(classifier, live, store.settings)), model_of(classifier)
 
 
 def model_of(classifier) -> dict:
