@@ -22,7 +22,7 @@ from api.exceptions import ApiError, BadRequest, TooLarge
 from api.queue import enqueue
 from posterq.exceptions import ImageError
 from posterq.imaging import identify
-from posterq.jobs.schema import ItemKind, JobStatus
+from posterq.jobs.schema import ItemKind, JobStatus, Lane
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("analysis", __name__)
@@ -37,7 +37,7 @@ _DATA_URL = re.compile(rb"data:[\w.+/-]*(;[\w=.+-]*)*;base64,", re.IGNORECASE)
 def analyse():
     """Classify one poster through the queue and answer with its genres, best first."""
     settings = context.settings()
-    refuse_when_full(context.store())  # a poster that would wait minutes is refused with Retry-After
+    refuse_when_full(context.store(), auth.owner())  # a poster that would wait minutes: Retry-After
     name, data = _poster()
     if not data:
         raise BadRequest("send an image: its base64 text, its bytes, or a multipart `file`", "no_image")
@@ -50,7 +50,7 @@ def analyse():
         raise BadRequest(exc.message, exc.code) from None
     store = context.store()
     job = store.jobs.create("analysis", [{"name": name, "kind": ItemKind.UPLOAD.value}], [data], top_k,
-                            owner=auth.owner(), enqueue=enqueue)
+                            owner=auth.owner(), enqueue=enqueue, lane=Lane.INTERACTIVE, weight=auth.weight())
     job_id = job["id"]
     job = store.jobs.wait(job_id, settings.analysis_timeout)
     if job is None or not JobStatus(job["status"]).final:

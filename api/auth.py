@@ -8,6 +8,9 @@ hmac.compare_digest, so the time taken tells nothing of how close a guess was or
 matched. No key is logged, stored or echoed in an error.
 
     python -c "import secrets; print(secrets.token_urlsafe(32))"   # a new key
+
+In POSTERQ_API_KEYS_FILE a line may give a key's weight after it ("KEY 2"): its share of the
+workers against keys of weight 1 when both have work waiting (posterq.jobs.schedule).
 """
 
 import hashlib
@@ -42,8 +45,13 @@ def digest(key: str) -> str:
 class ApiKeys:
     """The configured keys, held as digests only."""
 
-    def __init__(self, digests):
+    def __init__(self, digests, weights: dict[str, float] | None = None):
         self.digests = tuple(digests)
+        self.weights = dict(weights or {})
+
+    def weight(self, owner: str) -> float:
+        """The share weight of a key's digest: its weight in the keys file, else 1."""
+        return self.weights.get(owner, 1.0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ApiKeys":
@@ -52,13 +60,19 @@ class ApiKeys:
                 for n, key in enumerate(_SEPARATORS.split(settings.api_keys.strip()), 1) if key]
         if settings.api_keys_file:
             keys += _read_file(Path(settings.api_keys_file).expanduser())
+        weights = {}
+        for n, (where, key) in enumerate(keys):
+            key, _, weight = key.partition(" ")
+            keys[n] = (where, key)
+            if weight.strip():
+                weights[digest(key)] = _weight(where, weight.strip())
         for where, key in keys:
             # The message names the key's place, never the key.
             if len(key) < MIN_KEY_LENGTH or not _TOKEN.fullmatch(key):
                 raise PosterqError(f"{where} is not a usable API key: it needs at least {MIN_KEY_LENGTH} "
                                    "characters of A-Z a-z 0-9 . _ ~ + / - (python -c \"import secrets; "
                                    "print(secrets.token_urlsafe(32))\" makes one)", "bad_config")
-        return cls(dict.fromkeys(digest(key) for _, key in keys))
+        return cls(dict.fromkeys(digest(key) for _, key in keys), weights)
 
     @property
     def enabled(self) -> bool:
@@ -75,12 +89,24 @@ class ApiKeys:
         return found
 
 
+def _weight(where: str, text: str) -> float:
+    # A key's share of the workers against other keys' (1 each unless the keys file says more).
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = 0.0
+    if not 0 < weight <= 1000:
+        raise PosterqError(f"{where}: a key's weight must be a number above 0 and at most 1000", "bad_config")
+    return weight
+
+
 def _read_file(path: Path) -> list[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise PosterqError(f"POSTERQ_API_KEYS_FILE={path} cannot be read: {exc}", "bad_config") from None
-    keys = [(f"line {n} of {path}", line.strip()) for n, line in enumerate(lines, 1)
+    # "KEY" or "KEY WEIGHT" a line.
+    keys = [(f"line {n} of {path}", " ".join(line.split())) for n, line in enumerate(lines, 1)
             if line.strip() and not line.lstrip().startswith("#")]
     if not keys:
         # An empty file must not quietly leave the API open.
@@ -113,6 +139,11 @@ def register(app, keys: ApiKeys) -> None:
 def owner() -> str:
     """Who this request acts for: its key's digest, or "" where the service has no keys."""
     return g.get("owner", "")
+
+
+def weight() -> float:
+    """This request's key's share weight (1 where the service has no keys)."""
+    return current_app.extensions["posterq"]["api_keys"].weight(owner())
 
 
 def may_see(job_owner: str) -> bool:

@@ -16,16 +16,29 @@ RETRY_AFTER_UNKNOWN = 60
 RETRY_AFTER_MAX = 600
 
 
-def refuse_when_full(store: JobStore) -> None:
-    """Answer 429 with Retry-After when more posters wait than POSTERQ_MAX_QUEUED_POSTERS allows."""
-    limit = store.settings.max_queued_posters
-    waiting = store.batches.queue_depth()
-    if waiting <= limit:
-        return
-    seconds = drain_seconds(store, waiting - limit)
-    response, status = error_response(
-        "queue_full", f"{waiting} posters are waiting for a worker, over the limit of {limit}; "
-                      f"try again in {seconds} s", 429)
+def refuse_when_full(store: JobStore, owner: str = "") -> None:
+    """Answer 429 with Retry-After when the queue, or this key's part of it, holds too many posters.
+
+    POSTERQ_MAX_QUEUED_POSTERS bounds the queue, POSTERQ_MAX_QUEUED_POSTERS_PER_KEY each key's
+    posters in it, so that one key cannot fill it for everybody. With keys, the message says
+    nothing of other keys' work: it gives the caller's own count, or only that the queue is full.
+    """
+    settings = store.settings
+    if owner:
+        mine, limit = store.schedule.tenant_depth(owner), settings.max_queued_posters_per_key
+        if mine > limit:
+            _refuse(store, mine - limit, f"{mine} of your posters are waiting for a worker, over the "
+                                         f"limit of {limit} a key")
+    waiting, limit = store.batches.queue_depth(), settings.max_queued_posters
+    if waiting > limit:
+        told = "the queue is full" if owner else (f"{waiting} posters are waiting for a worker, over the "
+                                                  f"limit of {limit}")
+        _refuse(store, waiting - limit, told)
+
+
+def _refuse(store: JobStore, excess: int, told: str) -> None:
+    seconds = drain_seconds(store, excess)
+    response, status = error_response("queue_full", f"{told}; try again in {seconds} s", 429)
     response.status_code = status
     response.headers["Retry-After"] = str(seconds)
     # A ready response passes through flask.abort as it is: the handlers in api.errors carry no

@@ -29,7 +29,7 @@ def submit():
     """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory": ...}."""
     settings = context.settings()
     # Before the body is parsed: a full queue refuses at the cost of one LLEN.
-    refuse_when_full(context.store())
+    refuse_when_full(context.store(), auth.owner())
     mimetype = request.mimetype
     if mimetype == "application/json":
         try:
@@ -60,7 +60,7 @@ def submit():
     blobs = blobs or [None] * len(items)
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
     job = context.store().jobs.create(source, items, blobs, top_k, owner=auth.owner(),
-                                      enqueue=enqueue)
+                                      enqueue=enqueue, weight=auth.weight())
     log.info("job %s: %d posters from %s", job["id"], job["total"], source)
     url = public_url_for("jobs.get_job", job_id=job["id"])
     response = jsonify({**job, "url": url, "results_url": public_url_for("jobs.download", job_id=job["id"])})

@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api import context
 from posterq.jobs.broker import Broker
+from posterq.jobs.schema import Lane
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, INF, JOB_SECONDS, Counter, LabelledCounter
 from posterq.jobs.store import JobStore
 
@@ -59,6 +60,17 @@ class StoreCollector:
         yield GaugeMetricFamily("posterq_queue_age_seconds",
                                 "Seconds the oldest poster waiting for a batch has waited (0: none waits)",
                                 value=self.store.jobs.queue_age())
+        waiting, ages = self.store.schedule.waiting(), self.store.jobs.queue_ages()
+        by_lane = GaugeMetricFamily("posterq_lane_queue_posters", "Posters waiting for a batch, by lane",
+                                    labels=["lane"])
+        lane_ages = GaugeMetricFamily("posterq_lane_queue_age_seconds",
+                                      "Seconds the oldest poster waiting in the lane has waited",
+                                      labels=["lane"])
+        for lane in Lane:
+            by_lane.add_metric([lane.value], waiting.get(f"lane:{lane.value}", 0))
+            lane_ages.add_metric([lane.value], ages.get(lane.value, 0.0))
+        yield by_lane
+        yield lane_ages
         yield GaugeMetricFamily("posterq_queue_limit_posters",
                                 "Posters waiting above which submissions are refused with 429 "
                                 "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)

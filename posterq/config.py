@@ -149,6 +149,12 @@ class Settings:
     #: Retry-After (backpressure): one full job's worth, minutes of work for a 2-core worker host
     #: at the throughput docs/benchmarks.md reports. More workers drain it faster; raise it with them.
     max_queued_posters: int = 10_000
+    #: Posters one API key may have waiting for a batch (with keys) before its own submissions get
+    #: 429: a key that fills its part cannot fill the queue for every other key.
+    max_queued_posters_per_key: int = 5_000
+    #: The most of the workers one-poster calls (POST /analysis/) take while bulk work waits: a
+    #: lone call goes ahead of bulk posters, a flood of them shares the workers by this fraction.
+    interactive_share: float = 0.5
     #: The URL clients reach the API's root at (https://host[:port][/prefix]), for the absolute
     #: URLs in answers; empty means answers carry relative URLs (the Host header is never trusted).
     public_url: str = ""
@@ -176,6 +182,11 @@ class Settings:
         return settings
 
     @property
+    def interactive_weight(self) -> float:
+        """The interactive lane's weight against bulk's 1 that gives it interactive_share of the workers."""
+        return self.interactive_share / (1 - self.interactive_share)
+
+    @property
     def model_path(self) -> Path:
         """The bundle to load: POSTERQ_MODEL (a shipped bundle's name or a folder), else the default."""
         return model_folder(self.model)
@@ -193,13 +204,16 @@ class Settings:
         positive = ("batch_size", "max_request_bytes", "max_posters_per_job", "max_file_bytes",
                     "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
                     "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout",
-                    "batch_time_limit", "sweep_interval", "max_queued_posters", "request_timeout")
+                    "batch_time_limit", "sweep_interval", "max_queued_posters", "request_timeout",
+                    "max_queued_posters_per_key")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
         if self.max_batch_wait < 0 or self.threads < 0 or self.solo_threads < 0:
             raise PosterqError("POSTERQ_MAX_BATCH_WAIT, POSTERQ_THREADS and POSTERQ_SOLO_THREADS must not be "
                                "negative", "bad_config")
+        if not 0 < self.interactive_share < 1:
+            raise PosterqError("POSTERQ_INTERACTIVE_SHARE must be between 0 and 1", "bad_config")
         if self.public_url:
             url = urlsplit(self.public_url)
             if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:

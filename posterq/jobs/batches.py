@@ -1,4 +1,4 @@
-"""Batches on the worker side: claim ready refs atomically, write each result once, forget the batch."""
+"""Batches on the worker side: claim ready refs fairly and atomically, write results once, forget them."""
 
 import json
 import time
@@ -6,57 +6,9 @@ import time
 import redis
 
 from posterq.config import Settings
+from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref, ref
 from posterq.jobs.stats import Counter, LabelledCounter
-
-# Tops a batch list up to ARGV[1] refs from the ready list atomically, so a ref is always in
-# exactly one of the two (never lost between a pop and a push if the worker dies). A batch holding
-# refs is stamped in the claims set, which the sweep reads to find batches whose task is gone.
-# KEYS: ready list, batch list, claims set, claimed_at. ARGV: size, ttl of the batch list, task id.
-_CLAIM = """
-local moved = 0
-for i = 1, tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2]) do
-  if not redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') then break end
-  moved = moved + 1
-end
-local refs = redis.call('LRANGE', KEYS[2], 0, -1)
-if #refs > 0 then
-  local time = redis.call('TIME')
-  local now = string.format('%d.%06d', time[1], time[2])
-  redis.call('ZADD', KEYS[3], now, ARGV[3])
-  if moved > 0 then
-    redis.call('EXPIRE', KEYS[2], ARGV[2])
-    redis.call('SET', KEYS[4], now)
-  end
-end
-return refs
-"""
-
-# Gives a batch's refs back to the head of the ready list when its claim is older than ARGV[2]
-# seconds (its task died, or its message was lost while Redis was down), in one step so that no
-# ref is ever in neither list. Each ref's give-backs are counted; one given back more than
-# ARGV[3] times goes to the poisoned list instead, to be failed rather than kill another worker.
-# KEYS: claims set, batch list, deliveries, ready list, attempts hash, poisoned list.
-# ARGV: task id, stale after (s), most give-backs. Returns the number of refs made ready.
-_GIVE_BACK = """
-local claimed = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-if claimed and now - tonumber(claimed) < tonumber(ARGV[2]) then return -1 end
-local refs = redis.call('LRANGE', KEYS[2], 0, -1)
-local ready = 0
-for i = #refs, 1, -1 do
-  if redis.call('HINCRBY', KEYS[5], refs[i], 1) > tonumber(ARGV[3]) then
-    redis.call('RPUSH', KEYS[6], refs[i])
-  else
-    redis.call('LPUSH', KEYS[4], refs[i])
-    ready = ready + 1
-  end
-end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[1], ARGV[1])
-return ready
-"""
 
 # Writes results once each. A result counts only when HSETNX created it, so a redelivered batch
 # (or two workers racing on one visibility-timeout restore) never counts a poster twice.
@@ -115,13 +67,11 @@ return finished
 
 
 class Batches:
-    """The ready list and the per-task batch lists the workers claim from it."""
+    """The per-task batch lists the workers claim into from the fair queue."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys):
-        self.client, self.settings, self.keys = client, settings, keys
-        self._claim = client.register_script(_CLAIM)
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule):
+        self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
         self._write = client.register_script(_WRITE)
-        self._give_back = client.register_script(_GIVE_BACK)
 
     def count_delivery(self, batch_id: str) -> int:
         """Count one more delivery of a batch task; return how many there have been."""
@@ -139,23 +89,19 @@ class Batches:
         return [parse_ref(v) for v in self.client.lrange(self.keys.batch(batch_id), 0, -1)]
 
     def claim(self, batch_id: str, size: int, max_wait: float) -> list[tuple[str, int]]:
-        """Fill a batch to `size` refs from the ready list, waiting up to max_wait for stragglers.
+        """Fill a batch to `size` refs from the fair queue, waiting up to max_wait for stragglers.
 
         A batch that has nothing is done at once (its posters went into another batch); one that
         has some but fewer than `size` waits a little so that small jobs arriving together share
         one interpreter invoke.
         """
-        lists = [self.keys.ready, self.keys.batch(batch_id), self.keys.claims, self.keys.claimed_at]
-        args = [size, self.settings.result_ttl, batch_id]
-        refs = self._claim(keys=lists, args=args)
+        refs = self.schedule.claim(batch_id, size)
         deadline = time.monotonic() + max_wait
         while refs and len(refs) < size:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not self.schedule.wait_for_arrivals(left):
                 break
-            if self.client.blmove(*lists[:2], left, "LEFT", "RIGHT") is None:
-                break
-            refs = self._claim(keys=lists, args=args)
+            refs = self.schedule.claim(batch_id, size)
         return [parse_ref(v) for v in refs]
 
     def write_results(self, outcomes: list[tuple[str, int, dict, str]], model: dict,
@@ -192,14 +138,14 @@ class Batches:
         return [value.decode() for value in stale]
 
     def give_back(self, batch_id: str, older_than: float) -> int | None:
-        """Put a stale batch's refs back at the head of the ready list; return how many, None if it lives.
+        """Put a stale batch's refs back at the head of their jobs' lists; return how many, None if it lives.
 
-        Refs given back more than max_redeliveries times go to the poisoned list instead.
+        Refs given back more than max_redeliveries times go to the poisoned list instead; refs of
+        jobs that are gone or final are dropped.
         """
-        keys = [self.keys.claims, self.keys.batch(batch_id), self.keys.deliveries(batch_id), self.keys.ready,
-                self.keys.attempts, self.keys.poisoned]
-        ready = self._give_back(keys=keys, args=[batch_id, older_than, self.settings.max_redeliveries])
-        return None if ready < 0 else int(ready)
+        final = [status.value for status in JobStatus if status.final]
+        ready = self.schedule.give_back(batch_id, older_than, final)
+        return None if ready < 0 else ready
 
     def poisoned(self) -> list[tuple[str, int]]:
         """Refs given back too often, waiting to be failed."""
@@ -229,4 +175,4 @@ class Batches:
 
     def queue_depth(self) -> int:
         """Posters waiting for a batch."""
-        return int(self.client.llen(self.keys.ready))
+        return self.schedule.depth()

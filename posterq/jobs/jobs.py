@@ -8,7 +8,8 @@ from collections.abc import Callable
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.schema import JobStatus, Keys, ResultStatus, new_job_id, parse_ref, ref
+from posterq.jobs.schedule import Schedule
+from posterq.jobs.schema import JobStatus, Keys, Lane, ResultStatus, new_job_id, ref
 from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
@@ -17,72 +18,60 @@ log = logging.getLogger(__name__)
 _CHUNK = 1000
 # Seconds a discarded job's id stays marked: long past any EXEC of its write still in flight.
 _DISCARD_MARK_TTL = 600
-# Refs at the head of the ready list read to find the oldest waiting poster.
-_AGE_PROBE = 100
 
 # Removes what a failed submission wrote, in one step: marks the id (so that a late EXEC of its
-# write is aborted by WATCH), deletes its record, items and bytes, takes its refs off the ready
-# list and its count off the stats. The ready list is rewritten without them in one pass (LREM per
-# ref would be quadratic); backpressure keeps that list short. Returns how many refs were removed.
-# KEYS: mark, job, items, results, done, ready, stats, then the blobs. ARGV: mark ttl, ref prefix
-# "<id>:", the stats field the submission counted in.
+# write is aborted by WATCH), deletes its record, items and bytes and takes its count off the
+# stats (its waiting posters leave the queue through Schedule.drop first).
+# KEYS: mark, job, items, results, done, stats, then the blobs. ARGV: mark ttl, the stats field
+# the submission counted in.
 _DISCARD = """
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 local existed = redis.call('EXISTS', KEYS[2])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-for i = 8, #KEYS do redis.call('DEL', KEYS[i]) end
-local removed = 0
-if redis.call('TYPE', KEYS[6]).ok == 'list' then
-  local prefix, keep = ARGV[2], {}
-  for _, value in ipairs(redis.call('LRANGE', KEYS[6], 0, -1)) do
-    if string.sub(value, 1, #prefix) == prefix then removed = removed + 1 else keep[#keep + 1] = value end
-  end
-  if removed > 0 then
-    redis.call('DEL', KEYS[6])
-    for i = 1, #keep, 1000 do redis.call('RPUSH', KEYS[6], unpack(keep, i, math.min(i + 999, #keep))) end
-  end
-end
+for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end
 -- Last and protected: the failure being cleaned up may be this very hash (a Lua error would stop
 -- the script, and scripts are not rolled back either).
-if existed == 1 then redis.pcall('HINCRBY', KEYS[7], ARGV[3], -1) end
-return removed
+if existed == 1 then redis.pcall('HINCRBY', KEYS[6], ARGV[2], -1) end
 """
 
 
 class Jobs:
     """The job hashes, their items, results and upload bytes."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys):
-        self.client, self.settings, self.keys = client, settings, keys
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule):
+        self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
         self._discard_script = client.register_script(_DISCARD)
 
     def create(self, source: str, items: list[dict], blobs: list[bytes | None],
                top_k: int | None = None, owner: str = "",
-               enqueue: Callable[[int], object] | None = None) -> dict:
+               enqueue: Callable[[int], object] | None = None, lane: Lane = Lane.BULK,
+               weight: float = 1) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (record, items,
         bytes, refs) is removed before the error goes on, so no ref is left waiting without a
         token. owner is who may see the job (api.auth: a digest of the API key that made it; never
-        the key).
+        the key) and the tenant its posters are scheduled as, with `weight`; a job without an owner
+        is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
         """
         job_id = new_job_id()
         record = {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "total": len(items),
-                  "done": 0, "failed": 0, "top_k": top_k or 0, "created_at": f"{time.time():.6f}"}
+                  "done": 0, "failed": 0, "top_k": top_k or 0, "created_at": f"{time.time():.6f}",
+                  "lane": lane.value, "tenant": owner or job_id}
         if owner:
             record["owner"] = owner
         try:
-            self._write(record, items, blobs)
+            self._write(record, items, blobs, weight)
             if enqueue is not None:
                 enqueue(len(items))
         except BaseException:
-            self._discard(job_id, source, [i for i, data in enumerate(blobs) if data is not None])
+            self._discard(record, [i for i, data in enumerate(blobs) if data is not None])
             raise
         # Built from what was written rather than read back: a read that failed now would answer
         # an error for a job that is queued and will run.
         return self._view(job_id, {key: str(value) for key, value in record.items()})
 
-    def _write(self, record: dict, items: list[dict], blobs: list[bytes | None]) -> None:
+    def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float) -> None:
         """Write a new job in one MULTI/EXEC, aborted if _discard has already marked its id."""
         job_id, keys = record["id"], self.keys
         # Unfinished jobs expire too, in case no worker ever comes: uploads first, the record later.
@@ -103,22 +92,25 @@ class Jobs:
                     pipe.set(keys.blob(job_id, index), data, ex=self.settings.upload_ttl)
             # Refs last and tokens only after EXEC: a token that runs finds its refs or an empty list.
             for start, stop in _chunks(len(items)):
-                pipe.rpush(keys.ready, *[ref(job_id, i) for i in range(start, stop)])
+                pipe.rpush(keys.ready(job_id), *[ref(job_id, i) for i in range(start, stop)])
+            self.schedule.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(items), weight)
             pipe.hincrby(keys.stats, LabelledCounter.JOBS_SUBMITTED.field(record["source"]), 1)
             # Redis does not roll back a transaction in which one command failed: the caller
             # discards what the others wrote.
             pipe.execute()
 
-    def _discard(self, job_id: str, source: str, blob_indexes: list[int]) -> None:
+    def _discard(self, record: dict, blob_indexes: list[int]) -> None:
         """Remove what a failed submission wrote; its keys expire anyway if Redis cannot be reached."""
-        keys = self.keys
+        keys, job_id = self.keys, record["id"]
         names = [keys.discarded(job_id), keys.job(job_id), keys.items(job_id), keys.results(job_id),
-                 keys.done(job_id), keys.ready, keys.stats, *(keys.blob(job_id, i) for i in blob_indexes)]
+                 keys.done(job_id), keys.stats, *(keys.blob(job_id, i) for i in blob_indexes)]
         try:
-            removed = self._discard_script(keys=names, args=[_DISCARD_MARK_TTL, ref(job_id, ""),
-                                                             LabelledCounter.JOBS_SUBMITTED.field(source)])
+            # Out of the queue first: a token already sent then finds nothing of this job to claim.
+            removed = self.schedule.drop(job_id, record["lane"], record["tenant"])
+            self._discard_script(keys=names, args=[_DISCARD_MARK_TTL,
+                                                   LabelledCounter.JOBS_SUBMITTED.field(record["source"])])
         except redis.RedisError:
-            # The record and bytes have TTLs; refs still on the ready list get tokens from the sweep.
+            # The record and bytes have TTLs; refs still waiting get tokens from the sweep.
             log.warning("could not remove the half-written job %s", job_id, exc_info=True)
             return
         log.info("submission of job %s failed: removed what it wrote (%d ready refs)", job_id, removed)
@@ -209,10 +201,13 @@ class Jobs:
         poller learns what happened instead of a bare 404.
         """
         key = self.keys.job(job_id)
-        total = self.client.hget(key, "total")
+        total, status, lane, tenant = self.client.hmget(key, ["total", "status", "lane", "tenant"])
         if total is None:
             return None
-        status = self.client.hget(key, "status").decode()
+        status = status.decode()
+        if lane is not None and tenant is not None:
+            # Its waiting posters leave the queue at once: they no longer count against anybody.
+            self.schedule.drop(job_id, lane.decode(), tenant.decode())
         pipe = self.client.pipeline(transaction=True)
         if not JobStatus(status).final:
             pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": f"{time.time():.6f}"})
@@ -222,7 +217,7 @@ class Jobs:
         pipe.delete(self.keys.items(job_id), self.keys.results(job_id))
         pipe.expire(key, self.settings.result_ttl)
         pipe.execute()
-        # Refs of a cancelled job left on the ready list are skipped by the worker that claims them.
+        # Refs of a cancelled job already in a batch are skipped by the worker that runs it.
         for start, stop in _chunks(int(total)):
             self.client.delete(*[self.keys.blob(job_id, i) for i in range(start, stop)])
         return self.get(job_id)
@@ -246,20 +241,26 @@ class Jobs:
             loaded.append(entry)
         return loaded
 
+    def queue_ages(self) -> dict[str, float]:
+        """By lane, seconds the oldest poster still waiting has waited since its job came (0 if none)."""
+        waiting = self.schedule.waiting_jobs()
+        pipe = self.client.pipeline(transaction=False)
+        for lane_jobs in waiting.values():
+            for _, job_id in lane_jobs:
+                pipe.hmget(self.keys.job(job_id), ["status", "created_at"])
+        answers = iter(pipe.execute())
+        now, ages = time.time(), {}
+        for lane, lane_jobs in waiting.items():
+            ages[lane] = 0.0
+            for _ in lane_jobs:
+                status, created = next(answers)
+                if status is not None and created is not None and not JobStatus(status.decode()).final:
+                    ages[lane] = max(ages[lane], now - float(created))
+        return ages
+
     def queue_age(self) -> float:
         """Seconds the oldest poster still waiting for a batch has waited since its job came (0 if none)."""
-        # Refs leave the ready list from its head, so the oldest are there; a few more than one are
-        # read because refs of cancelled jobs (skipped, not waiting) may come first.
-        refs = self.client.lrange(self.keys.ready, 0, _AGE_PROBE - 1)
-        job_ids = list(dict.fromkeys(parse_ref(value)[0] for value in refs))
-        pipe = self.client.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hmget(self.keys.job(job_id), ["status", "created_at"])
-        now, ages = time.time(), [0.0]
-        for status, created in pipe.execute() if job_ids else []:
-            if status is not None and created is not None and not JobStatus(status.decode()).final:
-                ages.append(now - float(created))
-        return max(ages)
+        return max(self.queue_ages().values(), default=0.0)
 
 
 def _chunks(stop: int, start: int = 0):

@@ -47,6 +47,13 @@ class ItemKind(str, Enum):
     PATH = "path"
 
 
+class Lane(str, Enum):
+    """Which queue a poster waits in: one-poster calls are claimed ahead of bulk work, within a share."""
+
+    INTERACTIVE = "interactive"
+    BULK = "bulk"
+
+
 @dataclass(frozen=True)
 class Keys:
     """The one place Redis key names are built (prefix P, default "posterq").
@@ -57,7 +64,14 @@ class Keys:
         P:job:<id>:blob:<i>   string upload bytes, TTL upload_ttl, deleted once classified
         P:job:<id>:done       list   one element once the job is final (waiters block on it)
         P:job:<id>:discarded  string set when a failed submission removed the job (aborts its write)
-        P:ready               list   "<id>:<index>" refs waiting for a batch
+        P:ready:<id>          list   the job's "<id>:<index>" refs waiting for a batch
+        P:lanes               zset   lanes with waiting posters, by posters served / lane weight
+        P:lane:<lane>         zset   tenants (API key digests, or job ids without keys) with
+                                     waiting posters in the lane, by posters served / weight
+        P:lane:<lane>:<t>     zset   tenant t's jobs with waiting posters, by posters served
+        P:waiting             hash   posters waiting: "total", "lane:<lane>", "tenant:<t>"
+        P:weights             hash   tenant -> its weight, where it is not 1
+        P:arrivals            list   a short list pushed when posters become ready (claims wait on it)
         P:batch:<task id>     list   refs one Celery task claimed (its redelivery finds the same ones)
         P:batch:<task id>:n   string deliveries of that task so far
         P:claims              zset   task ids holding claimed refs, by when they last claimed
@@ -98,10 +112,37 @@ class Keys:
         """One uploaded poster's bytes."""
         return self._name("job", job_id, "blob", index)
 
+    def ready(self, job_id: str) -> str:
+        """A job's refs waiting to be claimed by a batch."""
+        return self._name("ready", job_id)
+
     @property
-    def ready(self) -> str:
-        """Refs waiting to be claimed by a batch."""
-        return self._name("ready")
+    def lanes(self) -> str:
+        """Lanes with waiting posters, scored by the posters each was served over its weight."""
+        return self._name("lanes")
+
+    def lane(self, lane: str) -> str:
+        """Tenants with waiting posters in a lane, scored by posters served over their weight."""
+        return self._name("lane", lane)
+
+    def lane_jobs(self, lane: str, tenant: str) -> str:
+        """One tenant's jobs with waiting posters in a lane, scored by posters served."""
+        return self._name("lane", lane, tenant)
+
+    @property
+    def waiting(self) -> str:
+        """Posters waiting for a batch: in total, by lane and by tenant."""
+        return self._name("waiting")
+
+    @property
+    def weights(self) -> str:
+        """Tenants' weights, where they are not 1."""
+        return self._name("weights")
+
+    @property
+    def arrivals(self) -> str:
+        """Pushed when posters become ready: what a claim waiting for stragglers blocks on."""
+        return self._name("arrivals")
 
     def batch(self, batch_id: str) -> str:
         """Refs one batch task claimed."""

@@ -5,6 +5,7 @@ import redis
 from posterq.config import Settings
 from posterq.jobs.batches import Batches
 from posterq.jobs.jobs import Jobs
+from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import Keys
 from posterq.jobs.stats import Stats
 
@@ -19,8 +20,9 @@ class JobStore:
         self.client = client
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.jobs = Jobs(client, settings, self.keys)
-        self.batches = Batches(client, settings, self.keys)
+        self.schedule = Schedule(client, settings, self.keys)
+        self.jobs = Jobs(client, settings, self.keys, self.schedule)
+        self.batches = Batches(client, settings, self.keys, self.schedule)
         self.stats = Stats(client, settings, self.keys)
 
     @classmethod

@@ -59,7 +59,7 @@ def test_the_reported_zip_is_refused_before_anything_is_written(make_api, servic
     assert (response.status_code, response.json()["error"]["code"]) == (413, "zip_too_large"), response.text
     assert str(defaults.max_request_bytes) in response.json()["error"]["message"]
     assert _job_keys(redis_client, service_settings) == []
-    assert redis_client.llen(Keys(service_settings.key_prefix).ready) == 0
+    assert _nothing_waits(redis_client, Keys(service_settings.key_prefix))
     assert redis_client.llen(service_settings.queue) == 0  # no token sent either
     # The same bytes as a raw zip body are counted the same way.
     raw = api.post("/jobs", data=issue_zip, headers={"Content-Type": "application/zip"})
@@ -92,7 +92,7 @@ def test_a_write_that_fails_half_way_leaves_nothing_behind(api, service_settings
     response = api.post("/jobs", files=_files(3))
     assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable", response.text
     assert _job_keys(redis_client, service_settings) == []
-    assert redis_client.llen(keys.ready) == 0
+    assert _nothing_waits(redis_client, keys)
     assert redis_client.llen(service_settings.queue) == 0  # and no token was sent
     assert redis_client.get(keys.stats) == b"not a hash"  # someone else's key, left as it was
     _assert_marks_expire(redis_client, service_settings, 1)
@@ -116,7 +116,9 @@ def test_tokens_that_cannot_be_sent_leave_no_ref_and_the_next_job_runs(api, serv
     earlier_id = earlier.json()["id"]
     assert _job_keys(redis_client, service_settings) == sorted(
         name.encode() for name in (keys.job(earlier_id), keys.items(earlier_id), keys.blob(earlier_id, 0)))
-    assert redis_client.lrange(keys.ready, 0, -1) == [f"{earlier_id}:0".encode()]
+    assert redis_client.lrange(keys.ready(earlier_id), 0, -1) == [f"{earlier_id}:0".encode()]
+    assert list(redis_client.scan_iter(match=keys.ready("*"))) == [keys.ready(earlier_id).encode()]
+    assert redis_client.hget(keys.waiting, "total") == b"1"
     assert _submitted(redis_client, service_settings, "upload") == 1
     assert _submitted(redis_client, service_settings, "analysis") == 0
     _assert_marks_expire(redis_client, service_settings, 2)
@@ -129,4 +131,10 @@ def test_tokens_that_cannot_be_sent_leave_no_ref_and_the_next_job_runs(api, serv
     assert later.status_code == 202
     assert api.wait(later.json()["id"], timeout=20)["status"] == "done"
     assert api.wait(earlier_id, timeout=20)["status"] == "done"
-    assert redis_client.llen(keys.ready) == 0
+    assert _nothing_waits(redis_client, keys)
+
+
+def _nothing_waits(redis_client, keys) -> bool:
+    # No job's ready list, nothing counted as waiting, nothing in the fair queue.
+    return (list(redis_client.scan_iter(match=keys.ready("*"))) == []
+            and not redis_client.exists(keys.waiting) and not redis_client.exists(keys.lanes))

@@ -111,7 +111,7 @@ def test_a_full_queue_refuses_work_with_retry_after(make_api, service_settings, 
         assert response.json()["error"]["code"] == "queue_full"
         # No batch has run and no worker is alive: nothing to estimate the wait from.
         assert response.headers["Retry-After"] == str(RETRY_AFTER_UNKNOWN)
-    assert redis_client.llen(keys.ready) == 5
+    assert redis_client.hget(keys.waiting, "total") == b"5"
     # Nothing of the refused ones was written: every job key is the first job's.
     assert {name.decode().split(":")[2] for name in redis_client.scan_iter(match=keys.job("*"))} == {
         first.json()["id"]}

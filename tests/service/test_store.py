@@ -18,7 +18,7 @@ def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
     job = _job(store, 3)
     assert job["status"] == "queued" and job["total"] == 3 and job["progress"] == 0
     keys = Keys(store.settings.key_prefix)
-    assert redis_client.llen(keys.ready) == 3
+    assert redis_client.llen(keys.ready(job["id"])) == 3 and store.batches.queue_depth() == 3
     assert redis_client.get(keys.blob(job["id"], 2)) == b"x2"
     assert 0 < redis_client.ttl(keys.blob(job["id"], 2)) <= store.settings.upload_ttl
     assert [row["status"] for row in store.jobs.results(job["id"])] == ["pending"] * 3
@@ -44,13 +44,13 @@ def test_a_part_filled_batch_waits_at_most_max_wait(store):
 
 
 def test_an_empty_claim_does_not_wait(store, monkeypatch):
-    # Waiting is a blocking BLMOVE; a claim that finds nothing must not issue one.
-    monkeypatch.setattr(store.client, "blmove", _no_blocking_call)
+    # Waiting is a blocking BLPOP on the arrivals list; a claim that finds nothing must not issue one.
+    monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
     assert store.batches.claim("task-a", 4, 5) == []
 
 
 def _no_blocking_call(*args, **kwargs):
-    raise AssertionError(f"a blocking BLMOVE{args} was issued")
+    raise AssertionError(f"a blocking BLPOP{args} was issued")
 
 
 def test_results_are_written_once_and_counted_once(store, redis_client):
@@ -141,7 +141,7 @@ def test_a_wait_ends_after_its_timeout_or_on_cancel(store):
 
 def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store, monkeypatch):
     _job(store, 1)
-    monkeypatch.setattr(store.client, "blmove", _no_blocking_call)
+    monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
     assert len(store.batches.claim("task-a", 16, 0)) == 1
 
 

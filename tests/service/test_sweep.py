@@ -45,7 +45,7 @@ def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(serv
     report = run()
     assert report.given_back == 4 and sent and sent[0] >= 1
     assert store.stats.read()["sweep_given_back"] == 4  # /metrics: posterq_sweep_given_back_total
-    ready = store.client.lrange(store.keys.ready, 0, -1)
+    ready = store.client.lrange(store.keys.ready(job["id"]), 0, -1)
     assert [value.decode() for value in ready] == [ref(job["id"], i) for i in range(6)]
     assert store.batches.claimed("lost-task") == [] and store.batches.stale(0) == []
 

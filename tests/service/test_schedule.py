@@ -1,0 +1,180 @@
+"""The fair queue (posterq.jobs.schedule) against real Redis: claims take jobs in turn, keys before
+jobs, weights, the interactive lane and its bound; and, with real workers over HTTP, a one-poster
+call overtaking a running bulk job and a second key's job overtaking a first key's bulk work.
+
+    pytest -m fairness
+"""
+
+import base64
+import secrets
+import uuid
+from collections import Counter
+
+import pytest
+from samples import poster_bytes
+
+from posterq.jobs.schema import JobStatus, Lane
+
+pytestmark = pytest.mark.fairness
+
+KEY_A = "alpha-" + secrets.token_urlsafe(24)
+KEY_B = "bravo-" + secrets.token_urlsafe(24)
+
+
+def _job(store, count, owner="", lane=Lane.BULK, weight=1):
+    items = [{"name": f"p{i}.jpg", "kind": "upload"} for i in range(count)]
+    return store.jobs.create("upload", items, [b"x"] * count, owner=owner, lane=lane, weight=weight)["id"]
+
+
+def _claim(store, posters, size=4):
+    # Claim `posters` refs in batches of `size`, as workers would; return the job id of each, in order.
+    taken = []
+    for _ in range(0, posters, size):
+        taken += [job_id for job_id, _ in store.batches.claim(uuid.uuid4().hex, size, 0)]
+    return taken
+
+
+def test_without_keys_each_job_gets_its_turn(store):
+    jobs = [_job(store, 30) for _ in range(3)]
+    first = _claim(store, 12, size=3)
+    assert Counter(first) == {job: 4 for job in jobs}
+    assert set(first[:3]) == set(jobs)  # even one batch mixes the jobs
+    assert store.batches.queue_depth() == 90 - 12
+
+
+def test_keys_share_before_their_jobs_do(store):
+    flood = [_job(store, 20, owner="a" * 64) for _ in range(5)]
+    single = _job(store, 20, owner="b" * 64)
+    taken = Counter(_claim(store, 20))
+    assert taken[single] == 10 and sum(taken[job] for job in flood) == 10
+    assert all(taken[job] == 2 for job in flood)  # a key's part is shared by its jobs
+
+
+def test_a_weight_gives_a_key_a_larger_share(store):
+    heavy = _job(store, 40, owner="a" * 64, weight=3)
+    light = _job(store, 40, owner="b" * 64)
+    taken = Counter(_claim(store, 20))
+    assert (taken[heavy], taken[light]) == (15, 5)
+
+
+def test_a_newcomer_is_served_at_once_and_gets_no_credit_for_waiting_nothing(store):
+    old = _job(store, 40)
+    _claim(store, 20)
+    new = _job(store, 40)
+    taken = _claim(store, 8)
+    assert Counter(taken) == {old: 4, new: 4}  # not all to the newcomer for the 20 it did not ask for
+    assert new in taken[:2]
+
+
+def test_the_interactive_lane_goes_first_but_takes_only_its_share(store, service_settings):
+    bulk = _job(store, 40)
+    _claim(store, 4)
+    one = _job(store, 1, lane=Lane.INTERACTIVE)
+    assert [job for job, _ in store.batches.claim("next", 2, 0)][0] == one
+    # A flood of one-poster calls shares the workers with bulk by POSTERQ_INTERACTIVE_SHARE.
+    flood = {_job(store, 1, lane=Lane.INTERACTIVE) for _ in range(30)}
+    taken = _claim(store, 20, size=2)
+    interactive = sum(job in flood for job in taken)
+    assert interactive == round(20 * service_settings.interactive_share)
+    assert taken.count(bulk) == 20 - interactive
+
+
+def test_cancel_takes_a_jobs_waiting_posters_out_at_once(store):
+    doomed, kept = _job(store, 10, owner="a" * 64), _job(store, 5, owner="b" * 64)
+    assert store.schedule.tenant_depth("a" * 64) == 10
+    store.jobs.cancel(doomed)
+    assert store.batches.queue_depth() == 5 and store.schedule.tenant_depth("a" * 64) == 0
+    assert set(_claim(store, 8)) == {kept}
+    assert store.batches.queue_depth() == 0 and store.schedule.waiting() == {}
+    assert not store.client.exists(store.keys.lanes)
+
+
+def test_a_stale_queue_entry_is_skipped_not_looped_on(store):
+    job = _job(store, 2)
+    store.client.delete(store.keys.ready(job))  # as if its list vanished under the queue
+    assert store.batches.claim("task", 4, 0) == []
+    assert not store.client.exists(store.keys.lanes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the API, with a real worker
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def keyed_api(make_api, service_settings):
+    """The API with two keys."""
+    return make_api(service_settings.replace(api_keys=f"{KEY_A} {KEY_B}"))
+
+
+def _post(api, key, count, start=0):
+    files = [("files", (f"p{i}.jpg", poster_bytes(i), "image/jpeg")) for i in range(start, start + count)]
+    response = api.post("/jobs", files=files, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def _final(api, key, job_id):
+    api.http.headers["Authorization"] = f"Bearer {key}"
+    try:
+        job = api.wait(job_id, timeout=120)
+    finally:
+        del api.http.headers["Authorization"]
+    assert job["status"] == JobStatus.DONE.value
+    return job
+
+
+def test_a_one_poster_call_overtakes_a_running_bulk_job(keyed_api, spawn_worker, service_settings):
+    # Three full bulk jobs wait before the call: with one FIFO list it would wait for all of them.
+    bulk = [_post(keyed_api, KEY_A, service_settings.max_posters_per_job, start=n) for n in range(3)]
+    spawn_worker("fair@test")
+    answer = keyed_api.post("/analysis/", data=base64.b64encode(poster_bytes(99)),
+                            headers={"Authorization": f"Bearer {KEY_B}"})
+    assert answer.status_code == 200, answer.text
+    api_key = {"Authorization": f"Bearer {KEY_A}"}
+    states = [keyed_api.get(f"/jobs/{job}?limit=1", headers=api_key).json() for job in bulk]
+    assert sum(state["done"] + state["failed"] for state in states) < 3 * service_settings.max_posters_per_job
+    for job in bulk:
+        _final(keyed_api, KEY_A, job)
+
+
+def test_a_second_keys_job_does_not_wait_for_the_first_keys_flood(keyed_api, spawn_worker, service_settings):
+    flood = [_post(keyed_api, KEY_A, service_settings.max_posters_per_job, start=n) for n in range(3)]
+    small = _post(keyed_api, KEY_B, 20, start=50)
+    spawn_worker("share@test")
+    small_job = _final(keyed_api, KEY_B, small)
+    flood_jobs = [_final(keyed_api, KEY_A, job) for job in flood]
+    # With a FIFO list it would finish last; with a share per job, with the flood's jobs. A share per
+    # key finishes it while every job of the flood still has most of its posters to go.
+    assert all(float(small_job["finished_at"]) < float(job["finished_at"]) for job in flood_jobs)
+
+
+def test_one_key_cannot_fill_the_queue_for_the_others(make_api, service_settings):
+    api = make_api(service_settings.replace(api_keys=f"{KEY_A} {KEY_B}", max_queued_posters_per_key=3))
+    _post(api, KEY_A, 5)  # room when it came: nothing of A's was waiting
+    refused = api.post("/jobs", files=[("files", ("late.jpg", poster_bytes(1), "image/jpeg"))],
+                       headers={"Authorization": f"Bearer {KEY_A}"})
+    assert refused.status_code == 429 and refused.headers["Retry-After"], refused.text
+    message = refused.json()["error"]["message"]
+    assert "5 of your posters" in message and "limit of 3" in message
+    _post(api, KEY_B, 2)  # B's part of the queue is its own
+    # With keys, the total bound speaks of nobody's posters.
+    full = make_api(service_settings.replace(api_keys=f"{KEY_A} {KEY_B}", max_queued_posters=4))
+    refused = full.post("/analysis/", data=base64.b64encode(poster_bytes(2)),
+                        headers={"Authorization": f"Bearer {KEY_B}"})
+    assert refused.status_code == 429 and refused.json()["error"]["message"].startswith("the queue is full")
+
+
+def test_a_keys_weight_comes_from_the_keys_file(tmp_path, service_settings):
+    from api.auth import ApiKeys, digest
+    from posterq.exceptions import PosterqError
+
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"# two keys\n{KEY_A}   3\n{KEY_B}\n")
+    keys = ApiKeys.from_settings(service_settings.replace(api_keys_file=str(keys_file)))
+    assert (keys.weight(digest(KEY_A)), keys.weight(digest(KEY_B))) == (3.0, 1.0)
+    for bad in ("0", "-1", "lots", "2 3"):
+        keys_file.write_text(f"{KEY_A} {bad}\n")
+        with pytest.raises(PosterqError) as refused:
+            ApiKeys.from_settings(service_settings.replace(api_keys_file=str(keys_file)))
+        assert refused.value.code == "bad_config" and KEY_A not in refused.value.message
