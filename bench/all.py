@@ -6,10 +6,13 @@ In order: the limit (decode, model alone, both on every core) and `posterq label
 the service end to end for 1 and 2 worker processes and the defaults, and two pinned worker hosts
 against one (bench.scale); the original design's server with the shipped and the seed model
 (bench.original); peak memory of the API and a worker (bench.memory); Redis commands, CPU
-and bytes per poster and the ceiling of one Redis (bench.redis_cost). It needs Redis
+and bytes per poster and the ceiling of one Redis (bench.redis_cost); /analysis/ during a bulk job,
+two API keys' shares and a lone bulk job against the FIFO claim of a recorded commit
+(bench.fairness, at least 1,500 posters a bulk job, 300 with --quick). It needs Redis
 (POSTERQ_REDIS_URL, else the service's default; private key prefixes) and writes
 bench/results/all-<time>.json (machine, commit, model, parameters, every figure), a Markdown
-table beside it (the README quotes it) and a plot. --quick finishes in under 3 minutes.
+table beside it (the README quotes it) and a plot. --quick took under 3 minutes before
+bench.fairness joined, whose --quick part adds about 70 s.
 """
 
 import argparse
@@ -24,7 +27,7 @@ from bench.report import cross_targets, markdown, plot
 from bench.service import RESULTS, pick_posters, provenance
 from posterq.bundle import load_bundle
 
-MODULES = ("limit", "scale", "original", "memory", "redis_cost")
+MODULES = ("limit", "scale", "original", "memory", "redis_cost", "fairness")
 
 
 def main() -> int:
@@ -32,7 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder of posters (read only)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer posters and shorter runs (under 3 minutes)")
+                        help="fewer posters and shorter runs (a few minutes)")
     parser.add_argument("--posters", type=int, help="posters per job (default 1,000; --quick 120)")
     parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these benchmarks")
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: The stages of one job on the client's clock, consecutive: the POST answered, the job final, every row read.
@@ -86,7 +87,28 @@ def _rows(report: dict) -> list[tuple[str, str]]:
                      f"{entry['net_in_bytes_per_poster']} B in; one Redis core: "
                      f"{ceiling.get('info_cpu_usec') or ceiling.get('commandstats_usec')} posters/s, "
                      f"enough for {entry['worker_hosts_one_redis_can_feed']} worker hosts like this one"))
-    return rows
+    return rows + _fairness_rows(report["results"].get("fairness", {}).get("figures", {}))
+
+
+def _fairness_rows(fair: dict) -> list[tuple[str, str]]:
+    if not fair:
+        return []
+    idle, busy, small = fair["analysis_idle"], fair["analysis_during_bulk"], fair["small_job"]
+    pair, lone, bulk = fair["two_keys"], fair["lone_bulk"], fair["bulk_posters"]
+    return [
+        ("`/analysis/`, idle: p50 / p95", f"{idle['p50_ms']} / {idle['p95_ms']} ms"),
+        (f"`/analysis/` during a {bulk}-poster bulk job of the same key: p50 / p95",
+         f"{busy['p50_ms']} / {busy['p95_ms']} ms, {busy['status_504']} of {busy['calls']} calls 504"),
+        (f"key B's {fair['small_posters']}-poster job: alone / 1 s after key A's bulk job",
+         f"{small['alone_s']} / {small['during_bulk_s']} s ({small['over_alone']} x)"),
+        ("two keys' bulk jobs started together: shares of key A / key B",
+         f"{pair['share_A']} / {pair['share_B']}, total {pair['total_posters_per_second']} posters/s "
+         f"({pair['total_over_lone']} x one job alone)"),
+        (f"service, a lone {bulk}-poster bulk job (API keys on)",
+         f"{lone['current_posters_per_second']} posters/s"),
+        (f"the same on the FIFO claim of {fair['fifo']['commit'][:7]}",
+         f"{lone['fifo_posters_per_second']} posters/s ({lone['over_fifo']} x)"),
+    ]
 
 
 def _figures(report: dict) -> pd.DataFrame:
@@ -113,7 +135,14 @@ def plot(report: dict, path: Path) -> None:
     figures = _figures(report)
     rates = figures[figures["figure"].str.match(r"\S+ posters/s")].set_index("measured")["figure"]
     runs = report["results"].get("scale", {}).get("figures", {}).get("runs", [])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    fairness = report["results"].get("fairness", {}).get("figures")
+    if fairness:
+        fig = plt.figure(figsize=(16, 10))
+        grid = fig.add_gridspec(2, 7)
+        left, right = fig.add_subplot(grid[0, :4]), fig.add_subplot(grid[0, 4:])
+        draw_fairness([fig.add_subplot(grid[1, a:b]) for a, b in ((0, 2), (2, 5), (5, 7))], fairness)
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
     if len(rates):
         rates.str.split().str[0].astype(float).iloc[::-1].plot.barh(ax=left, color="tab:blue")
         left.set(xlabel="posters / s", ylabel="", title="throughput, same posters, same run")
@@ -127,3 +156,55 @@ def plot(report: dict, path: Path) -> None:
         right.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def draw_fairness(axes, fair: dict) -> None:
+    """bench.fairness in three panels: /analysis/ idle and during a bulk job, two keys' bulk jobs'
+    progress against one job alone (and FIFO's), key B's small job alone and during the bulk job."""
+    from matplotlib.ticker import FuncFormatter
+
+    latency, progress, small = axes
+    idle, busy = fair["analysis_idle"], fair["analysis_during_bulk"]
+    width = 0.38
+    for offset, key, colour in ((-width / 2, "p50_ms", "tab:blue"), (width / 2, "p95_ms", "tab:orange")):
+        bars = latency.bar([offset, 1 + offset], [idle[key] or 0, busy[key] or 0], width, color=colour,
+                           label=key.removesuffix("_ms"))
+        latency.bar_label(bars, fmt="%.0f", fontsize=8)
+    latency.axhline(idle["p50_ms"] + 60, color="tab:blue", linestyle="--", linewidth=1,
+                    label="target p50: idle p50 + 60 ms")
+    latency.axhline(idle["p50_ms"] + 150, color="tab:orange", linestyle=":", linewidth=1,
+                    label="target p95: idle p50 + 150 ms")
+    latency.set_yscale("log")
+    latency.set_ylim(top=3 * max(busy["p95_ms"] or 0, idle["p95_ms"] or 0, idle["p50_ms"] + 150))
+    latency.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    latency.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:g}"[0] in "25"
+                                                    else ""))
+    latency.set_xticks([0, 1], ["idle", f"during key A's\n{fair['bulk_posters']}-poster job"])
+    latency.set(ylabel="ms per call", title=f"/analysis/, one poster: {busy['status_504']} of "
+                                            f"{busy['calls']} calls 504")
+    latency.legend(fontsize="x-small", loc="upper left")
+
+    series, pair = fair["series"], fair["two_keys"]
+    lines = {key: np.array(series["two_keys"][key], dtype=float) for key in ("A", "B")}
+    for key, colour in (("A", "tab:blue"), ("B", "tab:orange")):
+        progress.plot(*lines[key].T, color=colour, label=f"key {key}: share {pair[f'share_{key}']}")
+    times = np.union1d(*(line[:, 0] for line in lines.values()))
+    both = sum(np.interp(times, *line.T) for line in lines.values())
+    progress.plot(times, both, color="black", linewidth=1,
+                  label=f"A + B: {pair['total_posters_per_second']} posters/s")
+    for key, style, what in (("lone_current", "--", "one job alone"),
+                             ("lone_fifo", ":", f"one job alone, FIFO ({fair['fifo']['commit'][:7]})")):
+        line = np.array(series[key], dtype=float)
+        progress.plot(*line.T, color="grey", linestyle=style, label=what)
+    progress.set(xlabel="seconds since the POSTs", ylabel="posters done",
+                 title="two keys' bulk jobs started together")
+    progress.legend(fontsize="x-small", loc="upper left")
+
+    jobs = fair["small_job"]
+    bars = small.bar([0, 1], [jobs["alone_s"], jobs["during_bulk_s"]], color=["tab:green", "tab:orange"])
+    small.bar_label(bars, fmt="%.2f s", fontsize=8)
+    small.axhline(3 * jobs["alone_s"], color="grey", linestyle="--", linewidth=1, label="target: 3 x alone")
+    small.set_xticks([0, 1], ["alone", "1 s after key A's\nbulk job"])
+    small.set(ylabel="seconds to done", title=f"key B's {fair['small_posters']}-poster job: "
+                                               f"{jobs['over_alone']} x alone")
+    small.legend(fontsize="x-small")

@@ -2,13 +2,18 @@
 processes (posterq.testing's, as the tests use), posters, provenance."""
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -16,6 +21,7 @@ import requests
 
 from posterq.config import Settings
 from posterq.testing import (
+    SOURCE_ROOT,
     ApiProcess,
     WorkerProcess,
     all_results,
@@ -57,12 +63,13 @@ def provenance() -> dict:
 class Service:
     """One `posterq api` (gunicorn's default settings) and the `posterq worker`s started on it.
 
+    source_root: the checkout whose code every process of this service runs (default: this one).
     A context manager: leaving it stops every process and deletes the keys of the private prefix.
     """
 
-    def __init__(self, settings: Settings, log_dir: Path):
-        self.settings, self.log_dir = settings, log_dir
-        self.api = ApiProcess(settings, log_dir / "api.log")
+    def __init__(self, settings: Settings, log_dir: Path, source_root: Path = SOURCE_ROOT):
+        self.settings, self.log_dir, self.source_root = settings, log_dir, source_root
+        self.api = ApiProcess(settings, log_dir / "api.log", source_root=source_root)
         try:
             self.api.wait_ready()
         except AssertionError:
@@ -90,7 +97,7 @@ class Service:
         name = name or str(processes or "default")
         hostname = f"bench-{name}-{os.getpid()}@{socket.gethostname()}"
         worker = WorkerProcess(hostname, self.settings.replace(**changes), self.log_dir, processes,
-                               loglevel="WARNING", cpus=cpus)
+                               loglevel="WARNING", cpus=cpus, source_root=self.source_root)
         self.workers.append(worker)
         return worker.wait_ready()
 
@@ -129,6 +136,45 @@ def forget_keys(settings: Settings) -> None:
         client.delete(key)
     client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     client.close()
+
+
+@contextlib.contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """A detached `git worktree` of commit in a temporary folder, removed (and pruned) on leaving."""
+    parent = Path(tempfile.mkdtemp(prefix=f"posterq-{commit[:7]}-"))
+    folder = parent / "src"
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=ROOT, check=True,
+                   capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=False,
+                       capture_output=True)
+        shutil.rmtree(parent, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False, capture_output=True)
+
+
+def imported_from(source_root: Path) -> dict[str, str]:
+    """The files posterq, api and worker come from in a process started as posterq.testing starts one
+    from source_root (its cwd and PYTHONPATH), despite the editable install of this checkout."""
+    code = ("import json, posterq, api, worker; "
+            "print(json.dumps({m.__name__: m.__file__ for m in (posterq, api, worker)}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=source_root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(source_root)}, check=True)
+    return json.loads(done.stdout)
+
+
+def process_source(pid: int) -> dict[str, str]:
+    """The cwd and PYTHONPATH of a running process (Linux /proc)."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    paths = [entry.split(b"=", 1)[1].decode() for entry in environ if entry.startswith(b"PYTHONPATH=")]
+    return {"cwd": os.readlink(f"/proc/{pid}/cwd"), "pythonpath": paths[0] if paths else ""}
+
+
+def git_commit(revision: str) -> str:
+    """The full commit id of a revision of this repository."""
+    return subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def run_threads(count: int, target) -> float:

@@ -77,17 +77,19 @@ class ServiceProcess:
     """`python -m MODULE ARGS` (posterq's CLI unless told), in its own process group, logging to a file.
 
     settings: passed on as POSTERQ_* variables; cpus: pin the process (and the children it forks)
-    to those CPUs, like `taskset -c`.
+    to those CPUs, like `taskset -c`; source_root: the checkout whose code it runs (its cwd and
+    PYTHONPATH, ahead of the editable install), for example a worktree of an older commit.
     """
 
     def __init__(self, args: list[str], settings: Settings | None, log_path: Path,
-                 cpus: set[int] | None = None, module: str = "posterq.cli"):
+                 cpus: set[int] | None = None, module: str = "posterq.cli",
+                 source_root: Path = SOURCE_ROOT):
         self.log_path = Path(log_path)
-        env = {**os.environ, **(settings_env(settings) if settings else {}), "PYTHONPATH": str(SOURCE_ROOT)}
+        env = {**os.environ, **(settings_env(settings) if settings else {}), "PYTHONPATH": str(source_root)}
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=SOURCE_ROOT, env=env, stdout=self._log,
+            [sys.executable, "-m", module, *args], cwd=source_root, env=env, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
 
     @property
@@ -138,12 +140,12 @@ class WorkerProcess(ServiceProcess):
     """`posterq worker` (concurrency: pool processes; None is the worker's default)."""
 
     def __init__(self, hostname: str, settings: Settings, log_dir: Path, concurrency: int | None = 1,
-                 loglevel: str = "INFO", cpus: set[int] | None = None):
+                 loglevel: str = "INFO", cpus: set[int] | None = None, source_root: Path = SOURCE_ROOT):
         self.hostname = hostname
         self.settings = settings
         pool = ["--concurrency", str(concurrency)] if concurrency else []
         super().__init__(["worker", *pool, "--hostname", hostname, "--loglevel", loglevel], settings,
-                         Path(log_dir) / f"{hostname.replace('@', '_')}.log", cpus)
+                         Path(log_dir) / f"{hostname.replace('@', '_')}.log", cpus, source_root=source_root)
 
     @functools.cached_property
     def store(self):
@@ -168,11 +170,12 @@ class WorkerProcess(ServiceProcess):
 class ApiProcess(ServiceProcess):
     """`posterq [-v] api --port N ARGS` (gunicorn, as in production) on a free port."""
 
-    def __init__(self, settings: Settings, log_path: Path, *args: str, verbose: bool = False):
+    def __init__(self, settings: Settings, log_path: Path, *args: str, verbose: bool = False,
+                 source_root: Path = SOURCE_ROOT):
         self.port = free_port()  # chosen here: gunicorn reports no port it picked itself
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__([*(["-v"] if verbose else []), "api", "--port", str(self.port), *args], settings,
-                         log_path)
+                         log_path, source_root=source_root)
 
     def wait_ready(self, timeout: float = 60) -> "ApiProcess":
         """Wait until /healthz answers."""

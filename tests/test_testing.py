@@ -7,6 +7,7 @@ from werkzeug.wrappers import Request, Response
 
 from posterq.testing import (
     AppServer,
+    ServiceProcess,
     assert_exactly_once,
     exactly_once_problems,
     free_port,
@@ -50,6 +51,18 @@ def test_free_port_keeps_a_preferred_port_only_when_it_is_free():
         assert listening(taken) and free_port(taken) != taken
     spare = free_port()
     assert not listening(spare) and free_port(spare) == spare
+
+
+def test_a_service_process_runs_the_code_of_its_source_root_not_the_editable_install(tmp_path):
+    # As bench.fairness runs a recorded commit's service from a git worktree of it.
+    package = tmp_path / "posterq"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "where.py").write_text("import os, posterq\nprint(posterq.__file__, os.getcwd())\n")
+    process = ServiceProcess([], None, tmp_path / "where.log", module="posterq.where", source_root=tmp_path)
+    process.process.wait(timeout=60)
+    process.stop()
+    assert process.log().split() == [str(package / "__init__.py"), str(tmp_path)]
 
 
 def _jobs_app(answers: list[tuple[int, dict]]):
