@@ -45,9 +45,10 @@ def digest(key: str) -> str:
 class ApiKeys:
     """The configured keys, held as digests only."""
 
-    def __init__(self, digests, weights: dict[str, float] | None = None):
+    def __init__(self, digests, weights: dict[str, float] | None = None, operators=frozenset()):
         self.digests = tuple(digests)
         self.weights = dict(weights or {})
+        self.operators = frozenset(operators)
 
     def weight(self, owner: str) -> float:
         """The share weight of a key's digest: its weight in the keys file, else 1."""
@@ -58,6 +59,9 @@ class ApiKeys:
         """The keys of POSTERQ_API_KEYS and POSTERQ_API_KEYS_FILE; a bad key or file stops start-up."""
         keys = [(f"key {n} of POSTERQ_API_KEYS", key)
                 for n, key in enumerate(_SEPARATORS.split(settings.api_keys.strip()), 1) if key]
+        operators = [(f"key {n} of POSTERQ_OPERATOR_KEYS", key)
+                     for n, key in enumerate(_SEPARATORS.split(settings.operator_keys.strip()), 1) if key]
+        keys += operators
         if settings.api_keys_file:
             keys += _read_file(Path(settings.api_keys_file).expanduser())
         weights = {}
@@ -72,7 +76,8 @@ class ApiKeys:
                 raise PosterqError(f"{where} is not a usable API key: it needs at least {MIN_KEY_LENGTH} "
                                    "characters of A-Z a-z 0-9 . _ ~ + / - (python -c \"import secrets; "
                                    "print(secrets.token_urlsafe(32))\" makes one)", "bad_config")
-        return cls(dict.fromkeys(digest(key) for _, key in keys), weights)
+        return cls(dict.fromkeys(digest(key) for _, key in keys), weights,
+                   {digest(key) for _, key in operators})
 
     @property
     def enabled(self) -> bool:
@@ -124,9 +129,14 @@ def register(app, keys: ApiKeys) -> None:
     @app.before_request
     def _authenticate():
         g.owner = ""
-        if not keys.enabled or request.endpoint in PUBLIC_ENDPOINTS:
+        if not keys.enabled:
             return
         credentials = request.authorization
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            # No key needed; a valid one still says who asks (an operator sees /readyz's workers).
+            if credentials is not None and credentials.type == "bearer" and credentials.token:
+                g.owner = keys.match(credentials.token) or ""
+            return
         if credentials is None or credentials.type != "bearer" or not credentials.token:
             raise Unauthorized("this service needs an API key: send the header Authorization: Bearer <key>",
                                "missing_api_key")
@@ -139,6 +149,17 @@ def register(app, keys: ApiKeys) -> None:
 def owner() -> str:
     """Who this request acts for: its key's digest, or "" where the service has no keys."""
     return g.get("owner", "")
+
+
+def keys_enabled() -> bool:
+    """True when the service has API keys."""
+    return current_app.extensions["posterq"]["api_keys"].enabled
+
+
+def operator() -> bool:
+    """True when this request may see every key's work: no keys configured, or an operator's key."""
+    keys = current_app.extensions["posterq"]["api_keys"]
+    return not keys.enabled or owner() in keys.operators
 
 
 def weight() -> float:

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify
 
-from api import context
+from api import auth, context
 
 blueprint = Blueprint("health", __name__)
 
@@ -15,10 +15,16 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    """Ready when Redis answers and a worker's heartbeat is alive (at most three intervals old)."""
+    """Ready when Redis answers and a worker's heartbeat is alive (at most three intervals old).
+
+    Worker names (host names) are for operators: with API keys on, only an operator's key sees
+    them; everyone sees how many workers are alive.
+    """
     store = context.store()
     redis_ok = store.ping()
     workers = sorted(store.stats.workers()) if redis_ok else []
     ready = redis_ok and bool(workers)
-    body = {"status": "ready" if ready else "not_ready", "redis": redis_ok, "workers": workers}
+    body = {"status": "ready" if ready else "not_ready", "redis": redis_ok, "worker_count": len(workers)}
+    if auth.operator():
+        body["workers"] = workers
     return jsonify(body), 200 if ready else 503

@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from api import context
+from api import auth, context
+from api.exceptions import Forbidden
 from posterq.jobs.broker import Broker
 from posterq.jobs.schema import Lane
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, INF, JOB_SECONDS, Counter, LabelledCounter
@@ -39,8 +40,10 @@ _HISTOGRAMS = (
 class StoreCollector:
     """A prometheus_client collector over the job store's counters."""
 
-    def __init__(self, store: JobStore, broker: Broker):
-        self.store, self.broker = store, broker
+    def __init__(self, store: JobStore, broker: Broker, by_key: bool = False):
+        # by_key: tenants are API keys (labelled by the first 12 hex digits of the key's digest),
+        # not jobs, so a figure per tenant is a figure per key.
+        self.store, self.broker, self.by_key = store, broker, by_key
 
     def collect(self):
         """Yield the metric families (called at each scrape)."""
@@ -71,6 +74,15 @@ class StoreCollector:
             lane_ages.add_metric([lane.value], ages.get(lane.value, 0.0))
         yield by_lane
         yield lane_ages
+        if self.by_key:
+            by_key = GaugeMetricFamily("posterq_key_queue_posters",
+                                       "Posters waiting for a batch, by API key (its digest's first 12 "
+                                       "hex digits)",
+                                       labels=["key"])
+            for field, count in waiting.items():
+                if field.startswith("tenant:"):
+                    by_key.add_metric([field.removeprefix("tenant:")[:12]], count)
+            yield by_key
         yield GaugeMetricFamily("posterq_queue_limit_posters",
                                 "Posters waiting above which submissions are refused with 429 "
                                 "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)
@@ -89,8 +101,11 @@ class StoreCollector:
 
 @blueprint.get("/metrics")
 def metrics():
-    """Prometheus text exposition."""
+    """Prometheus text exposition; with API keys on, for operators' keys only (it shows every key's work)."""
+    if not auth.operator():
+        raise Forbidden("/metrics shows every key's work: it needs one of POSTERQ_OPERATOR_KEYS",
+                        "operator_only")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(context.store(), context.broker()))
+    registry.register(StoreCollector(context.store(), context.broker(), by_key=auth.keys_enabled()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -155,9 +155,10 @@ DOCUMENT = {
                 "503": {"description": "Not ready",
                         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}}}}},
         "/metrics": {"get": {
-            "summary": "Prometheus metrics", "operationId": "metrics",
+            "summary": "Prometheus metrics (with API keys: an operator's key)", "operationId": "metrics",
             "responses": {"200": {"description": "Text exposition format",
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "403": _error("An API key that is not one of POSTERQ_OPERATOR_KEYS")}}},
         "/openapi.json": {"get": {
             "summary": "This document", "operationId": "openapi",
             "responses": {"200": {"description": "OpenAPI 3",
@@ -216,6 +217,8 @@ DOCUMENT = {
             "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}}}}]},
         "Ready": {"type": "object", "properties": {
             "status": {"type": "string", "enum": ["ready", "not_ready"]}, "redis": {"type": "boolean"},
+            "worker_count": {"type": "integer"},
+            # Operators only, where the service has API keys (POSTERQ_OPERATOR_KEYS).
             "workers": {"type": "array", "items": {"type": "string"}}}},
     }},
 }

@@ -164,6 +164,9 @@ class Settings:
     api_keys: str = field(default="", repr=False)
     #: A file of API keys, one a line (blank lines and `#` comments skipped), read at start-up.
     api_keys_file: str = ""
+    #: Operators' keys (commas or spaces between them), with API keys on: only they read /metrics
+    #: (every key's work, by design) and the worker names in /readyz; they are API keys too.
+    operator_keys: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,11 @@ def _refused(response: requests.Response, code: str) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer ")
 
 
+def _forbidden(response: requests.Response) -> None:
+    assert response.status_code == 403, (response.status_code, response.text[:300])
+    assert response.json()["error"]["code"] == "operator_only"
+
+
 def test_every_route_but_the_probes_and_the_page_needs_a_key(keyed, redis_client):
     routes = [(rule.rule, method) for rule in keyed.app.url_map.iter_rules()
               for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
@@ -90,7 +96,8 @@ def test_every_route_but_the_probes_and_the_page_needs_a_key(keyed, redis_client
     assert redis_client.keys("pqtest:job:*") == []  # nothing refused left a job behind
     # With a key, the same routes answer.
     assert _call(keyed, "GET", "/limits", headers=_bearer(KEY_A)).status_code == 200
-    assert _call(keyed, "GET", "/metrics", headers=_bearer(KEY_B)).status_code == 200
+    # /metrics shows every key's work: an operator's key only (none is configured here).
+    _forbidden(_call(keyed, "GET", "/metrics", headers=_bearer(KEY_B)))
     assert _call(keyed, "GET", "/analysis/", headers=_bearer(KEY_B)).json() == {"result": "Send post request"}
 
 
@@ -279,3 +286,27 @@ def test_the_document_declares_the_key_and_every_route_enforces_it(keyed):
         # ignored_auth stays on: for every answer given with the key, it sends the same request
         # without one and with a wrong one, and fails unless both are refused.
         answers_as_documented(operation)
+
+
+def test_only_operators_see_every_keys_work(make_api, keyed_settings):
+    operator = "ops-" + secrets.token_urlsafe(24)
+    api = make_api(keyed_settings.replace(operator_keys=operator))
+    # A queue no worker reads, so that the job's posters are still waiting when /metrics is read.
+    lonely = make_api(keyed_settings.replace(operator_keys=operator, queue="pqtest-nobody",
+                                             key_prefix="pqtest-nobody"))
+    assert _call(lonely, "POST", "/jobs", headers=_bearer(KEY_A), files=_files(2)).status_code == 202
+    _forbidden(_call(lonely, "GET", "/metrics", headers=_bearer(KEY_A)))
+    metrics = _call(lonely, "GET", "/metrics", headers=_bearer(operator))
+    assert metrics.status_code == 200
+    label = hashlib.sha256(KEY_A.encode()).hexdigest()[:12]
+    assert f'posterq_key_queue_posters{{key="{label}"}}' in metrics.text
+    # /readyz: how many workers for anyone, their host names for operators only.
+    deadline = time.monotonic() + 30  # the database was flushed: wait for the worker's next heartbeat
+    while _call(api, "GET", "/readyz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    public = _call(api, "GET", "/readyz").json()
+    assert public["worker_count"] == 1 and "workers" not in public
+    assert "workers" not in _call(api, "GET", "/readyz", headers=_bearer(KEY_A)).json()
+    assert "keys-worker@test" in _call(api, "GET", "/readyz", headers=_bearer(operator)).json()["workers"]
+    # An operator's key is an API key too.
+    assert _call(api, "GET", "/limits", headers=_bearer(operator)).status_code == 200

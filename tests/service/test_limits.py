@@ -96,7 +96,7 @@ def test_readyz_turns_unready_within_seconds_of_the_last_worker_dying(api, spawn
         time.sleep(0.05)
     response = api.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "not_ready", "redis": True, "workers": []}
+    assert response.json() == {"status": "not_ready", "redis": True, "worker_count": 0, "workers": []}
 
 
 def test_a_full_queue_refuses_work_with_retry_after(make_api, service_settings, redis_client, spawn_worker):
