@@ -111,19 +111,18 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
                              "redelivered_too_often")
         outcomes, model = fail_refs(store, refs, error), _model_of(classifier_factory)
     else:
-        refs = batches.claim(batch_id, settings.batch_size, settings.max_batch_wait)
+        refs, live = batches.claim_items(batch_id, settings.batch_size, settings.max_batch_wait)
         claimed_at = time.time()
-        outcomes, model = _classify_refs(store, classifier_factory, refs)
+        outcomes, model = _classify_items(classifier_factory, live, settings)
     for _, _, result, _ in outcomes:
         result["worker"] = hostname
     finished = batches.write_results(outcomes, model, claimed_at)
     seconds = time.monotonic() - started
-    for _, job_seconds in finished:
-        store.stats.observe(JOB_SECONDS, job_seconds)
+    observations = [(JOB_SECONDS, job_seconds) for _, job_seconds in finished]
     if outcomes:
-        store.stats.observe(BATCH_SIZE, len(outcomes))
-        store.stats.observe(BATCH_SECONDS, seconds)
-        store.stats.count(Counter.BATCHES)
+        # One round trip for the batch's figures.
+        store.stats.observe_many([*observations, (BATCH_SIZE, len(outcomes)), (BATCH_SECONDS, seconds)],
+                                 [(Counter.BATCHES, 1)])
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
     # Last, just before Celery acknowledges: a delivery that dies before this line is delivered
     # again and counted as a redelivery; one that dies after it has nothing left to do.
@@ -131,10 +130,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
     return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job for job, _ in finished))
 
 
-def _classify_refs(store: JobStore, classifier_factory,
-                   refs: list[tuple[str, int]]) -> tuple[list[Outcome], dict]:
-    # The outcomes of a fresh claim, and the model that made them ({} when none did).
-    live = _live(store, refs)
+def _classify_items(classifier_factory, live: list[dict], settings) -> tuple[list[Outcome], dict]:
+    # The outcomes of a fresh claim's items, and the model that made them ({} when none did).
     if not live:
         return [], {}
     try:
@@ -145,7 +142,7 @@ def _classify_refs(store: JobStore, classifier_factory,
         log.error("cannot load the model: %s", exc.message)
         error = PosterqError("the worker cannot load its model; its log says why", exc.code)
         return _outcomes(live, _fail_items(live, error)), {}
-    return _outcomes(live, classify_items(classifier, live, store.settings)), model_of(classifier)
+    return _outcomes(live, classify_items(classifier, live, settings)), model_of(classifier)
 
 
 def model_of(classifier) -> dict:

@@ -6,6 +6,7 @@ import time
 import redis
 
 from posterq.config import Settings
+from posterq.jobs.jobs import loaded_item
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref, ref
 from posterq.jobs.stats import Counter, LabelledCounter
@@ -103,6 +104,21 @@ class Batches:
                 break
             refs = self.schedule.claim(batch_id, size)
         return [parse_ref(v) for v in refs]
+
+    def claim_items(self, batch_id: str, size: int, max_wait: float
+                    ) -> tuple[list[tuple[str, int]], list[dict]]:
+        """As claim, reading the claimed items in the same round trip: (refs, items whose jobs still wait)."""
+        refs, loaded = self.schedule.claim(batch_id, size, load=True)
+        deadline = time.monotonic() + max_wait
+        while refs and len(refs) < size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.schedule.wait_for_arrivals(left):
+                break
+            refs, loaded = self.schedule.claim(batch_id, size, load=True)
+        refs = [parse_ref(v) for v in refs]
+        items = [loaded_item(job_id, index, *loaded[4 * n: 4 * n + 4])
+                 for n, (job_id, index) in enumerate(refs)]
+        return refs, [item for item in items if item is not None]
 
     def write_results(self, outcomes: list[tuple[str, int, dict, str]], model: dict,
                       claimed_at: float | None = None) -> list[tuple[str, float]]:

@@ -230,16 +230,8 @@ class Jobs:
             pipe.hget(self.keys.items(job_id), str(index))
             pipe.get(self.keys.blob(job_id, index))
         answers = pipe.execute()
-        loaded = []
-        for position, (job_id, index) in enumerate(refs):
-            (status, top_k), item, blob = answers[3 * position: 3 * position + 3]
-            if status is None or item is None or JobStatus(status.decode()).final:
-                loaded.append(None)
-                continue
-            entry = json.loads(item)
-            entry.update(job_id=job_id, index=index, top_k=int(top_k or 0) or None, data=blob)
-            loaded.append(entry)
-        return loaded
+        return [loaded_item(job_id, index, *answers[3 * n], *answers[3 * n + 1: 3 * n + 3])
+                for n, (job_id, index) in enumerate(refs)]
 
     def queue_ages(self) -> dict[str, float]:
         """By lane, seconds the oldest poster still waiting has waited since its job came (0 if none)."""
@@ -261,6 +253,16 @@ class Jobs:
     def queue_age(self) -> float:
         """Seconds the oldest poster still waiting for a batch has waited since its job came (0 if none)."""
         return max(self.queue_ages().values(), default=0.0)
+
+
+def loaded_item(job_id: str, index: int, status: bytes | None, top_k: bytes | None, item: bytes | None,
+                blob: bytes | None) -> dict | None:
+    """A ref's item with its job's top_k and bytes, as a worker classifies it; None when its job is gone."""
+    if status is None or item is None or JobStatus(status.decode()).final:
+        return None
+    entry = json.loads(item)
+    entry.update(job_id=job_id, index=index, top_k=int(top_k or 0) or None, data=blob)
+    return entry
 
 
 def _chunks(stop: int, start: int = 0):

@@ -51,7 +51,8 @@ redis.call('LTRIM', KEYS[6], 0, 63)
 # which the sweep reads to find batches whose task is gone. KEYS: batch list, claims set,
 # claimed_at, lanes, waiting, weights. ARGV: size, ttl of the batch list, task id, the interactive
 # lane, its weight, then the key templates (string.format) of a job's ready list, a lane's
-# tenants and a tenant's jobs.
+# tenants and a tenant's jobs; optionally those of a job, its items and a blob, to read the
+# claimed items in the same round trip.
 _CLAIM = _ENTER + """
 local batch, lanes, waiting, weights = KEYS[1], KEYS[4], KEYS[5], KEYS[6]
 local interactive, interactive_weight = ARGV[4], tonumber(ARGV[5])
@@ -95,7 +96,19 @@ if #refs > 0 then
     redis.call('SET', KEYS[3], now)
   end
 end
-return refs
+if not ARGV[9] then return refs end
+-- What the worker reads next, in the same round trip: per ref its job's status and top_k, its
+-- item and its upload bytes (ARGV[9..11]: the key templates of a job, its items, a blob).
+local loaded = {}
+for _, ref in ipairs(refs) do
+  local job, index = string.match(ref, '^(.*):(%d+)$')
+  local state = redis.call('HMGET', string.format(ARGV[9], job), 'status', 'top_k')
+  loaded[#loaded + 1] = state[1]
+  loaded[#loaded + 1] = state[2]
+  loaded[#loaded + 1] = redis.call('HGET', string.format(ARGV[10], job), index)
+  loaded[#loaded + 1] = redis.call('GET', string.format(ARGV[11], job, index))
+end
+return {refs, loaded}
 """
 
 # Gives a batch's refs back to the head of their jobs' ready lists when its claim is older than
@@ -173,13 +186,18 @@ class Schedule:
                           keys.weights, keys.arrivals],
                     args=[lane.value, tenant, job_id, posters, weight], client=pipe)
 
-    def claim(self, batch_id: str, size: int) -> list[bytes]:
-        """Top the batch list up to size refs, fairly; return every ref it holds."""
+    def claim(self, batch_id: str, size: int, load: bool = False):
+        """Top the batch list up to size refs, fairly; return every ref it holds.
+
+        load: return (refs, loaded) instead, loaded holding per ref its job's status and top_k, its
+        item and its bytes (4 values a ref), read in the same round trip.
+        """
         keys = self.keys
+        reads = [keys.job("%s"), keys.items("%s"), keys.blob("%s", "%s")] if load else []
         return self._claim(
             keys=[keys.batch(batch_id), keys.claims, keys.claimed_at, keys.lanes, keys.waiting, keys.weights],
             args=[size, self.settings.result_ttl, batch_id, Lane.INTERACTIVE.value,
-                  self.settings.interactive_weight, *self._templates])
+                  self.settings.interactive_weight, *self._templates, *reads])
 
     def give_back(self, batch_id: str, older_than: float, final: list[str]) -> int:
         """Put a stale batch's refs back at the head of their jobs' lists; -1 when the batch lives."""

@@ -110,10 +110,17 @@ class Stats:
 
     def observe(self, histogram: Histogram, value: float) -> None:
         """Add one observation to a histogram."""
+        self.observe_many([(histogram, value)])
+
+    def observe_many(self, observations, counters=()) -> None:
+        """Add (histogram, value) observations and (counter, amount) counts in one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(self.keys.stats, histogram.bucket_field(histogram.bound(value)), 1)
-        pipe.hincrbyfloat(self.keys.stats, histogram.sum_field, value)
-        pipe.hincrby(self.keys.stats, histogram.count_field, 1)
+        for histogram, value in observations:
+            pipe.hincrby(self.keys.stats, histogram.bucket_field(histogram.bound(value)), 1)
+            pipe.hincrbyfloat(self.keys.stats, histogram.sum_field, value)
+            pipe.hincrby(self.keys.stats, histogram.count_field, 1)
+        for counter, amount in counters:
+            pipe.hincrby(self.keys.stats, counter.value, amount)
         pipe.execute()
 
     def count(self, counter: Counter, amount: int = 1) -> None:

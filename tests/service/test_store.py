@@ -152,3 +152,17 @@ def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_s
     started = time.monotonic()
     assert impatient.jobs.wait(job["id"], 1.6)["status"] == "queued"
     assert 1.5 <= time.monotonic() - started < 20
+
+
+def test_a_claim_reads_its_items_and_bytes_in_the_same_round_trip(store):
+    job = _job(store, 3)
+    other = _job(store, 1)
+    store.jobs.cancel(other["id"])  # cancelled: nothing of it is claimed or read
+    refs, items = store.batches.claim_items("task-a", 4, 0)
+    assert refs == [(job["id"], i) for i in range(3)]
+    assert items == store.jobs.load(refs)
+    assert [(item["index"], item["name"], item["data"]) for item in items] == [
+        (0, "p0.jpg", b"x0"), (1, "p1.jpg", b"x1"), (2, "p2.jpg", b"x2")]
+    # A redelivery finds the same refs; a job cancelled meanwhile has no items to classify.
+    store.jobs.cancel(job["id"])
+    assert store.batches.claim_items("task-a", 4, 0) == (refs, [])
