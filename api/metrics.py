@@ -63,7 +63,7 @@ class StoreCollector:
         yield GaugeMetricFamily("posterq_queue_age_seconds",
                                 "Seconds the oldest poster waiting for a batch has waited (0: none waits)",
                                 value=self.store.jobs.queue_age())
-        waiting, ages = self.store.schedule.waiting(), self.store.jobs.queue_ages()
+        waiting, (ages, tenant_ages) = self.store.schedule.waiting(), self.store.jobs.queue_ages()
         by_lane = GaugeMetricFamily("posterq_lane_queue_posters", "Posters waiting for a batch, by lane",
                                     labels=["lane"])
         lane_ages = GaugeMetricFamily("posterq_lane_queue_age_seconds",
@@ -79,10 +79,16 @@ class StoreCollector:
                                        "Posters waiting for a batch, by API key (its digest's first 12 "
                                        "hex digits)",
                                        labels=["key"])
+            key_ages = GaugeMetricFamily("posterq_key_queue_age_seconds",
+                                         "Seconds the oldest poster of an API key waiting for a batch has "
+                                         "waited", labels=["key"])
             for field, count in waiting.items():
                 if field.startswith("tenant:"):
-                    by_key.add_metric([field.removeprefix("tenant:")[:12]], count)
+                    tenant = field.removeprefix("tenant:")
+                    by_key.add_metric([tenant[:12]], count)
+                    key_ages.add_metric([tenant[:12]], tenant_ages.get(tenant, 0.0))
             yield by_key
+            yield key_ages
         yield GaugeMetricFamily("posterq_queue_limit_posters",
                                 "Posters waiting above which submissions are refused with 429 "
                                 "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)

@@ -233,26 +233,27 @@ class Jobs:
         return [loaded_item(job_id, index, *answers[3 * n], *answers[3 * n + 1: 3 * n + 3])
                 for n, (job_id, index) in enumerate(refs)]
 
-    def queue_ages(self) -> dict[str, float]:
-        """By lane, seconds the oldest poster still waiting has waited since its job came (0 if none)."""
+    def queue_ages(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Seconds the oldest poster still waiting has waited since its job came, by lane and by tenant."""
         waiting = self.schedule.waiting_jobs()
         pipe = self.client.pipeline(transaction=False)
         for lane_jobs in waiting.values():
             for _, job_id in lane_jobs:
                 pipe.hmget(self.keys.job(job_id), ["status", "created_at"])
         answers = iter(pipe.execute())
-        now, ages = time.time(), {}
+        now, by_lane, by_tenant = time.time(), {}, {}
         for lane, lane_jobs in waiting.items():
-            ages[lane] = 0.0
-            for _ in lane_jobs:
+            by_lane[lane] = 0.0
+            for tenant, _ in lane_jobs:
                 status, created = next(answers)
                 if status is not None and created is not None and not JobStatus(status.decode()).final:
-                    ages[lane] = max(ages[lane], now - float(created))
-        return ages
+                    by_lane[lane] = max(by_lane[lane], now - float(created))
+                    by_tenant[tenant] = max(by_tenant.get(tenant, 0.0), now - float(created))
+        return by_lane, by_tenant
 
     def queue_age(self) -> float:
         """Seconds the oldest poster still waiting for a batch has waited since its job came (0 if none)."""
-        return max(self.queue_ages().values(), default=0.0)
+        return max(self.queue_ages()[0].values(), default=0.0)
 
 
 def loaded_item(job_id: str, index: int, status: bytes | None, top_k: bytes | None, item: bytes | None,

@@ -299,7 +299,8 @@ def test_only_operators_see_every_keys_work(make_api, keyed_settings):
     metrics = _call(lonely, "GET", "/metrics", headers=_bearer(operator))
     assert metrics.status_code == 200
     label = hashlib.sha256(KEY_A.encode()).hexdigest()[:12]
-    assert f'posterq_key_queue_posters{{key="{label}"}}' in metrics.text
+    assert f'posterq_key_queue_posters{{key="{label}"}} 2.0' in metrics.text
+    assert f'posterq_key_queue_age_seconds{{key="{label}"}}' in metrics.text
     # /readyz: how many workers for anyone, their host names for operators only.
     deadline = time.monotonic() + 30  # the database was flushed: wait for the worker's next heartbeat
     while _call(api, "GET", "/readyz").status_code != 200 and time.monotonic() < deadline:
