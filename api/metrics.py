@@ -58,12 +58,13 @@ class StoreCollector:
         yield from labelled.values()
         for counter, doc in _COUNTERS:
             yield CounterMetricFamily(f"posterq_{counter.value}", doc, value=stats.get(counter.value, 0))
+        # One read of the waiting counts and one of the waiting jobs serve every queue figure.
+        waiting, (ages, tenant_ages) = self.store.schedule.waiting(), self.store.jobs.queue_ages()
         yield GaugeMetricFamily("posterq_queue_posters", "Posters waiting for a batch",
-                                value=self.store.batches.queue_depth())
+                                value=waiting.get("total", 0))
         yield GaugeMetricFamily("posterq_queue_age_seconds",
                                 "Seconds the oldest poster waiting for a batch has waited (0: none waits)",
-                                value=self.store.jobs.queue_age())
-        waiting, (ages, tenant_ages) = self.store.schedule.waiting(), self.store.jobs.queue_ages()
+                                value=max(ages.values(), default=0.0))
         by_lane = GaugeMetricFamily("posterq_lane_queue_posters", "Posters waiting for a batch, by lane",
                                     labels=["lane"])
         lane_ages = GaugeMetricFamily("posterq_lane_queue_age_seconds",

@@ -9,6 +9,8 @@ may never land. So one live worker at a time (a lock in Redis) sweeps every swee
   kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
   go back to the head of the ready list, with new tokens; a poster given back more than
   max_redeliveries times fails with `redelivered_too_often`, as a batch delivered too often does;
+- posters an older posterq left on its one FIFO list (`P:ready`, an upgrade with work queued)
+  join the fair queue, with tokens;
 - posters on the ready list that no batch has claimed for three sweeps while the Celery queue is
   empty have lost their tokens: new ones are sent. A spare token costs one empty claim.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 from posterq.exceptions import PosterqError
 from posterq.jobs.broker import Broker, tokens_for
+from posterq.jobs.schema import JobStatus
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 from worker.batching import fail_refs
@@ -34,6 +37,7 @@ class SweepReport:
     given_back: int = 0
     failed: int = 0
     tokens: int = 0
+    adopted: int = 0
 
 
 def sweep(store: JobStore, send_tokens: Callable[[int], None],
@@ -45,18 +49,22 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None],
     older_than = settings.batch_time_limit + 2 * settings.sweep_interval
     given_back = sum(batches.give_back(batch_id, older_than) or 0 for batch_id in batches.stale(older_than))
     failed = _fail_poisoned(store)
-    tokens = tokens_for(given_back, settings.batch_size)
+    # Posters an older posterq left on its one FIFO list (an upgrade with work queued) join the queue.
+    adopted = store.schedule.adopt_legacy([status.value for status in JobStatus if status.final])
+    tokens = tokens_for(given_back, settings.batch_size) + tokens_for(adopted, settings.batch_size)
     waiting = batches.queue_depth()
     if waiting and batches.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
         tokens = max(tokens, tokens_for(waiting, settings.batch_size))
     if tokens:
         send_tokens(tokens)
+    if adopted:
+        log.warning("sweep: %d posters queued by an older posterq moved into the fair queue", adopted)
     if given_back or failed or tokens:
         log.warning("sweep: %d posters of lost batches given back, %d failed after too many give-backs, "
                     "%d tokens sent", given_back, failed, tokens)
         store.stats.count(Counter.SWEEP_GIVEN_BACK, given_back)
         store.stats.count(Counter.SWEEP_TOKENS, tokens)
-    return SweepReport(given_back, failed, tokens)
+    return SweepReport(given_back, failed, tokens, adopted)
 
 
 def _fail_poisoned(store: JobStore) -> int:

@@ -251,10 +251,6 @@ class Jobs:
                     by_tenant[tenant] = max(by_tenant.get(tenant, 0.0), now - float(created))
         return by_lane, by_tenant
 
-    def queue_age(self) -> float:
-        """Seconds the oldest poster still waiting for a batch has waited since its job came (0 if none)."""
-        return max(self.queue_ages()[0].values(), default=0.0)
-
 
 def loaded_item(job_id: str, index: int, status: bytes | None, top_k: bytes | None, item: bytes | None,
                 blob: bytes | None) -> dict | None:

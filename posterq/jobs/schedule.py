@@ -151,6 +151,35 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return ready
 """
 
+# Moves up to ARGV[1] refs from the FIFO list of posterq before the fair queue into their jobs'
+# lists, as bulk posters of their owner (or of the job), so that an upgrade with work queued loses
+# none of it. KEYS: the old list, lanes, waiting, arrivals. ARGV: how many, then the key templates
+# of a job's hash, its ready list, a lane's tenants and a tenant's jobs, the bulk lane, and the
+# final statuses (three). Returns how many refs it made ready (refs of gone or final jobs drop).
+_ADOPT = _ENTER + """
+local final = {[ARGV[7]] = true, [ARGV[8]] = true, [ARGV[9]] = true}
+local ready = 0
+for _ = 1, tonumber(ARGV[1]) do
+  local ref = redis.call('LPOP', KEYS[1])
+  if not ref then break end
+  local job = string.match(ref, '^(.*):')
+  local key = string.format(ARGV[2], job)
+  local state = redis.call('HMGET', key, 'status', 'owner', 'lane', 'tenant')
+  if state[1] and not final[state[1]] then
+    local lane, tenant = state[3] or ARGV[6], state[4] or state[2] or job
+    redis.call('HSET', key, 'lane', lane, 'tenant', tenant)
+    redis.call('RPUSH', string.format(ARGV[3], job), ref)
+    enter(string.format(ARGV[5], lane, tenant), job)
+    enter(string.format(ARGV[4], lane), tenant)
+    enter(KEYS[2], lane)
+    count(KEYS[3], lane, tenant, 1)
+    ready = ready + 1
+  end
+end
+if ready > 0 then redis.call('LPUSH', KEYS[4], '1'); redis.call('LTRIM', KEYS[4], 0, 63) end
+return ready
+"""
+
 # Drops a job's waiting posters (cancelled, or its submission failed) in one step: its ready
 # list, its place in the queue and its count. KEYS: the job's ready list, lanes, the lane's
 # tenants, the tenant's jobs, waiting. ARGV: lane, tenant, job id. Returns how many it dropped.
@@ -176,6 +205,7 @@ class Schedule:
         self._claim = client.register_script(_CLAIM)
         self._give_back = client.register_script(_GIVE_BACK)
         self._drop = client.register_script(_DROP)
+        self._adopt = client.register_script(_ADOPT)
         # Templates for the keys a script picks at run time; Keys still builds every name.
         self._templates = [keys.ready("%s"), keys.lane("%s"), keys.lane_jobs("%s", "%s")]
 
@@ -213,6 +243,12 @@ class Schedule:
         keys = self.keys
         return int(self._drop(keys=[keys.ready(job_id), keys.lanes, keys.lane(lane),
                                     keys.lane_jobs(lane, tenant), keys.waiting], args=[lane, tenant, job_id]))
+
+    def adopt_legacy(self, final: list[str], most: int = 1000) -> int:
+        """Move refs left on the FIFO list of an older posterq into the fair queue; return how many."""
+        keys = self.keys
+        return int(self._adopt(keys=[keys.legacy_ready, keys.lanes, keys.waiting, keys.arrivals],
+                               args=[most, keys.job("%s"), *self._templates, Lane.BULK.value, *final]))
 
     def wait_for_arrivals(self, seconds: float) -> bool:
         """Block up to seconds for posters to become ready; True when some may have."""

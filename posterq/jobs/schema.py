@@ -117,6 +117,11 @@ class Keys:
         return self._name("ready", job_id)
 
     @property
+    def legacy_ready(self) -> str:
+        """The FIFO list of refs of posterq before the fair queue: the sweep adopts it after an upgrade."""
+        return self._name("ready")
+
+    @property
     def lanes(self) -> str:
         """Lanes with waiting posters, scored by the posters each was served over its weight."""
         return self._name("lanes")

@@ -70,3 +70,20 @@ def test_posters_given_back_too_often_fail_instead_of_killing_more_workers(servi
     assert final["status"] == "failed" and final["failed"] == 2
     assert {row["error"]["code"] for row in store.jobs.results(job["id"])} == {"redelivered_too_often"}
     assert store.client.hlen(store.keys.attempts) == 0
+
+
+def test_posters_an_older_posterq_queued_join_the_fair_queue(store):
+    # As an upgrade finds them: a job record without lane or tenant and its refs on the one FIFO list.
+    job = _job(store, 3)
+    gone = _job(store, 1)
+    for job_id in (job["id"], gone["id"]):
+        store.schedule.drop(job_id, "bulk", job_id)
+        store.client.hdel(store.keys.job(job_id), "lane", "tenant")
+    store.jobs.cancel(gone["id"])  # a final job's refs are dropped, not made ready
+    store.client.rpush(store.keys.legacy_ready, *[ref(job["id"], i) for i in range(3)], ref(gone["id"], 0))
+    sent, run = _sweeper(store)
+    report = run()
+    assert report.adopted == 3 and sent == [1]  # ceil(3 / batch size 4)
+    assert not store.client.exists(store.keys.legacy_ready) and store.batches.queue_depth() == 3
+    assert store.batches.claim("after-upgrade", 4, 0) == [(job["id"], i) for i in range(3)]
+    assert store.client.hmget(store.keys.job(job["id"]), ["lane", "tenant"]) == [b"bulk", job["id"].encode()]
