@@ -267,10 +267,15 @@ class Schedule:
         return int(self.client.hget(self.keys.waiting, f"tenant:{tenant}") or 0)
 
     def waiting_jobs(self) -> dict[str, list[tuple[str, str]]]:
-        """Jobs with posters waiting, by lane: (tenant, job id) pairs."""
-        found = {}
+        """Jobs with posters waiting, by lane: (tenant, job id) pairs (two round trips in all)."""
+        pipe = self.client.pipeline(transaction=False)
         for lane in Lane:
-            tenants = [t.decode() for t in self.client.zrange(self.keys.lane(lane.value), 0, -1)]
-            found[lane.value] = [(tenant, job.decode()) for tenant in tenants for job in
-                                 self.client.zrange(self.keys.lane_jobs(lane.value, tenant), 0, -1)]
-        return found
+            pipe.zrange(self.keys.lane(lane.value), 0, -1)
+        tenants = {lane.value: [t.decode() for t in found]
+                   for lane, found in zip(Lane, pipe.execute(), strict=True)}
+        for lane, names in tenants.items():
+            for tenant in names:
+                pipe.zrange(self.keys.lane_jobs(lane, tenant), 0, -1)
+        jobs = iter(pipe.execute())
+        return {lane: [(tenant, job.decode()) for tenant in names for job in next(jobs)]
+                for lane, names in tenants.items()}

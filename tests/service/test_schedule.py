@@ -178,3 +178,13 @@ def test_a_keys_weight_comes_from_the_keys_file(tmp_path, service_settings):
         with pytest.raises(PosterqError) as refused:
             ApiKeys.from_settings(service_settings.replace(api_keys_file=str(keys_file)))
         assert refused.value.code == "bad_config" and KEY_A not in refused.value.message
+
+
+def test_the_waiting_jobs_are_listed_by_lane_and_tenant(store):
+    a1, a2 = _job(store, 2, owner="a" * 64), _job(store, 2, owner="a" * 64)
+    b1 = _job(store, 1, owner="b" * 64, lane=Lane.INTERACTIVE)
+    waiting = store.schedule.waiting_jobs()
+    assert sorted(waiting[Lane.BULK.value]) == sorted([("a" * 64, a1), ("a" * 64, a2)])
+    assert waiting[Lane.INTERACTIVE.value] == [("b" * 64, b1)]
+    by_lane, by_tenant = store.jobs.queue_ages()
+    assert set(by_tenant) == {"a" * 64, "b" * 64} and all(age >= 0 for age in by_lane.values())
