@@ -90,31 +90,25 @@ class Batches:
         return [parse_ref(v) for v in self.client.lrange(self.keys.batch(batch_id), 0, -1)]
 
     def claim(self, batch_id: str, size: int, max_wait: float) -> list[tuple[str, int]]:
-        """Fill a batch to `size` refs from the fair queue, waiting up to max_wait for stragglers.
-
-        A batch that has nothing is done at once (its posters went into another batch); one that
-        has some but fewer than `size` waits a little so that small jobs arriving together share
-        one interpreter invoke.
-        """
-        refs = self.schedule.claim(batch_id, size)
-        deadline = time.monotonic() + max_wait
-        while refs and len(refs) < size:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.schedule.wait_for_arrivals(left):
-                break
-            refs = self.schedule.claim(batch_id, size)
-        return [parse_ref(v) for v in refs]
+        """The refs of claim_items alone."""
+        return self.claim_items(batch_id, size, max_wait)[0]
 
     def claim_items(self, batch_id: str, size: int, max_wait: float
                     ) -> tuple[list[tuple[str, int]], list[dict]]:
-        """As claim, reading the claimed items in the same round trip: (refs, items whose jobs still wait)."""
-        refs, loaded = self.schedule.claim(batch_id, size, load=True)
+        """Fill a batch to `size` refs fairly, reading their items in the same round trip: (refs, items).
+
+        The items are those whose jobs still wait for them (not cancelled, finished or expired). A
+        batch that has nothing is done at once (its posters went into another batch); one that has
+        some but fewer than `size` waits up to max_wait so that small jobs arriving together share
+        one interpreter invoke.
+        """
+        refs, loaded = self.schedule.claim(batch_id, size)
         deadline = time.monotonic() + max_wait
         while refs and len(refs) < size:
             left = deadline - time.monotonic()
             if left <= 0 or not self.schedule.wait_for_arrivals(left):
                 break
-            refs, loaded = self.schedule.claim(batch_id, size, load=True)
+            refs, loaded = self.schedule.claim(batch_id, size)
         refs = [parse_ref(v) for v in refs]
         items = [loaded_item(job_id, index, *loaded[4 * n: 4 * n + 4])
                  for n, (job_id, index) in enumerate(refs)]

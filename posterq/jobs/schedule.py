@@ -16,8 +16,9 @@ import redis
 from posterq.config import Settings
 from posterq.jobs.schema import Keys, Lane
 
-# Shared by the scripts that make posters ready: put a member into a fair-queue level (a zset)
-# at the level's lowest score, unless it is there already.
+# Shared by the scripts: enter puts a member into a fair-queue level (a zset) at the level's
+# lowest score, unless it is there already; count keeps the waiting counts; queue makes n posters
+# of a job (already on its ready list) claimable at every level; arrived wakes waiting claims.
 _ENTER = """
 local function enter(level, member)
   if not redis.call('ZSCORE', level, member) then
@@ -30,19 +31,25 @@ local function count(waiting, lane, tenant, n)
     if redis.call('HINCRBY', waiting, field, n) <= 0 then redis.call('HDEL', waiting, field) end
   end
 end
+local function queue(lanes, tenants, jobs, waiting, lane, tenant, job, n)
+  enter(jobs, job)
+  enter(tenants, tenant)
+  enter(lanes, lane)
+  count(waiting, lane, tenant, n)
+end
+local function arrived(arrivals)
+  redis.call('LPUSH', arrivals, '1')
+  redis.call('LTRIM', arrivals, 0, 63)
+end
 """
 
 # Makes a job's refs (already pushed on its ready list) claimable. KEYS: lanes, the lane's
 # tenants, the tenant's jobs, waiting, weights, arrivals. ARGV: lane, tenant, job id, posters,
 # tenant weight.
 _READY = _ENTER + """
-enter(KEYS[3], ARGV[3])
-enter(KEYS[2], ARGV[2])
-enter(KEYS[1], ARGV[1])
-count(KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[4]))
+queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 if tonumber(ARGV[5]) ~= 1 then redis.call('HSET', KEYS[5], ARGV[2], ARGV[5]) end
-redis.call('LPUSH', KEYS[6], '1')
-redis.call('LTRIM', KEYS[6], 0, 63)
+arrived(KEYS[6])
 """
 
 # Tops a batch list up to ARGV[1] refs, one poster at a time from the least served lane (ties go
@@ -51,8 +58,8 @@ redis.call('LTRIM', KEYS[6], 0, 63)
 # which the sweep reads to find batches whose task is gone. KEYS: batch list, claims set,
 # claimed_at, lanes, waiting, weights. ARGV: size, ttl of the batch list, task id, the interactive
 # lane, its weight, then the key templates (string.format) of a job's ready list, a lane's
-# tenants and a tenant's jobs; optionally those of a job, its items and a blob, to read the
-# claimed items in the same round trip.
+# tenants and a tenant's jobs, then those of a job, its items and a blob, to read the claimed
+# items in the same round trip. Returns {refs, loaded}: per ref 4 values (see Schedule.claim).
 _CLAIM = _ENTER + """
 local batch, lanes, waiting, weights = KEYS[1], KEYS[4], KEYS[5], KEYS[6]
 local interactive, interactive_weight = ARGV[4], tonumber(ARGV[5])
@@ -96,7 +103,6 @@ if #refs > 0 then
     redis.call('SET', KEYS[3], now)
   end
 end
-if not ARGV[9] then return refs end
 -- What the worker reads next, in the same round trip: per ref its job's status and top_k, its
 -- item and its upload bytes (ARGV[9..11]: the key templates of a job, its items, a blob).
 local loaded = {}
@@ -137,15 +143,13 @@ for i = #refs, 1, -1 do
     else
       redis.call('LPUSH', string.format(ARGV[5], job), refs[i])
       local lane, tenant = state[2], state[3]
-      enter(string.format(ARGV[7], lane, tenant), job)
-      enter(string.format(ARGV[6], lane), tenant)
-      enter(KEYS[6], lane)
-      count(KEYS[7], lane, tenant, 1)
+      queue(KEYS[6], string.format(ARGV[6], lane), string.format(ARGV[7], lane, tenant), KEYS[7],
+            lane, tenant, job, 1)
       ready = ready + 1
     end
   end
 end
-if ready > 0 then redis.call('LPUSH', KEYS[8], '1'); redis.call('LTRIM', KEYS[8], 0, 63) end
+if ready > 0 then arrived(KEYS[8]) end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return ready
@@ -169,14 +173,12 @@ for _ = 1, tonumber(ARGV[1]) do
     local lane, tenant = state[3] or ARGV[6], state[4] or state[2] or job
     redis.call('HSET', key, 'lane', lane, 'tenant', tenant)
     redis.call('RPUSH', string.format(ARGV[3], job), ref)
-    enter(string.format(ARGV[5], lane, tenant), job)
-    enter(string.format(ARGV[4], lane), tenant)
-    enter(KEYS[2], lane)
-    count(KEYS[3], lane, tenant, 1)
+    queue(KEYS[2], string.format(ARGV[4], lane), string.format(ARGV[5], lane, tenant), KEYS[3],
+          lane, tenant, job, 1)
     ready = ready + 1
   end
 end
-if ready > 0 then redis.call('LPUSH', KEYS[4], '1'); redis.call('LTRIM', KEYS[4], 0, 63) end
+if ready > 0 then arrived(KEYS[4]) end
 return ready
 """
 
@@ -216,14 +218,14 @@ class Schedule:
                           keys.weights, keys.arrivals],
                     args=[lane.value, tenant, job_id, posters, weight], client=pipe)
 
-    def claim(self, batch_id: str, size: int, load: bool = False):
-        """Top the batch list up to size refs, fairly; return every ref it holds.
+    def claim(self, batch_id: str, size: int) -> tuple[list[bytes], list]:
+        """Top the batch list up to size refs, fairly; return (every ref it holds, loaded).
 
-        load: return (refs, loaded) instead, loaded holding per ref its job's status and top_k, its
-        item and its bytes (4 values a ref), read in the same round trip.
+        loaded holds per ref its job's status and top_k, its item and its bytes (4 values a ref),
+        read in the same round trip.
         """
         keys = self.keys
-        reads = [keys.job("%s"), keys.items("%s"), keys.blob("%s", "%s")] if load else []
+        reads = [keys.job("%s"), keys.items("%s"), keys.blob("%s", "%s")]
         return self._claim(
             keys=[keys.batch(batch_id), keys.claims, keys.claimed_at, keys.lanes, keys.waiting, keys.weights],
             args=[size, self.settings.result_ttl, batch_id, Lane.INTERACTIVE.value,
