@@ -57,19 +57,13 @@ class ApiKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> "ApiKeys":
         """The keys of POSTERQ_API_KEYS and POSTERQ_API_KEYS_FILE; a bad key or file stops start-up."""
-        keys = [(f"key {n} of POSTERQ_API_KEYS", key)
-                for n, key in enumerate(_SEPARATORS.split(settings.api_keys.strip()), 1) if key]
-        operators = [(f"key {n} of POSTERQ_OPERATOR_KEYS", key)
-                     for n, key in enumerate(_SEPARATORS.split(settings.operator_keys.strip()), 1) if key]
-        keys += operators
+        operators = _listed("POSTERQ_OPERATOR_KEYS", settings.operator_keys)
+        keys, weights = _listed("POSTERQ_API_KEYS", settings.api_keys) + operators, {}
         if settings.api_keys_file:
-            keys += _read_file(Path(settings.api_keys_file).expanduser())
-        weights = {}
-        for n, (where, key) in enumerate(keys):
-            key, _, weight = key.partition(" ")
-            keys[n] = (where, key)
-            if weight.strip():
-                weights[digest(key)] = _weight(where, weight.strip())
+            for where, key, weight in _read_file(Path(settings.api_keys_file).expanduser()):
+                keys.append((where, key))
+                if weight:
+                    weights[digest(key)] = _weight(where, weight)
         for where, key in keys:
             # The message names the key's place, never the key.
             if len(key) < MIN_KEY_LENGTH or not _TOKEN.fullmatch(key):
@@ -105,14 +99,20 @@ def _weight(where: str, text: str) -> float:
     return weight
 
 
-def _read_file(path: Path) -> list[tuple[str, str]]:
+def _listed(variable: str, value: str) -> list[tuple[str, str]]:
+    # (where, key) for each key of a variable that lists them, separated by commas or spaces.
+    keys = _SEPARATORS.split(value.strip())
+    return [(f"key {n} of {variable}", key) for n, key in enumerate(keys, 1) if key]
+
+
+def _read_file(path: Path) -> list[tuple[str, str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise PosterqError(f"POSTERQ_API_KEYS_FILE={path} cannot be read: {exc}", "bad_config") from None
-    # "KEY" or "KEY WEIGHT" a line.
-    keys = [(f"line {n} of {path}", " ".join(line.split())) for n, line in enumerate(lines, 1)
-            if line.strip() and not line.lstrip().startswith("#")]
+    # (where, key, weight or "") for each "KEY" or "KEY WEIGHT" line.
+    keys = [(f"line {n} of {path}", *" ".join(line.split()).partition(" ")[::2])
+            for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
     if not keys:
         # An empty file must not quietly leave the API open.
         raise PosterqError(f"POSTERQ_API_KEYS_FILE={path} holds no key", "bad_config")
