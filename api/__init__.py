@@ -25,11 +25,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes
     app.config["MAX_FORM_PARTS"] = settings.max_posters_per_job + 100
     app.config.update(test_config)
-    app.extensions["posterq"] = {
-        "settings": settings,
-        "store": JobStore.from_settings(settings),
-        "broker": Broker.from_settings(settings),
-    }
+    store = JobStore.from_settings(settings)
+    app.extensions["posterq"] = {"settings": settings, "store": store,
+                                 "broker": Broker.from_settings(settings)}
+    store.migrate()
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_timeout)
     errors.register(app)
     auth.register(app, auth.ApiKeys.from_settings(settings))

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.exceptions import ApiError, Unauthorized
-from posterq.exceptions import PosterqError
+from posterq.exceptions import PosterqError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ def register(app) -> None:
 
     @app.errorhandler(PosterqError)
     def _posterq_error(exc: PosterqError):
+        if isinstance(exc, StoreUnavailable):
+            log.error("%s", exc.message)
+            # The driver's words may name the database's host: the client gets the code only.
+            response, status = error_response(exc.code, "the results database cannot be reached; "
+                                              "try again later", 503)
+            response.headers["Retry-After"] = "5"
+            return response, status
         return error_response(exc.code, exc.message, 400)
 
     @app.errorhandler(redis.RedisError)

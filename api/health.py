@@ -15,7 +15,7 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    """Ready when Redis answers and a worker's heartbeat is alive (at most three intervals old).
+    """Ready when Redis and the database answer and a worker's heartbeat is alive (at most 3 intervals old).
 
     Worker names (host names) are for operators: with API keys on, only an operator's key sees
     them; everyone sees how many workers are alive.
@@ -23,8 +23,10 @@ def readyz():
     store = context.store()
     redis_ok = store.ping()
     workers = sorted(store.stats.workers()) if redis_ok else []
-    ready = redis_ok and bool(workers)
-    body = {"status": "ready" if ready else "not_ready", "redis": redis_ok, "worker_count": len(workers)}
+    database_ok = store.database.ping()
+    ready = redis_ok and database_ok and bool(workers)
+    body = {"status": "ready" if ready else "not_ready", "redis": redis_ok, "database": database_ok,
+            "worker_count": len(workers)}
     if auth.operator():
         body["workers"] = workers
     return jsonify(body), 200 if ready else 503

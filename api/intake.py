@@ -5,6 +5,7 @@ An item is {"name", "kind", "path"?, "error"?}; uploads come with their bytes be
 """
 
 import io
+import os
 import stat
 import zipfile
 from pathlib import PurePosixPath
@@ -12,7 +13,6 @@ from pathlib import PurePosixPath
 from api.exceptions import BadRequest, Forbidden, NotFound, TooLarge
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
-from posterq.files import iter_files
 from posterq.genres import GENRES
 from posterq.jobs.schema import ItemKind
 
@@ -134,8 +134,12 @@ def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | 
     return items, blobs
 
 
-def from_directory(body: dict, settings: Settings) -> list[dict]:
-    """Items from a folder under a data root: {"directory": path, "recursive": true}."""
+def from_directory(body: dict, settings: Settings) -> tuple[str, bool]:
+    """The folder of {"directory": path, "recursive": true} under a data root: (its resolved path, recursive).
+
+    Checked cheaply, whatever the folder holds: it exists, is a folder and is not empty. Its files
+    are listed later, in the background (worker.enumeration).
+    """
     directory = body.get("directory")
     if not isinstance(directory, str) or not directory:
         raise BadRequest("'directory' must be a path string", "bad_directory")
@@ -152,14 +156,12 @@ def from_directory(body: dict, settings: Settings) -> list[dict]:
             raise NotFound(f"{directory} does not exist", "directory_not_found")
         if not folder.is_dir():
             raise BadRequest(f"{directory} is not a directory", "not_a_directory")
+        # The first visible entry is enough (no listing of a folder that may hold millions).
+        with os.scandir(folder) as listing:
+            empty = not any(not entry.name.startswith(".") and (recursive or not entry.is_dir())
+                            for entry in listing)
     except OSError as exc:  # a name longer than the filesystem allows (ENAMETOOLONG), no permission...
         raise BadRequest(f"the directory cannot be read: {exc.strerror}", "bad_directory") from None
-    items = []
-    # The same files, in the same order, as `posterq label` (no dot-names, sorted by relative path).
-    for path in iter_files(folder, recursive=recursive):
-        items.append({"name": path.relative_to(folder).as_posix(), "kind": ItemKind.PATH.value,
-                      "path": str(path)})
-        if len(items) > settings.max_posters_per_job:
-            break  # no need to list the rest of a folder that is over the limit anyway
-    _check_count(len(items), settings)
-    return items
+    if empty:
+        raise BadRequest("the job holds no posters: the directory is empty", "no_posters")
+    return str(folder), recursive

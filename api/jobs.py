@@ -7,11 +7,11 @@ from flask import Blueprint, Response, jsonify, request
 
 from api import auth, context, intake
 from api.backpressure import refuse_when_full
-from api.exceptions import BadRequest, NotFound
-from api.queue import enqueue
+from api.exceptions import ApiError, BadRequest, NotFound
+from api.queue import enqueue, enqueue_enumeration
 from api.urls import public_url_for
 from posterq.genres import GENRES
-from posterq.jobs.schema import ResultStatus, is_job_id
+from posterq.jobs.schema import JobStatus, ResultStatus, is_job_id
 from posterq.results import make_writer
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,8 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 # The longest GET /jobs/<id>?wait=S: long enough to spare clients a polling loop, short enough
 # for proxies' idle timeouts.
 MAX_WAIT_SECONDS = 30
+#: Bytes of CSV or JSON Lines per piece of a streamed download.
+CHUNK_BYTES = 64 * 1024
 _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
@@ -39,7 +41,10 @@ def submit():
         if not isinstance(body, dict):
             raise BadRequest("the body is not a JSON object", "bad_json")
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
-        items, blobs, source = intake.from_directory(body, settings), [], "directory"
+        directory, recursive = intake.from_directory(body, settings)
+        job = context.store().jobs.create_directory(directory, recursive, top_k, owner=auth.owner(),
+                                                    enumerate_job=enqueue_enumeration, weight=auth.weight())
+        return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
         (items, blobs), source = intake.from_zip(request.get_data(cache=False), settings), "zip"
@@ -62,6 +67,11 @@ def submit():
     job = context.store().jobs.create(source, items, blobs, top_k, owner=auth.owner(),
                                       enqueue=enqueue, weight=auth.weight())
     log.info("job %s: %d posters from %s", job["id"], job["total"], source)
+    return _accepted(job)
+
+
+def _accepted(job: dict):
+    """202 with the job, its URL and where its results download from."""
     url = public_url_for("jobs.get_job", job_id=job["id"])
     response = jsonify({**job, "url": url, "results_url": public_url_for("jobs.download", job_id=job["id"])})
     response.status_code = 202
@@ -139,19 +149,19 @@ def download(job_id: str):
     if fmt not in _CONTENT_TYPES:
         raise BadRequest("format must be csv or jsonl", "bad_format")
     genres = tuple(job["model"]["genres"]) if job.get("model") and job["model"].get("genres") else GENRES
-    jobs = context.store().jobs
+    rows = context.store().ledger.stream(job_id)
 
     def generate():
-        # Streamed in pages so that a large job never sits in memory as one string.
+        # Rows come from a server-side cursor a page at a time and leave in pieces of about
+        # CHUNK_BYTES, so that a million-row job never sits in the API's memory.
         buffer = io.StringIO()
         writer = make_writer(buffer, fmt, genres)
-        for start in range(0, job["total"], MAX_PAGE):
-            for result in jobs.results(job_id, start, MAX_PAGE):
-                if result.get("status") != ResultStatus.PENDING.value:
-                    writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+        for result in rows:
+            writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
+            if buffer.tell() >= CHUNK_BYTES:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
         yield buffer.getvalue()
 
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{fmt}"'}
@@ -160,8 +170,11 @@ def download(job_id: str):
 
 @blueprint.delete("/jobs/<job_id>")
 def cancel(job_id: str):
-    """Cancel what has not run and delete the job's posters and results (the record stays a while)."""
-    _check_visible(job_id)
+    """Cancel what has not run: the job's waiting posters and the rest of its folder; results stay."""
+    job = _job_or_404(job_id)
+    if JobStatus(job["status"]).final:
+        raise ApiError(f"job {job_id} is {job['status']} already: nothing is left to cancel, and its "
+                       "results stay", "job_finished", 409)
     job = context.store().jobs.cancel(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")

@@ -88,13 +88,14 @@ DOCUMENT = {
                     "400": _error("Bad offset, limit or wait"),
                     "404": _error("No such job (or it expired)")}},
             "delete": {
-                "summary": "Cancel what has not run and delete the job's posters and results",
+                "summary": "Cancel what has not run (waiting posters, the rest of a folder); results stay",
                 "operationId": "cancelJob",
                 "parameters": [_job_id()],
                 "responses": {
                     "200": {"description": "The job as it stands now",
                             "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                    "404": _error("No such job (or it expired)")}},
+                    "404": _error("No such job (or it expired)"),
+                    "409": _error("The job is final already (job_finished): its results stay")}},
         },
         "/jobs/{job_id}/results": {"get": {
             "summary": "Every result as CSV or JSON Lines (the columns of `posterq label`)",
@@ -148,7 +149,8 @@ DOCUMENT = {
             "summary": "The API process is up", "operationId": "healthz",
             "responses": {"200": {"description": "Up", "content": {_JSON: {"schema": {"type": "object"}}}}}}},
         "/readyz": {"get": {
-            "summary": "Redis answers and at least one worker is alive", "operationId": "readyz",
+            "summary": "Redis and the database answer and at least one worker is alive",
+            "operationId": "readyz",
             "responses": {
                 "200": {"description": "Ready",
                         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Ready"}}}},
@@ -192,6 +194,8 @@ DOCUMENT = {
                     "source": {"type": "string", "enum": ["upload", "zip", "directory", "analysis"]},
                     "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
                     "progress": {"type": "number"},
+                    # False while a directory job's folder is still being listed (total grows).
+                    "enumerated": {"type": "boolean"},
                     "top_k": {"type": "integer", "nullable": True},
                     "model": {"type": "object", "nullable": True, "properties": {
                         "name": {"type": "string"}, "version": {"type": "string"},
@@ -217,7 +221,7 @@ DOCUMENT = {
             "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}}}}]},
         "Ready": {"type": "object", "properties": {
             "status": {"type": "string", "enum": ["ready", "not_ready"]}, "redis": {"type": "boolean"},
-            "worker_count": {"type": "integer"},
+            "database": {"type": "boolean"}, "worker_count": {"type": "integer"},
             # Operators only, where the service has API keys (POSTERQ_OPERATOR_KEYS).
             "workers": {"type": "array", "items": {"type": "string"}}}},
     }},

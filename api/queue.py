@@ -17,11 +17,20 @@ def enqueue(posters: int) -> int:
     """Send the tokens for a job's posters; return how many were sent (503 ApiError if it cannot)."""
     broker = context.broker()
     count = tokens_for(posters, broker.settings.batch_size)
+    # Tokens already sent find the job's refs gone (Jobs.create discards them) and end at once.
+    _send(lambda: broker.send(count))
+    return count
+
+
+def enqueue_enumeration(job_id: str) -> None:
+    """Send the task that lists a directory job's folder (503 ApiError if it cannot)."""
+    _send(lambda: context.broker().send_enumeration(job_id))
+
+
+def _send(send) -> None:
     try:
-        broker.send(count)
+        send()
     except (KombuError, redis.RedisError, OSError) as exc:
-        # Tokens already sent find the job's refs gone (Jobs.create discards them) and end at once.
-        log.error("cannot send batch tasks: %s", exc)
+        log.error("cannot send tasks: %s", exc)
         raise ApiError("the queue cannot take the job now; try again later", "queue_unavailable",
                        503) from exc
-    return count

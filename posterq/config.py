@@ -88,6 +88,14 @@ class Settings:
 
     #: Broker and store; one Redis for both.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Where jobs and results last: a postgresql://user@host/db URL (what a service on several
+    #: hosts needs), or empty for a SQLite file on this host (posterq.jobs.database). Out of repr:
+    #: it may hold a password.
+    database_url: str = field(default="", repr=False)
+    #: Posters of one directory job held ready in Redis at a time, topped up from the database as
+    #: workers drain them: Redis holds this window, never the whole folder. A few seconds of work
+    #: for many workers, so a large job loses no speed to it (python -m bench.big_job measures).
+    job_window: int = 2000
     #: Prefix of every key posterq writes (Celery's own keys are separate).
     key_prefix: str = "posterq"
     #: Celery queue the batch tasks travel on.
@@ -111,7 +119,8 @@ class Settings:
     data_roots: tuple[Path, ...] = field(default_factory=tuple)
     #: Largest HTTP request body the API reads.
     max_request_bytes: int = 64 * MIB
-    #: Most posters in one job (uploads, zip members or directory files).
+    #: Most posters in one upload or zip job (their bytes sit in Redis until classified); a
+    #: directory job may hold any number, since only job_window of them are in Redis at a time.
     max_posters_per_job: int = 10_000
     #: Largest single poster file, uploaded or read from a data root.
     max_file_bytes: int = MAX_FILE_BYTES
@@ -208,7 +217,7 @@ class Settings:
                     "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
                     "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout",
                     "batch_time_limit", "sweep_interval", "max_queued_posters", "request_timeout",
-                    "max_queued_posters_per_key")
+                    "max_queued_posters_per_key", "job_window")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")

@@ -31,3 +31,9 @@ class BundleError(PosterqError):
     """A model bundle that is missing, malformed, or does not match its metadata."""
 
     code = "bad_bundle"
+
+
+class StoreUnavailable(PosterqError):
+    """The results database cannot be reached now: new jobs wait (503), workers keep and retry."""
+
+    code = "database_unavailable"

@@ -2,26 +2,63 @@
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from posterq.config import MAX_FILE_BYTES
 from posterq.exceptions import ImageError
 
 
+@dataclass(frozen=True)
+class UnlistedFolder:
+    """A folder under the root that could not be listed (walk_files goes on past it)."""
+
+    parts: tuple[str, ...]
+    reason: str
+
+
+def walk_files(root: str | os.PathLike, recursive: bool = True, after: tuple[str, ...] = ()
+               ) -> Iterator[Path | UnlistedFolder]:
+    """Every file under root in iter_files' order, one folder listing at a time, after `after`.
+
+    `after` is a file's path relative to root, as parts: a listing that stopped there resumes
+    with the next file. Sorting each folder's names and descending in that order gives the order
+    of sorting whole relative paths by parts. A folder that cannot be listed (no permission, or
+    gone since its parent was listed) comes as an UnlistedFolder, in its place.
+    """
+    yield from _walk(Path(root), (), tuple(after), recursive)
+
+
+def _walk(folder: Path, parts: tuple[str, ...], after: tuple[str, ...], recursive: bool):
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted((entry for entry in listing if not entry.name.startswith(".")),
+                             key=lambda entry: entry.name)
+    except OSError as exc:
+        if parts > after or not after:  # the root itself only on a first pass
+            yield UnlistedFolder(parts, exc.strerror or str(exc))
+        return
+    for entry in entries:
+        child = (*parts, entry.name)
+        try:
+            is_dir = entry.is_dir()  # follows a symlink, as os.walk does
+        except OSError:
+            is_dir = False
+        if is_dir:
+            # As os.walk without followlinks: a symlinked folder is not descended into.
+            if recursive and not entry.is_symlink() and child >= after[:len(child)]:
+                yield from _walk(Path(entry.path), child, after, recursive)
+        elif child > after:
+            yield Path(entry.path)
+
+
 def iter_files(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (),
                recursive: bool = True) -> list[Path]:
     """Every file under root (recursively by default), sorted by relative path, without dot-names."""
-    root = Path(root)
     excluded = {os.path.realpath(path) for path in exclude}
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if not name.startswith(".")] if recursive else []
-        for name in files:
-            path = Path(folder) / name
-            if not name.startswith(".") and os.path.realpath(path) not in excluded:
-                found.append(path)
-    return sorted(found, key=lambda path: path.relative_to(root).parts)
+    return [path for path in walk_files(root, recursive)
+            if isinstance(path, Path) and (not excluded or os.path.realpath(path) not in excluded)]
 
 
 def read_poster(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:

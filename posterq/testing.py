@@ -371,3 +371,22 @@ def assert_exactly_once(job: Mapping, results: list[dict], total: int | None = N
     """Fail unless each poster of the finished job has exactly one result."""
     problems = exactly_once_problems(job, results, total)
     assert not problems, f"{'; '.join(problems)}: {_brief(dict(job))}"
+
+
+def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database a URL names unless it exists (tests and benchmarks use their own)."""
+    import psycopg
+    from psycopg import sql
+
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    server = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(server, autocommit=True) as connection:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def empty_database(database) -> None:
+    """Delete every job and result (tests start and end with an empty database, as with Redis)."""
+    with database.transaction() as tx:
+        tx.execute("DELETE FROM posterq_jobs")
+

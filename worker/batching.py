@@ -12,11 +12,13 @@ empties the ready list, so tokens never run out while refs wait.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import read_poster
+from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import ItemKind, ResultStatus
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
 from posterq.jobs.store import JobStore
@@ -97,8 +99,12 @@ def fail_refs(store: JobStore, refs: list[tuple[str, int]], error: PosterqError)
     return _outcomes(live, _fail_items(live, error))
 
 
-def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str) -> BatchReport:
-    """Run one delivery of a batch task: claim, classify, write each result once, forget the batch."""
+def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
+              send_tokens: Callable[[int], None] | None = None) -> BatchReport:
+    """Run one delivery of a batch task: claim, classify, write each result once, forget the batch.
+
+    Then tops up the windows of the directory jobs it served (send_tokens sends their tokens).
+    """
     settings, batches = store.settings, store.batches
     claimed_at = None  # a batch failed for its redeliveries was claimed by an earlier delivery
     delivery = batches.count_delivery(batch_id)
@@ -127,6 +133,10 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str)
     # Last, just before Celery acknowledges: a delivery that dies before this line is delivered
     # again and counted as a redelivery; one that dies after it has nothing left to do.
     batches.finish(batch_id)
+    if send_tokens is not None:
+        made = sum(store.window.top_up(job_id) for job_id in sorted({job_id for job_id, *_ in outcomes}))
+        if made:
+            send_tokens(tokens_for(made, settings.batch_size))
     return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job for job, _ in finished))
 
 

@@ -32,6 +32,7 @@ def _start_heartbeat(sender=None, **_):
     processes = getattr(getattr(sender, "controller", None), "concurrency", 0) or 0
     # The main process's one store, shared by both threads (see runtime.store).
     store = runtime.store()
+    store.migrate()
     app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes)
     app.posterq_heartbeat.start()
     # The sweep's tokens go out as the API sends a new job's, through this app.

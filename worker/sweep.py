@@ -12,10 +12,14 @@ may never land. So one live worker at a time (a lock in Redis) sweeps every swee
 - posters an older posterq left on its one FIFO list (`P:ready`, an upgrade with work queued)
   join the fair queue, with tokens;
 - posters on the ready list that no batch has claimed for three sweeps while the Celery queue is
-  empty have lost their tokens: new ones are sent. A spare token costs one empty claim.
+  empty have lost their tokens: new ones are sent. A spare token costs one empty claim;
+- every job the database still runs: its hash is rebuilt if Redis lost it, its folder listing is
+  started again if none holds the lock (the task was lost), and its window is topped up;
+- jobs that finished more than result_ttl ago leave the database, with their results.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,9 +29,14 @@ from posterq.jobs.schema import JobStatus
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 from worker.batching import fail_refs
+from worker.enumeration import lock_ttl
 from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
+
+#: Seconds after which a job's submission has surely written its Redis side: a job the database
+#: runs that has no hash in Redis by then lost it (Redis restarted without its data).
+SUBMISSION_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -38,10 +47,13 @@ class SweepReport:
     failed: int = 0
     tokens: int = 0
     adopted: int = 0
+    topped_up: int = 0
+    enumerations: int = 0
+    expired: int = 0
 
 
-def sweep(store: JobStore, send_tokens: Callable[[int], None],
-          queued_tokens: Callable[[], int]) -> SweepReport:
+def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Callable[[], int],
+          send_enumeration: Callable[[str], None] = lambda job_id: None) -> SweepReport:
     """Sweep once unless another worker is: give back lost batches, fail poisoned posters, send tokens."""
     settings, batches = store.settings, store.batches
     if not batches.lock_sweep(settings.sweep_interval):
@@ -51,7 +63,8 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None],
     failed = _fail_poisoned(store)
     # Posters an older posterq left on its one FIFO list (an upgrade with work queued) join the queue.
     adopted = store.schedule.adopt_legacy([status.value for status in JobStatus if status.final])
-    tokens = tokens_for(given_back, settings.batch_size) + tokens_for(adopted, settings.batch_size)
+    topped_up, enumerations = _look_after_jobs(store, send_enumeration)
+    tokens = sum(tokens_for(n, settings.batch_size) for n in (given_back, adopted, topped_up))
     waiting = batches.queue_depth()
     if waiting and batches.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
         tokens = max(tokens, tokens_for(waiting, settings.batch_size))
@@ -64,7 +77,27 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None],
                     "%d tokens sent", given_back, failed, tokens)
         store.stats.count(Counter.SWEEP_GIVEN_BACK, given_back)
         store.stats.count(Counter.SWEEP_TOKENS, tokens)
-    return SweepReport(given_back, failed, tokens, adopted)
+    expired = store.ledger.expire(settings.result_ttl)
+    return SweepReport(given_back, failed, tokens, adopted, topped_up, enumerations, expired)
+
+
+def _look_after_jobs(store: JobStore, send_enumeration: Callable[[str], None]) -> tuple[int, int]:
+    # Every job the ledger runs has its Redis hash, a live listing until its folder is listed, and
+    # a full window: (posters made ready, listings started).
+    made = started = 0
+    for job in store.ledger.active():
+        job_id = job["id"]
+        # Not a job whose submission may still be writing its Redis side (a large upload).
+        if time.time() - job["created_at"] > SUBMISSION_SECONDS:
+            store.window.restore(job)
+        if (not job["enumerated"] and not store.client.exists(store.keys.enumerating(job_id))
+                and store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(store.settings))):
+            send_enumeration(job_id)
+            started += 1
+        made += store.window.top_up(job_id)
+    if started:
+        log.warning("sweep: %d folder listings started again (their task was lost or is late)", started)
+    return made, started
 
 
 def _fail_poisoned(store: JobStore) -> int:
@@ -84,4 +117,4 @@ class Sweeper(Periodic):
 
     def __init__(self, store: JobStore, broker: Broker):
         super().__init__("posterq-sweep", store.settings.sweep_interval,
-                         lambda: sweep(store, broker.send, broker.queued))
+                         lambda: sweep(store, broker.send, broker.queued, broker.send_enumeration))

@@ -1,24 +1,59 @@
-"""Celery tasks: thin wrappers that hand the work to worker.batching."""
+"""Celery tasks: thin wrappers that hand the work to worker.batching and worker.enumeration."""
 
 import logging
 
 from celery import shared_task
 
-from posterq.jobs.broker import TASK_NAME
+from posterq.exceptions import StoreUnavailable
+from posterq.jobs.broker import ENUMERATE_TASK, TASK_NAME, Broker
 from worker import runtime
 from worker.batching import run_batch
+from worker.enumeration import enumerate_folder
 
 log = logging.getLogger(__name__)
+
+#: Seconds between tries while the database is down, at most: the batch keeps its posters meanwhile.
+MAX_BACKOFF = 30
+
+
+def _backoff(retries: int) -> float:
+    # 1, 2, 4 ... MAX_BACKOFF seconds: a database that is down is not hammered, one back soon is used.
+    return min(MAX_BACKOFF, 2 ** retries)
 
 
 @shared_task(name=TASK_NAME, bind=True, max_retries=None)
 def classify_batch(self):
     """Classify up to batch_size ready posters (see worker.batching for the protocol)."""
+    store = runtime.store()
     try:
-        report = run_batch(runtime.store(), runtime.classifier, self.request.id, self.request.hostname)
+        report = run_batch(store, runtime.classifier, self.request.id, self.request.hostname,
+                           Broker(self.app, store.settings).send)
+    except StoreUnavailable as exc:
+        # The results cannot be kept now: the batch keeps its posters and tries again, without
+        # counting towards max_redeliveries (the posters are not at fault).
+        log.warning("batch %s: %s; trying again", self.request.id, exc.message)
+        store.batches.uncount_delivery(self.request.id)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     except Exception as exc:
         # Retried with the same task id, so the batch keeps its posters and its delivery count,
         # which ends the loop after max_redeliveries by failing the posters.
         log.exception("batch %s failed; trying again", self.request.id)
         raise self.retry(exc=exc, countdown=1) from None
     return report.written
+
+
+@shared_task(name=ENUMERATE_TASK, bind=True, max_retries=None)
+def enumerate_folder_task(self, job_id: str):
+    """List a directory job's folder into the database (see worker.enumeration)."""
+    store = runtime.store()
+    broker = Broker(self.app, store.settings)
+    try:
+        # Half a batch's time limit at a time, so that the task never meets the limit.
+        report = enumerate_folder(store, job_id, broker.send, store.settings.batch_time_limit / 2)
+    except Exception as exc:
+        # From its cursor on, later: nothing listed so far is listed again.
+        log.warning("enumeration of job %s stopped (%s); trying again", job_id, exc)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+    if report.more:
+        broker.send_enumeration(job_id)  # if this is lost, the sweep starts one once the lock lapses
+    return report.found

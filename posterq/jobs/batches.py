@@ -1,78 +1,25 @@
 """Batches on the worker side: claim ready refs fairly and atomically, write results once, forget them."""
 
-import json
 import time
 
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.jobs import loaded_item
+from posterq.jobs.jobs import Jobs, loaded_item
+from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, ResultStatus, parse_ref, ref
+from posterq.jobs.schema import JobStatus, Keys, parse_ref, ref
 from posterq.jobs.stats import Counter, LabelledCounter
-
-# Writes results once each. A result counts only when HSETNX created it, so a redelivered batch
-# (or two workers racing on one visibility-timeout restore) never counts a poster twice.
-# A job that becomes final gets one element on its done list, which wakes every waiter (see
-# Jobs.wait). KEYS: the stats hash, the sweep's attempts hash, then per outcome its job hash, items,
-# results, done list and blob.
-# ARGV: result ttl, model json, the statuses queued, running, done, failed and the outcome ok,
-# when the batch was claimed, the stats fields' prefixes for posters by outcome and jobs finished
-# by status (posterq.jobs.stats), then per outcome (job id, index, result json, outcome).
-_WRITE = """
-local ttl, model = tonumber(ARGV[1]), ARGV[2]
-local queued, running, done_status, failed_status, ok = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local claimed_at, posters_by, finished_by = ARGV[8], ARGV[9], ARGV[10]
-local stats, attempts = KEYS[1], KEYS[2]
-local now = redis.call('TIME')
-local stamp = string.format('%d.%06d', now[1], now[2])
-local finished = {}
-for n = 0, (#KEYS - 2) / 5 - 1 do
-  local job, items, results = KEYS[3 + 5 * n], KEYS[4 + 5 * n], KEYS[5 + 5 * n]
-  local done_list, blob = KEYS[6 + 5 * n], KEYS[7 + 5 * n]
-  local id, index = ARGV[11 + 4 * n], ARGV[12 + 4 * n]
-  local result, outcome = ARGV[13 + 4 * n], ARGV[14 + 4 * n]
-  redis.call('DEL', blob)
-  redis.call('HDEL', attempts, id .. ':' .. index)
-  local status = redis.call('HGET', job, 'status')
-  if status == queued or status == running then
-    if redis.call('HSETNX', results, index, result) == 1 then
-      if outcome == ok then redis.call('HINCRBY', job, 'done', 1)
-      else redis.call('HINCRBY', job, 'failed', 1) end
-      redis.call('HINCRBY', stats, posters_by .. outcome, 1)
-      if model ~= '{}' then redis.call('HSETNX', job, 'model', model) end
-      if status == queued then
-        redis.call('HSET', job, 'status', running)
-        redis.call('HSETNX', job, 'started_at', stamp)
-        redis.call('HSETNX', job, 'claimed_at', claimed_at)
-      end
-      local counts = redis.call('HMGET', job, 'done', 'failed', 'total', 'created_at')
-      local done, failed, total = tonumber(counts[1]), tonumber(counts[2]), tonumber(counts[3])
-      if done + failed >= total then
-        local final = done_status
-        if done == 0 then final = failed_status end
-        redis.call('HSET', job, 'status', final, 'finished_at', stamp)
-        redis.call('RPUSH', done_list, final)
-        for _, key in ipairs({job, items, results, done_list}) do
-          redis.call('EXPIRE', key, ttl)
-        end
-        redis.call('HINCRBY', stats, finished_by .. final, 1)
-        table.insert(finished, id)
-        table.insert(finished, tostring(tonumber(stamp) - tonumber(counts[4])))
-      end
-    end
-  end
-end
-return finished
-"""
 
 
 class Batches:
     """The per-task batch lists the workers claim into from the fair queue."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule):
-        self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
-        self._write = client.register_script(_WRITE)
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule,
+                 jobs: Jobs):
+        self.client, self.settings, self.keys = client, settings, keys
+        self.schedule, self.jobs = schedule, jobs
+        self.ledger: Ledger = jobs.ledger
 
     def count_delivery(self, batch_id: str) -> int:
         """Count one more delivery of a batch task; return how many there have been."""
@@ -84,6 +31,10 @@ class Batches:
         if count > 1:
             self.client.hincrby(self.keys.stats, Counter.REDELIVERIES.value, 1)
         return count
+
+    def uncount_delivery(self, batch_id: str) -> None:
+        """Take back one delivery's count: it failed for no fault of the batch's (a database down)."""
+        self.client.decr(self.keys.deliveries(batch_id))
 
     def claimed(self, batch_id: str) -> list[tuple[str, int]]:
         """The refs a batch task has claimed so far (non-empty on a redelivery)."""
@@ -118,22 +69,27 @@ class Batches:
                       claimed_at: float | None = None) -> list[tuple[str, float]]:
         """Write (job id, index, result, outcome) outcomes once each; return jobs this finished, with seconds.
 
-        `claimed_at` (epoch seconds) becomes the claimed_at of each job this batch starts, so a
-        job tells how long it waited in the queue apart from how long it took.
+        The ledger first (one transaction: the rows and the jobs' counts), then Redis forgets the
+        items and bytes and wakes the waiters of finished jobs. A delivery that dies between the
+        two is delivered again: its rows are no longer pending, so it writes nothing twice, and it
+        then forgets the items. `claimed_at` (epoch seconds) becomes the claimed_at of each job this
+        batch starts, so a job tells how long it waited in the queue apart from how long it took.
+        Raises StoreUnavailable (nothing written) when the database cannot be reached.
         """
         if not outcomes:
             return []
-        keys = [self.keys.stats, self.keys.attempts]
-        args = [self.settings.result_ttl, json.dumps(model), JobStatus.QUEUED.value, JobStatus.RUNNING.value,
-                JobStatus.DONE.value, JobStatus.FAILED.value, ResultStatus.OK.value,
-                f"{claimed_at or time.time():.6f}", LabelledCounter.POSTERS.prefix,
-                LabelledCounter.JOBS_FINISHED.prefix]
-        for job_id, index, result, outcome in outcomes:
-            keys += [self.keys.job(job_id), self.keys.items(job_id), self.keys.results(job_id),
-                     self.keys.done(job_id), self.keys.blob(job_id, index)]
-            args += [job_id, index, json.dumps(result), outcome]
-        finished = self._write(keys=keys, args=args)
-        return [(finished[i].decode(), float(finished[i + 1])) for i in range(0, len(finished), 2)]
+        written, finished = self.ledger.write(outcomes, model, claimed_at or time.time())
+        pipe = self.client.pipeline(transaction=False)
+        for job_id, index, _, _ in outcomes:
+            pipe.delete(self.keys.blob(job_id, index))
+            pipe.hdel(self.keys.items(job_id), str(index))
+            pipe.hdel(self.keys.attempts, ref(job_id, index))
+        for _, _, _, outcome in written:
+            pipe.hincrby(self.keys.stats, LabelledCounter.POSTERS.field(outcome), 1)
+        for job_id, status, _ in finished:
+            self.jobs.finished(pipe, job_id, status)
+        pipe.execute()
+        return [(job_id, seconds) for job_id, _, seconds in finished]
 
     def finish(self, batch_id: str) -> None:
         """Forget a batch whose results are all written."""

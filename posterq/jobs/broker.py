@@ -11,8 +11,10 @@ from celery import Celery
 
 from posterq.config import Settings
 
-#: The one Celery task the API enqueues (by name, so the API never imports worker code).
+#: The batch token the API enqueues (by name, so the API never imports worker code).
 TASK_NAME = "posterq.classify_batch"
+#: The task that lists a directory job's folder in the background (worker.enumeration).
+ENUMERATE_TASK = "posterq.enumerate_folder"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -68,6 +70,10 @@ class Broker:
         with self.app.producer_or_acquire() as producer:
             for _ in range(count):
                 self.app.send_task(TASK_NAME, queue=self.settings.queue, producer=producer)
+
+    def send_enumeration(self, job_id: str) -> None:
+        """Send the task that lists a directory job's folder (raises what Celery and Redis raise)."""
+        self.app.send_task(ENUMERATE_TASK, args=[job_id], queue=self.settings.queue)
 
     def queued(self) -> int:
         """Batch tokens waiting in the queue, not counting ones a worker has reserved."""

@@ -1,4 +1,9 @@
-"""Job records: create a job with its items and upload bytes, read its state and results, cancel it."""
+"""Job records: create a job with its items and upload bytes, read its state and results, cancel it.
+
+What lasts (the job's row, counts, status, results) is the ledger's (posterq.jobs.ledger, in the
+database); Redis holds what is in flight: the job's hash of what workers need, the items and refs
+made ready, upload bytes, and the done list that long-polls block on.
+"""
 
 import json
 import logging
@@ -8,8 +13,9 @@ from collections.abc import Callable
 import redis
 
 from posterq.config import Settings
+from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, Lane, ResultStatus, new_job_id, ref
+from posterq.jobs.schema import JobStatus, Keys, Lane, new_job_id, ref
 from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
@@ -18,28 +24,33 @@ log = logging.getLogger(__name__)
 _CHUNK = 1000
 # Seconds a discarded job's id stays marked: long past any EXEC of its write still in flight.
 _DISCARD_MARK_TTL = 600
+#: Seconds a final job's hash and done list stay in Redis: enough for the long-polls of the moment
+#: to wake; everything else about the job is read from the ledger.
+FINISHED_TTL = 3600
 
 # Removes what a failed submission wrote, in one step: marks the id (so that a late EXEC of its
-# write is aborted by WATCH), deletes its record, items and bytes and takes its count off the
+# write is aborted by WATCH), deletes its hash, items and bytes and takes its count off the
 # stats (its waiting posters leave the queue through Schedule.drop first).
-# KEYS: mark, job, items, results, done, stats, then the blobs. ARGV: mark ttl, the stats field
+# KEYS: mark, job, items, done, stats, then the blobs. ARGV: mark ttl, the stats field
 # the submission counted in.
 _DISCARD = """
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 local existed = redis.call('EXISTS', KEYS[2])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
 -- Last and protected: the failure being cleaned up may be this very hash (a Lua error would stop
 -- the script, and scripts are not rolled back either).
-if existed == 1 then redis.pcall('HINCRBY', KEYS[6], ARGV[2], -1) end
+if existed == 1 then redis.pcall('HINCRBY', KEYS[5], ARGV[2], -1) end
 """
 
 
 class Jobs:
-    """The job hashes, their items, results and upload bytes."""
+    """Jobs: their rows in the ledger and, while they run, their hashes, items and bytes in Redis."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule):
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule,
+                 ledger: Ledger):
         self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
+        self.ledger = ledger
         self._discard_script = client.register_script(_DISCARD)
 
     def create(self, source: str, items: list[dict], blobs: list[bytes | None],
@@ -48,18 +59,15 @@ class Jobs:
                weight: float = 1) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
-        All or nothing: when the write or enqueue raises, whatever the job wrote (record, items,
-        bytes, refs) is removed before the error goes on, so no ref is left waiting without a
-        token. owner is who may see the job (api.auth: a digest of the API key that made it; never
-        the key) and the tenant its posters are scheduled as, with `weight`; a job without an owner
-        is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
+        All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
+        items, bytes, refs) is removed before the error goes on, so no ref is left waiting without
+        a token. owner is who may see the job (api.auth: a digest of the API key that made it;
+        never the key) and the tenant its posters are scheduled as, with `weight`; a job without
+        an owner is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
         """
-        job_id = new_job_id()
-        record = {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "total": len(items),
-                  "done": 0, "failed": 0, "top_k": top_k or 0, "created_at": f"{time.time():.6f}",
-                  "lane": lane.value, "tenant": owner or job_id}
-        if owner:
-            record["owner"] = owner
+        record = self._record(source, top_k, owner, lane, enumerated=True)
+        record["total"] = len(items)
+        self.ledger.create(record, items)
         try:
             self._write(record, items, blobs, weight)
             if enqueue is not None:
@@ -69,19 +77,52 @@ class Jobs:
             raise
         # Built from what was written rather than read back: a read that failed now would answer
         # an error for a job that is queued and will run.
-        return self._view(job_id, {key: str(value) for key, value in record.items()})
+        return self.view(record)
+
+    def create_directory(self, directory: str, recursive: bool, top_k: int | None = None, owner: str = "",
+                         enumerate_job: Callable[[str], object] | None = None, weight: float = 1) -> dict:
+        """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
+
+        Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
+        (worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
+        as create() is.
+        """
+        record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False)
+        record.update(directory=directory, recursive=recursive)
+        self.ledger.create(record, [])
+        try:
+            self._write(record, [], [], weight)
+            if enumerate_job is not None:
+                enumerate_job(record["id"])
+        except BaseException:
+            self._discard(record, [])
+            raise
+        return self.view(record)
+
+    @staticmethod
+    def _record(source: str, top_k: int | None, owner: str, lane: Lane, enumerated: bool) -> dict:
+        job_id = new_job_id()
+        return {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "top_k": top_k or 0,
+                "created_at": time.time(), "lane": lane.value, "tenant": owner or job_id, "owner": owner,
+                "enumerated": enumerated, "total": 0, "done": 0, "failed": 0}
 
     def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float) -> None:
-        """Write a new job in one MULTI/EXEC, aborted if _discard has already marked its id."""
+        """Write a new job's Redis side in one MULTI/EXEC, aborted if _discard has already marked its id."""
         job_id, keys = record["id"], self.keys
-        # Unfinished jobs expire too, in case no worker ever comes: uploads first, the record later.
+        fields = {"id": job_id, "status": record["status"], "source": record["source"],
+                  "top_k": record["top_k"], "created_at": f"{record['created_at']:.6f}",
+                  "lane": record["lane"], "tenant": record["tenant"], "fed": len(items) - 1}
+        if record["owner"]:
+            fields["owner"] = record["owner"]
+        # Unfinished jobs expire too, in case no worker ever comes: uploads first, the hash later
+        # (the sweep rebuilds the hash of a job the ledger still runs).
         ttl = self.settings.upload_ttl + self.settings.result_ttl
         with self.client.pipeline(transaction=True) as pipe:
             # An EXEC whose answer timed out may still run after _discard cleaned up; WATCH on the
             # mark _discard sets makes such a late EXEC write nothing.
             pipe.watch(keys.discarded(job_id))
             pipe.multi()
-            pipe.hset(keys.job(job_id), mapping=record)
+            pipe.hset(keys.job(job_id), mapping=fields)
             pipe.expire(keys.job(job_id), ttl)
             for start, stop in _chunks(len(items)):
                 chunk = {str(i): json.dumps(items[i]) for i in range(start, stop)}
@@ -93,7 +134,11 @@ class Jobs:
             # Refs last and tokens only after EXEC: a token that runs finds its refs or an empty list.
             for start, stop in _chunks(len(items)):
                 pipe.rpush(keys.ready(job_id), *[ref(job_id, i) for i in range(start, stop)])
-            self.schedule.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(items), weight)
+            if items:
+                self.schedule.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(items),
+                                         weight)
+            elif weight != 1:
+                pipe.hset(keys.weights, record["tenant"], weight)
             pipe.hincrby(keys.stats, LabelledCounter.JOBS_SUBMITTED.field(record["source"]), 1)
             # Redis does not roll back a transaction in which one command failed: the caller
             # discards what the others wrote.
@@ -102,8 +147,12 @@ class Jobs:
     def _discard(self, record: dict, blob_indexes: list[int]) -> None:
         """Remove what a failed submission wrote; its keys expire anyway if Redis cannot be reached."""
         keys, job_id = self.keys, record["id"]
-        names = [keys.discarded(job_id), keys.job(job_id), keys.items(job_id), keys.results(job_id),
-                 keys.done(job_id), keys.stats, *(keys.blob(job_id, i) for i in blob_indexes)]
+        names = [keys.discarded(job_id), keys.job(job_id), keys.items(job_id), keys.done(job_id), keys.stats,
+                 *(keys.blob(job_id, i) for i in blob_indexes)]
+        try:
+            self.ledger.delete(job_id)
+        except Exception:  # the database is down: the row says queued with nothing in flight
+            log.warning("could not remove the half-written job %s from the database", job_id, exc_info=True)
         try:
             # Out of the queue first: a token already sent then finds nothing of this job to claim.
             removed = self.schedule.drop(job_id, record["lane"], record["tenant"])
@@ -116,34 +165,32 @@ class Jobs:
         log.info("submission of job %s failed: removed what it wrote (%d ready refs)", job_id, removed)
 
     def get(self, job_id: str) -> dict | None:
-        """The job record with counts, progress and timings, or None when it is unknown."""
-        raw = self.client.hgetall(self.keys.job(job_id))
-        if not raw:
-            return None
-        return self._view(job_id, {k.decode(): v.decode() for k, v in raw.items()})
+        """The job with counts, progress and timings, or None when it is unknown."""
+        row = self.ledger.get(job_id)
+        return None if row is None else self.view(row)
 
     @staticmethod
-    def _view(job_id: str, data: dict[str, str]) -> dict:
-        """The public shape of a job hash (its fields as strings)."""
-        total, done, failed = int(data["total"]), int(data.get("done", 0)), int(data.get("failed", 0))
-        created = float(data["created_at"])
-        started = float(data["started_at"]) if "started_at" in data else None
-        claimed = float(data["claimed_at"]) if "claimed_at" in data else None
-        finished = float(data["finished_at"]) if "finished_at" in data else None
+    def view(row: dict) -> dict:
+        """The public shape of a job row."""
+        total, done, failed = int(row["total"]), int(row["done"]), int(row["failed"])
+        created, finished = float(row["created_at"]), row.get("finished_at")
         elapsed = (finished or time.time()) - created
+        enumerated = bool(row["enumerated"])
         return {
-            "id": job_id,
-            "status": data["status"],
-            "source": data.get("source"),
+            "id": row["id"],
+            "status": row["status"],
+            "source": row["source"],
             "total": total,
             "done": done,
             "failed": failed,
-            "progress": 1.0 if total == 0 else round((done + failed) / total, 4),
-            "top_k": int(data.get("top_k", 0)) or None,
-            "model": json.loads(data["model"]) if "model" in data else None,
+            # Of the posters known so far: a folder still being listed has more to come.
+            "progress": (1.0 if enumerated else 0.0) if total == 0 else round((done + failed) / total, 4),
+            "enumerated": enumerated,
+            "top_k": int(row.get("top_k") or 0) or None,
+            "model": row.get("model"),
             "created_at": created,
-            "claimed_at": claimed,
-            "started_at": started,
+            "claimed_at": row.get("claimed_at"),
+            "started_at": row.get("started_at"),
             "finished_at": finished,
             "elapsed_s": round(elapsed, 3),
             "posters_per_second": round((done + failed) / elapsed, 2) if finished and elapsed > 0 else None,
@@ -151,17 +198,15 @@ class Jobs:
 
     def owner(self, job_id: str) -> str | None:
         """Who may see the job ("" when nobody in particular), or None when there is no such job."""
-        owner, total = self.client.hmget(self.keys.job(job_id), ["owner", "total"])
-        if total is None:
-            return None
-        return owner.decode() if owner is not None else ""
+        return self.ledger.owner(job_id)
 
     def wait(self, job_id: str, timeout: float) -> dict | None:
         """The job once it is final, or as it stands after `timeout` seconds (None when unknown).
 
         Blocks on the job's done list instead of polling. BLMOVE from the list onto itself leaves
         the element in place, so every client waiting on the same job wakes, and a job that
-        finished before the call returns at once.
+        finished before the call returns at once. The ledger is read again after each slice, so a
+        done list that was never pushed (Redis restarted) delays the answer by one slice at most.
         """
         job = self.get(job_id)
         if job is None or JobStatus(job["status"]).final or timeout <= 0:
@@ -175,52 +220,51 @@ class Jobs:
         while (left := deadline - time.monotonic()) > 0:
             if self.client.blmove(done, done, min(left, longest), "RIGHT", "LEFT") is not None:
                 break
+            job = self.get(job_id)
+            if job is None or JobStatus(job["status"]).final:
+                return job
         return self.get(job_id)
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
         """Items offset..offset+limit in submission order, each with its result once it has one."""
-        total = int(self.client.hget(self.keys.job(job_id), "total") or 0)
-        stop = total if limit is None else min(total, offset + limit)
-        found = []
-        for start, end in _chunks(stop, offset):
-            fields = [str(i) for i in range(start, end)]
-            items = self.client.hmget(self.keys.items(job_id), fields)
-            results = self.client.hmget(self.keys.results(job_id), fields)
-            for index, item, result in zip(fields, items, results, strict=True):
-                if result is not None:
-                    found.append(json.loads(result))
-                elif item is not None:
-                    found.append({"index": int(index), "name": json.loads(item)["name"],
-                                  "status": ResultStatus.PENDING.value})
-        return found
+        return self.ledger.results(job_id, offset, limit)
 
     def cancel(self, job_id: str) -> dict | None:
-        """Cancel what has not run and delete the job's items, upload bytes and results.
+        """Cancel what has not run: its waiting posters, upload bytes and the listing of its folder.
 
-        The job record itself stays (status, counts, timings) until the result TTL ends, so a
-        poller learns what happened instead of a bare 404.
+        The results already written stay, with the job's row, until the result TTL ends.
         """
-        key = self.keys.job(job_id)
-        total, status, lane, tenant = self.client.hmget(key, ["total", "status", "lane", "tenant"])
-        if total is None:
+        if self.ledger.owner(job_id) is None:
             return None
-        status = status.decode()
+        cancelled = self.ledger.cancel(job_id)
+        key = self.keys.job(job_id)
+        lane, tenant, fed = self.client.hmget(key, ["lane", "tenant", "fed"])
         if lane is not None and tenant is not None:
             # Its waiting posters leave the queue at once: they no longer count against anybody.
             self.schedule.drop(job_id, lane.decode(), tenant.decode())
         pipe = self.client.pipeline(transaction=True)
-        if not JobStatus(status).final:
-            pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": f"{time.time():.6f}"})
+        if cancelled:
+            pipe.hset(key, "status", JobStatus.CANCELLED.value)
             pipe.hincrby(self.keys.stats, LabelledCounter.JOBS_FINISHED.field(JobStatus.CANCELLED.value), 1)
             pipe.rpush(self.keys.done(job_id), JobStatus.CANCELLED.value)
-            pipe.expire(self.keys.done(job_id), self.settings.result_ttl)
-        pipe.delete(self.keys.items(job_id), self.keys.results(job_id))
-        pipe.expire(key, self.settings.result_ttl)
+        pipe.expire(self.keys.done(job_id), FINISHED_TTL)
+        pipe.expire(key, FINISHED_TTL)
+        pipe.delete(self.keys.items(job_id))
         pipe.execute()
-        # Refs of a cancelled job already in a batch are skipped by the worker that runs it.
-        for start, stop in _chunks(int(total)):
+        # Refs of a cancelled job already in a batch are skipped by the worker that runs it; the
+        # enumeration sees the status at its next chunk and stops.
+        for start, stop in _chunks(int(fed or -1) + 1):
             self.client.delete(*[self.keys.blob(job_id, i) for i in range(start, stop)])
         return self.get(job_id)
+
+    def finished(self, pipe, job_id: str, status: str) -> None:
+        """In pipe: tell Redis a job is final: its hash, its waiters, its items, the stats."""
+        pipe.hset(self.keys.job(job_id), "status", status)
+        pipe.rpush(self.keys.done(job_id), status)
+        pipe.expire(self.keys.job(job_id), FINISHED_TTL)
+        pipe.expire(self.keys.done(job_id), FINISHED_TTL)
+        pipe.delete(self.keys.items(job_id))
+        pipe.hincrby(self.keys.stats, LabelledCounter.JOBS_FINISHED.field(status), 1)
 
     def load(self, refs: list[tuple[str, int]]) -> list[dict | None]:
         """Each ref's item with its job's top_k and, for uploads, its bytes; None when its job is gone."""

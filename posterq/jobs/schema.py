@@ -58,11 +58,15 @@ class Lane(str, Enum):
 class Keys:
     """The one place Redis key names are built (prefix P, default "posterq").
 
-        P:job:<id>            hash   id, status, source, total, done, failed, top_k, model, *_at
-        P:job:<id>:items      hash   index -> {"name", "kind": "upload"|"path", "path"?, "error"?}
-        P:job:<id>:results    hash   index -> result JSON (written once: HSETNX)
+        P:job:<id>            hash   what workers need of a job in flight: id, status, source,
+                                     top_k, lane, tenant, owner, created_at, fed (the last index
+                                     made ready); counts and results are the database's (ledger)
+        P:job:<id>:items      hash   index -> {"name", "kind": "upload"|"path", "path"?, "error"?},
+                                     for the items made ready and not yet written
         P:job:<id>:blob:<i>   string upload bytes, TTL upload_ttl, deleted once classified
         P:job:<id>:done       list   one element once the job is final (waiters block on it)
+        P:job:<id>:enumerating string lock: the one task listing the job's folder (TTL, renewed)
+        P:job:<id>:nudged     string set when the sweep sent a new listing task (one per lock TTL)
         P:job:<id>:discarded  string set when a failed submission removed the job (aborts its write)
         P:ready:<id>          list   the job's "<id>:<index>" refs waiting for a batch
         P:lanes               zset   lanes with waiting posters, by posters served / lane weight
@@ -96,9 +100,9 @@ class Keys:
         """The job's items, by index."""
         return self._name("job", job_id, "items")
 
-    def results(self, job_id: str) -> str:
-        """The job's results, by index."""
-        return self._name("job", job_id, "results")
+    def enumerating(self, job_id: str) -> str:
+        """Held by the one task listing a directory job's folder."""
+        return self._name("job", job_id, "enumerating")
 
     def done(self, job_id: str) -> str:
         """Non-empty once the job is final: what a client waiting for the job blocks on."""
@@ -107,6 +111,10 @@ class Keys:
     def discarded(self, job_id: str) -> str:
         """Marks a job whose submission failed and was removed, so that a late write of it is aborted."""
         return self._name("job", job_id, "discarded")
+
+    def nudged(self, job_id: str) -> str:
+        """Set while a listing task the sweep sent for the job may still be on its way."""
+        return self._name("job", job_id, "nudged")
 
     def blob(self, job_id: str, index: int) -> str:
         """One uploaded poster's bytes."""

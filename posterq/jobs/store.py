@@ -1,28 +1,39 @@
-"""JobStore: one Redis connection and the three parts of posterq's state over it."""
+"""JobStore: one Redis connection and one database, and the parts of posterq's state over them."""
+
+import logging
 
 import redis
 
 from posterq.config import Settings
+from posterq.exceptions import StoreUnavailable
 from posterq.jobs.batches import Batches
+from posterq.jobs.database import Database
 from posterq.jobs.jobs import Jobs
+from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import Keys
 from posterq.jobs.stats import Stats
+from posterq.jobs.window import Window
+
+log = logging.getLogger(__name__)
 
 #: Seconds a Redis call may go unanswered before it fails.
 SOCKET_TIMEOUT = 10.0
 
 
 class JobStore:
-    """`jobs` (records and results), `batches` (the worker side) and `stats` over one client."""
+    """`jobs` (records and results), `batches` (the worker side), `window` and `stats`."""
 
-    def __init__(self, client: redis.Redis, settings: Settings):
+    def __init__(self, client: redis.Redis, settings: Settings, database: Database | None = None):
         self.client = client
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
+        self.database = database or Database(settings.database_url)
+        self.ledger = Ledger(self.database)
         self.schedule = Schedule(client, settings, self.keys)
-        self.jobs = Jobs(client, settings, self.keys, self.schedule)
-        self.batches = Batches(client, settings, self.keys, self.schedule)
+        self.jobs = Jobs(client, settings, self.keys, self.schedule, self.ledger)
+        self.batches = Batches(client, settings, self.keys, self.schedule, self.jobs)
+        self.window = Window(client, settings, self.keys, self.schedule, self.ledger)
         self.stats = Stats(client, settings, self.keys)
 
     @classmethod
@@ -33,6 +44,19 @@ class JobStore:
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30,
                                       socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
         return cls(client, settings)
+
+    def migrate(self) -> bool:
+        """Bring the database's schema up to date (each process does at start); False when it is down.
+
+        A database that is down at start is not fatal: requests answer 503 and batches wait until
+        it answers, and the next start (or the sweep) migrates it.
+        """
+        try:
+            self.database.migrate()
+            return True
+        except StoreUnavailable as exc:
+            log.error("%s: the schema is brought up to date once it answers", exc.message)
+            return False
 
     def ping(self) -> bool:
         """True when Redis answers."""

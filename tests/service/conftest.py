@@ -2,7 +2,9 @@
 real Celery worker subprocesses (`posterq worker`), the API served over real HTTP, and the page's
 headless browser. The processes and servers themselves are posterq.testing's (bench/ uses them too).
 
-POSTERQ_TEST_REDIS_URL picks the Redis database (default redis://127.0.0.1:6379/13).
+POSTERQ_TEST_REDIS_URL picks the Redis database (default redis://127.0.0.1:6379/13), and
+POSTERQ_TEST_DATABASE_URL the PostgreSQL database (default posterq_test on 127.0.0.1:5432,
+created when missing, emptied around each test).
 """
 
 import os
@@ -12,12 +14,14 @@ import pytest
 import redis
 
 from posterq.config import Settings
+from posterq.jobs.database import Database
 from posterq.jobs.store import JobStore
-from posterq.testing import ApiProcess, AppServer, WorkerProcess
+from posterq.testing import ApiProcess, AppServer, WorkerProcess, empty_database, ensure_database
 
 from .browsing import CHROMIUM, CHROMIUM_ARGS
 
 REDIS_URL = os.environ.get("POSTERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+DATABASE_URL = os.environ.get("POSTERQ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/posterq_test")
 KIB = 1024
 
 
@@ -34,12 +38,27 @@ def redis_client():
     client.close()
 
 
+@pytest.fixture(scope="session")
+def database():
+    """The tests' PostgreSQL database, created and migrated; the session fails at once without it."""
+    try:
+        ensure_database(DATABASE_URL)
+    except Exception as exc:
+        pytest.fail(f"the service tests need PostgreSQL at {DATABASE_URL} (.ci/run starts one): {exc}")
+    database = Database(DATABASE_URL)
+    database.migrate()
+    yield database
+    database.close()
+
+
 @pytest.fixture(autouse=True)
-def clean_redis(redis_client):
-    """Every service test starts and ends with an empty database."""
+def clean_redis(redis_client, database):
+    """Every service test starts and ends with an empty Redis database and no jobs in PostgreSQL."""
     redis_client.flushdb()
+    empty_database(database)
     yield
     redis_client.flushdb()
+    empty_database(database)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +71,9 @@ def data_root(tmp_path_factory) -> Path:
 def service_settings(tiny_bundle, data_root) -> Settings:
     """Small limits and short timeouts, so that the suite runs in seconds on two cores."""
     return Settings.from_env(
-        {}, redis_url=REDIS_URL, key_prefix="pqtest", queue="pqtest", model=str(tiny_bundle),
-        batch_size=4, max_batch_wait=0.05, threads=1, data_roots=(data_root,),
+        {}, redis_url=REDIS_URL, database_url=DATABASE_URL, key_prefix="pqtest", queue="pqtest",
+        model=str(tiny_bundle),
+        batch_size=4, max_batch_wait=0.05, threads=1, data_roots=(data_root,), job_window=40,
         max_request_bytes=2 * 1024 * KIB, max_posters_per_job=80, max_file_bytes=200 * KIB,
         max_zip_bytes=4 * 1024 * KIB, result_ttl=600, upload_ttl=300, max_redeliveries=2,
         visibility_timeout=4, restore_interval=1, heartbeat_interval=0.5, analysis_timeout=5)

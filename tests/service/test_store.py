@@ -5,6 +5,7 @@ import time
 
 import redis
 
+from posterq.jobs.jobs import FINISHED_TTL
 from posterq.jobs.schema import JobStatus, Keys
 from posterq.jobs.store import JobStore
 
@@ -66,9 +67,12 @@ def test_results_are_written_once_and_counted_once(store, redis_client):
     assert (view["status"], view["done"], view["failed"], view["progress"]) == ("done", 1, 1, 1.0)
     assert view["model"] == {"name": "m", "version": "1"}
     keys = Keys(store.settings.key_prefix)
-    # Upload bytes are gone once classified; the results now expire after result_ttl.
-    assert redis_client.exists(keys.blob(job["id"], 0), keys.blob(job["id"], 1)) == 0
-    assert 0 < redis_client.ttl(keys.results(job["id"])) <= store.settings.result_ttl
+    # Upload bytes and items leave Redis once classified; the results are the database's, and the
+    # final job's hash stays only for the long-polls of the moment.
+    assert redis_client.exists(keys.blob(job["id"], 0), keys.blob(job["id"], 1), keys.items(job["id"])) == 0
+    assert 0 < redis_client.ttl(keys.job(job["id"])) <= FINISHED_TTL
+    rows = store.jobs.results(job["id"])
+    assert [(row["index"], row["status"]) for row in rows] == [(0, "ok"), (1, "error")]
     assert store.stats.read()["posters:ok"] == 1 and store.stats.read()["posters:empty"] == 1
 
 
@@ -78,14 +82,15 @@ def test_a_job_where_every_poster_failed_is_failed(store):
     assert store.jobs.get(job["id"])["status"] == JobStatus.FAILED.value
 
 
-def test_cancel_deletes_posters_and_results_and_blocks_late_writes(store, redis_client):
+def test_cancel_deletes_waiting_posters_keeps_results_and_blocks_late_writes(store, redis_client):
     job = _job(store, 3)
     store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
     view = store.jobs.cancel(job["id"])
     assert view["status"] == "cancelled" and view["done"] == 1
     keys = Keys(store.settings.key_prefix)
-    assert redis_client.exists(keys.items(job["id"]), keys.results(job["id"]),
-                               *[keys.blob(job["id"], i) for i in range(3)]) == 0
+    assert redis_client.exists(keys.items(job["id"]), *[keys.blob(job["id"], i) for i in range(3)]) == 0
+    # What was classified before the cancel stays readable.
+    assert [row["status"] for row in store.jobs.results(job["id"])] == ["ok", "pending", "pending"]
     store.batches.write_results([(job["id"], 1, {"index": 1, "error": None}, "ok")], {})
     assert store.jobs.get(job["id"])["done"] == 1
     assert store.jobs.load([(job["id"], 1)]) == [None]

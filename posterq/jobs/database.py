@@ -1,0 +1,271 @@
+"""The database that keeps jobs and results: PostgreSQL (psycopg 3), or SQLite where none is configured.
+
+Redis holds what is in flight; what lasts is here (posterq.jobs.ledger writes and reads it). One
+SQL text serves both: placeholders are written `%s` (psycopg's) and become `?` for SQLite, JSON
+goes to `jsonb` columns in PostgreSQL and to text in SQLite. The schema is created and upgraded
+by migrate(), which every API and worker process runs at start (each step once, under a lock).
+
+PostgreSQL is the one for a service on several hosts and the one the tests exercise; SQLite (a file
+on this host, in the standard library) lets `make serve` run on a laptop with nothing to install.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from posterq.exceptions import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for a connection (or SQLite's write lock) before the store counts as down.
+CONNECT_TIMEOUT = 5
+# Any number, the same in every process: the advisory lock migrate() holds in PostgreSQL.
+_MIGRATION_LOCK = 0x706F73746572
+
+# Each step once, in order; a step is never edited after it shipped (add another instead).
+# {json} is the type of a JSON column: jsonb in PostgreSQL, text in SQLite.
+_MIGRATIONS = [
+    (1, [
+        """CREATE TABLE posterq_jobs (
+            id text PRIMARY KEY,
+            owner text NOT NULL DEFAULT '',
+            source text NOT NULL,
+            status text NOT NULL,
+            lane text NOT NULL,
+            tenant text NOT NULL,
+            top_k integer,
+            directory text,
+            recursive boolean,
+            enum_cursor text,
+            enumerated boolean NOT NULL,
+            total bigint NOT NULL DEFAULT 0,
+            done bigint NOT NULL DEFAULT 0,
+            failed bigint NOT NULL DEFAULT 0,
+            model {json},
+            created_at double precision NOT NULL,
+            claimed_at double precision,
+            started_at double precision,
+            finished_at double precision
+        )""",
+        "CREATE INDEX posterq_jobs_by_owner ON posterq_jobs (owner, created_at)",
+        "CREATE INDEX posterq_jobs_by_status ON posterq_jobs (status)",
+        # One row per item of a job, written pending when the item is known and filled in once:
+        # (job_id, idx) is the unique key that stops a redelivered batch from writing twice.
+        """CREATE TABLE posterq_results (
+            job_id text NOT NULL REFERENCES posterq_jobs (id) ON DELETE CASCADE,
+            idx bigint NOT NULL,
+            name text NOT NULL,
+            path text,
+            status text NOT NULL,
+            genres {json},
+            scores {json},
+            error_code text,
+            error_message text,
+            model_version text,
+            worker text,
+            finished_at double precision,
+            PRIMARY KEY (job_id, idx)
+        )""",
+    ]),
+]
+
+
+def default_sqlite_path() -> Path:
+    """Where results go when no database is configured: $XDG_DATA_HOME/posterq/posterq.sqlite3."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "posterq" / "posterq.sqlite3"
+
+
+class Database:
+    """Connections and transactions to the configured database, and its schema."""
+
+    def __init__(self, url: str = "", pool_size: int = 4):
+        self.url = url
+        self.dialect = "postgresql" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
+        self._pool = None
+        self._pool_size = pool_size
+        self._lock = threading.Lock()
+        if self.dialect == "sqlite":
+            self.path = Path(url.removeprefix("sqlite:///")) if url else default_sqlite_path()
+
+    def __repr__(self) -> str:
+        # The URL may carry a password: say only which kind of database it is.
+        return f"Database({self.dialect})"
+
+    def sql(self, text: str) -> str:
+        """text with this database's placeholders and JSON column type."""
+        text = text.replace("{json}", "jsonb" if self.dialect == "postgresql" else "text")
+        return text if self.dialect == "postgresql" else text.replace("%s", "?")
+
+    def json(self, value):
+        """value as this database takes a JSON parameter (None stays NULL)."""
+        if value is None:
+            return None
+        if self.dialect == "postgresql":
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(value)
+        return json.dumps(value)
+
+    @staticmethod
+    def from_json(value):
+        """A JSON column's value as Python (PostgreSQL gives it parsed, SQLite as text)."""
+        return json.loads(value) if isinstance(value, str) else value
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Transaction"]:
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        Raises StoreUnavailable when the database cannot be reached (or is locked past
+        CONNECT_TIMEOUT), so that callers answer 503 or retry instead of failing a request.
+        """
+        with self._guard():
+            if self.dialect == "postgresql":
+                with self._postgres_pool().connection() as connection:
+                    yield Transaction(self, connection)
+            else:
+                connection = self._sqlite_connection()
+                try:
+                    # IMMEDIATE: the write lock is taken now, so two writers never deadlock on
+                    # an upgrade from a read lock.
+                    connection.execute("BEGIN IMMEDIATE")
+                    yield Transaction(self, connection)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+                finally:
+                    connection.close()
+
+    @contextlib.contextmanager
+    def _guard(self):
+        # The database's own "cannot reach" errors become one error with a stable code.
+        from_driver = (sqlite3.OperationalError,)
+        if self.dialect == "postgresql":
+            import psycopg
+            import psycopg_pool
+
+            from_driver = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
+        try:
+            yield
+        except from_driver as exc:
+            raise StoreUnavailable(f"the results database cannot be reached: {exc}".strip()) from exc
+
+    def _postgres_pool(self):
+        with self._lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # Imported here: the core and `posterq label` never need psycopg.
+                from psycopg_pool import ConnectionPool
+
+                # A pool per process (a forked child must not share its parent's sockets); each
+                # connection is checked on the way out, so a restarted server costs one reconnect.
+                self._pool = ConnectionPool(self.url, min_size=0, max_size=self._pool_size, open=True,
+                                            timeout=CONNECT_TIMEOUT, check=ConnectionPool.check_connection,
+                                            kwargs={"connect_timeout": CONNECT_TIMEOUT},
+                                            name="posterq")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=CONNECT_TIMEOUT, isolation_level=None,
+                                     check_same_thread=False)
+        # WAL: readers (the API) never wait for the workers' writes.
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return connection
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.transaction() as tx:
+                tx.execute("SELECT 1")
+            return True
+        except StoreUnavailable:
+            return False
+
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema; return the steps this call applied (none when up to date)."""
+        with self.transaction() as tx:
+            if self.dialect == "postgresql":
+                # Processes starting together: one applies the steps, the others then find them done.
+                tx.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            tx.execute("CREATE TABLE IF NOT EXISTS posterq_schema (version integer PRIMARY KEY)")
+            current = tx.execute("SELECT COALESCE(MAX(version), 0) FROM posterq_schema").fetchone()[0]
+            applied = []
+            for version, statements in _MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        tx.execute(statement)
+                    tx.execute("INSERT INTO posterq_schema (version) VALUES (%s)", (version,))
+                    applied.append(version)
+        if applied:
+            log.info("database schema upgraded to version %d", applied[-1])
+        return applied
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+class Transaction:
+    """The statements of one transaction, in the database's own SQL."""
+
+    def __init__(self, database: Database, connection):
+        self.database, self.connection = database, connection
+
+    def execute(self, text: str, params: tuple | list = ()):
+        """Run one statement; return its cursor."""
+        return self.connection.execute(self.database.sql(text), params)
+
+    def executemany(self, text: str, rows: list) -> int:
+        """Run one statement per row; return the rows it changed in all."""
+        cursor = self.connection.cursor()
+        cursor.executemany(self.database.sql(text), rows)
+        return cursor.rowcount
+
+    def returning_each(self, text: str, rows: list) -> list[tuple]:
+        """Run one statement with a RETURNING clause per row; return every row they returned.
+
+        psycopg sends them all in one pipeline (one round trip, not one per row).
+        """
+        if self.database.dialect != "postgresql":
+            return [found for row in rows for found in self.connection.execute(self.database.sql(text), row)]
+        returned = []
+        with self.connection.cursor() as cursor:
+            cursor.executemany(text, rows, returning=True)
+            while True:
+                returned.extend(cursor.fetchall())
+                if not cursor.nextset():
+                    break
+        return returned
+
+    def copy(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """Insert many rows: COPY in PostgreSQL (the fast path), one INSERT per row in SQLite."""
+        if self.database.dialect == "postgresql":
+            with self.connection.cursor() as cursor:
+                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            self.connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def stream(self, text: str, params: tuple | list = (), size: int = 1000) -> Iterator[tuple]:
+        """The rows of a query, `size` at a time, without holding them all in memory."""
+        if self.database.dialect == "postgresql":
+            # A named (server-side) cursor: PostgreSQL sends `size` rows per fetch.
+            with self.connection.cursor(name="posterq_stream") as cursor:
+                cursor.itersize = size
+                cursor.execute(self.database.sql(text), params)
+                yield from cursor
+        else:
+            yield from self.connection.execute(self.database.sql(text), params)

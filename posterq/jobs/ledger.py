@@ -1,0 +1,214 @@
+"""The ledger: jobs and their results as rows in the database (posterq.jobs.database).
+
+A job is one row of posterq_jobs, and each of its items one row of posterq_results, written
+`pending` when the item becomes known (at submission for uploads, chunk by chunk as a folder is
+enumerated) and filled in once by the batch that classifies it. The counts, the status and the
+timings a client reads are the job row's, updated in the same transaction as its results, so a
+redelivered batch (whose rows are no longer pending) changes nothing, and a job is final exactly
+when its last result lands.
+"""
+
+import time
+from collections.abc import Iterator
+
+from posterq.jobs.database import Database
+from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
+
+_FINAL = tuple(status.value for status in FINAL_STATUSES)
+_JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
+                "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
+                "started_at", "finished_at")
+_RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker"
+# Makes a job final once every item it will ever have is known and has its result: a job that
+# classified none of them failed. Run after each change of the counts or of `enumerated`, in the
+# same transaction (the row is locked), so exactly one of them finishes the job.
+_FINISH = f"""UPDATE posterq_jobs SET
+    status = CASE WHEN done = 0 THEN '{JobStatus.FAILED.value}' ELSE '{JobStatus.DONE.value}' END,
+    finished_at = %s
+    WHERE id = %s AND enumerated AND done + failed >= total
+      AND status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RUNNING.value}')
+    RETURNING status, finished_at - created_at"""
+
+
+class Ledger:
+    """Job rows and result rows: create, count in, read, page, stream, cancel, expire."""
+
+    def __init__(self, database: Database):
+        self.db = database
+
+    def create(self, record: dict, items: list[dict]) -> None:
+        """Store a new job's row and a pending row for each of its items (all or nothing)."""
+        row = {name: record.get(name) for name in _JOB_COLUMNS}
+        row.update(status=JobStatus.QUEUED.value, total=len(items), done=0, failed=0, model=None)
+        with self.db.transaction() as tx:
+            names = [name for name in _JOB_COLUMNS if row[name] is not None]
+            marks = ", ".join("%s" for _ in names)
+            tx.execute(f"INSERT INTO posterq_jobs ({', '.join(names)}) VALUES ({marks})",
+                       [row[name] for name in names])
+            tx.copy("posterq_results", ("job_id", "idx", "name", "path", "status"),
+                    [(record["id"], index, _text(item["name"]), item.get("path"), ResultStatus.PENDING.value)
+                     for index, item in enumerate(items)])
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job and its results (a submission that failed after its row was written)."""
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM posterq_jobs WHERE id = %s", (job_id,))
+
+    def add_found(self, job_id: str, found_before: int, items: list[dict], cursor: str) -> bool:
+        """Append a chunk of a folder's items (indexes from found_before on) and move its cursor on.
+
+        False when the job has moved on meanwhile (another enumeration of it got there first, or it
+        was cancelled): nothing is written, so an item is never listed twice. An item with an
+        "error" (a subfolder that cannot be listed) is written already failed.
+        """
+        failed = sum(1 for item in items if item.get("error"))
+        with self.db.transaction() as tx:
+            moved = tx.execute(
+                "UPDATE posterq_jobs SET total = total + %s, failed = failed + %s, enum_cursor = %s "
+                "WHERE id = %s AND total = %s AND NOT enumerated AND status IN (%s, %s)",
+                (len(items), failed, cursor, job_id, found_before, JobStatus.QUEUED.value,
+                 JobStatus.RUNNING.value)).rowcount
+            if not moved:
+                return False
+            rows = []
+            for index, item in enumerate(items, start=found_before):
+                error = item.get("error") or {}
+                status = ResultStatus.ERROR if error else ResultStatus.PENDING
+                rows.append((job_id, index, _text(item["name"]), item.get("path"), status.value,
+                             error.get("code"), _text(error.get("message"))))
+            columns = ("job_id", "idx", "name", "path", "status", "error_code", "error_message")
+            tx.copy("posterq_results", columns, rows)
+        return True
+
+    def finish_enumeration(self, job_id: str) -> tuple[str, float] | None:
+        """Mark the job's folder as fully listed; return (status, seconds) when that finished the job."""
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE posterq_jobs SET enumerated = TRUE WHERE id = %s", (job_id,))
+            finished = tx.execute(_FINISH, (time.time(), job_id)).fetchone()
+        return (finished[0], float(finished[1])) if finished else None
+
+    def pending_after(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, str | None]]:
+        """Up to `limit` pending items with an index above `after`, in order: (index, name, path)."""
+        with self.db.transaction() as tx:
+            return [tuple(row) for row in tx.execute(
+                "SELECT idx, name, path FROM posterq_results WHERE job_id = %s AND idx > %s AND status = %s "
+                "ORDER BY idx LIMIT %s", (job_id, after, ResultStatus.PENDING.value, limit))]
+
+    def write(self, outcomes: list[tuple[str, int, dict, str]], model: dict, claimed_at: float
+              ) -> tuple[list[tuple[str, int, dict, str]], list[tuple[str, str, float]]]:
+        """Fill in each outcome's pending row once; return (outcomes written, jobs finished).
+
+        Outcomes whose row is no longer pending (a redelivered batch) or whose job is final
+        (cancelled) write nothing. A finished job comes as (job id, status, seconds it took).
+        """
+        by_job: dict[str, list] = {}
+        for outcome in outcomes:
+            by_job.setdefault(outcome[0], []).append(outcome)
+        written, finished, now = [], [], time.time()
+        with self.db.transaction() as tx:
+            for job_id in sorted(by_job):  # one order of row locks in every transaction: no deadlock
+                lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+                state = tx.execute(f"SELECT status FROM posterq_jobs WHERE id = %s{lock}",
+                                   (job_id,)).fetchone()
+                if state is None or state[0] in _FINAL:
+                    continue
+                filled = {index for (index,) in self._fill(tx, by_job[job_id], model, now)}
+                mine = [outcome for outcome in by_job[job_id] if outcome[1] in filled]
+                written += mine
+                done = sum(1 for outcome in mine if outcome[3] == ResultStatus.OK.value)
+                failed = len(mine) - done
+                if done + failed == 0:
+                    continue
+                tx.execute(
+                    "UPDATE posterq_jobs SET done = done + %s, failed = failed + %s, status = %s, "
+                    "started_at = COALESCE(started_at, %s), claimed_at = COALESCE(claimed_at, %s), "
+                    "model = COALESCE(model, %s) WHERE id = %s",
+                    (done, failed, JobStatus.RUNNING.value, now, claimed_at, self.db.json(model or None),
+                     job_id))
+                row = tx.execute(_FINISH, (now, job_id)).fetchone()
+                if row:
+                    finished.append((job_id, row[0], float(row[1])))
+        return written, finished
+
+    def _fill(self, tx, outcomes: list[tuple[str, int, dict, str]], model: dict, now: float) -> list[tuple]:
+        # Pending rows filled in, in one round trip; the indexes of those that were still pending.
+        version = model.get("version") if model else None
+        rows = []
+        for job_id, index, result, _ in outcomes:
+            error = result.get("error") or {}
+            rows.append((ResultStatus.ERROR.value if error else ResultStatus.OK.value,
+                         self.db.json(result.get("genres")), self.db.json(result.get("scores")),
+                         error.get("code"), _text(error.get("message")), result.get("worker"), version, now,
+                         job_id, index, ResultStatus.PENDING.value))
+        return tx.returning_each(
+            "UPDATE posterq_results SET status = %s, genres = %s, scores = %s, error_code = %s, "
+            "error_message = %s, worker = %s, model_version = %s, finished_at = %s "
+            "WHERE job_id = %s AND idx = %s AND status = %s RETURNING idx", rows)
+
+    def get(self, job_id: str) -> dict | None:
+        """The job's row as a dict (None when there is no such job)."""
+        with self.db.transaction() as tx:
+            row = tx.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs WHERE id = %s",
+                             (job_id,)).fetchone()
+        return None if row is None else self._job(row)
+
+    def _job(self, row) -> dict:
+        job = dict(zip(_JOB_COLUMNS, row, strict=True))
+        job["model"] = self.db.from_json(job["model"])
+        job["enumerated"] = bool(job["enumerated"])
+        return job
+
+    def owner(self, job_id: str) -> str | None:
+        """Who may see the job ("" when anybody), or None when there is no such job."""
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT owner FROM posterq_jobs WHERE id = %s", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
+        """Items offset..offset+limit in order, each with its result once it has one."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT {_RESULT_COLUMNS} FROM posterq_results WHERE job_id = %s "
+                              "AND idx >= %s AND idx < %s ORDER BY idx",
+                              (job_id, offset, offset + limit if limit is not None else 2**62)).fetchall()
+        return [self._result(row) for row in rows]
+
+    def stream(self, job_id: str) -> Iterator[dict]:
+        """Every finished result of a job in order, read a page at a time (for downloads)."""
+        with self.db.transaction() as tx:
+            for row in tx.stream(f"SELECT {_RESULT_COLUMNS} FROM posterq_results WHERE job_id = %s "
+                                 "AND status <> %s ORDER BY idx", (job_id, ResultStatus.PENDING.value)):
+                yield self._result(row)
+
+    def _result(self, row) -> dict:
+        index, name, status, genres, scores, code, message, worker = row
+        if status == ResultStatus.PENDING.value:
+            return {"index": index, "name": name, "status": status}
+        return {"index": index, "name": name, "path": name, "status": status,
+                "genres": self.db.from_json(genres) or [],
+                "scores": self.db.from_json(scores) or {},
+                "error": {"code": code, "message": message or ""} if code else None, "worker": worker}
+
+    def cancel(self, job_id: str) -> bool:
+        """Mark a job cancelled unless it is final; True when this call cancelled it."""
+        with self.db.transaction() as tx:
+            return tx.execute(f"UPDATE posterq_jobs SET status = %s, finished_at = %s WHERE id = %s "
+                              f"AND status NOT IN {_FINAL!r}",
+                              (JobStatus.CANCELLED.value, time.time(), job_id)).rowcount == 1
+
+    def active(self) -> list[dict]:
+        """Rows of the jobs not final yet (what the sweep looks after)."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs WHERE status IN (%s, %s)",
+                              (JobStatus.QUEUED.value, JobStatus.RUNNING.value)).fetchall()
+        return [self._job(row) for row in rows]
+
+    def expire(self, older_than: float, most: int = 100) -> int:
+        """Delete up to `most` jobs (with their results) that finished more than older_than seconds ago."""
+        with self.db.transaction() as tx:
+            return tx.execute("DELETE FROM posterq_jobs WHERE id IN (SELECT id FROM posterq_jobs "
+                              "WHERE finished_at < %s LIMIT %s)", (time.time() - older_than, most)).rowcount
+
+
+def _text(value: str | None) -> str | None:
+    # PostgreSQL's text cannot hold a NUL byte, and no file system allows one in a name: dropped.
+    return value.replace("\x00", "") if value else value
