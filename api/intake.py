@@ -15,6 +15,7 @@ from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.genres import GENRES
 from posterq.jobs.schema import ItemKind
+from posterq.results import format_for
 
 # Members that archivers add and that are never posters.
 _JUNK_PREFIXES = ("__MACOSX/",)
@@ -132,6 +133,25 @@ def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | 
             items.append({"name": info.filename, "kind": ItemKind.UPLOAD.value})
             blobs.append(content)
     return items, blobs
+
+
+def output_of(body: dict, settings: Settings) -> str | None:
+    """The file of {"directory": ..., "output": path}, resolved under an output root; None if not asked."""
+    output = body.get("output")
+    if output is None:
+        return None
+    if not isinstance(output, str) or not output:
+        raise BadRequest("'output' must be a path string", "bad_output")
+    try:
+        path = settings.resolve_output_path(output)
+        format_for(path)
+    except ValueError as exc:
+        raise BadRequest(str(exc), "bad_output") from None
+    except PosterqError as exc:
+        raise (BadRequest if exc.code == "bad_path" else Forbidden)(exc.message, exc.code) from None
+    if not path.parent.is_dir():
+        raise BadRequest(f"the output's folder {PurePosixPath(output).parent} does not exist", "bad_output")
+    return str(path)
 
 
 def from_directory(body: dict, settings: Settings) -> tuple[str, bool]:

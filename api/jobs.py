@@ -28,7 +28,7 @@ _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjs
 
 @blueprint.post("/jobs")
 def submit():
-    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory": ...}."""
+    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory", "output"?}."""
     settings = context.settings()
     # Before the body is parsed: a full queue refuses at the cost of one LLEN.
     refuse_when_full(context.store(), auth.owner())
@@ -42,8 +42,10 @@ def submit():
             raise BadRequest("the body is not a JSON object", "bad_json")
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
         directory, recursive = intake.from_directory(body, settings)
+        output = intake.output_of(body, settings)
         job = context.store().jobs.create_directory(directory, recursive, top_k, owner=auth.owner(),
-                                                    enumerate_job=enqueue_enumeration, weight=auth.weight())
+                                                    enumerate_job=enqueue_enumeration, weight=auth.weight(),
+                                                    output=output)
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))

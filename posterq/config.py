@@ -117,6 +117,9 @@ class Settings:
     solo_threads: int = 0
     #: Folders directory jobs may read (os.pathsep separated); none means directory jobs are refused.
     data_roots: tuple[Path, ...] = field(default_factory=tuple)
+    #: Folders a directory job may write its output file into (`"output"`, os.pathsep separated);
+    #: none means jobs may not ask for one.
+    output_roots: tuple[Path, ...] = field(default_factory=tuple)
     #: Largest HTTP request body the API reads.
     max_request_bytes: int = 64 * MIB
     #: Most posters in one upload or zip job (their bytes sit in Redis until classified); a
@@ -236,25 +239,42 @@ class Settings:
         """Resolve a path (symlinks included) and return it only if it lies under a data root."""
         if not self.data_roots:
             raise PosterqError("directory jobs are disabled: POSTERQ_DATA_ROOTS is not set", "no_data_roots")
-        text = os.fspath(path)
-        if "\x00" in text:
-            raise PosterqError("the path contains a NUL byte", "bad_path")
-        try:
-            os.fsencode(text)
-        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no file can have that name
-            raise PosterqError("the path is not text this filesystem can name", "bad_path") from None
-        try:
-            resolved = Path(text).expanduser().resolve()
-        except RuntimeError:  # "~someone" who is not a user here, or a symlink loop
-            raise PosterqError("the path names an unknown user's home, or loops on itself",
-                               "bad_path") from None
-        for root in self.data_roots:
-            if resolved == root or root in resolved.parents:
-                return resolved
-        # No path in the message: a worker's error (a file that became a symlink out of the roots)
-        # reaches clients, and the server's absolute paths are not theirs to see.
-        raise PosterqError("the path is not under a configured data root (POSTERQ_DATA_ROOTS)",
-                           "path_outside_roots")
+        return _under(path, self.data_roots, "POSTERQ_DATA_ROOTS")
+
+    def resolve_output_path(self, path: str | os.PathLike) -> Path:
+        """Resolve an output file's path and return it only if its folder lies under an output root."""
+        if not self.output_roots:
+            raise PosterqError("output files are disabled: POSTERQ_OUTPUT_ROOTS is not set",
+                               "no_output_roots")
+        name = Path(os.fspath(path)).name
+        if not name or name in (".", ".."):
+            raise PosterqError("the output names no file", "bad_path")
+        # The folder is resolved, not the file: the file may not exist yet, and a symlink in its
+        # place is replaced (os.replace), never followed.
+        return _under(Path(os.fspath(path)).parent, self.output_roots, "POSTERQ_OUTPUT_ROOTS") / name
+
+
+def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> Path:
+    """path resolved (symlinks included) when it lies under one of roots, else PosterqError."""
+    text = os.fspath(path)
+    if "\x00" in text:
+        raise PosterqError("the path contains a NUL byte", "bad_path")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no file can have that name
+        raise PosterqError("the path is not text this filesystem can name", "bad_path") from None
+    try:
+        resolved = Path(text).expanduser().resolve()
+    except RuntimeError:  # "~someone" who is not a user here, or a symlink loop
+        raise PosterqError("the path names an unknown user's home, or loops on itself",
+                           "bad_path") from None
+    for root in roots:
+        if resolved == root or root in resolved.parents:
+            return resolved
+    # No path in the message: a worker's error (a file that became a symlink out of the roots)
+    # reaches clients, and the server's absolute paths are not theirs to see.
+    kind = "data" if variable == "POSTERQ_DATA_ROOTS" else "output"
+    raise PosterqError(f"the path is not under a configured {kind} root ({variable})", "path_outside_roots")
 
 
 def _parse(name: str, raw: str, kind: type):

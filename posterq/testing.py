@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,7 +63,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for spec in fields(Settings):
         value = getattr(settings, spec.name)
-        if spec.name == "data_roots":
+        if isinstance(value, tuple):  # folders: data_roots, output_roots
             value = os.pathsep.join(str(p) for p in value)
         env["POSTERQ_" + spec.name.upper()] = str(value)
     return env
@@ -246,6 +247,50 @@ class RedisServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (Debian's binaries) on a free port, stoppable and restartable.
+
+    Trust authentication on 127.0.0.1, user postgres, database postgres. Run as root, the server
+    runs as the postgres user (PostgreSQL refuses to run as root), in a folder of its own under the
+    system's temporary folder (pytest's are closed to other users); remove() deletes it.
+    """
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="posterq-pg-"))
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+        if not found:
+            raise AssertionError("PostgreSQL's server is not installed (apt-get install postgresql)")
+        self.bin = found[-1].parent
+
+    def _run(self, *args: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def start(self) -> "PostgresServer":
+        """Create the cluster on first use, start it and wait until it answers."""
+        if not (self.folder / "PG_VERSION").exists():
+            if os.geteuid() == 0:
+                shutil.chown(self.folder, "postgres", "postgres")
+            self._run(str(self.bin / "initdb"), "-D", str(self.folder), "-A", "trust", "-U", "postgres")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.folder), "-w", "-l",
+                  str(self.folder / "server.log"), "-o",
+                  f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (fast: disconnect clients and stop cleanly; immediate: as a crash would)."""
+        if (self.folder / "postmaster.pid").exists():
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.folder), "-w", "-m", mode, "stop")
+
+    def remove(self) -> None:
+        """Stop the server at once and delete its cluster."""
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class AppServer:

@@ -39,6 +39,7 @@ class BatchReport:
     claimed: int
     written: int
     finished_jobs: tuple[str, ...] = ()
+    outputs_due: tuple[str, ...] = ()  # finished jobs that write an output file (worker.outputs)
 
 
 def read_item(item: dict, settings: Settings) -> bytes:
@@ -124,7 +125,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         result["worker"] = hostname
     finished = batches.write_results(outcomes, model, claimed_at)
     seconds = time.monotonic() - started
-    observations = [(JOB_SECONDS, job_seconds) for _, job_seconds in finished]
+    observations = [(JOB_SECONDS, job.seconds) for job in finished]
     if outcomes:
         # One round trip for the batch's figures.
         store.stats.observe_many([*observations, (BATCH_SIZE, len(outcomes)), (BATCH_SECONDS, seconds)],
@@ -137,7 +138,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         made = sum(store.window.top_up(job_id) for job_id in sorted({job_id for job_id, *_ in outcomes}))
         if made:
             send_tokens(tokens_for(made, settings.batch_size))
-    return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job for job, _ in finished))
+    return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job.job_id for job in finished),
+                       tuple(job.job_id for job in finished if job.has_output))
 
 
 def _classify_items(classifier_factory, live: list[dict], settings) -> tuple[list[Outcome], dict]:

@@ -44,6 +44,7 @@ class EnumerationReport:
     found: int = 0
     finished: bool = False
     more: bool = False  # stopped for time: a continuation goes on from the cursor
+    output_due: bool = False  # the listing finished the job, which writes an output file
     skipped: str = ""
 
 
@@ -95,10 +96,10 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
     finished = store.ledger.finish_enumeration(job_id)
     if finished:  # every poster was already done (or the folder held only unlistable folders)
         pipe = store.client.pipeline(transaction=False)
-        store.jobs.finished(pipe, job_id, finished[0])
+        store.jobs.finished(pipe, job_id, finished.status)
         pipe.execute()
     log.info("job %s: listed %d files (%d in all); the folder is done", job_id, listed, found)
-    return EnumerationReport(job_id, listed, finished=True)
+    return EnumerationReport(job_id, listed, finished=True, output_due=bool(finished and finished.has_output))
 
 
 def _item(entry, folder, directory: str) -> dict:

@@ -15,6 +15,7 @@ may never land. So one live worker at a time (a lock in Redis) sweeps every swee
   empty have lost their tokens: new ones are sent. A spare token costs one empty claim;
 - every job the database still runs: its hash is rebuilt if Redis lost it, its folder listing is
   started again if none holds the lock (the task was lost), and its window is topped up;
+- a finished job whose output file is still missing gets its writing task again;
 - jobs that finished more than result_ttl ago leave the database, with their results.
 """
 
@@ -53,7 +54,8 @@ class SweepReport:
 
 
 def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Callable[[], int],
-          send_enumeration: Callable[[str], None] = lambda job_id: None) -> SweepReport:
+          send_enumeration: Callable[[str], None] = lambda job_id: None,
+          send_output: Callable[[str], None] = lambda job_id: None) -> SweepReport:
     """Sweep once unless another worker is: give back lost batches, fail poisoned posters, send tokens."""
     settings, batches = store.settings, store.batches
     if not batches.lock_sweep(settings.sweep_interval):
@@ -77,6 +79,10 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
                     "%d tokens sent", given_back, failed, tokens)
         store.stats.count(Counter.SWEEP_GIVEN_BACK, given_back)
         store.stats.count(Counter.SWEEP_TOKENS, tokens)
+    for job_id in store.ledger.outputs_due():
+        # One nudge a lock TTL: a task sent a moment ago may still be on its way.
+        if store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(settings)):
+            send_output(job_id)
     expired = store.ledger.expire(settings.result_ttl)
     return SweepReport(given_back, failed, tokens, adopted, topped_up, enumerations, expired)
 
@@ -117,4 +123,5 @@ class Sweeper(Periodic):
 
     def __init__(self, store: JobStore, broker: Broker):
         super().__init__("posterq-sweep", store.settings.sweep_interval,
-                         lambda: sweep(store, broker.send, broker.queued, broker.send_enumeration))
+                         lambda: sweep(store, broker.send, broker.queued, broker.send_enumeration,
+                                       broker.send_output))

@@ -5,10 +5,11 @@ import logging
 from celery import shared_task
 
 from posterq.exceptions import StoreUnavailable
-from posterq.jobs.broker import ENUMERATE_TASK, TASK_NAME, Broker
+from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
 from worker import runtime
 from worker.batching import run_batch
 from worker.enumeration import enumerate_folder
+from worker.outputs import write_output
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,9 @@ def _backoff(retries: int) -> float:
 def classify_batch(self):
     """Classify up to batch_size ready posters (see worker.batching for the protocol)."""
     store = runtime.store()
+    broker = Broker(self.app, store.settings)
     try:
-        report = run_batch(store, runtime.classifier, self.request.id, self.request.hostname,
-                           Broker(self.app, store.settings).send)
+        report = run_batch(store, runtime.classifier, self.request.id, self.request.hostname, broker.send)
     except StoreUnavailable as exc:
         # The results cannot be kept now: the batch keeps its posters and tries again, without
         # counting towards max_redeliveries (the posters are not at fault).
@@ -39,6 +40,8 @@ def classify_batch(self):
         # which ends the loop after max_redeliveries by failing the posters.
         log.exception("batch %s failed; trying again", self.request.id)
         raise self.retry(exc=exc, countdown=1) from None
+    for job_id in report.outputs_due:
+        broker.send_output(job_id)  # if this is lost, the sweep sends it again
     return report.written
 
 
@@ -56,4 +59,17 @@ def enumerate_folder_task(self, job_id: str):
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     if report.more:
         broker.send_enumeration(job_id)  # if this is lost, the sweep starts one once the lock lapses
+    if report.output_due:
+        broker.send_output(job_id)
     return report.found
+
+
+@shared_task(name=OUTPUT_TASK, bind=True, max_retries=None)
+def write_output_task(self, job_id: str):
+    """Write a finished job's output file (see worker.outputs)."""
+    try:
+        path = write_output(runtime.store(), job_id)
+    except (OSError, StoreUnavailable) as exc:
+        log.warning("output of job %s not written (%s); trying again", job_id, exc)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+    return str(path) if path else None

@@ -6,7 +6,7 @@ import redis
 
 from posterq.config import Settings
 from posterq.jobs.jobs import Jobs, loaded_item
-from posterq.jobs.ledger import Ledger
+from posterq.jobs.ledger import Finished, Ledger
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import JobStatus, Keys, parse_ref, ref
 from posterq.jobs.stats import Counter, LabelledCounter
@@ -66,8 +66,8 @@ class Batches:
         return refs, [item for item in items if item is not None]
 
     def write_results(self, outcomes: list[tuple[str, int, dict, str]], model: dict,
-                      claimed_at: float | None = None) -> list[tuple[str, float]]:
-        """Write (job id, index, result, outcome) outcomes once each; return jobs this finished, with seconds.
+                      claimed_at: float | None = None) -> list[Finished]:
+        """Write (job id, index, result, outcome) outcomes once each; return the jobs this finished.
 
         The ledger first (one transaction: the rows and the jobs' counts), then Redis forgets the
         items and bytes and wakes the waiters of finished jobs. A delivery that dies between the
@@ -86,10 +86,10 @@ class Batches:
             pipe.hdel(self.keys.attempts, ref(job_id, index))
         for _, _, _, outcome in written:
             pipe.hincrby(self.keys.stats, LabelledCounter.POSTERS.field(outcome), 1)
-        for job_id, status, _ in finished:
-            self.jobs.finished(pipe, job_id, status)
+        for job in finished:
+            self.jobs.finished(pipe, job.job_id, job.status)
         pipe.execute()
-        return [(job_id, seconds) for job_id, _, seconds in finished]
+        return finished
 
     def finish(self, batch_id: str) -> None:
         """Forget a batch whose results are all written."""

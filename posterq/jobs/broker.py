@@ -15,6 +15,8 @@ from posterq.config import Settings
 TASK_NAME = "posterq.classify_batch"
 #: The task that lists a directory job's folder in the background (worker.enumeration).
 ENUMERATE_TASK = "posterq.enumerate_folder"
+#: The task that writes a finished job's output file (worker.outputs).
+OUTPUT_TASK = "posterq.write_output"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -74,6 +76,10 @@ class Broker:
     def send_enumeration(self, job_id: str) -> None:
         """Send the task that lists a directory job's folder (raises what Celery and Redis raise)."""
         self.app.send_task(ENUMERATE_TASK, args=[job_id], queue=self.settings.queue)
+
+    def send_output(self, job_id: str) -> None:
+        """Send the task that writes a finished job's output file."""
+        self.app.send_task(OUTPUT_TASK, args=[job_id], queue=self.settings.queue)
 
     def queued(self) -> int:
         """Batch tokens waiting in the queue, not counting ones a worker has reserved."""

@@ -72,6 +72,11 @@ _MIGRATIONS = [
             PRIMARY KEY (job_id, idx)
         )""",
     ]),
+    # Output files beside the folder (worker.outputs): where, and when it was written.
+    (2, [
+        "ALTER TABLE posterq_jobs ADD COLUMN output text",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_written_at double precision",
+    ]),
 ]
 
 

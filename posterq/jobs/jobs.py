@@ -80,15 +80,16 @@ class Jobs:
         return self.view(record)
 
     def create_directory(self, directory: str, recursive: bool, top_k: int | None = None, owner: str = "",
-                         enumerate_job: Callable[[str], object] | None = None, weight: float = 1) -> dict:
+                         enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
+                         output: str | None = None) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
         (worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
-        as create() is.
+        as create() is. `output`: the file the results go to once the job is done (worker.outputs).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False)
-        record.update(directory=directory, recursive=recursive)
+        record.update(directory=directory, recursive=recursive, output=output)
         self.ledger.create(record, [])
         try:
             self._write(record, [], [], weight)

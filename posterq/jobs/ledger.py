@@ -10,6 +10,7 @@ when its last result lands.
 
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from posterq.jobs.database import Database
 from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
@@ -17,7 +18,7 @@ from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
-                "started_at", "finished_at")
+                "started_at", "finished_at", "output", "output_written_at")
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker"
 # Makes a job final once every item it will ever have is known and has its result: a job that
 # classified none of them failed. Run after each change of the counts or of `enumerated`, in the
@@ -27,7 +28,16 @@ _FINISH = f"""UPDATE posterq_jobs SET
     finished_at = %s
     WHERE id = %s AND enumerated AND done + failed >= total
       AND status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RUNNING.value}')
-    RETURNING status, finished_at - created_at"""
+    RETURNING status, finished_at - created_at, output IS NOT NULL"""
+
+
+class Finished(NamedTuple):
+    """A job that became final: its status, the seconds it took, whether it writes an output file."""
+
+    job_id: str
+    status: str
+    seconds: float
+    has_output: bool
 
 
 class Ledger:
@@ -80,12 +90,12 @@ class Ledger:
             tx.copy("posterq_results", columns, rows)
         return True
 
-    def finish_enumeration(self, job_id: str) -> tuple[str, float] | None:
-        """Mark the job's folder as fully listed; return (status, seconds) when that finished the job."""
+    def finish_enumeration(self, job_id: str) -> "Finished | None":
+        """Mark the job's folder as fully listed; return the job when that finished it."""
         with self.db.transaction() as tx:
             tx.execute("UPDATE posterq_jobs SET enumerated = TRUE WHERE id = %s", (job_id,))
-            finished = tx.execute(_FINISH, (time.time(), job_id)).fetchone()
-        return (finished[0], float(finished[1])) if finished else None
+            row = tx.execute(_FINISH, (time.time(), job_id)).fetchone()
+        return Finished(job_id, row[0], float(row[1]), bool(row[2])) if row else None
 
     def pending_after(self, job_id: str, after: int, limit: int) -> list[tuple[int, str, str | None]]:
         """Up to `limit` pending items with an index above `after`, in order: (index, name, path)."""
@@ -95,11 +105,11 @@ class Ledger:
                 "ORDER BY idx LIMIT %s", (job_id, after, ResultStatus.PENDING.value, limit))]
 
     def write(self, outcomes: list[tuple[str, int, dict, str]], model: dict, claimed_at: float
-              ) -> tuple[list[tuple[str, int, dict, str]], list[tuple[str, str, float]]]:
+              ) -> tuple[list[tuple[str, int, dict, str]], list["Finished"]]:
         """Fill in each outcome's pending row once; return (outcomes written, jobs finished).
 
         Outcomes whose row is no longer pending (a redelivered batch) or whose job is final
-        (cancelled) write nothing. A finished job comes as (job id, status, seconds it took).
+        (cancelled) write nothing.
         """
         by_job: dict[str, list] = {}
         for outcome in outcomes:
@@ -127,7 +137,7 @@ class Ledger:
                      job_id))
                 row = tx.execute(_FINISH, (now, job_id)).fetchone()
                 if row:
-                    finished.append((job_id, row[0], float(row[1])))
+                    finished.append(Finished(job_id, row[0], float(row[1]), bool(row[2])))
         return written, finished
 
     def _fill(self, tx, outcomes: list[tuple[str, int, dict, str]], model: dict, now: float) -> list[tuple]:
@@ -201,6 +211,19 @@ class Ledger:
             rows = tx.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs WHERE status IN (%s, %s)",
                               (JobStatus.QUEUED.value, JobStatus.RUNNING.value)).fetchall()
         return [self._job(row) for row in rows]
+
+    def outputs_due(self) -> list[str]:
+        """Jobs finished (done or failed) whose output file is not written yet."""
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT id FROM posterq_jobs WHERE output IS NOT NULL "
+                              "AND output_written_at IS NULL AND status IN (%s, %s)",
+                              (JobStatus.DONE.value, JobStatus.FAILED.value)).fetchall()
+        return [row[0] for row in rows]
+
+    def output_written(self, job_id: str) -> None:
+        """Record that the job's output file is complete."""
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE posterq_jobs SET output_written_at = %s WHERE id = %s", (time.time(), job_id))
 
     def expire(self, older_than: float, most: int = 100) -> int:
         """Delete up to `most` jobs (with their results) that finished more than older_than seconds ago."""

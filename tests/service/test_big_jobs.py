@@ -26,13 +26,15 @@ from worker.enumeration import CHUNK, enumerate_folder
 
 pytestmark = pytest.mark.big_jobs
 MIB = 1 << 20
+LINKS_PER_FILE = 50_000
 
 
 def _linked_folder(folder: Path, count: int, per_folder: int = 1000) -> list[str]:
     """count hard links of one poster in subfolders of per_folder; their names in listing order."""
-    source = folder.parent / f"{folder.name}-source.jpg"
-    source.write_bytes(poster_bytes(7))
     for n in range(count):
+        if n % LINKS_PER_FILE == 0:  # a file takes at most 65,000 links on ext4
+            source = folder.parent / f"{folder.name}-source-{n}.jpg"
+            source.write_bytes(poster_bytes(7))
         sub = folder / f"part-{n // per_folder:04d}"
         if n % per_folder == 0:
             sub.mkdir(parents=True)
@@ -150,19 +152,24 @@ class _Peak(threading.Thread):
 
     def __init__(self, read, interval: float = 0.2):
         super().__init__(daemon=True)
-        self.read, self.interval, self.peak, self._stop = read, interval, 0, threading.Event()
+        self.read, self.interval, self.peak, self._done = read, interval, 0, threading.Event()
 
     def run(self):
-        while not self._stop.wait(self.interval):
+        while not self._done.wait(self.interval):
             try:
                 self.peak = max(self.peak, self.read())
             except Exception:  # Redis restarting: no reading this time
                 pass
 
     def stop(self) -> int:
-        self._stop.set()
+        self._done.set()
         self.join()
         return self.peak
+
+
+def _wait_until_done(api, job_id: str, posters: int) -> dict:
+    return wait_for_job(api.url, job_id, until=lambda job: job["done"] >= posters, timeout=600, ride_out=True,
+                        limit=1, interval=0.5)
 
 
 def _rss(pid: int) -> int:
@@ -191,7 +198,7 @@ def test_a_200000_file_folder_is_one_job_through_kills_and_a_restart(
 
 
 def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve_api, redis_server):
-    settings = service_settings.replace(redis_url=redis_server.url, batch_size=64, job_window=2000,
+    settings = service_settings.replace(redis_url=redis_server.url, batch_size=200, job_window=2000,
                                         batch_time_limit=10, sweep_interval=0.5, visibility_timeout=20)
     folder = data_root / "two-hundred-thousand"
     names = _linked_folder(folder, FILES)
@@ -209,14 +216,14 @@ def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve
     # The API is killed while the folder is being listed; another one takes over.
     api.kill()
     api = serve_api(settings)
-    job = wait_for_job(api.url, job_id, until=lambda job: job["done"] >= 20_000, timeout=600, ride_out=True)
+    _wait_until_done(api, job_id, 20_000)
     worker.kill()  # SIGKILL, mid-batch: its batches come back to the others
     spawn_worker_with("big-b@test", settings, concurrency=2)
-    job = wait_for_job(api.url, job_id, until=lambda job: job["done"] >= 60_000, timeout=600, ride_out=True)
+    _wait_until_done(api, job_id, 60_000)
     redis_server.shutdown()
     time.sleep(1)
     redis_server.start()
-    job = wait_for_job(api.url, job_id, until=is_final, timeout=900, ride_out=True, interval=1)
+    job = wait_for_job(api.url, job_id, until=is_final, timeout=900, ride_out=True, interval=1, limit=1)
     peak = redis_peak.stop()
     assert (job["status"], job["total"], job["done"], job["failed"]) == ("done", FILES, FILES, 0), job
     assert _rows(database, job_id) == {"rows": FILES, "distinct": FILES, "pending": 0, "first": 0,

@@ -62,7 +62,7 @@ def test_results_are_written_once_and_counted_once(store, redis_client):
     store.batches.write_results(outcomes[:1], {"name": "m", "version": "1"})  # a redelivered batch
     assert store.jobs.get(job["id"])["done"] == 1
     finished = store.batches.write_results(outcomes, {"name": "m", "version": "1"})
-    assert [job_id for job_id, _ in finished] == [job["id"]]
+    assert [(job.job_id, job.status, job.has_output) for job in finished] == [(job["id"], "done", False)]
     view = store.jobs.get(job["id"])
     assert (view["status"], view["done"], view["failed"], view["progress"]) == ("done", 1, 1, 1.0)
     assert view["model"] == {"name": "m", "version": "1"}
