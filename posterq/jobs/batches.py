@@ -1,5 +1,6 @@
 """Batches on the worker side: claim ready refs fairly and atomically, write results once, forget them."""
 
+import collections
 import time
 
 import redis
@@ -79,13 +80,17 @@ class Batches:
         if not outcomes:
             return []
         written, finished = self.ledger.write(outcomes, model, claimed_at or time.time())
-        pipe = self.client.pipeline(transaction=False)
+        indexes: dict[str, list[int]] = {}
         for job_id, index, _, _ in outcomes:
-            pipe.delete(self.keys.blob(job_id, index))
-            pipe.hdel(self.keys.items(job_id), str(index))
-            pipe.hdel(self.keys.attempts, ref(job_id, index))
-        for _, _, _, outcome in written:
-            pipe.hincrby(self.keys.stats, LabelledCounter.POSTERS.field(outcome), 1)
+            indexes.setdefault(job_id, []).append(index)
+        # A few commands a batch, whatever its size: one per job and one per outcome kind.
+        pipe = self.client.pipeline(transaction=False)
+        for job_id, found in indexes.items():
+            pipe.delete(*[self.keys.blob(job_id, index) for index in found])
+            pipe.hdel(self.keys.items(job_id), *found)
+        pipe.hdel(self.keys.attempts, *[ref(job_id, index) for job_id, index, _, _ in outcomes])
+        for outcome, count in collections.Counter(outcome for _, _, _, outcome in written).items():
+            pipe.hincrby(self.keys.stats, LabelledCounter.POSTERS.field(outcome), count)
         for job in finished:
             self.jobs.finished(pipe, job.job_id, job.status)
         pipe.execute()

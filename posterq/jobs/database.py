@@ -86,10 +86,27 @@ def default_sqlite_path() -> Path:
     return Path(base) / "posterq" / "posterq.sqlite3"
 
 
+#: Connections one process may hold to PostgreSQL: the API's threads share them (a download holds
+#: one while it streams), a worker process uses one or two.
+POOL_SIZE = 16
+_shared: dict[str, "Database"] = {}
+_shared_lock = threading.Lock()
+
+
 class Database:
     """Connections and transactions to the configured database, and its schema."""
 
-    def __init__(self, url: str = "", pool_size: int = 4):
+    @classmethod
+    def shared(cls, url: str) -> "Database":
+        """The one Database of this URL in this process (its pool lives as long as the process)."""
+        # One pool per process and URL: every JobStore of a process shares it, and no pool is ever
+        # garbage-collected (psycopg_pool's finalizer would join its own threads from one of them).
+        with _shared_lock:
+            if url not in _shared:
+                _shared[url] = cls(url)
+            return _shared[url]
+
+    def __init__(self, url: str = "", pool_size: int = POOL_SIZE):
         self.url = url
         self.dialect = "postgresql" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
         self._pool = None

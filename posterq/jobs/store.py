@@ -28,7 +28,7 @@ class JobStore:
         self.client = client
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.database = database or Database(settings.database_url)
+        self.database = database or Database.shared(settings.database_url)
         self.ledger = Ledger(self.database)
         self.schedule = Schedule(client, settings, self.keys)
         self.jobs = Jobs(client, settings, self.keys, self.schedule, self.ledger)

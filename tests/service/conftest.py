@@ -45,10 +45,9 @@ def database():
         ensure_database(DATABASE_URL)
     except Exception as exc:
         pytest.fail(f"the service tests need PostgreSQL at {DATABASE_URL} (.ci/run starts one): {exc}")
-    database = Database(DATABASE_URL)
+    database = Database.shared(DATABASE_URL)
     database.migrate()
-    yield database
-    database.close()
+    return database
 
 
 @pytest.fixture(autouse=True)
