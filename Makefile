@@ -45,6 +45,8 @@ clean:
 # `make serve` starts Redis (when none answers at POSTERQ_REDIS_URL and redis-server is installed),
 # the API on HOST:PORT and one worker with WORKERS processes; Ctrl-C stops all of them.
 # DATA_ROOTS=/some/posters lets directory jobs read that folder. No TensorFlow is installed.
+# Jobs and results go to POSTERQ_DATABASE_URL (PostgreSQL), or without one to a SQLite file in
+# ~/.local/share/posterq/ (docs/service.md says why).
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
@@ -76,4 +78,6 @@ serve: $(VENV)/.service
 	$(BIN)/posterq api --host $(HOST) --port $(PORT) & pids="$$pids $$!"; \
 	$(BIN)/posterq worker --concurrency $(WORKERS) --hostname serve@%h & pids="$$pids $$!"; \
 	echo "posterq serve: API on http://$(HOST):$(PORT), $(WORKERS) worker processes; Ctrl-C stops"; \
+	if [ -n "$${POSTERQ_DATABASE_URL:-}" ]; then echo "posterq serve: results in POSTERQ_DATABASE_URL"; \
+	else echo "posterq serve: results in $${XDG_DATA_HOME:-$$HOME/.local/share}/posterq/posterq.sqlite3 (SQLite)"; fi; \
 	wait
