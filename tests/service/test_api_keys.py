@@ -126,8 +126,9 @@ def test_a_job_is_visible_only_to_the_key_that_made_it(keyed, redis_client):
     record = redis_client.hgetall(f"pqtest:job:{job_id}")
     assert record[b"owner"] == hashlib.sha256(KEY_A.encode()).hexdigest().encode()
     assert not any(KEY_A.encode() in value for value in record.values())
-    # A's own DELETE works.
-    assert _call(keyed, "DELETE", f"/jobs/{job_id}", headers=_bearer(KEY_A)).json()["status"] == "done"
+    # A's own DELETE reaches its job, which is final: nothing to cancel, its results stay.
+    mine = _call(keyed, "DELETE", f"/jobs/{job_id}", headers=_bearer(KEY_A))
+    assert (mine.status_code, mine.json()["error"]["code"]) == (409, "job_finished")
 
 
 def test_a_one_poster_analysis_belongs_to_its_key(keyed):
