@@ -1,6 +1,7 @@
 """Backpressure: refuse new work with a Retry-After while too many posters wait (429) or while Redis
 has too little memory left for it (503 `redis_full`)."""
 
+import logging
 import math
 import threading
 import time
@@ -11,6 +12,8 @@ from flask import abort, after_this_request, current_app, request
 from api.errors import error_response
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
 from posterq.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
 
 #: Retry-After when the queue is full and no rate can be measured yet (no batch has run, or no
 #: worker is alive to drain it).
@@ -65,6 +68,7 @@ class RedisMemory:
         # Bodies of admitted requests still running, and of those that ended since the last reading
         # (their bytes may have reached Redis after it): both count on top of the reading.
         self._in_flight = self._ended = 0
+        self._refused = False
 
     def admit(self, body: int, reserve: int, headroom: float) -> tuple[bool, int, int]:
         """Count a body if it and `reserve` fit under maxmemory less headroom: (admitted, used, limit).
@@ -75,8 +79,7 @@ class RedisMemory:
         with self._lock:
             now = time.monotonic()
             if now - self._read_at >= self.interval:
-                info = self.client.info("memory")
-                self._used, self._maxmemory = int(info["used_memory"]), int(info.get("maxmemory") or 0)
+                self._used, self._maxmemory = self._read()
                 self._read_at, self._ended = now, 0
             used = self._used + self._in_flight + self._ended
             limit = int(self._maxmemory * (1 - headroom))
@@ -84,6 +87,18 @@ class RedisMemory:
                 return False, used, limit
             self._in_flight += body
             return True, used, limit
+
+    def _read(self) -> tuple[int, int]:
+        # (used_memory, maxmemory). A Redis that will not tell (INFO refused by an ACL) counts as
+        # one without maxmemory, said once in the log; a Redis that cannot be reached raises.
+        try:
+            info = self.client.info("memory")
+        except redis.ResponseError as exc:
+            if not self._refused:
+                log.warning("Redis refused INFO memory (%s): new work is not checked against its "
+                            "maxmemory", exc)
+            self._refused, info = True, {}
+        return int(info.get("used_memory") or 0), int(info.get("maxmemory") or 0)
 
     def done(self, body: int) -> None:
         """An admitted request of `body` bytes ended: its bytes are in Redis now, or never will be."""
