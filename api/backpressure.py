@@ -1,12 +1,19 @@
-"""Backpressure: refuse new work with 429 and a Retry-After while too many posters wait."""
+"""Backpressure: refuse new work with a Retry-After while too many posters wait (429) or while Redis
+has too little memory left for it (503 `redis_full`)."""
 
+import logging
 import math
+import threading
+import time
 
-from flask import abort
+import redis
+from flask import abort, after_this_request, current_app, request
 
 from api.errors import error_response
-from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE
+from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
 from posterq.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
 
 #: Retry-After when the queue is full and no rate can be measured yet (no batch has run, or no
 #: worker is alive to drain it).
@@ -14,14 +21,18 @@ RETRY_AFTER_UNKNOWN = 60
 #: Retry-After never says more than this: an estimate further out is a guess, and a client that
 #: waits too long wastes capacity that comes back sooner.
 RETRY_AFTER_MAX = 600
+#: Seconds one reading of Redis's INFO memory serves an API process: cheap, but not once a request.
+MEMORY_READ_INTERVAL = 1.0
 
 
 def refuse_when_full(store: JobStore, owner: str = "") -> None:
-    """Answer 429 with Retry-After when the queue, or this key's part of it, holds too many posters.
+    """Refuse with Retry-After: 429 when the queue (or the key's part) is full, 503 when Redis nearly is.
 
     POSTERQ_MAX_QUEUED_POSTERS bounds the queue, POSTERQ_MAX_QUEUED_POSTERS_PER_KEY each key's
     posters in it, so that one key cannot fill it for everybody. With keys, the message says
     nothing of other keys' work: it gives the caller's own count, or only that the queue is full.
+    POSTERQ_REDIS_HEADROOM is the fraction of Redis's maxmemory that new work leaves to the work
+    already accepted (see _refuse_when_redis_full).
     """
     settings = store.settings
     if owner:
@@ -34,11 +45,108 @@ def refuse_when_full(store: JobStore, owner: str = "") -> None:
         told = "the queue is full" if owner else (f"{waiting} posters are waiting for a worker, over the "
                                                   f"limit of {limit}")
         _refuse(store, waiting - limit, told)
+    _refuse_when_redis_full(store, waiting, owner)
+
+
+class RedisMemory:
+    """Redis's used memory as one API process sees it, reading INFO at most once an interval.
+
+    The bodies of the requests this process admitted count on top of the reading, which may not
+    show them yet: a burst of uploads within one interval cannot overshoot.
+    """
+
+    def __init__(self, client: redis.Redis, interval: float = MEMORY_READ_INTERVAL):
+        self.client, self.interval = client, interval
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self._used = self._maxmemory = 0
+        # Bodies of admitted requests still running, and of those that ended since the last reading
+        # (their bytes may have reached Redis after it): both count on top of the reading.
+        self._in_flight = self._ended = 0
+        self._refused = False
+
+    def admit(self, body: int, headroom: float) -> tuple[bool, int, int]:
+        """Count a body if it fits under maxmemory less headroom: (admitted, used, limit).
+
+        An admitted request calls done(body) when it ends. limit is 0 where Redis has no maxmemory:
+        Redis then never refuses a write for memory, and everything is admitted.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= self.interval:
+                self._used, self._maxmemory = self._read()
+                self._read_at, self._ended = now, 0
+            used = self._used + self._in_flight + self._ended
+            limit = int(self._maxmemory * (1 - headroom))
+            if self._maxmemory and used + body > limit:
+                return False, used, limit
+            self._in_flight += body
+            return True, used, limit
+
+    def _read(self) -> tuple[int, int]:
+        # (used_memory, maxmemory). A Redis that will not tell (INFO refused by an ACL) counts as
+        # one without maxmemory, said once in the log; a Redis that cannot be reached raises.
+        try:
+            info = self.client.info("memory")
+        except redis.ResponseError as exc:
+            if not self._refused:
+                log.warning("Redis refused INFO memory (%s): new work is not checked against its "
+                            "maxmemory", exc)
+            self._refused, info = True, {}
+        return int(info.get("used_memory") or 0), int(info.get("maxmemory") or 0)
+
+    def done(self, body: int) -> None:
+        """An admitted request of `body` bytes ended: its bytes are in Redis now, or never will be."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - body)
+            self._ended += body
+
+
+def redis_memory(store: JobStore) -> RedisMemory:
+    """This app's RedisMemory, made on first use."""
+    extensions = current_app.extensions
+    memory = extensions.get("posterq.redis_memory")
+    if memory is None:
+        memory = extensions.setdefault("posterq.redis_memory", RedisMemory(store.client))
+    return memory
+
+
+def _refuse_when_redis_full(store: JobStore, waiting: int, owner: str) -> None:
+    # What the request will put in Redis is about its body (uploads are stored as sent; a zip of
+    # posters hardly compresses), known from Content-Length before it is read; a body of unknown
+    # length may be as large as the limit. Accepted work needs no more of Redis than it holds:
+    # results go to the database, and a directory job's window is taken from the headroom.
+    settings = store.settings
+    body = request.content_length
+    body = settings.max_request_bytes if body is None else body
+    memory = redis_memory(store)
+    admitted, used, limit = memory.admit(body, settings.redis_headroom)
+    if admitted:
+        @after_this_request
+        def _ended(response):
+            memory.done(body)
+            return response
+
+        return
+    try:
+        store.stats.count(Counter.REDIS_FULL)
+    except redis.RedisError:  # a count lost is better than the answer lost
+        pass
+    # Memory comes back as the waiting posters are classified: an upload's bytes go with its result.
+    seconds = drain_seconds(store, max(waiting, 1))
+    # With keys, the figures stay out: they tell of every key's work.
+    figures = "" if owner else f" ({used} bytes used of the {limit} that new work may fill)"
+    _abort_with_retry_after("redis_full", f"Redis has too little memory left for new work{figures}; try "
+                                          f"again in {seconds} s", 503, seconds)
 
 
 def _refuse(store: JobStore, excess: int, told: str) -> None:
     seconds = drain_seconds(store, excess)
-    response, status = error_response("queue_full", f"{told}; try again in {seconds} s", 429)
+    _abort_with_retry_after("queue_full", f"{told}; try again in {seconds} s", 429, seconds)
+
+
+def _abort_with_retry_after(code: str, message: str, status: int, seconds: int) -> None:
+    response, status = error_response(code, message, status)
     response.status_code = status
     response.headers["Retry-After"] = str(seconds)
     # A ready response passes through flask.abort as it is: the handlers in api.errors carry no

@@ -29,6 +29,7 @@ _COUNTERS = (
     (Counter.REDELIVERIES, "Batch tasks delivered again after a worker died"),
     (Counter.SWEEP_GIVEN_BACK, "Posters of lost batches the sweep gave back"),
     (Counter.SWEEP_TOKENS, "Tokens the sweep sent for posters none claimed"),
+    (Counter.REDIS_FULL, "Submissions refused because Redis had too little memory left"),
 )
 _HISTOGRAMS = (
     (BATCH_SIZE, "Posters per interpreter batch"),

@@ -67,7 +67,8 @@ DOCUMENT = {
                               "hold more than the request limit"),
                 "415": _error("Unsupported content type"),
                 "429": _busy(),
-                "503": _error("Redis or the queue unavailable; nothing of the job was kept"),
+                "503": _error("Redis, the database or the queue unavailable, or Redis too full for new work "
+                              "(redis_full); nothing of the job was kept"),
             }}},
         "/jobs/{job_id}": {
             "get": {
@@ -136,7 +137,8 @@ DOCUMENT = {
                     "400": _error("Not an image, an unsupported format, a corrupt image, or a bad top_k"),
                     "413": _error("Over the per-poster or request size limit"),
                     "429": _busy(),
-                    "503": _error("Redis or the queue unavailable; nothing of the job was kept"),
+                    "503": _error("Redis, the database or the queue unavailable, or Redis too full for "
+                                  "new work (redis_full); nothing of the job was kept"),
                     "504": _error("No worker answered within POSTERQ_ANALYSIS_TIMEOUT")}}},
         "/limits": {"get": {
             "summary": "The limits a client must respect", "operationId": "getLimits",

@@ -164,6 +164,11 @@ class Settings:
     #: Posters one API key may have waiting for a batch (with keys) before its own submissions get
     #: 429: a key that fills its part cannot fill the queue for every other key.
     max_queued_posters_per_key: int = 5_000
+    #: The fraction of Redis's maxmemory that POST /jobs and POST /analysis/ keep free: beyond it,
+    #: counting the request and a result for each waiting poster, they answer 503 `redis_full` with
+    #: Retry-After. The room is for the workers' own writes (claims, results, Celery's bookkeeping),
+    #: so that the batches that free memory can always run. Redis without maxmemory is not checked.
+    redis_headroom: float = 0.2
     #: The most of the workers one-poster calls (POST /analysis/) take while bulk work waits: a
     #: lone call goes ahead of bulk posters, a flood of them shares the workers by this fraction.
     interactive_share: float = 0.5
@@ -227,6 +232,8 @@ class Settings:
         if self.max_batch_wait < 0 or self.threads < 0 or self.solo_threads < 0:
             raise PosterqError("POSTERQ_MAX_BATCH_WAIT, POSTERQ_THREADS and POSTERQ_SOLO_THREADS must not be "
                                "negative", "bad_config")
+        if not 0 <= self.redis_headroom < 1:
+            raise PosterqError("POSTERQ_REDIS_HEADROOM must be at least 0 and below 1", "bad_config")
         if not 0 < self.interactive_share < 1:
             raise PosterqError("POSTERQ_INTERACTIVE_SHARE must be between 0 and 1", "bad_config")
         if self.public_url:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
+
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import read_poster
@@ -124,16 +126,19 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     for _, _, result, _ in outcomes:
         result["worker"] = hostname
     finished = batches.write_results(outcomes, model, claimed_at)
+    # Done with the batch before its figures: a Redis too full to take them (they grow its
+    # memory) must not make the batch run again.
+    batches.finish(batch_id)
     seconds = time.monotonic() - started
     observations = [(JOB_SECONDS, job.seconds) for job in finished]
     if outcomes:
-        # One round trip for the batch's figures.
-        store.stats.observe_many([*observations, (BATCH_SIZE, len(outcomes)), (BATCH_SECONDS, seconds)],
-                                 [(Counter.BATCHES, 1)])
+        # One round trip for the batch's figures; lost, not retried, when Redis refuses them.
+        try:
+            store.stats.observe_many([*observations, (BATCH_SIZE, len(outcomes)), (BATCH_SECONDS, seconds)],
+                                     [(Counter.BATCHES, 1)])
+        except redis.ResponseError as exc:
+            log.warning("batch %s: its figures were not counted: %s", batch_id, exc)
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
-    # Last, just before Celery acknowledges: a delivery that dies before this line is delivered
-    # again and counted as a redelivery; one that dies after it has nothing left to do.
-    batches.finish(batch_id)
     if send_tokens is not None:
         made = sum(store.window.top_up(job_id) for job_id in sorted({job_id for job_id, *_ in outcomes}))
         if made:

@@ -1,8 +1,12 @@
 """The Celery app and its configuration: `celery -A worker.celery_app worker` or `posterq worker`."""
 
 import logging
+import time
 
+import redis
 from celery import Celery, signals
+from celery.worker import consumer, state
+from kombu.common import ignore_errors
 
 from posterq.config import Settings
 from posterq.jobs.broker import Broker, celery_config
@@ -11,13 +15,65 @@ from worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 
+#: The longest wait between two looks at a Redis over its maxmemory: a worker goes back to work
+#: within this many seconds of memory being freed, at the cost of one INFO per wait.
+FULL_REDIS_WAIT_MAX = 8.0
+
 
 def create_celery(settings: Settings | None = None) -> Celery:
     """A Celery app configured from settings (the environment by default)."""
     settings = settings or Settings.from_env()
     app = Celery("posterq", set_as_current=False)
-    app.conf.update(celery_config(settings), include=["worker.tasks"])
+    app.conf.update(
+        celery_config(settings), include=["worker.tasks"],
+        # A command Redis refuses (a full Redis answers OOM to the unacked bookkeeping of every
+        # message received) is a channel error: by default it ends the worker ("Unrecoverable
+        # error"); retried, it restarts the consumer, which waits in connect() below.
+        broker_channel_error_retry=True,
+        worker_consumer=f"{__name__}:Consumer")
     return app
+
+
+class Consumer(consumer.Consumer):
+    """Celery's consumer, that waits with backoff while Redis is over its maxmemory before connecting.
+
+    Connecting to a full Redis fails (kombu takes a lock with SET at once) and Celery would try
+    again several times a second, leaking the connection each time; consuming from it fails at the
+    first message received. Waiting costs nothing meanwhile: this worker could not run a batch.
+    """
+
+    def connect(self):
+        """Wait until Redis has room, then connect; a connection whose set-up Redis refused is closed."""
+        wait_for_room(runtime.store().client)
+        connection = self.connection_for_read(heartbeat=self.amqheartbeat)
+        if self.hub:
+            try:
+                connection.transport.register_with_event_loop(connection.connection, self.hub)
+            except Exception:
+                # Celery's own connect() drops it open: one Redis connection lost per try.
+                ignore_errors(connection, connection.close)
+                raise
+        return connection
+
+
+def wait_for_room(client: redis.Redis) -> None:
+    """Return once Redis is within its maxmemory (or has none), looking again later and later."""
+    wait = 0.5
+    while True:
+        try:
+            memory = client.info("memory")
+        except redis.RedisError:
+            return  # not a full Redis: Celery's own reconnecting deals with the rest
+        used, maxmemory = int(memory["used_memory"]), int(memory.get("maxmemory") or 0)
+        if not maxmemory or used <= maxmemory:
+            return
+        log.warning("Redis is full (%d bytes used, maxmemory %d): consuming again once memory is freed; "
+                    "next look in %g s", used, maxmemory, wait)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            state.maybe_shutdown()  # a warm or cold shutdown asked meanwhile ends the wait
+            time.sleep(0.2)
+        wait = min(FULL_REDIS_WAIT_MAX, wait * 2)
 
 
 @signals.worker_init.connect

@@ -2,6 +2,7 @@
 
 import logging
 
+import redis
 from celery import shared_task
 
 from posterq.exceptions import StoreUnavailable
@@ -13,13 +14,20 @@ from worker.outputs import write_output
 
 log = logging.getLogger(__name__)
 
-#: Seconds between tries while the database is down, at most: the batch keeps its posters meanwhile.
+#: Seconds between tries, at most, while the database is down or Redis is full: the batch keeps its
+#: posters meanwhile.
 MAX_BACKOFF = 30
 
 
 def _backoff(retries: int) -> float:
-    # 1, 2, 4 ... MAX_BACKOFF seconds: a database that is down is not hammered, one back soon is used.
-    return min(MAX_BACKOFF, 2 ** retries)
+    # 1, 2, 4 ... MAX_BACKOFF seconds: a store that is down (or full) is not hammered, one back soon is used.
+    return min(MAX_BACKOFF, 2 ** min(retries, 5))
+
+
+def refused_for_memory(exc: BaseException) -> bool:
+    """True for a command Redis refused because it is over its maxmemory (OOM), in a script or not."""
+    return isinstance(exc, redis.OutOfMemoryError) or (
+        isinstance(exc, redis.ResponseError) and "used memory > 'maxmemory'" in str(exc))
 
 
 @shared_task(name=TASK_NAME, bind=True, max_retries=None)
@@ -36,10 +44,17 @@ def classify_batch(self):
         store.batches.uncount_delivery(self.request.id)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     except Exception as exc:
+        countdown = 1
+        if refused_for_memory(exc):
+            # Nothing is wrong with the batch: wait longer each time for memory to be freed. A retry
+            # that a full Redis cannot take is dropped, and the sweep gives the batch back later.
+            countdown = _backoff(self.request.retries)
+            log.warning("batch %s: Redis is full (%s); trying again in %d s", self.request.id, exc, countdown)
+        else:
+            log.exception("batch %s failed; trying again", self.request.id)
         # Retried with the same task id, so the batch keeps its posters and its delivery count,
         # which ends the loop after max_redeliveries by failing the posters.
-        log.exception("batch %s failed; trying again", self.request.id)
-        raise self.retry(exc=exc, countdown=1) from None
+        raise self.retry(exc=exc, countdown=countdown) from None
     for job_id in report.outputs_due:
         broker.send_output(job_id)  # if this is lost, the sweep sends it again
     return report.written

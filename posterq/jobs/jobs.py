@@ -240,6 +240,12 @@ class Jobs:
         cancelled = self.ledger.cancel(job_id)
         key = self.keys.job(job_id)
         lane, tenant, fed, source = self.client.hmget(key, ["lane", "tenant", "fed", "source"])
+        # Upload bytes first: DEL is what a full Redis still takes, and it frees what the job held.
+        # Refs of a cancelled job already in a batch are skipped by the worker that runs it; the
+        # enumeration sees the status at its next chunk and stops.
+        if source != b"directory":
+            for start, stop in _chunks(int(fed or -1) + 1):
+                self.client.delete(*[self.keys.blob(job_id, i) for i in range(start, stop)])
         if lane is not None and tenant is not None:
             # Its waiting posters leave the queue at once: they no longer count against anybody.
             self.schedule.drop(job_id, lane.decode(), tenant.decode())
@@ -252,11 +258,6 @@ class Jobs:
         pipe.expire(key, FINISHED_TTL)
         pipe.delete(self.keys.items(job_id))
         pipe.execute()
-        # Refs of a cancelled job already in a batch are skipped by the worker that runs it; the
-        # enumeration sees the status at its next chunk and stops. Only uploads have bytes.
-        if source != b"directory":
-            for start, stop in _chunks(int(fed or -1) + 1):
-                self.client.delete(*[self.keys.blob(job_id, i) for i in range(start, stop)])
         return self.get(job_id)
 
     def finished(self, pipe, job_id: str, status: str) -> None:

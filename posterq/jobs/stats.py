@@ -22,6 +22,7 @@ class Counter(str, Enum):
     REDELIVERIES = "redeliveries"  # batch tasks delivered again after their worker died
     SWEEP_GIVEN_BACK = "sweep_given_back"  # posters of lost batches the sweep gave back
     SWEEP_TOKENS = "sweep_tokens"  # tokens the sweep sent for posters none claimed
+    REDIS_FULL = "redis_full"  # submissions refused because Redis had too little memory left
 
 
 class LabelledCounter(str, Enum):

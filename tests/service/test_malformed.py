@@ -13,7 +13,7 @@ import pytest
 import requests
 from samples import poster_bytes, write_posters, zip_bytes
 
-from posterq.testing import RedisServer
+from posterq.testing import RedisServer, free_port
 
 pytestmark = pytest.mark.malformed
 
@@ -153,14 +153,14 @@ def test_a_result_error_names_no_server_path(api, spawn_worker, data_root, tmp_p
 
 
 def test_a_redis_that_refuses_is_not_called_unreachable(make_api, service_settings, tmp_path):
-    # A private Redis with a tiny memory limit and no eviction refuses writes (OOM): a 503 that
-    # says Redis refused, where the old handler said it could not be reached.
-    with RedisServer(tmp_path / "redis", "--appendonly", "no", "--maxmemory", "2mb",
-                     "--maxmemory-policy", "noeviction") as server:
-        full = make_api(service_settings.replace(redis_url=server.url))
-        files = [("files", (f"p{i}.jpg", b"\xff" * 150_000)) for i in range(12)]  # 1.8 MB
-        responses = [full.post("/jobs", files=files) for _ in range(3)]
-        error = _json_error(responses[-1], 503, "unavailable")
+    # A private Redis that is a replica (of a master nobody runs) answers reads and refuses every
+    # write (READONLY): a 503 that says Redis refused, where the old handler said it could not be
+    # reached. (A full Redis is refused before any write: tests/service/test_full_redis.py.)
+    with RedisServer(tmp_path / "redis", "--appendonly", "no", "--replicaof", "127.0.0.1",
+                     str(free_port())) as server:
+        refusing = make_api(service_settings.replace(redis_url=server.url))
+        error = _json_error(refusing.post("/jobs", files=[("files", ("p.jpg", b"\xff" * 1000))]), 503,
+                            "unavailable")
         assert "refused" in error["message"] and "cannot be reached" not in error["message"]
 
 
