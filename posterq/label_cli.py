@@ -106,15 +106,21 @@ def _describe_prediction(name: str, prediction) -> str:
 
 def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) -> int:
     from posterq.exceptions import PosterqError
-    from posterq.pool import Summary, label_paths
+    from posterq.pool import Summary, label_files, named_files
     from posterq.results import open_writer, row
 
     summary = Summary()
+    files = named_files(args.paths, exclude=[out])
+    if not files:
+        return _usage_error(f"no poster files in {', '.join(args.paths)}: nothing written, {out} left as "
+                            "it was")
     try:
+        # The file replaces `out` only at the end (results.open_writer): a run that fails leaves an
+        # existing one as it was; Ctrl-C keeps the rows finished so far.
         with open_writer(out, result_format, bundle.genres) as writer, _Interrupts() as interrupts:
             try:
-                for name, prediction in label_paths(args.paths, bundle, args.workers, args.batch_size,
-                                                    args.top_k, not args.no_progress, exclude=[out]):
+                for name, prediction in label_files(files, bundle, args.workers, args.batch_size,
+                                                    args.top_k, not args.no_progress):
                     with interrupts.deferred():
                         writer.write(row(name, prediction, bundle.genres))
                         summary.add(prediction)

@@ -122,16 +122,33 @@ def make_writer(stream: IO[str], format: str, genres: Sequence[str]) -> CsvWrite
     return WRITERS[format](stream, genres)
 
 
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where open_writer writes a result file until it is complete: a dot-file beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
 @contextlib.contextmanager
 def open_writer(path: str | os.PathLike, format: str | None, genres: Sequence[str]
                 ) -> Iterator[CsvWriter | JsonlWriter]:
-    """Open (truncate) a result file and yield its writer; format None means from the extension."""
+    """Yield a writer of a result file that replaces `path` only when the block ends without an error.
+
+    The rows go to partial_path(path) and are renamed over `path` at the end, so an existing
+    file survives any failure (an error, an empty run) whole; a block that raises leaves no
+    partial file behind. format None means from the extension.
+    """
     format = format or format_for(path)
     if format not in WRITERS:
         raise ValueError(f"unknown result format {format!r}; choose one of {', '.join(FORMATS)}")
-    # newline="" lets the csv module write its own line ends (it would double them otherwise).
-    with open(path, "w", encoding="utf-8", newline="") as stream:
-        yield make_writer(stream, format, genres)
+    partial = partial_path(path)
+    try:
+        # newline="" lets the csv module write its own line ends (it would double them otherwise).
+        with open(partial, "w", encoding="utf-8", newline="") as stream:
+            yield make_writer(stream, format, genres)
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
 
 
 def _name(path: str | os.PathLike) -> str:

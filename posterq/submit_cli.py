@@ -55,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
     client = ServiceClient(args.api, api_key=args.api_key or os.environ.get(API_KEY_ENV))
     started = time.monotonic()
     try:
-        limits = client.limits()
         paths = iter_files(root, exclude=[out])
+        if not paths:
+            print(f"posterq submit: error: no poster files in {root}: nothing sent, {out} left as it was",
+                  file=sys.stderr)
+            return 2
+        limits = client.limits()
         local_errors = {}
         sizes = []
         for position, path in enumerate(paths):

@@ -209,8 +209,9 @@ def test_ctrl_c_keeps_finished_rows(tiny_bundle, tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
+        # The rows go to a partial file beside `out` until the run ends (results.open_writer).
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 5):
+        while time.monotonic() < deadline and _partial_lines(tmp_path) < 5:
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
@@ -221,3 +222,37 @@ def test_ctrl_c_keeps_finished_rows(tiny_bundle, tmp_path):
     written = out.read_text().splitlines()
     assert 5 <= len(written) - 1 < 400
     assert f"{len(written) - 1} rows written" in stderr and "Traceback" not in stderr, written[-2:]
+    assert not list(tmp_path.glob(".genres.csv.*"))  # renamed into place, nothing left beside it
+
+
+def _partial_lines(folder: Path) -> int:
+    partial = next(folder.glob(".genres.csv.*.partial"), None)
+    return len(partial.read_text().splitlines()) if partial else 0
+
+
+def test_an_empty_folder_is_an_error_and_keeps_the_last_result(tiny_bundle, tmp_path):
+    out = tmp_path / "genres.csv"
+    out.write_text("path,genres\nlast-run.jpg,Drama\n")
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / ".hidden.jpg").write_bytes(b"x")
+    done = posterq("label", str(empty), "--out", str(out), "--model", str(tiny_bundle))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"posterq label: error: no poster files in {empty}: nothing written, {out} left as it was"]
+    assert out.read_text() == "path,genres\nlast-run.jpg,Drama\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty", "genres.csv"]
+
+
+def test_a_run_that_fails_keeps_the_last_result(tiny_bundle, tmp_path):
+    # The output folder vanishes mid-run... simplest real failure: the result goes to a folder the
+    # run cannot rename into. Here: an output path that is a directory; the partial file is removed.
+    out = tmp_path / "genres.csv"
+    out.mkdir()
+    (out / "keep").write_text("kept")
+    folder = tmp_path / "posters"
+    write_posters(folder, 3)
+    done = posterq("label", str(folder), "--out", str(out), "--model", str(tiny_bundle))
+    assert done.returncode == 2 and "cannot write" in done.stderr
+    assert (out / "keep").read_text() == "kept"
+    assert not list(tmp_path.glob(".genres.csv.*"))
