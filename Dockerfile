@@ -8,6 +8,9 @@
 ARG BASE=python:3.11-slim
 
 # --- build: the runtime and the `service` extra into /opt/posterq, a virtual environment ---------
+# pip reads the base's settings: on python:3.11-slim, PyPI; on the local base, its /etc/pip.conf
+# (scripts/docker_base.sh). The extra's psycopg[binary] brings its own libpq in the wheel, so the
+# image needs no PostgreSQL client package.
 FROM ${BASE} AS build
 LABEL posterq.image=build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -21,11 +24,13 @@ COPY training ./training
 COPY models ./models
 # The wheel carries the shipped model as package data (pyproject.toml), so /src stays behind in
 # this stage. training/ is in the wheel's package list but imports TensorFlow only when used:
-# the check below fails the build if TensorFlow (or its Keras) was installed after all.
+# the check below fails the build if TensorFlow (or its Keras) was installed after all; the next
+# one, if psycopg cannot load a libpq (the binary wheel's: the base has none).
 RUN python3 -m venv /opt/posterq \
  && /opt/posterq/bin/pip install '.[service]' \
  && /opt/posterq/bin/python -c "import importlib.util as u, sys; \
 sys.exit(any(u.find_spec(m) is not None for m in ('tensorflow', 'keras')))" \
+ && /opt/posterq/bin/python -c "import psycopg, psycopg_pool" \
  && /opt/posterq/bin/pip uninstall -y -q pip setuptools
 
 # --- the image: the base, that environment, a non-root user --------------------------------------
@@ -37,6 +42,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/posterq/bin:$PATH \
     POSTERQ_REDIS_URL=redis://redis:6379/0 \
+    POSTERQ_DATABASE_URL=postgresql://posterq@postgres:5432/posterq \
     POSTERQ_DATA_ROOTS=/data/posters
 COPY --from=build /opt/posterq /opt/posterq
 COPY scripts/docker_healthcheck.py /opt/posterq/bin/posterq-healthcheck

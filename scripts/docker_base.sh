@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Local base images for a machine that reaches Debian's mirror and PyPI but no container registry.
 #
-#   scripts/docker_base.sh            # make posterq-base:bookworm and posterq-redis:bookworm if missing
+#   scripts/docker_base.sh            # make posterq-base, -redis and -postgres (:bookworm) if missing
 #   scripts/docker_base.sh --force    # make them again
 #
 # posterq-base:bookworm is Debian bookworm (minbase + python3, python3-venv, ca-certificates) made
 # with debootstrap from the mirror in this machine's apt sources (POSTERQ_DEBIAN_MIRROR overrides)
 # and `docker import`ed. It also carries this machine's pip settings in /etc/pip.conf: its CA
 # bundle (an egress proxy's CA may be in it) and any http(s) index, so that `pip install` inside a
-# build made FROM it works here. posterq-redis:bookworm is that base with Debian's redis-server.
-# Neither is pushed anywhere; `docker-compose.local.yml` builds and runs the stack on them.
-# Quick and silent about work when both images exist (a second run takes about a second).
+# build made FROM it works here. posterq-redis:bookworm is that base with Debian's redis-server,
+# posterq-postgres:bookworm that base with Debian's PostgreSQL and an entry point
+# (scripts/docker_postgres_entrypoint.sh) that reads the official postgres image's variables.
+# None is pushed anywhere; `docker-compose.local.yml` builds and runs the stack on them.
+# Quick and silent about work when all three exist (a second run takes about a second).
 set -euo pipefail
 
 BASE_IMAGE=${POSTERQ_BASE_IMAGE:-posterq-base:bookworm}
 REDIS_IMAGE=${POSTERQ_REDIS_IMAGE:-posterq-redis:bookworm}
+POSTGRES_IMAGE=${POSTERQ_POSTGRES_IMAGE:-posterq-postgres:bookworm}
+HERE=$(cd "$(dirname "$0")" && pwd)
 SUITE=bookworm
 force=0
 [ "${1:-}" = "--force" ] && force=1
@@ -124,12 +128,47 @@ EOF
     say "$REDIS_IMAGE made in $((SECONDS - started)) s"
 }
 
+make_postgres() {
+    local started=$SECONDS context
+    # The build's context: the entry point alone.
+    context=$(mktemp -d /var/tmp/posterq-postgres.XXXXXX)
+    cp "$HERE/docker_postgres_entrypoint.sh" "$context/entrypoint.sh"
+    # No cluster at install (postgresql-common would make 15/main in the image): the entry point
+    # makes one in the volume on the first start. SIGINT is PostgreSQL's fast shutdown; SIGTERM,
+    # Docker's default, waits for every client to leave (the API's and the workers' pools).
+    DOCKER_BUILDKIT=0 docker build -q --network host -t "$POSTGRES_IMAGE" -f - "$context" \
+        > /var/tmp/posterq-postgres-build.log 2>&1 <<EOF \
+        || { tail -n 20 /var/tmp/posterq-postgres-build.log >&2; rm -rf "$context"; exit 1; }
+FROM $BASE_IMAGE
+RUN install -d /etc/postgresql-common/createcluster.d \\
+ && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/posterq.conf \\
+ && apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \\
+ && install -d -o postgres -g postgres -m 700 /var/lib/postgresql/data \\
+ && install -d -o postgres -g postgres -m 2775 /run/postgresql
+COPY entrypoint.sh /usr/local/bin/posterq-postgres-entrypoint
+ENV PGDATA=/var/lib/postgresql/data
+USER postgres
+WORKDIR /var/lib/postgresql
+STOPSIGNAL SIGINT
+EXPOSE 5432
+ENTRYPOINT ["posterq-postgres-entrypoint"]
+CMD ["postgres"]
+EOF
+    rm -rf "$context" /var/tmp/posterq-postgres-build.log
+    say "$POSTGRES_IMAGE made in $((SECONDS - started)) s"
+}
+
 docker info >/dev/null 2>&1 || { say "no Docker daemon answers (docker info failed)"; exit 1; }
 if [ "$force" = 1 ] || ! have_image "$BASE_IMAGE"; then
     make_base
-    force=1  # a new base means a new Redis image on it
+    force=1  # a new base means new Redis and PostgreSQL images on it
 fi
 if [ "$force" = 1 ] || ! have_image "$REDIS_IMAGE"; then
     make_redis
 fi
-say "$BASE_IMAGE and $REDIS_IMAGE are there"
+if [ "$force" = 1 ] || ! have_image "$POSTGRES_IMAGE"; then
+    make_postgres
+fi
+say "$BASE_IMAGE, $REDIS_IMAGE and $POSTGRES_IMAGE are there"

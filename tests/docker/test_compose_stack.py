@@ -1,25 +1,29 @@
 """The container stack run for real: the image built, three worker containers sharing jobs, one
-killed and Redis restarted mid-job, and `down -v` leaving nothing.
+killed, Redis restarted and PostgreSQL stopped and started mid-job, and `down -v` leaving nothing.
 
     .venv/bin/python -m pytest tests/docker -s      # -s shows the figures at the end
     POSTERQ_DOCKER_REPORT=docker-figures.json ...   # and writes them as JSON
 
 docker-compose.yml with docker-compose.local.yml: the image is built FROM the local Debian base
 (scripts/docker_base.sh, run here when the base is missing) and every service runs on the host's
-network on loopback ports (the API on 8090, Redis on 6390, or free ones when those are taken),
-so a Redis on 6379 is never touched and no traffic leaves 127.0.0.1. It needs a Docker daemon
+network on loopback ports (the API on 8090, Redis on 6390, PostgreSQL on 5490, or free ones when
+those are taken), so a Redis on 6379 or a PostgreSQL on 5432 is never touched and no traffic
+leaves 127.0.0.1. PostgreSQL asks for a password made for the run (the path with a password is
+the one with more to go wrong: it must reach the API and every worker). It needs a Docker daemon
 (.ci/run installs docker.io and starts one); where none answers, the tests say why and skip.
 The tests run in order on one stack (module scope), each a step of one story.
 """
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import requests
@@ -51,7 +55,11 @@ STACK_SETTINGS = {
     "POSTERQ_BATCH_TIME_LIMIT": "30",
     "POSTERQ_SWEEP_INTERVAL": "2",
 }
+# Seconds PostgreSQL stays stopped mid-job: longer than a worker waits for a connection
+# (posterq.jobs.database.CONNECT_TIMEOUT, 5 s), so that batches meet the outage.
+POSTGRES_OUTAGE = 8
 FIGURES: dict = {}
+FINISHED: dict[str, int] = {}  # job id: posters, for each job whose rows were checked in PostgreSQL
 
 
 def _run(args, timeout=900, env=None, check=True) -> subprocess.CompletedProcess:
@@ -99,12 +107,17 @@ class Stack:
         self.compose_cmd = _compose_command()
         self.api_port = free_port(int(os.environ.get("POSTERQ_LOCAL_API_PORT", 8090)))
         self.redis_port = free_port(int(os.environ.get("POSTERQ_LOCAL_REDIS_PORT", 6390)))
+        self.postgres_port = free_port(int(os.environ.get("POSTERQ_LOCAL_POSTGRES_PORT", 5490)))
+        self.postgres_password = secrets.token_urlsafe(16)
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.posters = posters
         self.tmp = tmp
         self.env = {**os.environ, **STACK_SETTINGS, "POSTERS_DIR": str(posters),
                     "POSTERQ_LOCAL_API_PORT": str(self.api_port),
                     "POSTERQ_LOCAL_REDIS_PORT": str(self.redis_port),
+                    "POSTERQ_LOCAL_POSTGRES_PORT": str(self.postgres_port),
+                    "POSTERQ_POSTGRES_PASSWORD": self.postgres_password,
+                    "POSTERQ_POSTGRES_AUTH": "scram-sha-256",
                     # Compose 1.29 builds through docker-py, the plugin through the CLI: neither
                     # needs BuildKit, which a client without buildx cannot use.
                     "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
@@ -186,6 +199,33 @@ class Stack:
         """Counter increases from before to after."""
         return {name: after[name] - before[name] for name in after}
 
+    def database(self, password: str | None = None) -> psycopg.Connection:
+        """A connection to the stack's PostgreSQL, as the API and the workers make it."""
+        password = self.postgres_password if password is None else password
+        return psycopg.connect(host="127.0.0.1", port=self.postgres_port, user="posterq", dbname="posterq",
+                               password=password, connect_timeout=10, autocommit=True)
+
+    def rows(self, job_id: str) -> dict:
+        """The job's rows in PostgreSQL: result rows, distinct indexes, by status, and the job row."""
+        with self.database() as connection:
+            count, distinct = connection.execute(
+                "SELECT count(*), count(DISTINCT idx) FROM posterq_results WHERE job_id = %s",
+                (job_id,)).fetchone()
+            statuses = dict(connection.execute(
+                "SELECT status, count(*) FROM posterq_results WHERE job_id = %s GROUP BY status",
+                (job_id,)).fetchall())
+            job = connection.execute("SELECT status, total, done, failed FROM posterq_jobs WHERE id = %s",
+                                     (job_id,)).fetchone()
+        return {"results": count, "indexes": distinct, "statuses": statuses,
+                "job": dict(zip(("status", "total", "done", "failed"), job, strict=True)) if job else None}
+
+    def assert_one_row_each(self, job_id: str, total: int) -> None:
+        """PostgreSQL holds one `ok` result row per poster of the job, and the job row agrees."""
+        rows = self.rows(job_id)
+        FINISHED[job_id] = total
+        assert rows == {"results": total, "indexes": total, "statuses": {"ok": total},
+                        "job": {"status": "done", "total": total, "done": total, "failed": 0}}, rows
+
     def logs(self) -> str:
         """The end of every service's log, for failure messages (all of it goes to a file)."""
         result = self.compose("logs", "--no-color", "--timestamps", timeout=120, check=False)
@@ -243,7 +283,9 @@ def test_the_local_api_gets_the_same_settings_as_the_workers():
     base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     local = yaml.safe_load((ROOT / "docker-compose.local.yml").read_text())
     assert set(base["x-posterq-env"]) == set(local["x-api-local-env"])
-    assert local["x-api-local-env"]["POSTERQ_REDIS_URL"] == local["x-local-env"]["POSTERQ_REDIS_URL"]
+    for name in ("POSTERQ_REDIS_URL", "POSTERQ_DATABASE_URL"):
+        assert local["x-api-local-env"][name] == local["x-local-env"][name]
+    assert base["x-posterq-env"]["POSTERQ_DATABASE_URL"].startswith("postgresql://")
 
 
 def test_jobs_are_shared_by_worker_containers_each_poster_once(stack):
@@ -260,6 +302,7 @@ def test_jobs_are_shared_by_worker_containers_each_poster_once(stack):
                                 (directory, DIRECTORY_POSTERS, "directory_job")):
         job = stack.wait(job_id)
         _each_poster_once_and_ok(job, total)
+        stack.assert_one_row_each(job_id, total)
         by_worker = Counter(row["worker"] for row in job["results"])
         assert set(by_worker) <= set(workers), (by_worker, workers)
         FIGURES[name] = {"posters": total, "wall_s": round(time.monotonic() - started, 1),
@@ -267,6 +310,18 @@ def test_jobs_are_shared_by_worker_containers_each_poster_once(stack):
                          "by_worker": dict(by_worker)}
     # Horizontal scale: separate containers, each with its own name, shared the upload job.
     assert len(FIGURES["upload_job"]["by_worker"]) >= 2, FIGURES["upload_job"]
+
+
+def test_the_database_is_postgresql_and_asks_for_the_password(stack):
+    """The API reads the stack's PostgreSQL (its schema migrated once); a wrong password is refused."""
+    assert stack.get("/readyz")["database"] is True
+    with stack.database() as connection:
+        versions = [row[0] for row in connection.execute("SELECT version FROM posterq_schema")]
+        server = connection.execute("SHOW server_version").fetchone()[0]
+    assert versions == [1], versions
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        stack.database(password="not-" + stack.postgres_password).close()
+    FIGURES["postgres"] = {"server_version": server, "schema_versions": versions}
 
 
 def test_a_killed_worker_container_loses_nothing(stack):
@@ -287,6 +342,7 @@ def test_a_killed_worker_container_loses_nothing(stack):
 
     job = stack.wait(job_id)
     _each_poster_once_and_ok(job, UPLOAD_POSTERS)
+    stack.assert_one_row_each(job_id, UPLOAD_POSTERS)
     by_worker = Counter(row["worker"] for row in job["results"])
     after_kill = job["done"] - (at_kill["done"] + at_kill["failed"])
     assert after_kill > 0 and set(by_worker) - {victim_name}, by_worker
@@ -317,11 +373,50 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(stack):
 
     job = stack.wait(job_id)
     _each_poster_once_and_ok(job, UPLOAD_POSTERS)
+    stack.assert_one_row_each(job_id, UPLOAD_POSTERS)
     FIGURES["redis_restart"] = {
         "posters": UPLOAD_POSTERS, "results_at_restart": at_restart["done"] + at_restart["failed"],
         "restart_s": restart_s, "wall_s": round(time.monotonic() - started, 1),
         "after_restart_s": round(time.monotonic() - restart_started, 1), "job_elapsed_s": job["elapsed_s"],
         "recovered_by": stack.since(counters, stack.counters()),
+        "by_worker": dict(Counter(row["worker"] for row in job["results"]))}
+
+
+def test_postgres_down_mid_job_loses_no_result(stack):
+    """PostgreSQL stopped mid-job for longer than a connection waits, then started: workers hold
+    their batches and try again; one row a poster, and the earlier jobs' rows kept on the volume."""
+    job_id = stack.submit_uploads(range(30_000, 30_000 + UPLOAD_POSTERS))
+    started = time.monotonic()
+    at_stop = stack.wait_done_at_least(job_id, 30)
+    (container,) = stack.containers("postgres")
+    counters = stack.counters()
+    stop_started = time.monotonic()
+    _run(["docker", "stop", "--time", "10", container])
+    stop_s = round(time.monotonic() - stop_started, 1)
+    time.sleep(POSTGRES_OUTAGE)
+    readyz = stack.http.get(stack.url + "/readyz", timeout=60)
+    _run(["docker", "start", container])
+    down_s = round(time.monotonic() - stop_started, 1)
+    assert readyz.status_code == 503 and readyz.json()["database"] is False, readyz.text
+
+    job = stack.wait(job_id)
+    done_after_stop_s = round(time.monotonic() - stop_started, 1)
+    _each_poster_once_and_ok(job, UPLOAD_POSTERS)
+    stack.assert_one_row_each(job_id, UPLOAD_POSTERS)
+    earlier = {earlier_id: total for earlier_id, total in FINISHED.items() if earlier_id != job_id}
+    assert earlier, "no earlier job to look for"
+    for earlier_id, total in earlier.items():
+        stack.assert_one_row_each(earlier_id, total)
+    # The outage was met: batches found the database down and were tried again (tasks.py logs each).
+    worker_logs = stack.compose("logs", "--no-color", "worker", timeout=120).stdout
+    retried = sum("the results database cannot be reached" in line and "trying again" in line
+                  for line in worker_logs.splitlines())
+    assert retried > 0, "no batch met the outage"
+    FIGURES["postgres_down"] = {
+        "posters": UPLOAD_POSTERS, "results_at_stop": at_stop["done"] + at_stop["failed"],
+        "stop_s": stop_s, "down_s": down_s, "wall_s": round(time.monotonic() - started, 1),
+        "done_after_stop_s": done_after_stop_s, "job_elapsed_s": job["elapsed_s"],
+        "batches_retried": retried, "recovered_by": stack.since(counters, stack.counters()),
         "by_worker": dict(Counter(row["worker"] for row in job["results"]))}
 
 
@@ -335,7 +430,7 @@ def test_down_leaves_nothing(stack):
     assert _run(["docker", "ps", "-aq", "--filter", label]).stdout.split() == []
     assert _run(["docker", "volume", "ls", "-q", "--filter", label]).stdout.split() == []
     assert _run(["docker", "network", "ls", "-q", "--filter", label]).stdout.split() == []
-    assert not listening(stack.api_port) and not listening(stack.redis_port)
+    assert not any(listening(port) for port in (stack.api_port, stack.redis_port, stack.postgres_port))
 
     report = json.dumps(FIGURES, indent=2)
     print(f"\ncontainer stack figures:\n{report}")
