@@ -42,6 +42,7 @@ def classify_batch(self):
         # counting towards max_redeliveries (the posters are not at fault).
         log.warning("batch %s: %s; trying again", self.request.id, exc.message)
         store.batches.uncount_delivery(self.request.id)
+        store.batches.touch(self.request.id)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     except Exception as exc:
         countdown = 1

@@ -37,6 +37,10 @@ class Batches:
         """Take back one delivery's count: it failed for no fault of the batch's (a database down)."""
         self.client.decr(self.keys.deliveries(batch_id))
 
+    def touch(self, batch_id: str) -> None:
+        """Stamp a batch's claim fresh: its task lives and waits (for the database); the sweep leaves it."""
+        self.client.zadd(self.keys.claims, {batch_id: self._now()}, xx=True)
+
     def claimed(self, batch_id: str) -> list[tuple[str, int]]:
         """The refs a batch task has claimed so far (non-empty on a redelivery)."""
         return [parse_ref(v) for v in self.client.lrange(self.keys.batch(batch_id), 0, -1)]

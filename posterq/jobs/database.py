@@ -78,6 +78,8 @@ _MIGRATIONS = [
         "ALTER TABLE posterq_jobs ADD COLUMN output_written_at double precision",
     ]),
 ]
+#: The schema's version once every migration has run.
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
 
 def default_sqlite_path() -> Path:
