@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.exceptions import ApiError, Unauthorized
-from posterq.exceptions import PosterqError, StoreUnavailable
+from posterq.exceptions import PosterqError, StoreUnavailable, SubmissionExists
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def register(app) -> None:
 
     @app.errorhandler(PosterqError)
     def _posterq_error(exc: PosterqError):
+        if isinstance(exc, SubmissionExists):
+            response, status = error_response(exc.code, exc.message, 409)
+            response.headers["Retry-After"] = "2"
+            return response, status
         if isinstance(exc, StoreUnavailable):
             log.error("%s", exc.message)
             # The driver's words may name the database's host: the client gets the code only.

@@ -2,6 +2,7 @@
 
 import io
 import logging
+import re
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -26,10 +27,27 @@ CHUNK_BYTES = 64 * 1024
 _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
+#: The longest Idempotency-Key taken (Stripe's limit): a UUID, or a client's own name for a chunk.
+MAX_IDEMPOTENCY_KEY = 255
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+
+
 @blueprint.post("/jobs")
 def submit():
-    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory", "output"?}."""
+    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory", "output"?}.
+
+    With an Idempotency-Key header, the same key from the same API key within a day answers with
+    the job the first submission made instead of making another: a client may retry safely.
+    """
     settings = context.settings()
+    key = _idempotency_key()
+    if key is not None:
+        # Before the body is read and before the queue is asked: a retry of an accepted job is
+        # answered as the first try was, full queue or not.
+        replayed = context.store().jobs.replay(auth.owner(), key)
+        if replayed is not None:
+            log.info("job %s: submission replayed for its Idempotency-Key", replayed["id"])
+            return _accepted(replayed, replayed=True)
     # Before the body is parsed: a full queue refuses at the cost of one LLEN.
     refuse_when_full(context.store(), auth.owner())
     mimetype = request.mimetype
@@ -45,7 +63,7 @@ def submit():
         output = intake.output_of(body, settings)
         job = context.store().jobs.create_directory(directory, recursive, top_k, owner=auth.owner(),
                                                     enumerate_job=enqueue_enumeration, weight=auth.weight(),
-                                                    output=output)
+                                                    output=output, idempotency_key=key)
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
@@ -67,18 +85,53 @@ def submit():
     blobs = blobs or [None] * len(items)
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
     job = context.store().jobs.create(source, items, blobs, top_k, owner=auth.owner(),
-                                      enqueue=enqueue, weight=auth.weight())
+                                      enqueue=enqueue, weight=auth.weight(), idempotency_key=key)
     log.info("job %s: %d posters from %s", job["id"], job["total"], source)
     return _accepted(job)
 
 
-def _accepted(job: dict):
+def _accepted(job: dict, replayed: bool = False):
     """202 with the job, its URL and where its results download from."""
-    url = public_url_for("jobs.get_job", job_id=job["id"])
-    response = jsonify({**job, "url": url, "results_url": public_url_for("jobs.download", job_id=job["id"])})
+    response = jsonify(_with_urls(job))
     response.status_code = 202
-    response.headers["Location"] = url
+    response.headers["Location"] = response.json["url"]
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _with_urls(job: dict) -> dict:
+    return {**job, "url": public_url_for("jobs.get_job", job_id=job["id"]),
+            "results_url": public_url_for("jobs.download", job_id=job["id"])}
+
+
+def _idempotency_key() -> str | None:
+    """The request's Idempotency-Key header, checked (None when it has none)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest(f"an Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters, "
+                         "no spaces", "bad_idempotency_key")
+    return key
+
+
+@blueprint.get("/jobs")
+def list_jobs():
+    """The caller's jobs (every job where the service has no API keys), newest first, paged.
+
+    ?status= keeps one status; ?offset= and ?limit= page (next_offset says where the next page
+    starts, null on the last one).
+    """
+    offset = _number_arg("offset", 0, 0)
+    limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    status = request.args.get("status")
+    if status is not None and status not in {item.value for item in JobStatus}:
+        raise BadRequest(f"status must be one of {', '.join(item.value for item in JobStatus)}", "bad_status")
+    owner = auth.owner() if auth.keys_enabled() else None
+    jobs = context.store().jobs.page(owner, status, offset, limit + 1)
+    return jsonify({"jobs": [_with_urls(job) for job in jobs[:limit]], "offset": offset, "limit": limit,
+                    "next_offset": offset + limit if len(jobs) > limit else None})
 
 
 def _check_visible(job_id: str) -> None:

@@ -35,11 +35,32 @@ DOCUMENT = {
     "info": {"title": "posterq", "version": __version__,
              "description": "Label movie posters with genres: submit a job, poll it, download the results."},
     "paths": {
-        "/jobs": {"post": {
+        "/jobs": {"get": {
+            "summary": "The caller's jobs (every job without API keys), newest first, paged",
+            "operationId": "listJobs",
+            "parameters": [
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": [status.value for status in JobStatus]}},
+                {"name": "offset", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {
+                "200": {"description": "One page of jobs", "content": {_JSON: {"schema": {
+                    "type": "object", "properties": {
+                        "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                        "offset": {"type": "integer"}, "limit": {"type": "integer"},
+                        "next_offset": {"type": "integer", "nullable": True}}}}}},
+                "400": _error("Bad status, offset or limit")}},
+            "post": {
             "summary": "Submit a job: uploaded posters, a zip of posters, or a folder under a data root",
             "operationId": "submitJob",
             "parameters": [{"name": "top_k", "in": "query", "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 24}}],
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 24}},
+                           # The same key from the same API key within a day answers with the same job.
+                           {"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                       "pattern": "^[\\x21-\\x7e]+$"}}],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": {
                     "type": "object", "oneOf": [{"required": ["files"]}, {"required": ["zip"]}],
@@ -54,6 +75,7 @@ DOCUMENT = {
                     "properties": {
                     "directory": {"type": "string", "minLength": 1},
                     "recursive": {"type": "boolean", "default": True},
+                    "output": {"type": "string", "minLength": 1},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
             }},
             "responses": {
@@ -65,6 +87,7 @@ DOCUMENT = {
                 "404": _error("Directory not found"),
                 "413": _error("Over the request size or posters-per-job limit, or a zip whose members "
                               "hold more than the request limit"),
+                "409": _error("A submission with this Idempotency-Key is still being made (Retry-After)"),
                 "415": _error("Unsupported content type"),
                 "429": _busy(),
                 "503": _error("Redis, the database or the queue unavailable, or Redis too full for new work "

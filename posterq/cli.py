@@ -49,6 +49,8 @@ COMMANDS = (
             "posterq.label_cli"),
     Command("submit", "send posters to a posterq service and wait for their labels", "posterq.submit_cli",
             extra="service", needs=("requests",)),
+    Command("jobs", "find your jobs on a posterq service again: list, show, wait, cancel, download",
+            "posterq.jobs_cli", extra="service", needs=("requests",)),
     Command("worker", "run a queue worker that classifies posters", "worker.cli",
             extra="service", needs=("celery", "redis")),
     Command("api", "run the HTTP API that takes labelling jobs", "api.cli",

@@ -5,7 +5,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,6 +30,8 @@ RETRIES = 8
 #: Times a request whose connection dropped before the answer is sent again. A refused
 #: connection is not retried: nothing listens there, and waiting will not change that.
 DROPPED_RETRIES = 2
+#: Seconds a submission waits for an earlier try of itself that is still being written.
+IN_PROGRESS_WAIT = 30
 
 
 class ServiceClient:
@@ -69,11 +71,44 @@ class ServiceClient:
         """The server's limits (GET /limits)."""
         return self._call("GET", "/limits").json()
 
-    def submit(self, files: list[tuple[str, bytes]], top_k: int | None = None) -> dict:
-        """Upload (name, bytes) pairs as one job; return the job."""
+    def submit(self, files: list[tuple[str, bytes]], top_k: int | None = None,
+               idempotency_key: str | None = None) -> dict:
+        """Upload (name, bytes) pairs as one job; return the job.
+
+        With an idempotency_key every try of this submission (a retry after a dropped connection,
+        or a later call with the same key) gets the one job it made.
+        """
         parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
         data = {"top_k": str(top_k)} if top_k else None
-        return self._call("POST", "/jobs", files=parts, data=data).json()
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        deadline = time.monotonic() + IN_PROGRESS_WAIT
+        while True:
+            try:
+                return self._call("POST", "/jobs", files=parts, data=data, headers=headers).json()
+            except PosterqError as exc:
+                # An earlier try of this very submission is still being written (or was cut off
+                # and is about to be let go): its answer comes in a few seconds.
+                if exc.code != "submission_in_progress" or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def jobs(self, status: str | None = None, offset: int = 0, limit: int = 100) -> dict:
+        """A page of this key's jobs, newest first (GET /jobs): {"jobs", "next_offset", ...}."""
+        params = {"offset": offset, "limit": limit, **({"status": status} if status else {})}
+        return self._call("GET", "/jobs", params=params).json()
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel what of a job has not run (DELETE /jobs/<id>); return the job."""
+        return self._call("DELETE", f"/jobs/{job_id}").json()
+
+    def download(self, job_id: str, stream: IO[bytes], fmt: str = "csv") -> int:
+        """Copy a job's results as CSV or JSON Lines into a binary stream; return the bytes copied."""
+        response = self._call("GET", f"/jobs/{job_id}/results", params={"format": fmt}, stream=True)
+        copied = 0
+        for chunk in response.iter_content(1 << 16):
+            stream.write(chunk)
+            copied += len(chunk)
+        return copied
 
     def job(self, job_id: str, offset: int = 0, limit: int = 1, wait: float = 0) -> dict:
         """A job's status and a page of results; with wait, once it is final or after wait seconds."""

@@ -37,3 +37,9 @@ class StoreUnavailable(PosterqError):
     """The results database cannot be reached now: new jobs wait (503), workers keep and retry."""
 
     code = "database_unavailable"
+
+
+class SubmissionExists(PosterqError):
+    """A submission under an Idempotency-Key that another request is still making: try again shortly."""
+
+    code = "submission_in_progress"

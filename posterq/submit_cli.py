@@ -9,11 +9,13 @@ job, request size); the results file has the rows `posterq label` writes, in the
 
 import argparse
 import os
+import shlex
 import sys
 import time
+import uuid
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR = 0, 1
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,15 +78,23 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(paths), unit="poster", disable=args.no_progress, desc="posterq submit")
         bar.update(len(local_errors))
         jobs = []
-        for chunk in chunks:
-            indices = [sendable[i] for i in chunk]
-            files = [(relative_name(paths[i], root), paths[i].read_bytes()) for i in indices]
-            jobs.append((client.submit(files, args.top_k), indices))
 
         def progress(finished: int) -> None:
             bar.update(finished + len(local_errors) - bar.n)
 
-        finals = client.wait([job["id"] for job, _ in jobs], poll=args.poll, on_progress=progress)
+        try:
+            for chunk in chunks:
+                indices = [sendable[i] for i in chunk]
+                files = [(relative_name(paths[i], root), paths[i].read_bytes()) for i in indices]
+                # One key per chunk: every retry of this upload (a dropped connection, a restarted
+                # API) gets the one job it made, never a second.
+                job = client.submit(files, args.top_k, idempotency_key=uuid.uuid4().hex)
+                jobs.append((job, indices))
+                bar.write(f"job {job['id']}: {len(indices)} posters accepted", file=sys.stderr)
+            finals = client.wait([job["id"] for job, _ in jobs], poll=args.poll, on_progress=progress)
+        except KeyboardInterrupt:
+            bar.close()
+            return _interrupted(client, args, jobs, paths, root, out, result_format, limits, local_errors)
         bar.close()
         model = next((job["model"] for job in finals if job.get("model")), None)
         genres = model["genres"] if model and model.get("genres") else limits["genres"]
@@ -113,3 +123,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"labelled {len(paths)} posters in {seconds:.1f} s ({rate:.1f} posters/s) with {len(jobs)} "
           f"job(s): {counts['ok']} ok, {counts['error']} errors\nwrote {out}")
     return EXIT_OK
+
+
+def _interrupted(client, args, jobs, paths, root, out, result_format, limits, local_errors) -> int:
+    """Ctrl-C: write the rows finished so far, say the jobs go on, and how to fetch or cancel them."""
+    from posterq.client import relative_name
+    from posterq.exceptions import PosterqError
+    from posterq.results import open_writer
+
+    finished = {}
+    try:
+        for job, _ in jobs:
+            for row in client.results(job["id"]):
+                finished[row["path"]] = row
+    except PosterqError as exc:
+        print(f"posterq submit: could not fetch the finished rows: {exc.message}", file=sys.stderr)
+    written = 0
+    with open_writer(out, result_format, limits["genres"]) as writer:
+        for i, path in enumerate(paths):
+            name = relative_name(path, root)
+            row = ({"genres": [], "scores": {}, "error": local_errors[i]} if i in local_errors
+                   else finished.get(name))
+            if row is not None:
+                writer.write({**row, "path": name})
+                written += 1
+    api = shlex.quote(client.api_url)
+    print(f"\ninterrupted: {written} finished rows written to {out}", file=sys.stderr)
+    for job, _ in jobs:
+        print(f"job {job['id']} goes on in the service; fetch it with\n"
+              f"  posterq jobs download {job['id']} --api {api} --out {shlex.quote(str(out))}\n"
+              f"or cancel it with\n  posterq jobs cancel {job['id']} --api {api}", file=sys.stderr)
+    if not jobs:
+        print("no job was accepted yet: nothing goes on in the service", file=sys.stderr)
+    return EXIT_INTERRUPTED
+

@@ -20,12 +20,12 @@ may never land. So one live worker at a time (a lock in Redis) sweeps every swee
 """
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from posterq.exceptions import PosterqError
 from posterq.jobs.broker import Broker, tokens_for
+from posterq.jobs.jobs import SUBMISSION_LEASE
 from posterq.jobs.schema import JobStatus
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
@@ -35,9 +35,6 @@ from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
-#: Seconds after which a job's submission has surely written its Redis side: a job the database
-#: runs that has no hash in Redis by then lost it (Redis restarted without its data).
-SUBMISSION_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -91,11 +88,16 @@ def _look_after_jobs(store: JobStore, send_enumeration: Callable[[str], None]) -
     # Every job the ledger runs has its Redis hash, a live listing until its folder is listed, and
     # a full window: (posters made ready, listings started).
     made = started = 0
+    for job in store.ledger.abandoned(SUBMISSION_LEASE):
+        if store.jobs.cut_off(job):
+            # Its API process died half-way through the submission, which its client never saw end.
+            log.warning("sweep: removing job %s, whose submission never completed", job["id"])
+            store.jobs.abandon(job)
     for job in store.ledger.active():
         job_id = job["id"]
-        # Not a job whose submission may still be writing its Redis side (a large upload).
-        if time.time() - job["created_at"] > SUBMISSION_SECONDS:
-            store.window.restore(job)
+        # Every job listed is submitted: a job without its hash in Redis lost it (Redis restarted
+        # without its data).
+        store.window.restore(job)
         if (not job["enumerated"] and not store.client.exists(store.keys.enumerating(job_id))
                 and store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(store.settings))):
             send_enumeration(job_id)

@@ -77,6 +77,14 @@ _MIGRATIONS = [
         "ALTER TABLE posterq_jobs ADD COLUMN output text",
         "ALTER TABLE posterq_jobs ADD COLUMN output_written_at double precision",
     ]),
+    # Submissions a client can repeat (Idempotency-Key) and submissions that never completed (the
+    # API died half-way): a job is `submitted` once its Redis side and its tasks are sent.
+    (3, [
+        "ALTER TABLE posterq_jobs ADD COLUMN submitted boolean NOT NULL DEFAULT TRUE",
+        "ALTER TABLE posterq_jobs ADD COLUMN idempotency_key text",
+        "CREATE UNIQUE INDEX posterq_jobs_by_idempotency_key ON posterq_jobs (owner, idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
@@ -166,6 +174,20 @@ class Database:
                     raise
                 finally:
                     connection.close()
+
+    @contextlib.contextmanager
+    def unique_violation(self, error: Exception):
+        """Raise `error` instead of the driver's error for a broken unique key within the block."""
+        if self.dialect == "postgresql":
+            import psycopg
+
+            broken = (psycopg.errors.UniqueViolation,)
+        else:
+            broken = (sqlite3.IntegrityError,)
+        try:
+            yield
+        except broken as exc:
+            raise error from exc
 
     @contextlib.contextmanager
     def _guard(self):

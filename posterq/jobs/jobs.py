@@ -13,6 +13,7 @@ from collections.abc import Callable
 import redis
 
 from posterq.config import Settings
+from posterq.exceptions import SubmissionExists
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import JobStatus, Keys, Lane, new_job_id, ref
@@ -24,6 +25,13 @@ log = logging.getLogger(__name__)
 _CHUNK = 1000
 # Seconds a discarded job's id stays marked: long past any EXEC of its write still in flight.
 _DISCARD_MARK_TTL = 600
+#: Seconds an Idempotency-Key names the job it made: a client's retries of one submission come
+#: well within a day (the convention of payment and cloud APIs).
+IDEMPOTENCY_SECONDS = 24 * 3600
+#: Seconds a submission's lease in Redis lives: longer than writing any job takes (the body is in
+#: before the lease is taken). A submission that is not complete and holds no lease any more was
+#: cut off (its API process died): a retry of it, or the sweep, removes it.
+SUBMISSION_LEASE = 10
 #: Seconds a final job's hash and done list stay in Redis: enough for the long-polls of the moment
 #: to wake; everything else about the job is read from the ledger.
 FINISHED_TTL = 3600
@@ -56,7 +64,7 @@ class Jobs:
     def create(self, source: str, items: list[dict], blobs: list[bytes | None],
                top_k: int | None = None, owner: str = "",
                enqueue: Callable[[int], object] | None = None, lane: Lane = Lane.BULK,
-               weight: float = 1) -> dict:
+               weight: float = 1, idempotency_key: str | None = None) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
@@ -64,14 +72,16 @@ class Jobs:
         a token. owner is who may see the job (api.auth: a digest of the API key that made it;
         never the key) and the tenant its posters are scheduled as, with `weight`; a job without
         an owner is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
+        idempotency_key: the client's key for this submission (see replay()).
         """
-        record = self._record(source, top_k, owner, lane, enumerated=True)
+        record = self._record(source, top_k, owner, lane, enumerated=True, idempotency_key=idempotency_key)
         record["total"] = len(items)
-        self.ledger.create(record, items)
+        self._begin(record, items)
         try:
             self._write(record, items, blobs, weight)
             if enqueue is not None:
                 enqueue(len(items))
+            self._complete(record)
         except BaseException:
             self._discard(record, [i for i, data in enumerate(blobs) if data is not None])
             raise
@@ -81,31 +91,70 @@ class Jobs:
 
     def create_directory(self, directory: str, recursive: bool, top_k: int | None = None, owner: str = "",
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
-                         output: str | None = None) -> dict:
+                         output: str | None = None, idempotency_key: str | None = None) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
         (worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
         as create() is. `output`: the file the results go to once the job is done (worker.outputs).
         """
-        record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False)
+        record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
+                              idempotency_key=idempotency_key)
         record.update(directory=directory, recursive=recursive, output=output)
-        self.ledger.create(record, [])
+        self._begin(record, [])
         try:
             self._write(record, [], [], weight)
             if enumerate_job is not None:
                 enumerate_job(record["id"])
+            self._complete(record)
         except BaseException:
             self._discard(record, [])
             raise
         return self.view(record)
 
+    def _begin(self, record: dict, items: list[dict]) -> None:
+        # The lease first: a row without it is a submission that was cut off.
+        self.client.set(self.keys.submitting(record["id"]), "1", ex=SUBMISSION_LEASE)
+        self.ledger.create(record, items)
+
+    def _complete(self, record: dict) -> None:
+        self.ledger.mark_submitted(record["id"])
+        self.client.delete(self.keys.submitting(record["id"]))
+
+    def cut_off(self, job: dict) -> bool:
+        """True for a job whose submission never completed and never will (no lease holds it)."""
+        return not job["submitted"] and not self.client.exists(self.keys.submitting(job["id"]))
+
+    def replay(self, owner: str, key: str) -> dict | None:
+        """The job an earlier submission of `owner` with this Idempotency-Key made; None: make a new one.
+
+        Raises SubmissionExists while that submission is still being made. One that was cut off
+        (its API process died half-way) is removed, and the key makes a new job.
+        """
+        job = self.ledger.by_idempotency_key(owner, key, IDEMPOTENCY_SECONDS)
+        if job is None:
+            return None
+        if job["submitted"]:
+            return self.view(job)
+        if self.cut_off(job):
+            self.abandon(job)
+            return None
+        raise SubmissionExists("a submission with this Idempotency-Key is still being made; try again "
+                               "in a few seconds")
+
+    def abandon(self, job: dict) -> None:
+        """Remove a job whose submission never completed (its row says not submitted)."""
+        blobs = range(int(job["total"])) if job["source"] != "directory" else []
+        self._discard(job, list(blobs))
+
     @staticmethod
-    def _record(source: str, top_k: int | None, owner: str, lane: Lane, enumerated: bool) -> dict:
+    def _record(source: str, top_k: int | None, owner: str, lane: Lane, enumerated: bool,
+                idempotency_key: str | None = None) -> dict:
         job_id = new_job_id()
         return {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "top_k": top_k or 0,
                 "created_at": time.time(), "lane": lane.value, "tenant": owner or job_id, "owner": owner,
-                "enumerated": enumerated, "total": 0, "done": 0, "failed": 0}
+                "enumerated": enumerated, "total": 0, "done": 0, "failed": 0,
+                "idempotency_key": idempotency_key}
 
     def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float) -> None:
         """Write a new job's Redis side in one MULTI/EXEC, aborted if _discard has already marked its id."""
@@ -225,6 +274,11 @@ class Jobs:
             if job is None or JobStatus(job["status"]).final:
                 return job
         return self.get(job_id)
+
+    def page(self, owner: str | None, status: str | None = None, offset: int = 0,
+             limit: int = 100) -> list[dict]:
+        """Jobs newest first: an owner's (None: everybody's), of one status or all."""
+        return [self.view(row) for row in self.ledger.page(owner, status, offset, limit)]
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
         """Items offset..offset+limit in submission order, each with its result once it has one."""

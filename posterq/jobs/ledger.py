@@ -12,13 +12,15 @@ import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from posterq.exceptions import SubmissionExists
 from posterq.jobs.database import Database
 from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
-                "started_at", "finished_at", "output", "output_written_at")
+                "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key")
+_SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker"
 # Makes a job final once every item it will ever have is known and has its result: a job that
 # classified none of them failed. Run after each change of the counts or of `enumerated`, in the
@@ -47,10 +49,16 @@ class Ledger:
         self.db = database
 
     def create(self, record: dict, items: list[dict]) -> None:
-        """Store a new job's row and a pending row for each of its items (all or nothing)."""
+        """Store a new job's row and a pending row for each of its items (all or nothing).
+
+        The row is not `submitted` until mark_submitted(). Raises SubmissionExists when the
+        owner's idempotency key already names a job (a retry racing its first try).
+        """
         row = {name: record.get(name) for name in _JOB_COLUMNS}
-        row.update(status=JobStatus.QUEUED.value, total=len(items), done=0, failed=0, model=None)
-        with self.db.transaction() as tx:
+        row.update(status=JobStatus.QUEUED.value, total=len(items), done=0, failed=0, model=None,
+                   submitted=False)
+        with self.db.transaction() as tx, self.db.unique_violation(SubmissionExists(
+                "a submission with this Idempotency-Key is being made")):
             names = [name for name in _JOB_COLUMNS if row[name] is not None]
             marks = ", ".join("%s" for _ in names)
             tx.execute(f"INSERT INTO posterq_jobs ({', '.join(names)}) VALUES ({marks})",
@@ -158,14 +166,14 @@ class Ledger:
     def get(self, job_id: str) -> dict | None:
         """The job's row as a dict (None when there is no such job)."""
         with self.db.transaction() as tx:
-            row = tx.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs WHERE id = %s",
+            row = tx.execute(f"{_SELECT_JOBS} WHERE id = %s",
                              (job_id,)).fetchone()
         return None if row is None else self._job(row)
 
     def _job(self, row) -> dict:
         job = dict(zip(_JOB_COLUMNS, row, strict=True))
         job["model"] = self.db.from_json(job["model"])
-        job["enumerated"] = bool(job["enumerated"])
+        job["enumerated"], job["submitted"] = bool(job["enumerated"]), bool(job["submitted"])
         return job
 
     def owner(self, job_id: str) -> str | None:
@@ -208,8 +216,51 @@ class Ledger:
     def active(self) -> list[dict]:
         """Rows of the jobs not final yet (what the sweep looks after)."""
         with self.db.transaction() as tx:
-            rows = tx.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs WHERE status IN (%s, %s)",
-                              (JobStatus.QUEUED.value, JobStatus.RUNNING.value)).fetchall()
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE status IN (%s, %s) "
+                              "AND submitted", (JobStatus.QUEUED.value, JobStatus.RUNNING.value)).fetchall()
+        return [self._job(row) for row in rows]
+
+    def mark_submitted(self, job_id: str) -> None:
+        """Record that a job's submission completed: its Redis side is written and its tasks sent."""
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE posterq_jobs SET submitted = TRUE WHERE id = %s", (job_id,))
+
+    def abandoned(self, older_than: float) -> list[dict]:
+        """Jobs whose submission began more than older_than seconds ago and never completed."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE NOT submitted "
+                              "AND created_at < %s", (time.time() - older_than,)).fetchall()
+        return [self._job(row) for row in rows]
+
+    def by_idempotency_key(self, owner: str, key: str, within: float) -> dict | None:
+        """The owner's job made with this Idempotency-Key less than `within` seconds ago, if any.
+
+        An older one lets its key go, so that the key makes a new job.
+        """
+        with self.db.transaction() as tx:
+            row = tx.execute(f"{_SELECT_JOBS} WHERE owner = %s "
+                             "AND idempotency_key = %s", (owner, key)).fetchone()
+            if row is None:
+                return None
+            job = self._job(row)
+            if job["created_at"] >= time.time() - within:
+                return job
+            tx.execute("UPDATE posterq_jobs SET idempotency_key = NULL WHERE id = %s", (job["id"],))
+        return None
+
+    def page(self, owner: str | None, status: str | None, offset: int, limit: int) -> list[dict]:
+        """Submitted jobs, newest first: an owner's (None: everybody's), of one status or all."""
+        where, params = ["submitted"], []
+        if owner is not None:
+            where.append("owner = %s")
+            params.append(owner)
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE {' AND '.join(where)} "
+                              "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                              (*params, limit, offset)).fetchall()
         return [self._job(row) for row in rows]
 
     def outputs_due(self) -> list[str]:

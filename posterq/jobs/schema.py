@@ -67,6 +67,7 @@ class Keys:
         P:job:<id>:done       list   one element once the job is final (waiters block on it)
         P:job:<id>:enumerating string lock: the one task listing the job's folder (TTL, renewed)
         P:job:<id>:nudged     string set when the sweep sent a new listing task (one per lock TTL)
+        P:job:<id>:submitting string lease of the request submitting the job (TTL), until it is complete
         P:job:<id>:discarded  string set when a failed submission removed the job (aborts its write)
         P:ready:<id>          list   the job's "<id>:<index>" refs waiting for a batch
         P:lanes               zset   lanes with waiting posters, by posters served / lane weight
@@ -111,6 +112,10 @@ class Keys:
     def discarded(self, job_id: str) -> str:
         """Marks a job whose submission failed and was removed, so that a late write of it is aborted."""
         return self._name("job", job_id, "discarded")
+
+    def submitting(self, job_id: str) -> str:
+        """Held while a request writes the job; a job not submitted without it was cut off."""
+        return self._name("job", job_id, "submitting")
 
     def nudged(self, job_id: str) -> str:
         """Set while a listing task the sweep sent for the job may still be on its way."""

@@ -1,0 +1,169 @@
+"""Jobs a person can find again: GET /jobs, `posterq jobs`, the ids `posterq submit` prints and
+what it leaves on Ctrl-C, and Idempotency-Key: a retry of a submission gets the one job, even when
+the API was killed in the middle of it."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from commands import posterq
+from samples import poster_bytes, write_posters
+
+from posterq.testing import all_results, assert_exactly_once, wait_for_job
+
+pytestmark = pytest.mark.finding
+KEY_A, KEY_B = "alpha-finding-key", "bravo-finding-key"
+
+
+def _files(count: int, start: int = 0):
+    return [("files", (f"p{i}.jpg", poster_bytes(i))) for i in range(start, start + count)]
+
+
+def _bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_jobs_are_listed_newest_first_paged_and_by_status(api):
+    ids = [api.post("/jobs", files=_files(1, start=n)).json()["id"] for n in range(3)]
+    api.delete(f"/jobs/{ids[1]}")  # no worker: the others stay queued
+    page = api.get("/jobs", params={"limit": 2}).json()
+    assert [job["id"] for job in page["jobs"]] == [ids[2], ids[1]] and page["next_offset"] == 2
+    rest = api.get("/jobs", params={"limit": 2, "offset": 2}).json()
+    assert [job["id"] for job in rest["jobs"]] == [ids[0]] and rest["next_offset"] is None
+    assert rest["jobs"][0]["url"] == f"/jobs/{ids[0]}"
+    cancelled = api.get("/jobs", params={"status": "cancelled"}).json()["jobs"]
+    assert [job["id"] for job in cancelled] == [ids[1]]
+    bad = api.get("/jobs", params={"status": "finished"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_status")
+
+
+def test_with_api_keys_a_key_lists_only_its_own_jobs(make_api, service_settings):
+    keyed = make_api(service_settings.replace(api_keys=f"{KEY_A}, {KEY_B}"))
+    mine = keyed.post("/jobs", files=_files(1), headers=_bearer(KEY_A)).json()["id"]
+    keyed.post("/jobs", files=_files(1), headers=_bearer(KEY_B))
+    listed = keyed.get("/jobs", headers=_bearer(KEY_A)).json()["jobs"]
+    assert [job["id"] for job in listed] == [mine]
+    assert keyed.get("/jobs").status_code == 401
+
+
+def test_an_idempotency_key_gives_the_one_job(make_api, service_settings):
+    keyed = make_api(service_settings.replace(api_keys=f"{KEY_A}, {KEY_B}"))
+    first = keyed.post("/jobs", files=_files(2), headers={**_bearer(KEY_A), "Idempotency-Key": "chunk-1"})
+    again = keyed.post("/jobs", files=_files(2), headers={**_bearer(KEY_A), "Idempotency-Key": "chunk-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    # The same key from another API key is that key's own submission.
+    theirs = keyed.post("/jobs", files=_files(2), headers={**_bearer(KEY_B), "Idempotency-Key": "chunk-1"})
+    assert theirs.status_code == 202 and theirs.json()["id"] != first.json()["id"]
+    assert len(keyed.get("/jobs", headers=_bearer(KEY_A)).json()["jobs"]) == 1
+    for bad in ("", "has space", "x" * 256):
+        refused = keyed.post("/jobs", files=_files(1), headers={**_bearer(KEY_A), "Idempotency-Key": bad})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "bad_idempotency_key")
+
+
+@pytest.mark.parametrize("when", ["job written", "job submitted"])
+def test_a_retry_after_the_api_was_killed_mid_submission_gets_the_one_job(
+        when, service_settings, serve_api, spawn_worker, database):
+    spawn_worker(f"idempotent-{when.split()[1]}@test")
+    api = serve_api(service_settings)
+    files, key = _files(40), f"killed-{when.split()[1]}"
+    watcher = threading.Thread(target=_kill_when, args=(api, database, key, when == "job submitted"))
+    watcher.start()
+    try:
+        requests.post(f"{api.url}/jobs", files=files, headers={"Idempotency-Key": key}, timeout=60)
+    except requests.RequestException:
+        pass  # the API died under the request: no answer, no id
+    watcher.join(timeout=60)
+    api = serve_api(service_settings)
+    # What `posterq submit` does: the same request, with the same key, until it is answered.
+    deadline, answer = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        answer = requests.post(f"{api.url}/jobs", files=files, headers={"Idempotency-Key": key}, timeout=60)
+        if answer.status_code != 409:
+            break
+        time.sleep(float(answer.headers["Retry-After"]))
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    job = wait_for_job(api.url, job_id, timeout=120)
+    assert_exactly_once(job, all_results(api.url, job_id, 40), 40)
+    # One job in all: a cut-off first try was removed, a completed one answered again.
+    assert [listed["id"] for listed in requests.get(f"{api.url}/jobs", timeout=30).json()["jobs"]] == [job_id]
+
+
+def _kill_when(api, database, key: str, submitted: bool) -> None:
+    # SIGKILL the API the moment its job's row is in the database (or marked submitted): before it
+    # has answered the client.
+    deadline = time.monotonic() + 60
+    column = "submitted" if submitted else "TRUE"
+    while time.monotonic() < deadline:
+        with database.transaction() as tx:
+            query = f"SELECT 1 FROM posterq_jobs WHERE idempotency_key = %s AND {column}"
+            if tx.execute(query, (key,)).fetchone():
+                break
+        time.sleep(0.002)
+    api.kill()
+
+
+def test_posterq_jobs_lists_shows_waits_downloads_and_cancels(api, spawn_worker, tmp_path):
+    done = api.post("/jobs", files=_files(3)).json()["id"]
+    spawn_worker("cli-jobs@test")
+    base = ["--api", api.url]
+    waited = posterq("jobs", "wait", done, *base)
+    assert waited.returncode == 0 and waited.stdout.startswith(f"{done}  done"), waited.stderr
+    assert "3/3 posters" in waited.stdout
+    listed = posterq("jobs", "list", *base)
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0].startswith(done)
+    out = tmp_path / "fetched.csv"
+    fetched = posterq("jobs", "download", done, *base, "--out", str(out))
+    assert fetched.returncode == 0, fetched.stderr
+    assert out.read_bytes() == api.get(f"/jobs/{done}/results", params={"format": "csv"}).content
+    refused = posterq("jobs", "cancel", done, *base)
+    assert refused.returncode == 1 and "(job_finished)" in refused.stderr
+    shown = posterq("jobs", "show", "f" * 32, *base)
+    assert shown.returncode == 1 and "(job_not_found)" in shown.stderr
+
+
+def test_ctrl_c_on_submit_names_the_job_and_how_to_fetch_it(api, spawn_worker, tmp_path):
+    folder = tmp_path / "posters"
+    write_posters(folder, 12)
+    out = tmp_path / "genres.csv"
+    script = shutil.which("posterq", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "posterq.cli"]
+    # No worker yet: the job waits, and Ctrl-C comes while `submit` waits for it.
+    process = subprocess.Popen([*command, "submit", str(folder), "--api", api.url, "--out", str(out),
+                                "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        job_id = _accepted_job(process)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "interrupted: 0 finished rows written" in stderr
+    fetch = f"posterq jobs download {job_id} --api {api.url} --out {out}"
+    assert fetch in stderr and f"posterq jobs cancel {job_id} --api {api.url}" in stderr
+    # The job went on: with a worker, the printed command fetches every row.
+    spawn_worker("after-ctrl-c@test")
+    assert posterq("jobs", "wait", job_id, "--api", api.url).returncode == 0
+    assert posterq(*fetch.split()[1:]).returncode == 0
+    assert len(out.read_text().splitlines()) == 13
+
+
+def _accepted_job(process) -> str:
+    # The id `posterq submit` prints the moment its job is accepted.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if line.startswith("job ") and "accepted" in line:
+            return line.split()[1].rstrip(":")
+    raise AssertionError("posterq submit printed no accepted job")
