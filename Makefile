@@ -74,7 +74,8 @@ serve: $(VENV)/.service
 	    --maxmemory-policy noeviction --loglevel warning & pids="$$!"; \
 	  for i in $$(seq 50); do $(BIN)/python -c "import redis,sys; redis.Redis.from_url(sys.argv[1]).ping()" \
 	    "$$url" 2>/dev/null && break; sleep 0.1; done; \
-	  echo "posterq serve: started redis-server (pid $$pids)"; fi; \
+	  echo "posterq serve: started redis-server (pid $$pids)"; \
+	else echo "posterq serve: using the Redis that already answers at $$url (keys under posterq:)"; fi; \
 	$(BIN)/posterq api --host $(HOST) --port $(PORT) & pids="$$pids $$!"; \
 	$(BIN)/posterq worker --concurrency $(WORKERS) --hostname serve@%h & pids="$$pids $$!"; \
 	echo "posterq serve: API on http://$(HOST):$(PORT), $(WORKERS) worker processes; Ctrl-C stops"; \
