@@ -1,7 +1,7 @@
 """The original project's endpoint: one poster in, its genres out, through the same queue as any job.
 
     curl -s --data-binary @<(base64 -w0 heat.jpg) http://127.0.0.1:8000/analysis/
-    -> {"result": ["Crime", "Drama", "Thriller"], "scores": {...}, "model": {...}, "job": "..."}
+    -> {"result": ["Drama", "Crime", "Action"], "scores": {...}, "model": {...}, "job": "..."}
 
 The body is the base64 text of an image (what the original page sent, with or without a
 `data:image/...;base64,` prefix), the raw image bytes, or a multipart `file`. The poster becomes a
