@@ -39,7 +39,20 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+# --- An installable wheel, for hosts without a checkout (docs/workers.md) --------------------
+# dist/posterq-<version>-py3-none-any.whl: every package and the shipped model (package data).
+# Built by this environment's setuptools (>=77, installed here once), so offline after that;
+# build/ goes first, or setuptools would package what an older build left there.
+.PHONY: wheel
+
+wheel: $(VENV)/.runtime
+	$(INSTALL) 'setuptools>=77'
+	rm -rf build
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation --wheel-dir dist .
+	rm -rf build
+	@echo "make wheel: $$(ls -t dist/posterq-*.whl | head -n 1)"
 
 # --- The queue service on this machine ------------------------------------------------------
 # `make serve` starts Redis (when none answers at POSTERQ_REDIS_URL and redis-server is installed),

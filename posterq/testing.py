@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -79,18 +79,19 @@ class ServiceProcess:
 
     settings: passed on as POSTERQ_* variables; cpus: pin the process (and the children it forks)
     to those CPUs, like `taskset -c`; source_root: the checkout whose code it runs (its cwd and
-    PYTHONPATH, ahead of the editable install), for example a worktree of an older commit.
+    PYTHONPATH, ahead of the editable install), for example a worktree of an older commit; prefix:
+    a command that runs it, for example ("ip", "netns", "exec", "NAME") for another network namespace.
     """
 
     def __init__(self, args: list[str], settings: Settings | None, log_path: Path,
                  cpus: set[int] | None = None, module: str = "posterq.cli",
-                 source_root: Path = SOURCE_ROOT):
+                 source_root: Path = SOURCE_ROOT, prefix: Sequence[str] = ()):
         self.log_path = Path(log_path)
         env = {**os.environ, **(settings_env(settings) if settings else {}), "PYTHONPATH": str(source_root)}
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=source_root, env=env, stdout=self._log,
+            [*prefix, sys.executable, "-m", module, *args], cwd=source_root, env=env, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
 
     @property
@@ -141,12 +142,14 @@ class WorkerProcess(ServiceProcess):
     """`posterq worker` (concurrency: pool processes; None is the worker's default)."""
 
     def __init__(self, hostname: str, settings: Settings, log_dir: Path, concurrency: int | None = 1,
-                 loglevel: str = "INFO", cpus: set[int] | None = None, source_root: Path = SOURCE_ROOT):
+                 loglevel: str = "INFO", cpus: set[int] | None = None, source_root: Path = SOURCE_ROOT,
+                 prefix: Sequence[str] = ()):
         self.hostname = hostname
         self.settings = settings
         pool = ["--concurrency", str(concurrency)] if concurrency else []
         super().__init__(["worker", *pool, "--hostname", hostname, "--loglevel", loglevel], settings,
-                         Path(log_dir) / f"{hostname.replace('@', '_')}.log", cpus, source_root=source_root)
+                         Path(log_dir) / f"{hostname.replace('@', '_')}.log", cpus, source_root=source_root,
+                         prefix=prefix)
 
     @functools.cached_property
     def store(self):
@@ -169,14 +172,18 @@ class WorkerProcess(ServiceProcess):
 
 
 class ApiProcess(ServiceProcess):
-    """`posterq [-v] api --port N ARGS` (gunicorn, as in production) on a free port."""
+    """`posterq [-v] api --port N ARGS` (gunicorn, as in production) on a free port.
+
+    host: the address it listens on and url names (0.0.0.0 listens everywhere, url says 127.0.0.1).
+    """
 
     def __init__(self, settings: Settings, log_path: Path, *args: str, verbose: bool = False,
-                 source_root: Path = SOURCE_ROOT):
+                 source_root: Path = SOURCE_ROOT, host: str = "127.0.0.1", prefix: Sequence[str] = ()):
         self.port = free_port()  # chosen here: gunicorn reports no port it picked itself
-        self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__([*(["-v"] if verbose else []), "api", "--port", str(self.port), *args], settings,
-                         log_path, source_root=source_root)
+        self.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.port}"
+        args = ("--host", host, "--port", str(self.port), *args)
+        super().__init__([*(["-v"] if verbose else []), "api", *args], settings, log_path,
+                         source_root=source_root, prefix=prefix)
 
     def wait_ready(self, timeout: float = 60) -> "ApiProcess":
         """Wait until /healthz answers."""
@@ -192,14 +199,19 @@ class ApiProcess(ServiceProcess):
 class RedisServer:
     """A private redis-server on a free port, restartable on the same data folder.
 
-    config: more redis-server options, for example ("--appendonly", "yes", "--appendfsync", "always").
+    config: more redis-server options, for example ("--appendonly", "yes", "--appendfsync", "always");
+    bind: the address it listens on; password: its requirepass (url carries it); prefix: a command
+    that runs it, for example ("ip", "netns", "exec", "NAME") for another network namespace.
     """
 
-    def __init__(self, folder: Path, *config: str):
+    def __init__(self, folder: Path, *config: str, bind: str = "127.0.0.1", password: str = "",
+                 prefix: Sequence[str] = ()):
         self.folder = Path(folder)
-        self.config = config
+        self.config = (*(("--requirepass", password) if password else ()), *config)
+        self.bind = bind
+        self.prefix = tuple(prefix)
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{f':{password}@' if password else ''}{bind}:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20) -> "RedisServer":
@@ -209,8 +221,8 @@ class RedisServer:
             raise AssertionError("redis-server is not installed (apt-get install redis-server)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", "",
-             *self.config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [*self.prefix, binary, "--port", str(self.port), "--bind", self.bind, "--dir", str(self.folder),
+             "--save", "", *self.config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         try:
             deadline = time.monotonic() + timeout
@@ -255,12 +267,17 @@ class PostgresServer:
     Trust authentication on 127.0.0.1, user postgres, database postgres. Run as root, the server
     runs as the postgres user (PostgreSQL refuses to run as root), in a folder of its own under the
     system's temporary folder (pytest's are closed to other users); remove() deletes it.
+    host: the address it listens on (another than 127.0.0.1 trusts the subnets the server is on,
+    pg_hba's `samenet`: for a private test network only); prefix: a command that runs it, for
+    example ("ip", "netns", "exec", "NAME") for another network namespace.
     """
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1", prefix: Sequence[str] = ()):
         self.folder = Path(tempfile.mkdtemp(prefix="posterq-pg-"))
+        self.host = host
+        self.prefix = tuple(prefix)
         self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql://postgres@{host}:{self.port}/postgres"
         found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
         if not found:
             raise AssertionError("PostgreSQL's server is not installed (apt-get install postgresql)")
@@ -268,7 +285,7 @@ class PostgresServer:
 
     def _run(self, *args: str) -> None:
         as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*as_postgres, *args], check=True, stdout=subprocess.DEVNULL,
+        subprocess.run([*self.prefix, *as_postgres, *args], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
 
     def start(self) -> "PostgresServer":
@@ -277,9 +294,12 @@ class PostgresServer:
             if os.geteuid() == 0:
                 shutil.chown(self.folder, "postgres", "postgres")
             self._run(str(self.bin / "initdb"), "-D", str(self.folder), "-A", "trust", "-U", "postgres")
+            if self.host != "127.0.0.1":
+                with open(self.folder / "pg_hba.conf", "a") as hba:
+                    hba.write("host all postgres samenet trust\n")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.folder), "-w", "-l",
                   str(self.folder / "server.log"), "-o",
-                  f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}", "start")
+                  f"-c listen_addresses={self.host} -p {self.port} -k {self.folder}", "start")
         return self
 
     def stop(self, mode: str = "fast") -> None:
