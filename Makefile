@@ -51,7 +51,9 @@ wheel: $(VENV)/.runtime
 	$(INSTALL) 'setuptools>=77'
 	rm -rf build
 	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation --wheel-dir dist .
-	rm -rf build
+	# The build's leftovers: an egg-info in the checkout would make pip (and tests/test_wheel.py)
+	# believe posterq is installed wherever the checkout is on the path.
+	rm -rf build posterq.egg-info
 	@echo "make wheel: $$(ls -t dist/posterq-*.whl | head -n 1)"
 
 # --- The queue service on this machine ------------------------------------------------------
