@@ -39,8 +39,8 @@ FINISHED_TTL = 3600
 # Removes what a failed submission wrote, in one step: marks the id (so that a late EXEC of its
 # write is aborted by WATCH), deletes its hash, items and bytes and takes its count off the
 # stats (its waiting posters leave the queue through Schedule.drop first).
-# KEYS: mark, job, items, done, stats, then the blobs. ARGV: mark ttl, the stats field
-# the submission counted in.
+# KEYS: mark, job, items, done, stats, then the submission's lease and the blobs. ARGV: mark ttl,
+# the stats field the submission counted in.
 _DISCARD = """
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 local existed = redis.call('EXISTS', KEYS[2])
@@ -198,7 +198,7 @@ class Jobs:
         """Remove what a failed submission wrote; its keys expire anyway if Redis cannot be reached."""
         keys, job_id = self.keys, record["id"]
         names = [keys.discarded(job_id), keys.job(job_id), keys.items(job_id), keys.done(job_id), keys.stats,
-                 *(keys.blob(job_id, i) for i in blob_indexes)]
+                 keys.submitting(job_id), *(keys.blob(job_id, i) for i in blob_indexes)]
         try:
             self.ledger.delete(job_id)
         except Exception:  # the database is down: the row says queued with nothing in flight
