@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__)
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+#: The largest offset taken: far beyond any job's posters, and within the database's 64-bit integers.
+MAX_OFFSET = 10**15
 # The longest GET /jobs/<id>?wait=S: long enough to spare clients a polling loop, short enough
 # for proxies' idle timeouts.
 MAX_WAIT_SECONDS = 30
@@ -123,7 +125,7 @@ def list_jobs():
     ?status= keeps one status; ?offset= and ?limit= page (next_offset says where the next page
     starts, null on the last one).
     """
-    offset = _number_arg("offset", 0, 0)
+    offset = _number_arg("offset", 0, 0, MAX_OFFSET)
     limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     status = request.args.get("status")
     if status is not None and status not in {item.value for item in JobStatus}:
@@ -175,7 +177,7 @@ def get_job(job_id: str):
 
     With ?wait=S the answer comes as soon as the job is final, or after S seconds as it stands.
     """
-    offset = _number_arg("offset", 0, 0)
+    offset = _number_arg("offset", 0, 0, MAX_OFFSET)
     limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     wait = _number_arg("wait", 0.0, 0, MAX_WAIT_SECONDS, float, "bad_wait")
     _check_visible(job_id)

@@ -42,7 +42,7 @@ DOCUMENT = {
                 {"name": "status", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": [status.value for status in JobStatus]}},
                 {"name": "offset", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 0}},
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 10**15}},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {
@@ -100,7 +100,7 @@ DOCUMENT = {
                 "parameters": [
                     _job_id(),
                     {"name": "offset", "in": "query",
-                     "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 10**15, "default": 0}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
                     {"name": "wait", "in": "query", "description":
