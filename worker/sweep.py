@@ -3,7 +3,8 @@
 A batch task's posters sit in its batch list while it runs; its Celery message is what brings
 the task back if its worker dies. That message can be lost: while Redis is down a failing task's
 retry cannot be published and Celery drops the message, and a token sent while Redis restarts
-may never land. So one live worker at a time (a lock in Redis) sweeps every sweep_interval:
+may never land. So one live worker at a time (a lock in Redis) sweeps every sweep_interval, in each
+pool (posterq.jobs.models) the workers serve, that pool's jobs only:
 
 - a batch whose claim is older than batch_time_limit plus two sweeps has no live task (Celery
   kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
