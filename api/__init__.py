@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
-    from api import analysis, auth, errors, health, jobs, metrics, openapi, page
+    from api import analysis, auth, errors, health, jobs, metrics, models, openapi, page
     from api.deadline import BodyDeadline
     from posterq.jobs.broker import Broker
     from posterq.jobs.store import JobStore
@@ -32,6 +32,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_timeout)
     errors.register(app)
     auth.register(app, auth.ApiKeys.from_settings(settings))
-    for module in (jobs, analysis, health, metrics, openapi, page):
+    for module in (jobs, analysis, health, metrics, models, openapi, page):
         app.register_blueprint(module.blueprint)
     return app

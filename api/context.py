@@ -12,11 +12,12 @@ def settings() -> Settings:
     return current_app.extensions["posterq"]["settings"]
 
 
-def store() -> JobStore:
-    """The app's job store."""
-    return current_app.extensions["posterq"]["store"]
+def store(pool: str = "") -> JobStore:
+    """The app's job store of a pool (posterq.jobs.models; the default pool unless told)."""
+    return current_app.extensions["posterq"]["store"].for_pool(pool)
 
 
-def broker() -> Broker:
-    """The app's broker: batch tokens sent, and how many wait."""
-    return current_app.extensions["posterq"]["broker"]
+def broker(pool: str = "") -> Broker:
+    """The app's broker of a pool: batch tokens sent to its queue, and how many wait there."""
+    default = current_app.extensions["posterq"]["broker"]
+    return default if not pool else default.for_pool(pool, store(pool).settings)

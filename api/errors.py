@@ -7,7 +7,7 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from api.exceptions import ApiError, Unauthorized
+from api.exceptions import ApiError, ModelUnavailable, Unauthorized
 from posterq.exceptions import PosterqError, StoreUnavailable, SubmissionExists
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,9 @@ def clip(message: str, limit: int = MAX_MESSAGE) -> str:
     return f"{message[:limit]}... ({len(message)} characters)"
 
 
-def error_response(code: str, message: str, status: int):
-    """A JSON error response; the message is clipped."""
-    return jsonify({"error": {"code": code, "message": clip(message)}}), status
+def error_response(code: str, message: str, status: int, **details):
+    """A JSON error response; the message is clipped; details are more fields of the error object."""
+    return jsonify({"error": {"code": code, "message": clip(message), **details}}), status
 
 
 def register(app) -> None:
@@ -42,7 +42,8 @@ def register(app) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        response, status = error_response(exc.code, exc.message, exc.status)
+        details = {"held": exc.held} if isinstance(exc, ModelUnavailable) else {}
+        response, status = error_response(exc.code, exc.message, exc.status, **details)
         if isinstance(exc, Unauthorized):
             # RFC 6750: say which scheme is wanted, and whether the key sent was refused.
             refused = ', error="invalid_token"' if exc.code == "invalid_api_key" else ""

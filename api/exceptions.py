@@ -31,6 +31,16 @@ class Forbidden(ApiError):
     code, status = "forbidden", 403
 
 
+class ModelUnavailable(ApiError):
+    """A job names a model that no live worker holds (409); `held` lists the models live workers hold."""
+
+    code, status = "model_unavailable", 409
+
+    def __init__(self, message: str, held: list[str]):
+        super().__init__(message)
+        self.held = held
+
+
 class NotFound(ApiError):
     """No such job, or no such folder (404)."""
 

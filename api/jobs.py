@@ -3,10 +3,11 @@
 import io
 import logging
 import re
+from functools import partial
 
 from flask import Blueprint, Response, jsonify, request
 
-from api import auth, context, intake
+from api import auth, context, intake, models
 from api.backpressure import refuse_when_full
 from api.exceptions import ApiError, BadRequest, NotFound
 from api.queue import enqueue, enqueue_enumeration
@@ -61,17 +62,22 @@ def submit():
         if not isinstance(body, dict):
             raise BadRequest("the body is not a JSON object", "bad_json")
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
+        pool = _pool(body.get("model", request.args.get("model")),
+                     body.get("wait_for_model", request.args.get("wait_for_model")))
         directory, recursive = intake.from_directory(body, settings)
         output = intake.output_of(body, settings)
-        job = context.store().jobs.create_directory(directory, recursive, top_k, owner=auth.owner(),
-                                                    enumerate_job=enqueue_enumeration, weight=auth.weight(),
-                                                    output=output, idempotency_key=key)
+        job = context.store(pool).jobs.create_directory(
+            directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
+            enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key)
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
+        pool = _pool(request.args.get("model"), request.args.get("wait_for_model"))
         (items, blobs), source = intake.from_zip(request.get_data(cache=False), settings), "zip"
     elif mimetype == "multipart/form-data":
         top_k = intake.parse_top_k(request.form.get("top_k", request.args.get("top_k")))
+        pool = _pool(request.form.get("model", request.args.get("model")),
+                     request.form.get("wait_for_model", request.args.get("wait_for_model")))
         archives, files = request.files.getlist("zip"), request.files.getlist("files")
         if archives and files or len(archives) > 1:
             raise BadRequest("send either `files` or one `zip`, not both", "bad_upload")
@@ -86,10 +92,20 @@ def submit():
                          "unsupported_media_type", 415)
     blobs = blobs or [None] * len(items)
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
-    job = context.store().jobs.create(source, items, blobs, top_k, owner=auth.owner(),
-                                      enqueue=enqueue, weight=auth.weight(), idempotency_key=key)
-    log.info("job %s: %d posters from %s", job["id"], job["total"], source)
+    job = context.store(pool).jobs.create(source, items, blobs, top_k, owner=auth.owner(),
+                                          enqueue=partial(enqueue, pool=pool), weight=auth.weight(),
+                                          idempotency_key=key)
+    log.info("job %s: %d posters from %s%s", job["id"], job["total"], source, f" for {pool}" if pool else "")
     return _accepted(job)
+
+
+def _pool(model, wait_for_model) -> str:
+    """The pool of the model a submission names ("" for none), checked, with its own queue's backpressure."""
+    pool = models.requested_pool(model, models.parse_wait(wait_for_model))
+    if pool:
+        # The default pool's queue was checked before the body was read; a model's pool has its own.
+        refuse_when_full(context.store(pool), auth.owner())
+    return pool
 
 
 def _accepted(job: dict, replayed: bool = False):
@@ -195,7 +211,7 @@ def _public(result: dict) -> dict:
     status = ResultStatus.ERROR if result["error"] else ResultStatus.OK
     return {"index": result["index"], "name": result["name"], "status": status.value,
             "genres": result["genres"], "scores": result["scores"], "error": result["error"],
-            "worker": result.get("worker")}
+            "worker": result.get("worker"), "model_version": result.get("model_version")}
 
 
 @blueprint.get("/jobs/<job_id>/results")

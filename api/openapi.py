@@ -57,6 +57,11 @@ DOCUMENT = {
             "operationId": "submitJob",
             "parameters": [{"name": "top_k", "in": "query", "required": False,
                             "schema": {"type": "integer", "minimum": 1, "maximum": 24}},
+                           # A model a live worker holds (GET /models): name@version, or name for any version.
+                           {"name": "model", "in": "query", "required": False,
+                            "schema": {"type": "string", "minLength": 1}},
+                           {"name": "wait_for_model", "in": "query", "required": False,
+                            "schema": {"type": "boolean", "default": False}},
                            # The same key from the same API key within a day answers with the same job.
                            {"name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255,
@@ -68,6 +73,8 @@ DOCUMENT = {
                     "files": {"type": "array", "minItems": 1,
                               "items": {"type": "string", "format": "binary"}},
                     "zip": {"type": "string", "format": "binary"},
+                    "model": {"type": "string", "minLength": 1},
+                    "wait_for_model": {"type": "boolean", "default": False},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
                 _JSON: {"schema": {
@@ -76,6 +83,8 @@ DOCUMENT = {
                     "directory": {"type": "string", "minLength": 1},
                     "recursive": {"type": "boolean", "default": True},
                     "output": {"type": "string", "minLength": 1},
+                    "model": {"type": "string", "minLength": 1},
+                    "wait_for_model": {"type": "boolean", "default": False},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
             }},
             "responses": {
@@ -87,7 +96,9 @@ DOCUMENT = {
                 "404": _error("Directory not found"),
                 "413": _error("Over the request size or posters-per-job limit, or a zip whose members "
                               "hold more than the request limit"),
-                "409": _error("A submission with this Idempotency-Key is still being made (Retry-After)"),
+                "409": _error("A submission with this Idempotency-Key is still being made (Retry-After), or "
+                              "no live worker holds the model named (model_unavailable; error.held lists "
+                              "the models held)"),
                 "415": _error("Unsupported content type"),
                 "429": _busy(),
                 "503": _error("Redis, the database or the queue unavailable, or Redis too full for new work "
@@ -170,6 +181,13 @@ DOCUMENT = {
                     "max_request_bytes": {"type": "integer"}, "max_posters_per_job": {"type": "integer"},
                     "max_file_bytes": {"type": "integer"}, "batch_size": {"type": "integer"},
                     "genres": {"type": "array", "items": {"type": "string"}}}}}}}}}},
+        "/models": {"get": {
+            "summary": "The models live workers hold (what a job may name)", "operationId": "listModels",
+            "responses": {"200": {"description": "Models held", "content": {_JSON: {"schema": {
+                "type": "object", "properties": {"models": {"type": "array", "items": {
+                    "type": "object", "properties": {
+                        "model": {"type": "string"}, "name": {"type": "string"},
+                        "version": {"type": "string"}, "workers": {"type": "integer"}}}}}}}}}}}},
         "/healthz": {"get": {
             "summary": "The API process is up", "operationId": "healthz",
             "responses": {"200": {"description": "Up", "content": {_JSON: {"schema": {"type": "object"}}}}}}},
@@ -225,6 +243,8 @@ DOCUMENT = {
                     "model": {"type": "object", "nullable": True, "properties": {
                         "name": {"type": "string"}, "version": {"type": "string"},
                         "genres": {"type": "array", "items": {"type": "string"}}}},
+                    # The model the job named at submission; null: any worker's model serves it.
+                    "requested_model": {"type": "string", "nullable": True},
                     "created_at": {"type": "number"},
                     "claimed_at": {"type": "number", "nullable": True},
                     "started_at": {"type": "number", "nullable": True},
@@ -239,7 +259,9 @@ DOCUMENT = {
             "scores": {"type": "object", "additionalProperties": {"type": "number"}},
             "error": {"type": "object", "nullable": True, "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"}}},
-            "worker": {"type": "string", "nullable": True}}},
+            "worker": {"type": "string", "nullable": True},
+            # The version of the model that classified the poster (each result's own).
+            "model_version": {"type": "string", "nullable": True}}},
         "JobWithResults": {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "properties": {
             "offset": {"type": "integer"}, "limit": {"type": "integer"},
             "next_offset": {"type": "integer", "nullable": True},

@@ -13,18 +13,18 @@ from posterq.jobs.broker import tokens_for
 log = logging.getLogger(__name__)
 
 
-def enqueue(posters: int) -> int:
-    """Send the tokens for a job's posters; return how many were sent (503 ApiError if it cannot)."""
-    broker = context.broker()
+def enqueue(posters: int, pool: str = "") -> int:
+    """Send the tokens for a job's posters to its pool's queue; return how many (503 ApiError if not)."""
+    broker = context.broker(pool)
     count = tokens_for(posters, broker.settings.batch_size)
     # Tokens already sent find the job's refs gone (Jobs.create discards them) and end at once.
     _send(lambda: broker.send(count))
     return count
 
 
-def enqueue_enumeration(job_id: str) -> None:
-    """Send the task that lists a directory job's folder (503 ApiError if it cannot)."""
-    _send(lambda: context.broker().send_enumeration(job_id))
+def enqueue_enumeration(job_id: str, pool: str = "") -> None:
+    """Send the task that lists a directory job's folder to its pool's queue (503 ApiError if it cannot)."""
+    _send(lambda: context.broker(pool).send_enumeration(job_id))
 
 
 def _send(send) -> None:

@@ -82,6 +82,16 @@ def _remember_processes(sender=None, **_):
     runtime.set_processes(getattr(sender, "concurrency", 0) or 0)
 
 
+@signals.celeryd_after_setup.connect
+def _consume_model_queues(sender=None, instance=None, **_):
+    # Besides the default queue, the queues of the model this worker holds (by version and by
+    # name): Celery's own routing sends a job that names a model only to workers that hold it.
+    for pool in runtime.pools()[1:]:
+        queue = runtime.store(pool).settings.queue
+        instance.app.amqp.queues.select_add(queue)
+        log.info("worker %s consumes %s as well", sender, queue)
+
+
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **_):
     hostname = sender.hostname
@@ -89,18 +99,20 @@ def _start_heartbeat(sender=None, **_):
     # The main process's one store, shared by both threads (see runtime.store).
     store = runtime.store()
     store.migrate()
-    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes)
+    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model())
     app.posterq_heartbeat.start()
-    # The sweep's tokens go out as the API sends a new job's, through this app.
-    app.posterq_sweeper = Sweeper(store, Broker(app, store.settings))
-    app.posterq_sweeper.start()
-    log.info("worker %s ready (%d processes)", hostname, processes)
+    # One sweep per pool this worker serves (each under its pool's lock); the sweep's tokens go out
+    # as the API sends a new job's, through this app.
+    app.posterq_sweepers = [Sweeper(runtime.store(pool), Broker(app, runtime.store(pool).settings, pool))
+                            for pool in runtime.pools()]
+    for sweeper in app.posterq_sweepers:
+        sweeper.start()
+    log.info("worker %s ready (%d processes, model %s)", hostname, processes, runtime.model())
 
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_):
-    for name in ("posterq_sweeper", "posterq_heartbeat"):
-        thread = getattr(app, name, None)
+    for thread in (*getattr(app, "posterq_sweepers", ()), getattr(app, "posterq_heartbeat", None)):
         if thread is not None:
             thread.stop()
 

@@ -5,6 +5,8 @@ import os
 import socket
 
 from posterq.config import Settings, available_cores
+from posterq.exceptions import PosterqError
+from posterq.jobs.models import DEFAULT_POOL, identity, pools_of
 from posterq.jobs.store import JobStore
 from worker.periodic import Periodic
 
@@ -36,14 +38,39 @@ def settings() -> Settings:
     return state["settings"]
 
 
-def store() -> JobStore:
-    """This process's job store, shared by its threads."""
+def store(pool: str = DEFAULT_POOL) -> JobStore:
+    """This process's job store of a pool (the default one unless told), shared by its threads."""
     # One per process is enough: a redis-py client is thread safe and gives each call a connection
     # of its own from its pool, so the main process's heartbeat and sweep never wait on each other.
     state = _local()
     if "store" not in state:
         state["store"] = JobStore.from_settings(settings())
-    return state["store"]
+    return state["store"].for_pool(pool)
+
+
+def model() -> str | None:
+    """The identity ("name@version") of the model this worker holds, or None when its bundle is unusable.
+
+    Read from model.json (and checked against the file's sha256) without loading an interpreter,
+    so that the main process can say which model it holds and which queues it consumes.
+    """
+    state = _local()
+    if "model" not in state:
+        from posterq.bundle import load_bundle
+
+        try:
+            bundle = load_bundle(settings().model_path)
+            state["model"] = identity(bundle.name, bundle.version)
+        except PosterqError as exc:
+            # Its batches fail their posters with the reason (worker.batching); it serves no model's pool.
+            log.error("cannot read the model bundle: %s", exc.message)
+            state["model"] = None
+    return state["model"]
+
+
+def pools() -> list[str]:
+    """The pools this worker serves: the default one, and its model's (by version and by name)."""
+    return pools_of(model())
 
 
 def classifier():
@@ -72,10 +99,11 @@ def default_threads(processes: int, settings: Settings) -> int:
 class Heartbeat(Periodic):
     """Tells Redis every heartbeat_interval that this worker is alive, from its main process."""
 
-    def __init__(self, store: JobStore, hostname: str, processes: int):
+    def __init__(self, store: JobStore, hostname: str, processes: int, model: str | None = None):
         self.store, self.hostname = store, hostname
+        # The model is what GET /models lists and what a job naming one is checked against.
         info = {"hostname": hostname, "host": socket.gethostname(), "pid": os.getpid(),
-                "processes": processes}
+                "processes": processes, "model": model}
         super().__init__("posterq-heartbeat", store.settings.heartbeat_interval,
                          lambda: store.stats.heartbeat(hostname, info), at_once=True)
 

@@ -3,7 +3,8 @@
 A batch task's posters sit in its batch list while it runs; its Celery message is what brings
 the task back if its worker dies. That message can be lost: while Redis is down a failing task's
 retry cannot be published and Celery drops the message, and a token sent while Redis restarts
-may never land. So one live worker at a time (a lock in Redis) sweeps every sweep_interval:
+may never land. So one live worker at a time (a lock in Redis) sweeps every sweep_interval, in each
+pool (posterq.jobs.models) the workers serve, that pool's jobs only:
 
 - a batch whose claim is older than batch_time_limit plus two sweeps has no live task (Celery
   kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
@@ -76,7 +77,7 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
                     "%d tokens sent", given_back, failed, tokens)
         store.stats.count(Counter.SWEEP_GIVEN_BACK, given_back)
         store.stats.count(Counter.SWEEP_TOKENS, tokens)
-    for job_id in store.ledger.outputs_due():
+    for job_id in store.ledger.outputs_due(store.pool):
         # One nudge a lock TTL: a task sent a moment ago may still be on its way.
         if store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(settings)):
             send_output(job_id)
@@ -88,12 +89,12 @@ def _look_after_jobs(store: JobStore, send_enumeration: Callable[[str], None]) -
     # Every job the ledger runs has its Redis hash, a live listing until its folder is listed, and
     # a full window: (posters made ready, listings started).
     made = started = 0
-    for job in store.ledger.abandoned(SUBMISSION_LEASE):
+    for job in store.ledger.abandoned(SUBMISSION_LEASE, store.pool):
         if store.jobs.cut_off(job):
             # Its API process died half-way through the submission, which its client never saw end.
             log.warning("sweep: removing job %s, whose submission never completed", job["id"])
             store.jobs.abandon(job)
-    for job in store.ledger.active():
+    for job in store.ledger.active(store.pool):
         job_id = job["id"]
         # Every job listed is submitted: a job without its hash in Redis lost it (Redis restarted
         # without its data).
@@ -121,9 +122,10 @@ def _fail_poisoned(store: JobStore) -> int:
 
 
 class Sweeper(Periodic):
-    """Sweeps every sweep_interval, from the worker's main process."""
+    """Sweeps one pool every sweep_interval, from the worker's main process."""
 
     def __init__(self, store: JobStore, broker: Broker):
-        super().__init__("posterq-sweep", store.settings.sweep_interval,
+        name = f"posterq-sweep:{store.pool}" if store.pool else "posterq-sweep"
+        super().__init__(name, store.settings.sweep_interval,
                          lambda: sweep(store, broker.send, broker.queued, broker.send_enumeration,
                                        broker.send_output))

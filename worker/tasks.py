@@ -31,10 +31,10 @@ def refused_for_memory(exc: BaseException) -> bool:
 
 
 @shared_task(name=TASK_NAME, bind=True, max_retries=None)
-def classify_batch(self):
-    """Classify up to batch_size ready posters (see worker.batching for the protocol)."""
-    store = runtime.store()
-    broker = Broker(self.app, store.settings)
+def classify_batch(self, pool: str = ""):
+    """Classify up to batch_size ready posters of a pool (see worker.batching for the protocol)."""
+    store = runtime.store(pool)
+    broker = Broker(self.app, store.settings, pool)
     try:
         report = run_batch(store, runtime.classifier, self.request.id, self.request.hostname, broker.send)
     except StoreUnavailable as exc:
@@ -62,10 +62,10 @@ def classify_batch(self):
 
 
 @shared_task(name=ENUMERATE_TASK, bind=True, max_retries=None)
-def enumerate_folder_task(self, job_id: str):
+def enumerate_folder_task(self, job_id: str, pool: str = ""):
     """List a directory job's folder into the database (see worker.enumeration)."""
-    store = runtime.store()
-    broker = Broker(self.app, store.settings)
+    store = runtime.store(pool)
+    broker = Broker(self.app, store.settings, pool)
     try:
         # Half a batch's time limit at a time, so that the task never meets the limit.
         report = enumerate_folder(store, job_id, broker.send, store.settings.batch_time_limit / 2)
@@ -81,10 +81,10 @@ def enumerate_folder_task(self, job_id: str):
 
 
 @shared_task(name=OUTPUT_TASK, bind=True, max_retries=None)
-def write_output_task(self, job_id: str):
+def write_output_task(self, job_id: str, pool: str = ""):
     """Write a finished job's output file (see worker.outputs)."""
     try:
-        path = write_output(runtime.store(), job_id)
+        path = write_output(runtime.store(pool), job_id)
     except (OSError, StoreUnavailable) as exc:
         log.warning("output of job %s not written (%s); trying again", job_id, exc)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None

@@ -55,10 +55,20 @@ def tokens_for(posters: int, batch_size: int) -> int:
 
 
 class Broker:
-    """Batch tokens sent to posterq's queue, and how many wait there, through one Celery app."""
+    """Batch tokens sent to one pool's queue, and how many wait there, through one Celery app.
 
-    def __init__(self, app: Celery, settings: Settings):
-        self.app, self.settings = app, settings
+    settings are the pool's (posterq.jobs.models.pool_settings): its queue is the pool's. Tasks of a
+    model's pool carry the pool as an argument, so the worker that runs them uses that pool's store;
+    the default pool's carry none, as before pools existed.
+    """
+
+    def __init__(self, app: Celery, settings: Settings, pool: str = ""):
+        self.app, self.settings, self.pool = app, settings, pool
+        self._kwargs = {"pool": pool} if pool else {}
+
+    def for_pool(self, pool: str, settings: Settings) -> "Broker":
+        """A broker over the same Celery app for another pool, whose settings are given."""
+        return Broker(self.app, settings, pool)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Broker":
@@ -71,15 +81,16 @@ class Broker:
         """Send count batch tokens over one producer connection (raises what Celery and Redis raise)."""
         with self.app.producer_or_acquire() as producer:
             for _ in range(count):
-                self.app.send_task(TASK_NAME, queue=self.settings.queue, producer=producer)
+                self.app.send_task(TASK_NAME, kwargs=self._kwargs, queue=self.settings.queue,
+                                   producer=producer)
 
     def send_enumeration(self, job_id: str) -> None:
         """Send the task that lists a directory job's folder (raises what Celery and Redis raise)."""
-        self.app.send_task(ENUMERATE_TASK, args=[job_id], queue=self.settings.queue)
+        self.app.send_task(ENUMERATE_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue)
 
     def send_output(self, job_id: str) -> None:
         """Send the task that writes a finished job's output file."""
-        self.app.send_task(OUTPUT_TASK, args=[job_id], queue=self.settings.queue)
+        self.app.send_task(OUTPUT_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue)
 
     def queued(self) -> int:
         """Batch tokens waiting in the queue, not counting ones a worker has reserved."""

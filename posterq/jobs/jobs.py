@@ -56,10 +56,19 @@ class Jobs:
     """Jobs: their rows in the ledger and, while they run, their hashes, items and bytes in Redis."""
 
     def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule,
-                 ledger: Ledger):
+                 ledger: Ledger, pool: str = "", in_pool: "Callable[[str], Jobs] | None" = None):
         self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
         self.ledger = ledger
+        # The pool whose Redis side these are, and the Jobs of any other pool: a job's hash, done
+        # list and queue are its pool's (posterq.jobs.models).
+        self.pool = pool
+        self._in_pool = in_pool or (lambda other: self)
         self._discard_script = client.register_script(_DISCARD)
+
+    def of(self, job: dict) -> "Jobs":
+        """The Jobs of the pool a job (a ledger row, or a view) lives in."""
+        pool = job.get("pool", job.get("requested_model")) or ""
+        return self if pool == self.pool else self._in_pool(pool)
 
     def create(self, source: str, items: list[dict], blobs: list[bytes | None],
                top_k: int | None = None, owner: str = "",
@@ -136,8 +145,8 @@ class Jobs:
             return None
         if job["submitted"]:
             return self.view(job)
-        if self.cut_off(job):
-            self.abandon(job)
+        if self.of(job).cut_off(job):
+            self.of(job).abandon(job)
             return None
         raise SubmissionExists("a submission with this Idempotency-Key is still being made; try again "
                                "in a few seconds")
@@ -147,11 +156,11 @@ class Jobs:
         blobs = range(int(job["total"])) if job["source"] != "directory" else []
         self._discard(job, list(blobs))
 
-    @staticmethod
-    def _record(source: str, top_k: int | None, owner: str, lane: Lane, enumerated: bool,
+    def _record(self, source: str, top_k: int | None, owner: str, lane: Lane, enumerated: bool,
                 idempotency_key: str | None = None) -> dict:
         job_id = new_job_id()
         return {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "top_k": top_k or 0,
+                "pool": self.pool,
                 "created_at": time.time(), "lane": lane.value, "tenant": owner or job_id, "owner": owner,
                 "enumerated": enumerated, "total": 0, "done": 0, "failed": 0,
                 "idempotency_key": idempotency_key}
@@ -238,6 +247,8 @@ class Jobs:
             "enumerated": enumerated,
             "top_k": int(row.get("top_k") or 0) or None,
             "model": row.get("model"),
+            # The model the job named (posterq.jobs.models), or None: any worker's model serves it.
+            "requested_model": row.get("pool") or None,
             "created_at": created,
             "claimed_at": row.get("claimed_at"),
             "started_at": row.get("started_at"),
@@ -261,6 +272,8 @@ class Jobs:
         job = self.get(job_id)
         if job is None or JobStatus(job["status"]).final or timeout <= 0:
             return job
+        if self.of(job) is not self:
+            return self.of(job).wait(job_id, timeout)
         done = self.keys.done(job_id)
         # One blocking call may not outlast the client's socket timeout (redis-py would call the
         # silence a dead server), so a long wait blocks in slices of half of it.
@@ -289,8 +302,11 @@ class Jobs:
 
         The results already written stay, with the job's row, until the result TTL ends.
         """
-        if self.ledger.owner(job_id) is None:
+        row = self.ledger.get(job_id)
+        if row is None:
             return None
+        if self.of(row) is not self:
+            return self.of(row).cancel(job_id)
         cancelled = self.ledger.cancel(job_id)
         key = self.keys.job(job_id)
         lane, tenant, fed, source = self.client.hmget(key, ["lane", "tenant", "fed", "source"])

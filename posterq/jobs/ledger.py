@@ -19,9 +19,10 @@ from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
-                "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key")
+                "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
+                "pool")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
-_RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker"
+_RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
 # classified none of them failed. Run after each change of the counts or of `enumerated`, in the
 # same transaction (the row is locked), so exactly one of them finishes the job.
@@ -198,13 +199,14 @@ class Ledger:
                 yield self._result(row)
 
     def _result(self, row) -> dict:
-        index, name, status, genres, scores, code, message, worker = row
+        index, name, status, genres, scores, code, message, worker, version = row
         if status == ResultStatus.PENDING.value:
             return {"index": index, "name": name, "status": status}
         return {"index": index, "name": name, "path": name, "status": status,
                 "genres": self.db.from_json(genres) or [],
                 "scores": self.db.from_json(scores) or {},
-                "error": {"code": code, "message": message or ""} if code else None, "worker": worker}
+                "error": {"code": code, "message": message or ""} if code else None, "worker": worker,
+                "model_version": version}
 
     def cancel(self, job_id: str) -> bool:
         """Mark a job cancelled unless it is final; True when this call cancelled it."""
@@ -213,11 +215,11 @@ class Ledger:
                               f"AND status NOT IN {_FINAL!r}",
                               (JobStatus.CANCELLED.value, time.time(), job_id)).rowcount == 1
 
-    def active(self) -> list[dict]:
-        """Rows of the jobs not final yet (what the sweep looks after)."""
+    def active(self, pool: str = "") -> list[dict]:
+        """Rows of one pool's jobs not final yet (what that pool's sweep looks after)."""
         with self.db.transaction() as tx:
-            rows = tx.execute(f"{_SELECT_JOBS} WHERE status IN (%s, %s) "
-                              "AND submitted", (JobStatus.QUEUED.value, JobStatus.RUNNING.value)).fetchall()
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE status IN (%s, %s) AND submitted AND pool = %s",
+                              (JobStatus.QUEUED.value, JobStatus.RUNNING.value, pool)).fetchall()
         return [self._job(row) for row in rows]
 
     def mark_submitted(self, job_id: str) -> None:
@@ -225,11 +227,11 @@ class Ledger:
         with self.db.transaction() as tx:
             tx.execute("UPDATE posterq_jobs SET submitted = TRUE WHERE id = %s", (job_id,))
 
-    def abandoned(self, older_than: float) -> list[dict]:
-        """Jobs whose submission began more than older_than seconds ago and never completed."""
+    def abandoned(self, older_than: float, pool: str = "") -> list[dict]:
+        """One pool's jobs whose submission began more than older_than seconds ago and never completed."""
         with self.db.transaction() as tx:
-            rows = tx.execute(f"{_SELECT_JOBS} WHERE NOT submitted "
-                              "AND created_at < %s", (time.time() - older_than,)).fetchall()
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE NOT submitted AND pool = %s "
+                              "AND created_at < %s", (pool, time.time() - older_than)).fetchall()
         return [self._job(row) for row in rows]
 
     def by_idempotency_key(self, owner: str, key: str, within: float) -> dict | None:
@@ -263,12 +265,12 @@ class Ledger:
                               (*params, limit, offset)).fetchall()
         return [self._job(row) for row in rows]
 
-    def outputs_due(self) -> list[str]:
-        """Jobs finished (done or failed) whose output file is not written yet."""
+    def outputs_due(self, pool: str = "") -> list[str]:
+        """One pool's jobs finished (done or failed) whose output file is not written yet."""
         with self.db.transaction() as tx:
-            rows = tx.execute("SELECT id FROM posterq_jobs WHERE output IS NOT NULL "
+            rows = tx.execute("SELECT id FROM posterq_jobs WHERE output IS NOT NULL AND pool = %s "
                               "AND output_written_at IS NULL AND status IN (%s, %s)",
-                              (JobStatus.DONE.value, JobStatus.FAILED.value)).fetchall()
+                              (pool, JobStatus.DONE.value, JobStatus.FAILED.value)).fetchall()
         return [row[0] for row in rows]
 
     def output_written(self, job_id: str) -> None:

@@ -86,12 +86,19 @@ class Keys:
         P:sweep               string lock: the one worker sweeping now (TTL one sweep interval)
         P:worker:<hostname>   string heartbeat JSON, TTL 3 heartbeats
         P:stats               hash   counters and histogram buckets behind /metrics
+
+    A job that names a model lives in that model's pool (posterq.jobs.models), whose keys are all
+    of the above under the prefix "P:model:<pool>" (pool_prefix).
     """
 
     prefix: str = "posterq"
 
     def _name(self, *parts: object) -> str:
         return ":".join((self.prefix, *map(str, parts)))
+
+    def pool_prefix(self, pool: str) -> str:
+        """The key prefix of a model's pool ("name@version" or "name"): every key of its jobs is under it."""
+        return self._name("model", pool)
 
     def job(self, job_id: str) -> str:
         """The job's hash."""

@@ -10,6 +10,7 @@ from posterq.jobs.batches import Batches
 from posterq.jobs.database import Database
 from posterq.jobs.jobs import Jobs
 from posterq.jobs.ledger import Ledger
+from posterq.jobs.models import DEFAULT_POOL, pool_settings
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import Keys
 from posterq.jobs.stats import Stats
@@ -22,16 +23,25 @@ SOCKET_TIMEOUT = 10.0
 
 
 class JobStore:
-    """`jobs` (records and results), `batches` (the worker side), `window` and `stats`."""
+    """`jobs` (records and results), `batches` (the worker side), `window` and `stats`, of one pool.
 
-    def __init__(self, client: redis.Redis, settings: Settings, database: Database | None = None):
+    A store made from settings is the default pool's; for_pool() gives the store of a model's pool
+    (posterq.jobs.models), over the same Redis client and database.
+    """
+
+    def __init__(self, client: redis.Redis, settings: Settings, database: Database | None = None,
+                 pool: str = DEFAULT_POOL, root: "JobStore | None" = None):
         self.client = client
         self.settings = settings
+        self.pool = pool
+        self._root = root or self
+        self._pools: dict[str, JobStore] = {pool: self} if root is None else {}
         self.keys = Keys(settings.key_prefix)
         self.database = database or Database.shared(settings.database_url)
         self.ledger = Ledger(self.database)
         self.schedule = Schedule(client, settings, self.keys)
-        self.jobs = Jobs(client, settings, self.keys, self.schedule, self.ledger)
+        self.jobs = Jobs(client, settings, self.keys, self.schedule, self.ledger, pool,
+                         lambda other: self.for_pool(other).jobs)
         self.batches = Batches(client, settings, self.keys, self.schedule, self.jobs)
         self.window = Window(client, settings, self.keys, self.schedule, self.ledger)
         self.stats = Stats(client, settings, self.keys)
@@ -44,6 +54,14 @@ class JobStore:
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30,
                                       socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
         return cls(client, settings)
+
+    def for_pool(self, pool: str) -> "JobStore":
+        """The store of a model's pool (its own key prefix and queue), made once per pool."""
+        root = self._root
+        if pool not in root._pools:
+            root._pools[pool] = JobStore(self.client, pool_settings(root.settings, pool), self.database,
+                                         pool, root)
+        return root._pools[pool]
 
     def migrate(self) -> bool:
         """Bring the database's schema up to date (each process does at start); False when it is down.

@@ -1,0 +1,51 @@
+"""The models blueprint: which models live workers hold, and the model a submission names."""
+
+from flask import Blueprint, jsonify
+
+from api import context
+from api.exceptions import BadRequest, ModelUnavailable
+from posterq.jobs.models import DEFAULT_POOL, held_by, is_held, is_model_name
+
+blueprint = Blueprint("models", __name__)
+
+
+def held() -> dict[str, int]:
+    """Models held by live workers ("name@version" -> workers), from their heartbeats."""
+    return held_by(context.store().stats.workers())
+
+
+@blueprint.get("/models")
+def list_models():
+    """The models live workers hold, each with its name, version and how many workers hold it."""
+    models = [{"model": model, "name": model.partition("@")[0], "version": model.partition("@")[2],
+               "workers": count} for model, count in sorted(held().items())]
+    return jsonify({"models": models})
+
+
+def parse_wait(value) -> bool:
+    """An optional wait_for_model: JSON true/false, or a form or query value 1/0, true/false."""
+    if value is None or value == "" or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+        return value.lower() in ("1", "true", "yes")
+    raise BadRequest("wait_for_model must be true or false", "bad_wait_for_model")
+
+
+def requested_pool(model, wait: bool) -> str:
+    """The pool of the model a submission names ("" for none); 409 model_unavailable if no worker holds it.
+
+    With wait, a job for a model no worker holds yet is accepted and waits on its queue until a
+    worker holding it starts.
+    """
+    if model is None or model == "":
+        return DEFAULT_POOL
+    if not is_model_name(model):
+        raise BadRequest("model must be a model's name, or name@version (letters, digits, '.', '_', '-')",
+                         "bad_model")
+    models = held()
+    if not wait and not is_held(model, models):
+        names = ", ".join(sorted(models)) or "none"
+        raise ModelUnavailable(f"no live worker holds the model {model} (workers hold: {names}); start one "
+                               "with POSTERQ_MODEL, or submit with wait_for_model to wait for one",
+                               sorted(models))
+    return model

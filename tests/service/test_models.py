@@ -1,0 +1,111 @@
+"""Models a job may name, and a rolling upgrade, with real workers holding two versions of a model.
+
+The tiny test bundle is "tiny-test@0.0.1"; a copy of it says it is 0.0.2 (same weights: what
+tells the versions apart is what each result records and which worker wrote it).
+"""
+
+import time
+from collections import Counter
+
+import pytest
+from samples import encode, make_poster, poster_bytes, rewrite_meta
+
+from posterq.testing import assert_exactly_once
+
+pytestmark = pytest.mark.models
+
+OLD, NEW = "tiny-test@0.0.1", "tiny-test@0.0.2"
+
+
+@pytest.fixture
+def new_bundle(copy_bundle):
+    """The tiny bundle as version 0.0.2."""
+    folder = copy_bundle("tiny-0.0.2")
+    rewrite_meta(folder, version="0.0.2")
+    return folder
+
+
+def _files(count: int) -> list:
+    return [("files", (f"poster_{i}.jpg", poster_bytes(i), "image/jpeg")) for i in range(count)]
+
+
+def test_a_job_naming_a_version_runs_only_on_workers_that_hold_it(api, spawn_worker_with, service_settings,
+                                                                  new_bundle):
+    spawn_worker_with("old@test", service_settings)
+    spawn_worker_with("new@test", service_settings.replace(model=str(new_bundle)))
+    models = api.get("/models").json()["models"]
+    assert [(m["model"], m["version"], m["workers"]) for m in models] == [(OLD, "0.0.1", 1),
+                                                                         (NEW, "0.0.2", 1)]
+
+    job = api.post("/jobs", files=_files(40), data={"model": NEW})
+    assert job.status_code == 202, job.text
+    assert job.json()["requested_model"] == NEW
+    done = api.wait(job.json()["id"])
+    assert_exactly_once(done, done["results"], 40)
+    assert {row["model_version"] for row in done["results"]} == {"0.0.2"}
+    assert {row["worker"] for row in done["results"]} == {"new@test"}
+    assert done["model"]["version"] == "0.0.2"
+
+    # A name without a version: any worker that holds some version of it.
+    by_name = api.post("/jobs?model=tiny-test", files=_files(8)).json()
+    done = api.wait(by_name["id"])
+    assert_exactly_once(done, done["results"], 8)
+    # Without a model: the default pool, which every worker serves whatever it holds.
+    plain = api.post("/jobs", files=_files(8)).json()
+    assert plain["requested_model"] is None
+    assert_exactly_once(api.wait(plain["id"]), api.wait(plain["id"])["results"], 8)
+
+
+def test_a_model_no_worker_holds_is_refused_or_waits_for_one(api, spawn_worker_with, service_settings,
+                                                             new_bundle):
+    spawn_worker_with("old@test", service_settings)
+    refused = api.post("/jobs", files=_files(4), data={"model": NEW})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "model_unavailable" and error["held"] == [OLD] and NEW in error["message"]
+    assert api.get("/jobs").json()["jobs"] == []  # nothing of it was kept
+    bad = api.post("/jobs", files=_files(1), data={"model": "tiny:*"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_model"
+
+    waiting = api.post("/jobs", files=_files(12), data={"model": NEW, "wait_for_model": "true"})
+    assert waiting.status_code == 202, waiting.text
+    job_id = waiting.json()["id"]
+    time.sleep(2)  # the 0.0.1 worker, idle, must not take it
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "queued"
+
+    spawn_worker_with("new@test", service_settings.replace(model=str(new_bundle)))
+    done = api.wait(job_id)
+    assert_exactly_once(done, done["results"], 12)
+    assert {(row["worker"], row["model_version"]) for row in done["results"]} == {("new@test", "0.0.2")}
+
+
+def test_a_rolling_upgrade_loses_and_repeats_nothing(api, spawn_worker_with, service_settings, new_bundle,
+                                                     data_root, store):
+    folder = data_root / "rolling"
+    folder.mkdir()
+    for i in range(200):
+        # PNG (no reduced-size decode) and large: the job outlasts starting the new worker.
+        (folder / f"poster_{i:03d}.png").write_bytes(encode(make_poster(i, (700, 1050)), "PNG"))
+    old = spawn_worker_with("old@test", service_settings)
+    job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"/jobs/{job_id}").json()["done"] < 4:
+        assert time.monotonic() < deadline, old.log()
+        time.sleep(0.05)
+
+    # The upgrade: start a worker with the new model, then a warm shutdown of the old one (SIGTERM:
+    # its running batch finishes, what it had reserved goes back to the queue).
+    spawn_worker_with("new@test", service_settings.replace(model=str(new_bundle)))
+    during = api.get(f"/jobs/{job_id}").json()
+    assert during["status"] == "running" and during["done"] < 200, during
+    old.stop(timeout=30)
+    assert old.process.returncode == 0, old.log()  # it shut down by itself, not by SIGKILL
+
+    done = api.wait(job_id, timeout=180)
+    assert_exactly_once(done, done["results"], 200)
+    assert done["failed"] == 0
+    versions = Counter((row["worker"], row["model_version"]) for row in done["results"])
+    assert set(versions) == {("old@test", "0.0.1"), ("new@test", "0.0.2")}, versions
+    # Nothing repeated: no batch delivered twice, and 200 posters classified in all.
+    stats = store.stats.read()
+    assert stats.get("redeliveries", 0) == 0 and stats["batch_size_sum"] == 200, stats
