@@ -65,6 +65,18 @@ def test_submit_to_an_unreachable_service_says_so_in_one_line(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_submit_of_an_empty_folder_is_an_error_that_keeps_the_last_result(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    out = tmp_path / "genres.csv"
+    out.write_text("path,genres\nlast-run.jpg,Drama\n")
+    # No service is asked at all: the folder is looked at first.
+    code = main(["submit", str(empty), "--api", f"http://127.0.0.1:{free_port()}", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no poster files" in err, err
+    assert out.read_text() == "path,genres\nlast-run.jpg,Drama\n"
+
+
 def test_a_connection_dropped_mid_request_is_sent_again():
     # A raw server that reads the first request and closes without an answer, then answers the second.
     listener = socket.create_server(("127.0.0.1", 0))
