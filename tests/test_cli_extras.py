@@ -39,7 +39,7 @@ def run_without(blocked, *argv: str, run_time_only: bool = False, cwd=None) -> s
 @pytest.mark.parametrize("run_time_only", [False, True], ids=["checked", "at-run-time"])
 @pytest.mark.parametrize("argv, extra, named", [
     (["submit", "posters", "--api", "http://127.0.0.1:9"], "service", ["requests"]),
-    (["worker"], "service", ["celery"]),
+    (["worker"], "service", ["celery", "redis"]),  # the worker's first import of either names it
     (["api"], "service", ["flask"]),
     (["train", "--data", "posters"], "train", ["tensorflow", "keras", "pandas"]),  # keras: at run time
     (["evaluate", "--data", "posters"], "eval", ["scikit-learn", "pandas"]),

@@ -50,7 +50,11 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
     # A second run finds the finished fit and reuses it instead of training again.
     assert (work / "fit.done").exists()
     again = train(labelled_csv, arch="effnet-lite0", out=out, work=work, epochs=1, input_size=(64, 48))
-    assert again["label_rule"]["thresholds"] == meta["label_rule"]["thresholds"]
+    # The same fit: each export's thresholds come out the same. Which export ships is not compared:
+    # the rule times the exports, and two timings on a busy machine may rank them differently.
+    for name in ("float32", "float16"):
+        variant, before = again["comparison"]["variants"][name], meta["comparison"]["variants"][name]
+        assert variant["thresholds"] == before["thresholds"], name
 
     # `posterq ship` times the run's variants again, applies the rule and writes bundle, card and front.
     from training.front import ship
