@@ -91,6 +91,9 @@ _MIGRATIONS = [
     # The pool of a job that names a model ('' for the default pool, posterq.jobs.models): where its
     # Redis side is, for a long-poll, a cancel and the sweep.
     (5, ["ALTER TABLE posterq_jobs ADD COLUMN pool text NOT NULL DEFAULT ''"]),
+    # Services of several key prefixes may share one database (a test suite, a benchmark beside a
+    # service): each sweep looks after its own prefix's jobs only.
+    (6, ["ALTER TABLE posterq_jobs ADD COLUMN namespace text NOT NULL DEFAULT 'posterq'"]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

@@ -46,8 +46,9 @@ class Finished(NamedTuple):
 class Ledger:
     """Job rows and result rows: create, count in, read, page, stream, cancel, expire."""
 
-    def __init__(self, database: Database):
-        self.db = database
+    def __init__(self, database: Database, namespace: str = "posterq"):
+        # namespace: the key prefix of the service whose jobs these are (Settings.key_prefix).
+        self.db, self.namespace = database, namespace
 
     def create(self, record: dict, items: list[dict]) -> None:
         """Store a new job's row and a pending row for each of its items (all or nothing).
@@ -60,7 +61,8 @@ class Ledger:
                    submitted=False)
         with self.db.transaction() as tx, self.db.unique_violation(SubmissionExists(
                 "a submission with this Idempotency-Key is being made")):
-            names = [name for name in _JOB_COLUMNS if row[name] is not None]
+            row["namespace"] = self.namespace
+            names = [name for name in row if row[name] is not None]
             marks = ", ".join("%s" for _ in names)
             tx.execute(f"INSERT INTO posterq_jobs ({', '.join(names)}) VALUES ({marks})",
                        [row[name] for name in names])
@@ -218,8 +220,9 @@ class Ledger:
     def active(self, pool: str = "") -> list[dict]:
         """Rows of one pool's jobs not final yet (what that pool's sweep looks after)."""
         with self.db.transaction() as tx:
-            rows = tx.execute(f"{_SELECT_JOBS} WHERE status IN (%s, %s) AND submitted AND pool = %s",
-                              (JobStatus.QUEUED.value, JobStatus.RUNNING.value, pool)).fetchall()
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE status IN (%s, %s) AND submitted AND pool = %s "
+                              "AND namespace = %s", (JobStatus.QUEUED.value, JobStatus.RUNNING.value, pool,
+                                                     self.namespace)).fetchall()
         return [self._job(row) for row in rows]
 
     def mark_submitted(self, job_id: str) -> None:
@@ -230,8 +233,9 @@ class Ledger:
     def abandoned(self, older_than: float, pool: str = "") -> list[dict]:
         """One pool's jobs whose submission began more than older_than seconds ago and never completed."""
         with self.db.transaction() as tx:
-            rows = tx.execute(f"{_SELECT_JOBS} WHERE NOT submitted AND pool = %s "
-                              "AND created_at < %s", (pool, time.time() - older_than)).fetchall()
+            rows = tx.execute(f"{_SELECT_JOBS} WHERE NOT submitted AND pool = %s AND namespace = %s "
+                              "AND created_at < %s", (pool, self.namespace,
+                                                      time.time() - older_than)).fetchall()
         return [self._job(row) for row in rows]
 
     def by_idempotency_key(self, owner: str, key: str, within: float) -> dict | None:
@@ -252,7 +256,7 @@ class Ledger:
 
     def page(self, owner: str | None, status: str | None, offset: int, limit: int) -> list[dict]:
         """Submitted jobs, newest first: an owner's (None: everybody's), of one status or all."""
-        where, params = ["submitted"], []
+        where, params = ["submitted", "namespace = %s"], [self.namespace]
         if owner is not None:
             where.append("owner = %s")
             params.append(owner)
@@ -269,8 +273,8 @@ class Ledger:
         """One pool's jobs finished (done or failed) whose output file is not written yet."""
         with self.db.transaction() as tx:
             rows = tx.execute("SELECT id FROM posterq_jobs WHERE output IS NOT NULL AND pool = %s "
-                              "AND output_written_at IS NULL AND status IN (%s, %s)",
-                              (pool, JobStatus.DONE.value, JobStatus.FAILED.value)).fetchall()
+                              "AND namespace = %s AND output_written_at IS NULL AND status IN (%s, %s)",
+                              (pool, self.namespace, JobStatus.DONE.value, JobStatus.FAILED.value)).fetchall()
         return [row[0] for row in rows]
 
     def output_written(self, job_id: str) -> None:

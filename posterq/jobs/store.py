@@ -38,7 +38,7 @@ class JobStore:
         self._pools: dict[str, JobStore] = {pool: self} if root is None else {}
         self.keys = Keys(settings.key_prefix)
         self.database = database or Database.shared(settings.database_url)
-        self.ledger = Ledger(self.database)
+        self.ledger = Ledger(self.database, (root or self).settings.key_prefix)
         self.schedule = Schedule(client, settings, self.keys)
         self.jobs = Jobs(client, settings, self.keys, self.schedule, self.ledger, pool,
                          lambda other: self.for_pool(other).jobs)

@@ -35,12 +35,14 @@ class Window:
         each batch costs one LLEN.
         """
         size = self.settings.job_window
-        ready = self.client.llen(self.keys.ready(job_id))
-        if ready > size // 2:
+        if self.client.llen(self.keys.ready(job_id)) > size // 2:
             return 0
         key = self.keys.job(job_id)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.watch(key)
+            # Read after WATCH: a top-up whose EXEC came in between has moved `fed` on and filled the
+            # list, and this one must see both, or the window would hold more than its size.
+            ready = pipe.llen(self.keys.ready(job_id))
             status, fed, lane, tenant = pipe.hmget(key, ["status", "fed", "lane", "tenant"])
             if status is None or JobStatus(status.decode()) in FINAL_STATUSES:
                 return 0
