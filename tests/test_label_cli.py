@@ -3,15 +3,11 @@
 import csv
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from commands import posterq
+from commands import interrupt, posterq, running
 from samples import write_posters
 
 from posterq.genres import GENRES
@@ -201,23 +197,14 @@ def test_ctrl_c_keeps_finished_rows(tiny_bundle, tmp_path):
     root = tmp_path / "many"
     write_posters(root, 400)
     out = tmp_path / "genres.csv"
-    script = shutil.which("posterq", path=str(Path(sys.executable).parent))
-    command = [script] if script else [sys.executable, "-m", "posterq.cli"]
     # A new session stands for the terminal: Ctrl-C signals the whole process group.
-    process = subprocess.Popen([*command, "label", str(root), "--out", str(out), "--model", str(tiny_bundle),
-                                "--workers", "2", "--batch-size", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
+    with running("label", str(root), "--out", str(out), "--model", str(tiny_bundle), "--workers", "2",
+                 "--batch-size", "1") as process:
         # The rows go to a partial file beside `out` until the run ends (results.open_writer).
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _partial_lines(tmp_path) < 5:
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        stderr = interrupt(process)
     assert process.returncode == 130, stderr
     written = out.read_text().splitlines()
     assert 5 <= len(written) - 1 < 400

@@ -2,18 +2,12 @@
 what it leaves on Ctrl-C, and Idempotency-Key: a retry of a submission gets the one job, even when
 the API was killed in the middle of it."""
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from commands import posterq
+from commands import interrupt, posterq, running
 from samples import poster_bytes, write_posters
 
 from posterq.testing import all_results, assert_exactly_once, wait_for_job
@@ -135,19 +129,10 @@ def test_ctrl_c_on_submit_names_the_job_and_how_to_fetch_it(api, spawn_worker, t
     folder = tmp_path / "posters"
     write_posters(folder, 12)
     out = tmp_path / "genres.csv"
-    script = shutil.which("posterq", path=str(Path(sys.executable).parent))
-    command = [script] if script else [sys.executable, "-m", "posterq.cli"]
     # No worker yet: the job waits, and Ctrl-C comes while `submit` waits for it.
-    process = subprocess.Popen([*command, "submit", str(folder), "--api", api.url, "--out", str(out),
-                                "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
+    with running("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress") as process:
         job_id = _accepted_job(process)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        stderr = interrupt(process)
     assert process.returncode == 130, stderr
     assert "interrupted: 0 finished rows written" in stderr
     fetch = f"posterq jobs download {job_id} --api {api.url} --out {out}"
