@@ -20,7 +20,7 @@ _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
-                "pool")
+                "pool", "request_digest")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
@@ -244,8 +244,8 @@ class Ledger:
         An older one lets its key go, so that the key makes a new job.
         """
         with self.db.transaction() as tx:
-            row = tx.execute(f"{_SELECT_JOBS} WHERE owner = %s "
-                             "AND idempotency_key = %s", (owner, key)).fetchone()
+            row = tx.execute(f"{_SELECT_JOBS} WHERE namespace = %s AND owner = %s "
+                             "AND idempotency_key = %s", (self.namespace, owner, key)).fetchone()
             if row is None:
                 return None
             job = self._job(row)
@@ -283,10 +283,13 @@ class Ledger:
             tx.execute("UPDATE posterq_jobs SET output_written_at = %s WHERE id = %s", (time.time(), job_id))
 
     def expire(self, older_than: float, most: int = 100) -> int:
-        """Delete up to `most` jobs (with their results) that finished more than older_than seconds ago."""
+        """Delete up to `most` of this service's jobs (with their results) finished over older_than s ago."""
+        # The namespace too: a service with a short result TTL must not delete the finished jobs
+        # of another service sharing the database (issue 23, incident 5).
         with self.db.transaction() as tx:
             return tx.execute("DELETE FROM posterq_jobs WHERE id IN (SELECT id FROM posterq_jobs "
-                              "WHERE finished_at < %s LIMIT %s)", (time.time() - older_than, most)).rowcount
+                              "WHERE namespace = %s AND finished_at < %s LIMIT %s)",
+                              (self.namespace, time.time() - older_than, most)).rowcount
 
 
 def _text(value: str | None) -> str | None:
