@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from posterq.exceptions import SubmissionExists
+from posterq.files import display_name
 from posterq.jobs.database import Database
 from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 
@@ -294,4 +295,5 @@ class Ledger:
 
 def _text(value: str | None) -> str | None:
     # PostgreSQL's text cannot hold a NUL byte, and no file system allows one in a name: dropped.
-    return value.replace("\x00", "") if value else value
+    # Nor a lone surrogate (a name's bytes that are not UTF-8): shown as \xNN, never refused.
+    return display_name(value.replace("\x00", "")) if value else value

@@ -66,6 +66,7 @@ class Keys:
         P:job:<id>:blob:<i>   string upload bytes, TTL upload_ttl, deleted once classified
         P:job:<id>:done       list   one element once the job is final (waiters block on it)
         P:job:<id>:enumerating string lock: the one task listing the job's folder (TTL, renewed)
+        P:job:<id>:listing_errors string listing tries that failed with an error that does not pass
         P:job:<id>:nudged     string set when the sweep sent a new listing task (one per lock TTL)
         P:job:<id>:submitting string lease of the request submitting the job (TTL), until it is complete
         P:job:<id>:discarded  string set when a failed submission removed the job (aborts its write)
@@ -111,6 +112,10 @@ class Keys:
     def enumerating(self, job_id: str) -> str:
         """Held by the one task listing a directory job's folder."""
         return self._name("job", job_id, "enumerating")
+
+    def listing_errors(self, job_id: str) -> str:
+        """How many listings of a directory job's folder failed with an error that does not pass."""
+        return self._name("job", job_id, "listing_errors")
 
     def done(self, job_id: str) -> str:
         """Non-empty once the job is final: what a client waiting for the job blocks on."""
