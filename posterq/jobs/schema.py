@@ -75,6 +75,9 @@ class Keys:
         P:lane:<lane>         zset   tenants (API key digests, or job ids without keys) with
                                      waiting posters in the lane, by posters served / weight
         P:lane:<lane>:<t>     zset   tenant t's jobs with waiting posters, by posters served
+                                     (members of both: "<arrival>:<name>", so equals go by arrival)
+        P:order               hash   "<level key>|<name>" -> its member in that level, and
+                                     "#arrivals", the counter; gone once nothing waits
         P:waiting             hash   posters waiting: "total", "lane:<lane>", "tenant:<t>"
         P:weights             hash   tenant -> its weight, where it is not 1
         P:arrivals            list   a short list pushed when posters become ready (claims wait on it)
@@ -158,6 +161,11 @@ class Keys:
     def lane_jobs(self, lane: str, tenant: str) -> str:
         """One tenant's jobs with waiting posters in a lane, scored by posters served."""
         return self._name("lane", lane, tenant)
+
+    @property
+    def queue_order(self) -> str:
+        """The fair queue's arrival numbers: each waiting tenant's and job's member in its level."""
+        return self._name("order")
 
     @property
     def waiting(self) -> str:
