@@ -168,10 +168,12 @@ class Ledger:
             "WHERE job_id = %s AND idx = %s AND status = %s RETURNING idx", rows)
 
     def get(self, job_id: str) -> dict | None:
-        """The job's row as a dict (None when there is no such job)."""
+        """The job's row as a dict (None when this service has no such job)."""
+        # Every read by id is this service's too: another service on the database (another key
+        # prefix) answers as if its jobs did not exist, and cannot cancel them.
         with self.db.transaction() as tx:
-            row = tx.execute(f"{_SELECT_JOBS} WHERE id = %s",
-                             (job_id,)).fetchone()
+            row = tx.execute(f"{_SELECT_JOBS} WHERE id = %s AND namespace = %s",
+                             (job_id, self.namespace)).fetchone()
         return None if row is None else self._job(row)
 
     def _job(self, row) -> dict:
@@ -183,7 +185,8 @@ class Ledger:
     def owner(self, job_id: str) -> str | None:
         """Who may see the job ("" when anybody), or None when there is no such job."""
         with self.db.transaction() as tx:
-            row = tx.execute("SELECT owner FROM posterq_jobs WHERE id = %s", (job_id,)).fetchone()
+            row = tx.execute("SELECT owner FROM posterq_jobs WHERE id = %s AND namespace = %s",
+                             (job_id, self.namespace)).fetchone()
         return None if row is None else row[0]
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
@@ -215,8 +218,8 @@ class Ledger:
         """Mark a job cancelled unless it is final; True when this call cancelled it."""
         with self.db.transaction() as tx:
             return tx.execute(f"UPDATE posterq_jobs SET status = %s, finished_at = %s WHERE id = %s "
-                              f"AND status NOT IN {_FINAL!r}",
-                              (JobStatus.CANCELLED.value, time.time(), job_id)).rowcount == 1
+                              f"AND namespace = %s AND status NOT IN {_FINAL!r}",
+                              (JobStatus.CANCELLED.value, time.time(), job_id, self.namespace)).rowcount == 1
 
     def active(self, pool: str = "") -> list[dict]:
         """Rows of one pool's jobs not final yet (what that pool's sweep looks after)."""

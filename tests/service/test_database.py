@@ -131,6 +131,11 @@ def test_two_services_on_one_database_never_expire_or_replay_each_others_jobs(
     # ... and has swept again since, with the other's job long past its 1 s.
     _swept_again(short_api)
     assert long_api.get(f"/jobs/{kept_id}").json()["done"] == 3
+    # A job id of the other service names nothing here: no read, no download, no cancel.
+    for answer in (short_api.get(f"/jobs/{kept_id}"), short_api.get(f"/jobs/{kept_id}/results"),
+                   short_api.delete(f"/jobs/{kept_id}")):
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "job_not_found")
+    assert kept_id not in {job["id"] for job in short_api.get("/jobs").json()["jobs"]}
     replayed = long_api.post("/jobs", files=_uploads(3), headers=key)
     assert replayed.json()["id"] == kept_id and replayed.headers["Idempotent-Replayed"] == "true"
     # The short service no longer knows its own expired key, and never answers with the other's job.
