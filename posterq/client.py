@@ -81,7 +81,7 @@ class ServiceClient:
         """
         # A backslash goes doubled: the filename is a quoted-string, in which the server (werkzeug)
         # reads a backslash and the character after it as that character alone, so that a name
-        # with one (an escaped name such as bad\\xff.jpg, or a\\b.jpg) would come back as another.
+        # with one (an escaped name such as bad\xff.jpg, or a\b.jpg) would come back as another.
         parts = [("files", (name.replace("\\", "\\\\"), data, "application/octet-stream"))
                  for name, data in files]
         data = {"top_k": str(top_k)} if top_k else None
