@@ -7,7 +7,7 @@ from functools import partial
 
 from flask import Blueprint, Response, jsonify, request
 
-from api import auth, context, intake, models
+from api import auth, context, fingerprint, intake, models
 from api.backpressure import refuse_when_full
 from api.exceptions import ApiError, BadRequest, NotFound
 from api.queue import enqueue, enqueue_enumeration
@@ -40,14 +40,16 @@ def submit():
     """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory", "output"?}.
 
     With an Idempotency-Key header, the same key from the same API key within a day answers with
-    the job the first submission made instead of making another: a client may retry safely.
+    the job the first submission made instead of making another: a client may retry safely. The
+    same key with another request (api.fingerprint) answers 422 idempotency_key_reused.
     """
     settings = context.settings()
     key = _idempotency_key()
+    digest = fingerprint.of_request(request) if key is not None else None
     if key is not None:
-        # Before the body is read and before the queue is asked: a retry of an accepted job is
-        # answered as the first try was, full queue or not.
-        replayed = context.store().jobs.replay(auth.owner(), key)
+        # Before the queue is asked: a retry of an accepted job is answered as the first try was,
+        # full queue or not.
+        replayed = context.store().jobs.replay(auth.owner(), key, digest)
         if replayed is not None:
             log.info("job %s: submission replayed for its Idempotency-Key", replayed["id"])
             return _accepted(replayed, replayed=True)
@@ -68,7 +70,7 @@ def submit():
         output = intake.output_of(body, settings)
         job = context.store(pool).jobs.create_directory(
             directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
-            enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key)
+            enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest)
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
@@ -94,7 +96,7 @@ def submit():
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
     job = context.store(pool).jobs.create(source, items, blobs, top_k, owner=auth.owner(),
                                           enqueue=partial(enqueue, pool=pool), weight=auth.weight(),
-                                          idempotency_key=key)
+                                          idempotency_key=key, request_digest=digest)
     log.info("job %s: %d posters from %s%s", job["id"], job["total"], source, f" for {pool}" if pool else "")
     return _accepted(job)
 

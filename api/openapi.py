@@ -62,7 +62,8 @@ DOCUMENT = {
                             "schema": {"type": "string", "minLength": 1}},
                            {"name": "wait_for_model", "in": "query", "required": False,
                             "schema": {"type": "boolean", "default": False}},
-                           # The same key from the same API key within a day answers with the same job.
+                           # The same key from the same API key within a day answers with the same job;
+                           # with another request it answers 422.
                            {"name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                                        "pattern": "^[\\x21-\\x7e]+$"}}],
@@ -100,6 +101,8 @@ DOCUMENT = {
                               "no live worker holds the model named (model_unavailable; error.held lists "
                               "the models held)"),
                 "415": _error("Unsupported content type"),
+                "422": _error("The Idempotency-Key was used for another request (idempotency_key_reused): "
+                              "a new submission needs a new key"),
                 "429": _busy(),
                 "503": _error("Redis, the database or the queue unavailable, or Redis too full for new work "
                               "(redis_full); nothing of the job was kept"),

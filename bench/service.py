@@ -57,7 +57,20 @@ def provenance() -> dict:
                               text=True).stdout.strip()
     return {"git": {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))},
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in os.getloadavg()]}}
+                        "cpu_model": cpu_model(), "cpus": os.cpu_count(),
+                        "loadavg_before": [round(v, 2) for v in os.getloadavg()]}}
+
+
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it (platform.processor() is often empty)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 class Service:

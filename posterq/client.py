@@ -12,6 +12,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from posterq.exceptions import PosterqError
+from posterq.files import display_name
 from posterq.jobs.schema import JobStatus
 
 if TYPE_CHECKING:
@@ -78,7 +79,11 @@ class ServiceClient:
         With an idempotency_key every try of this submission (a retry after a dropped connection,
         or a later call with the same key) gets the one job it made.
         """
-        parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+        # A backslash goes doubled: the filename is a quoted-string, in which the server (werkzeug)
+        # reads a backslash and the character after it as that character alone, so that a name
+        # with one (an escaped name such as bad\xff.jpg, or a\b.jpg) would come back as another.
+        parts = [("files", (name.replace("\\", "\\\\"), data, "application/octet-stream"))
+                 for name, data in files]
         data = {"top_k": str(top_k)} if top_k else None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         deadline = time.monotonic() + IN_PROGRESS_WAIT
@@ -189,5 +194,7 @@ def plan_chunks(sizes: list[int], max_posters: int, max_bytes: int) -> list[list
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """The name a file is uploaded under: its path below the submitted folder."""
-    return path.relative_to(root).as_posix()
+    """The name a file is uploaded under: its path below the submitted folder (\\xNN for non-UTF-8 bytes)."""
+    # A multipart header cannot carry bytes that are not UTF-8: the name goes as the row's name
+    # (posterq.files.display_name), which is also how `posterq label` names it.
+    return display_name(path.relative_to(root).as_posix())

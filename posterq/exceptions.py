@@ -43,3 +43,9 @@ class SubmissionExists(PosterqError):
     """A submission under an Idempotency-Key that another request is still making: try again shortly."""
 
     code = "submission_in_progress"
+
+
+class IdempotencyKeyReused(PosterqError):
+    """An Idempotency-Key sent again with another request than the one that made its job (422)."""
+
+    code = "idempotency_key_reused"

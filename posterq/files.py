@@ -2,12 +2,53 @@
 
 import os
 import stat
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from posterq.config import MAX_FILE_BYTES
 from posterq.exceptions import ImageError
+
+#: Starts a path (or a listing cursor) kept in exact_text's escaped form. An absolute path never
+#: starts with it, and a relative one that does is escaped too, so the form is unambiguous.
+EXACT_PREFIX = "bytes:"
+
+
+def display_name(name: str) -> str:
+    """A file name as text anyone can read: bytes that are not UTF-8 shown as \\xNN escapes (as `ls -b`).
+
+    The file system gives a name that is not UTF-8 with those bytes as lone surrogates
+    (surrogateescape), which no UTF-8 file, database or terminal can take. UTF-8 names are as they are.
+    """
+    try:
+        raw = os.fsencode(name)
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte (JSON's "\ud800")
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def exact_text(path: str) -> str:
+    """A path as UTF-8 text that gives the very same bytes back (from_exact_text): for a database.
+
+    A UTF-8 path is itself; any other is EXACT_PREFIX and its bytes percent-escaped (RFC 3986),
+    e.g. "bytes:/data/bad%FF%FEname.jpg".
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if not path.startswith(EXACT_PREFIX):
+            return path
+    return EXACT_PREFIX + urllib.parse.quote_from_bytes(os.fsencode(path), safe="/")
+
+
+def from_exact_text(text: str) -> str:
+    """The path exact_text() was given, as os functions take it (other bytes surrogate-escaped)."""
+    if text.startswith(EXACT_PREFIX):
+        return os.fsdecode(urllib.parse.unquote_to_bytes(text[len(EXACT_PREFIX):]))
+    return text
 
 
 @dataclass(frozen=True)

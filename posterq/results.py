@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from posterq.exceptions import PosterqError
+from posterq.files import display_name
 
 if TYPE_CHECKING:  # the API writes rows too and must not load LiteRT just for a type name
     from posterq.classifier import Prediction
@@ -152,4 +153,6 @@ def open_writer(path: str | os.PathLike, format: str | None, genres: Sequence[st
 
 
 def _name(path: str | os.PathLike) -> str:
-    return Path(path).as_posix() if isinstance(path, os.PathLike) else str(path)
+    # A name that is not UTF-8 is written with \xNN escapes (posterq.files.display_name): every
+    # file of a folder is one row, and no CSV or JSON Lines writer can take its raw bytes.
+    return display_name(Path(path).as_posix() if isinstance(path, os.PathLike) else str(path))

@@ -19,7 +19,7 @@ import redis
 
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
-from posterq.files import read_poster
+from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import ItemKind, ResultStatus
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
@@ -53,7 +53,8 @@ def read_item(item: dict, settings: Settings) -> bytes:
             raise PosterqError("the uploaded bytes expired before a worker got to them", "upload_expired")
         return item["data"]
     # Checked again here: the file may have become a symlink out of the roots since submission.
-    return read_poster(settings.resolve_data_path(item["path"]), settings.max_file_bytes)
+    # The path as listed (posterq.files.exact_text), its bytes exact even where they are not UTF-8.
+    return read_poster(settings.resolve_data_path(from_exact_text(item["path"])), settings.max_file_bytes)
 
 
 def classify_items(classifier, items: list[dict], settings: Settings) -> list[tuple[dict, str]]:

@@ -14,14 +14,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from posterq.exceptions import PosterqError
-from posterq.files import UnlistedFolder, walk_files
+import redis
+
+from posterq.exceptions import PosterqError, StoreUnavailable
+from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import JobStatus
 from posterq.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
+#: The error code of the row that ends a listing that failed too often (see enumerate_folder).
+LISTING_FAILED = "listing_failed"
+#: Seconds a job's count of listing errors is kept: far longer than its tries take.
+LISTING_ERRORS_TTL = 24 * 3600
 #: Items per ledger transaction: large enough that COPY runs at full speed, small enough that a
 #: cancel or a crash loses little listing work.
 CHUNK = 5000
@@ -46,6 +52,7 @@ class EnumerationReport:
     more: bool = False  # stopped for time: a continuation goes on from the cursor
     output_due: bool = False  # the listing finished the job, which writes an output file
     skipped: str = ""
+    failed: bool = False  # the listing failed too often and was ended (a listing_failed row)
 
 
 def enumerate_folder(store: JobStore, job_id: str, send_tokens: Callable[[int], None],
@@ -62,6 +69,15 @@ def enumerate_folder(store: JobStore, job_id: str, send_tokens: Callable[[int], 
     try:
         return _enumerate(store, job_id, send_tokens, lambda: store.client.expire(lock, ttl),
                           time.monotonic() + seconds)
+    except Exception as exc:
+        # A store that is down or full passes: the task tries again, as often as it takes. Any
+        # other error may never pass (issue 23: a name the database refused kept a job queued
+        # forever), so it is counted, and the job's listing ends after max_redeliveries of them.
+        if transient(exc) or not _gives_up(store, job_id):
+            raise
+        log.exception("job %s: listing its folder failed %d times; the job ends with what was listed",
+                      job_id, store.settings.max_redeliveries + 1)
+        return _end_listing(store, job_id, exc)
     finally:
         # Only this run's lock: one that lapsed may be another enumeration's by now.
         if store.client.get(lock) == token.encode():
@@ -79,7 +95,8 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
         entries = iter([UnlistedFolder((), exc.message)])
         folder = None
     else:
-        entries = walk_files(folder, bool(job["recursive"]), tuple(cursor.split("/")) if cursor else ())
+        after = tuple(from_exact_text(cursor).split("/")) if cursor else ()
+        entries = walk_files(folder, bool(job["recursive"]), after)
     listed, chunk = 0, []
     for entry in entries:
         chunk.append(_item(entry, folder, job["directory"]))
@@ -104,13 +121,15 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
 
 def _item(entry, folder, directory: str) -> dict:
     # A file becomes a pending item named by its path under the folder; a folder that cannot be
-    # listed becomes one failed item, so the job says what it could not see.
+    # listed becomes one failed item, so the job says what it could not see. Any name the file
+    # system gives is one row: the name shown has \xNN for bytes that are not UTF-8, while the
+    # cursor and the path keep the exact bytes (exact_text), so the worker opens that very file.
     if isinstance(entry, UnlistedFolder):
-        name = "/".join(entry.parts) or directory
-        return {"name": name, "cursor": "/".join(entry.parts),
+        name = "/".join(entry.parts)
+        return {"name": display_name(name) if name else directory, "cursor": exact_text(name),
                 "error": {"code": "unreadable", "message": f"the folder could not be listed: {entry.reason}"}}
     name = entry.relative_to(folder).as_posix()
-    return {"name": name, "cursor": name, "path": str(entry)}
+    return {"name": display_name(name), "cursor": exact_text(name), "path": exact_text(str(entry))}
 
 
 def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_tokens) -> bool:
@@ -121,3 +140,41 @@ def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_to
     if made:
         send_tokens(tokens_for(made, store.settings.batch_size))
     return True
+
+
+def transient(exc: BaseException) -> bool:
+    """True for an error that passes on its own: the database or Redis down, or Redis full."""
+    passing = (StoreUnavailable, redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
+    return isinstance(exc, passing) or (isinstance(exc, redis.ResponseError) and "maxmemory" in str(exc))
+
+
+def _gives_up(store: JobStore, job_id: str) -> bool:
+    # Counted in Redis, not in the task's retries: the sweep starts new listing tasks too.
+    key = store.keys.listing_errors(job_id)
+    pipe = store.client.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, LISTING_ERRORS_TTL)
+    return pipe.execute()[0] > store.settings.max_redeliveries
+
+
+def _end_listing(store: JobStore, job_id: str, exc: Exception) -> EnumerationReport:
+    # One failed row says where and why the listing stopped; the job then finishes with what was
+    # listed (failed when none of it could be labelled, as a job with no poster is).
+    job = store.ledger.get(job_id)
+    if job is None or JobStatus(job["status"]).final or job["enumerated"]:
+        return EnumerationReport(job_id, skipped="the job is gone, final or listed already")
+    cursor = job["enum_cursor"] or ""
+    where = f" after {display_name(from_exact_text(cursor))}" if cursor else ""
+    row = {"name": job["directory"], "cursor": cursor,
+           "error": {"code": LISTING_FAILED, "message": f"listing the folder failed{where} "
+                                                       f"({store.settings.max_redeliveries + 1} tries): "
+                                                       f"{type(exc).__name__}: {exc}"}}
+    if not store.ledger.add_found(job_id, int(job["total"]), [row], cursor):
+        return EnumerationReport(job_id, skipped="the job was cancelled or listed elsewhere")
+    finished = store.ledger.finish_enumeration(job_id)
+    if finished:
+        pipe = store.client.pipeline(transaction=False)
+        store.jobs.finished(pipe, job_id, finished.status)
+        pipe.execute()
+    return EnumerationReport(job_id, finished=True, output_due=bool(finished and finished.has_output),
+                             failed=True)

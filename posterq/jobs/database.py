@@ -94,6 +94,17 @@ _MIGRATIONS = [
     # Services of several key prefixes may share one database (a test suite, a benchmark beside a
     # service): each sweep looks after its own prefix's jobs only.
     (6, ["ALTER TABLE posterq_jobs ADD COLUMN namespace text NOT NULL DEFAULT 'posterq'"]),
+    # An Idempotency-Key is a service's own (two services on one database may be sent the same
+    # key), and it names one request: the fingerprint of the request that made the job (sha256
+    # hex, api.fingerprint) tells a retry from another request under the same key. Expiry reads
+    # by service and finish time.
+    (7, [
+        "DROP INDEX posterq_jobs_by_idempotency_key",
+        "CREATE UNIQUE INDEX posterq_jobs_by_idempotency_key ON posterq_jobs "
+        "(namespace, owner, idempotency_key) WHERE idempotency_key IS NOT NULL",
+        "ALTER TABLE posterq_jobs ADD COLUMN request_digest text",
+        "CREATE INDEX posterq_jobs_by_namespace_finished_at ON posterq_jobs (namespace, finished_at)",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import redis
 
 from posterq.config import Settings
-from posterq.exceptions import SubmissionExists
+from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import JobStatus, Keys, Lane, new_job_id, ref
@@ -73,7 +73,8 @@ class Jobs:
     def create(self, source: str, items: list[dict], blobs: list[bytes | None],
                top_k: int | None = None, owner: str = "",
                enqueue: Callable[[int], object] | None = None, lane: Lane = Lane.BULK,
-               weight: float = 1, idempotency_key: str | None = None) -> dict:
+               weight: float = 1, idempotency_key: str | None = None,
+               request_digest: str | None = None) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
@@ -81,9 +82,11 @@ class Jobs:
         a token. owner is who may see the job (api.auth: a digest of the API key that made it;
         never the key) and the tenant its posters are scheduled as, with `weight`; a job without
         an owner is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
-        idempotency_key: the client's key for this submission (see replay()).
+        idempotency_key: the client's key for this submission, and request_digest the fingerprint
+        of the request it came with (see replay()).
         """
-        record = self._record(source, top_k, owner, lane, enumerated=True, idempotency_key=idempotency_key)
+        record = self._record(source, top_k, owner, lane, enumerated=True, idempotency_key=idempotency_key,
+                              request_digest=request_digest)
         record["total"] = len(items)
         self._begin(record, items)
         try:
@@ -100,7 +103,8 @@ class Jobs:
 
     def create_directory(self, directory: str, recursive: bool, top_k: int | None = None, owner: str = "",
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
-                         output: str | None = None, idempotency_key: str | None = None) -> dict:
+                         output: str | None = None, idempotency_key: str | None = None,
+                         request_digest: str | None = None) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
@@ -108,7 +112,7 @@ class Jobs:
         as create() is. `output`: the file the results go to once the job is done (worker.outputs).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
-                              idempotency_key=idempotency_key)
+                              idempotency_key=idempotency_key, request_digest=request_digest)
         record.update(directory=directory, recursive=recursive, output=output)
         self._begin(record, [])
         try:
@@ -134,15 +138,20 @@ class Jobs:
         """True for a job whose submission never completed and never will (no lease holds it)."""
         return not job["submitted"] and not self.client.exists(self.keys.submitting(job["id"]))
 
-    def replay(self, owner: str, key: str) -> dict | None:
+    def replay(self, owner: str, key: str, request_digest: str | None = None) -> dict | None:
         """The job an earlier submission of `owner` with this Idempotency-Key made; None: make a new one.
 
-        Raises SubmissionExists while that submission is still being made. One that was cut off
+        Raises IdempotencyKeyReused when that submission's request had another fingerprint than
+        request_digest, and SubmissionExists while it is still being made. One that was cut off
         (its API process died half-way) is removed, and the key makes a new job.
         """
         job = self.ledger.by_idempotency_key(owner, key, IDEMPOTENCY_SECONDS)
         if job is None:
             return None
+        # A job made before fingerprints were kept (no digest) replays as it always did.
+        if request_digest and job.get("request_digest") and job["request_digest"] != request_digest:
+            raise IdempotencyKeyReused(f"the Idempotency-Key {key!r} was used for another request (job "
+                                       f"{job['id']}); send a new key for a new submission")
         if job["submitted"]:
             return self.view(job)
         if self.of(job).cut_off(job):
@@ -157,13 +166,13 @@ class Jobs:
         self._discard(job, list(blobs))
 
     def _record(self, source: str, top_k: int | None, owner: str, lane: Lane, enumerated: bool,
-                idempotency_key: str | None = None) -> dict:
+                idempotency_key: str | None = None, request_digest: str | None = None) -> dict:
         job_id = new_job_id()
         return {"id": job_id, "status": JobStatus.QUEUED.value, "source": source, "top_k": top_k or 0,
                 "pool": self.pool,
                 "created_at": time.time(), "lane": lane.value, "tenant": owner or job_id, "owner": owner,
                 "enumerated": enumerated, "total": 0, "done": 0, "failed": 0,
-                "idempotency_key": idempotency_key}
+                "idempotency_key": idempotency_key, "request_digest": request_digest}
 
     def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float) -> None:
         """Write a new job's Redis side in one MULTI/EXEC, aborted if _discard has already marked its id."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from posterq.exceptions import SubmissionExists
+from posterq.files import display_name
 from posterq.jobs.database import Database
 from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 
@@ -20,7 +21,7 @@ _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
-                "pool")
+                "pool", "request_digest")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
@@ -167,10 +168,12 @@ class Ledger:
             "WHERE job_id = %s AND idx = %s AND status = %s RETURNING idx", rows)
 
     def get(self, job_id: str) -> dict | None:
-        """The job's row as a dict (None when there is no such job)."""
+        """The job's row as a dict (None when this service has no such job)."""
+        # Every read by id is this service's too: another service on the database (another key
+        # prefix) answers as if its jobs did not exist, and cannot cancel them.
         with self.db.transaction() as tx:
-            row = tx.execute(f"{_SELECT_JOBS} WHERE id = %s",
-                             (job_id,)).fetchone()
+            row = tx.execute(f"{_SELECT_JOBS} WHERE id = %s AND namespace = %s",
+                             (job_id, self.namespace)).fetchone()
         return None if row is None else self._job(row)
 
     def _job(self, row) -> dict:
@@ -182,7 +185,8 @@ class Ledger:
     def owner(self, job_id: str) -> str | None:
         """Who may see the job ("" when anybody), or None when there is no such job."""
         with self.db.transaction() as tx:
-            row = tx.execute("SELECT owner FROM posterq_jobs WHERE id = %s", (job_id,)).fetchone()
+            row = tx.execute("SELECT owner FROM posterq_jobs WHERE id = %s AND namespace = %s",
+                             (job_id, self.namespace)).fetchone()
         return None if row is None else row[0]
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
@@ -214,8 +218,8 @@ class Ledger:
         """Mark a job cancelled unless it is final; True when this call cancelled it."""
         with self.db.transaction() as tx:
             return tx.execute(f"UPDATE posterq_jobs SET status = %s, finished_at = %s WHERE id = %s "
-                              f"AND status NOT IN {_FINAL!r}",
-                              (JobStatus.CANCELLED.value, time.time(), job_id)).rowcount == 1
+                              f"AND namespace = %s AND status NOT IN {_FINAL!r}",
+                              (JobStatus.CANCELLED.value, time.time(), job_id, self.namespace)).rowcount == 1
 
     def active(self, pool: str = "") -> list[dict]:
         """Rows of one pool's jobs not final yet (what that pool's sweep looks after)."""
@@ -244,8 +248,8 @@ class Ledger:
         An older one lets its key go, so that the key makes a new job.
         """
         with self.db.transaction() as tx:
-            row = tx.execute(f"{_SELECT_JOBS} WHERE owner = %s "
-                             "AND idempotency_key = %s", (owner, key)).fetchone()
+            row = tx.execute(f"{_SELECT_JOBS} WHERE namespace = %s AND owner = %s "
+                             "AND idempotency_key = %s", (self.namespace, owner, key)).fetchone()
             if row is None:
                 return None
             job = self._job(row)
@@ -283,12 +287,16 @@ class Ledger:
             tx.execute("UPDATE posterq_jobs SET output_written_at = %s WHERE id = %s", (time.time(), job_id))
 
     def expire(self, older_than: float, most: int = 100) -> int:
-        """Delete up to `most` jobs (with their results) that finished more than older_than seconds ago."""
+        """Delete up to `most` of this service's jobs (with their results) finished over older_than s ago."""
+        # The namespace too: a service with a short result TTL must not delete the finished jobs
+        # of another service sharing the database (issue 23, incident 5).
         with self.db.transaction() as tx:
             return tx.execute("DELETE FROM posterq_jobs WHERE id IN (SELECT id FROM posterq_jobs "
-                              "WHERE finished_at < %s LIMIT %s)", (time.time() - older_than, most)).rowcount
+                              "WHERE namespace = %s AND finished_at < %s LIMIT %s)",
+                              (self.namespace, time.time() - older_than, most)).rowcount
 
 
 def _text(value: str | None) -> str | None:
     # PostgreSQL's text cannot hold a NUL byte, and no file system allows one in a name: dropped.
-    return value.replace("\x00", "") if value else value
+    # Nor a lone surrogate (a name's bytes that are not UTF-8): shown as \xNN, never refused.
+    return display_name(value.replace("\x00", "")) if value else value

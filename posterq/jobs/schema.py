@@ -66,6 +66,7 @@ class Keys:
         P:job:<id>:blob:<i>   string upload bytes, TTL upload_ttl, deleted once classified
         P:job:<id>:done       list   one element once the job is final (waiters block on it)
         P:job:<id>:enumerating string lock: the one task listing the job's folder (TTL, renewed)
+        P:job:<id>:listing_errors string listing tries that failed with an error that does not pass
         P:job:<id>:nudged     string set when the sweep sent a new listing task (one per lock TTL)
         P:job:<id>:submitting string lease of the request submitting the job (TTL), until it is complete
         P:job:<id>:discarded  string set when a failed submission removed the job (aborts its write)
@@ -74,6 +75,9 @@ class Keys:
         P:lane:<lane>         zset   tenants (API key digests, or job ids without keys) with
                                      waiting posters in the lane, by posters served / weight
         P:lane:<lane>:<t>     zset   tenant t's jobs with waiting posters, by posters served
+                                     (members of both: "<arrival>:<name>", so equals go by arrival)
+        P:order               hash   "<level key>|<name>" -> its member in that level, and
+                                     "#arrivals", the counter; gone once nothing waits
         P:waiting             hash   posters waiting: "total", "lane:<lane>", "tenant:<t>"
         P:weights             hash   tenant -> its weight, where it is not 1
         P:arrivals            list   a short list pushed when posters become ready (claims wait on it)
@@ -111,6 +115,10 @@ class Keys:
     def enumerating(self, job_id: str) -> str:
         """Held by the one task listing a directory job's folder."""
         return self._name("job", job_id, "enumerating")
+
+    def listing_errors(self, job_id: str) -> str:
+        """How many listings of a directory job's folder failed with an error that does not pass."""
+        return self._name("job", job_id, "listing_errors")
 
     def done(self, job_id: str) -> str:
         """Non-empty once the job is final: what a client waiting for the job blocks on."""
@@ -153,6 +161,11 @@ class Keys:
     def lane_jobs(self, lane: str, tenant: str) -> str:
         """One tenant's jobs with waiting posters in a lane, scored by posters served."""
         return self._name("lane", lane, tenant)
+
+    @property
+    def queue_order(self) -> str:
+        """The fair queue's arrival numbers: each waiting tenant's and job's member in its level."""
+        return self._name("order")
 
     @property
     def waiting(self) -> str:

@@ -130,6 +130,62 @@ def test_a_folder_that_cannot_be_listed_fails_alone(store, data_root, monkeypatc
     assert (store.jobs.get(job_id)["total"], store.jobs.get(job_id)["failed"]) == (5, 1)
 
 
+def test_a_name_that_is_not_utf8_is_one_row_labelled_like_any_other(api, spawn_worker, data_root):
+    spawn_worker("names@test")
+    # Incident 4 of issue 23 as it was: a folder holding one file whose name is not UTF-8.
+    lonely = data_root / "one-bad-name"
+    lonely.mkdir()
+    Path(os.fsdecode(os.fsencode(lonely) + b"/bad\xff\xfename.jpg")).write_bytes(poster_bytes(3))
+    # And beside other files: a text file with such a name, and a subfolder with such a name.
+    mixed = data_root / "mixed-names"
+    (mixed / os.fsdecode(b"sub\xe9")).mkdir(parents=True)
+    (mixed / "good.jpg").write_bytes(poster_bytes(4))
+    (mixed / os.fsdecode(b"notes\xfe.jpg")).write_text("not a poster")
+    (mixed / os.fsdecode(b"sub\xe9") / "inner.jpg").write_bytes(poster_bytes(5))
+    (mixed / os.fsdecode(b"bytes:%FF.jpg")).write_bytes(poster_bytes(6))  # looks like the escaped form
+    lonely_id = api.post("/jobs", json={"directory": str(lonely)}).json()["id"]
+    mixed_id = api.post("/jobs", json={"directory": str(mixed)}).json()["id"]
+    job = wait_for_job(api.url, lonely_id, timeout=120)
+    assert (job["status"], job["total"], job["done"]) == ("done", 1, 1), job
+    assert [(row["name"], row["status"]) for row in job["results"]] == [("bad\\xff\\xfename.jpg", "ok")]
+    job = wait_for_job(api.url, mixed_id, timeout=120)
+    assert (job["status"], job["total"], job["done"], job["failed"]) == ("done", 4, 3, 1), job
+    rows = {row["name"]: row for row in job["results"]}
+    assert sorted(rows) == ["bytes:%FF.jpg", "good.jpg", "notes\\xfe.jpg", "sub\\xe9/inner.jpg"]
+    assert rows["notes\\xfe.jpg"]["error"]["code"] == "not_an_image"  # opened and read: a text file
+    assert all(rows[name]["status"] == "ok" for name in ("bytes:%FF.jpg", "good.jpg", "sub\\xe9/inner.jpg"))
+    csv_text = api.get(f"/jobs/{mixed_id}/results", params={"format": "csv"}).text
+    assert "\nnotes\\xfe.jpg,,not_an_image," in csv_text and "\nsub\\xe9/inner.jpg," in csv_text
+    jsonl = api.get(f"/jobs/{mixed_id}/results", params={"format": "jsonl"}).text
+    assert '"path": "notes\\\\xfe.jpg"' in jsonl
+
+
+def test_a_listing_error_that_does_not_pass_ends_the_job_after_bounded_tries(store, data_root, monkeypatch):
+    # An error that is not the store's (down or full) may never pass: here os.scandir raises one
+    # that walk_files does not expect, as the database's UnicodeEncodeError did in issue 23.
+    folder = data_root / "never-listed"
+    _linked_folder(folder, 3)
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: real(path) if not str(path).endswith("never-listed")
+                        else (_ for _ in ()).throw(RuntimeError("a listing that never works")))
+    job_id = store.jobs.create_directory(str(folder), True)["id"]
+    tries = store.settings.max_redeliveries + 1
+    for _ in range(tries - 1):  # each raises: the task tries again later
+        with pytest.raises(RuntimeError):
+            enumerate_folder(store, job_id, lambda tokens: None)
+    report = enumerate_folder(store, job_id, lambda tokens: None)
+    assert report.failed and report.finished
+    job = store.jobs.get(job_id)
+    assert (job["status"], job["total"], job["failed"], job["enumerated"]) == ("failed", 1, 1, True)
+    [row] = store.jobs.results(job_id)
+    assert row["error"]["code"] == "listing_failed" and f"({tries} tries)" in row["error"]["message"]
+    assert "a listing that never works" in row["error"]["message"]
+    assert enumerate_folder(store, job_id, lambda tokens: None).skipped  # nothing tries again
+    keys = Keys(store.settings.key_prefix)
+    assert store.client.lrange(keys.done(job_id), 0, -1) == [b"failed"]  # its waiters woke
+    assert not store.client.exists(keys.enumerating(job_id))
+
+
 def test_a_cancel_stops_the_listing(store, data_root, database):
     folder = data_root / "cancelled"
     _linked_folder(folder, CHUNK + 10)

@@ -3,6 +3,7 @@ configured, and output files written beside the folder when a job finishes."""
 
 import csv
 import io
+import time
 
 import pytest
 from samples import poster_bytes, write_posters
@@ -104,3 +105,55 @@ def test_output_files_need_an_output_root(api, data_root, tmp_path):
     write_posters(folder, 1)
     response = api.post("/jobs", json={"directory": str(folder), "output": str(tmp_path / "x.csv")})
     assert (response.status_code, response.json()["error"]["code"]) == (403, "no_output_roots")
+
+
+def test_two_services_on_one_database_never_expire_or_replay_each_others_jobs(
+        service_settings, spawn_worker_with, make_api):
+    # One database, two services (key prefixes): "short" keeps finished jobs for 1 s and sweeps
+    # every 0.2 s; "long" keeps them for the suite's 600 s.
+    long_settings = service_settings
+    short_settings = service_settings.replace(key_prefix="pqtest-short", queue="pqtest-short", result_ttl=1,
+                                              sweep_interval=0.2)
+    long_api, short_api = make_api(long_settings), make_api(short_settings)
+    spawn_worker_with("long@test", long_settings)
+    spawn_worker_with("short@test", short_settings)
+    key = {"Idempotency-Key": "the-same-key"}
+    kept = long_api.post("/jobs", files=_uploads(3), headers=key)
+    mine = short_api.post("/jobs", files=_uploads(3), headers=key)
+    assert kept.status_code == mine.status_code == 202, mine.text
+    # The same key (and owner) in the other service is that service's own submission.
+    assert mine.json()["id"] != kept.json()["id"] and "Idempotent-Replayed" not in mine.headers
+    kept_id, mine_id = kept.json()["id"], mine.json()["id"]
+    assert is_final(wait_for_job(long_api.url, kept_id, timeout=120))
+    assert is_final(wait_for_job(short_api.url, mine_id, timeout=120))
+    # The short service's sweep deletes its own finished job (so it does run its expiry) ...
+    _wait_gone(short_api, mine_id)
+    # ... and has swept again since, with the other's job long past its 1 s.
+    _swept_again(short_api)
+    assert long_api.get(f"/jobs/{kept_id}").json()["done"] == 3
+    # A job id of the other service names nothing here: no read, no download, no cancel.
+    for answer in (short_api.get(f"/jobs/{kept_id}"), short_api.get(f"/jobs/{kept_id}/results"),
+                   short_api.delete(f"/jobs/{kept_id}")):
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "job_not_found")
+    assert kept_id not in {job["id"] for job in short_api.get("/jobs").json()["jobs"]}
+    replayed = long_api.post("/jobs", files=_uploads(3), headers=key)
+    assert replayed.json()["id"] == kept_id and replayed.headers["Idempotent-Replayed"] == "true"
+    # The short service no longer knows its own expired key, and never answers with the other's job.
+    fresh = short_api.post("/jobs", files=_uploads(3), headers=key)
+    assert fresh.status_code == 202 and fresh.json()["id"] not in (kept_id, mine_id)
+
+
+def _swept_again(api) -> None:
+    # A job of the short service that finishes after the first expiry is expired in turn: proof
+    # that its sweep ran again after the other service's job was past the short TTL.
+    job_id = api.post("/jobs", files=_uploads(1)).json()["id"]
+    assert is_final(wait_for_job(api.url, job_id, timeout=120))
+    _wait_gone(api, job_id)
+
+
+def _wait_gone(api, job_id: str, timeout: float = 120) -> None:
+    # Until the service answers 404 for the job: its sweep expired it.
+    deadline = time.monotonic() + timeout
+    while api.get(f"/jobs/{job_id}").status_code != 404:
+        assert time.monotonic() < deadline, f"job {job_id} was never expired"
+        time.sleep(0.1)

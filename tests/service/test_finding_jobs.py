@@ -63,6 +63,39 @@ def test_an_idempotency_key_gives_the_one_job(make_api, service_settings):
         assert (refused.status_code, refused.json()["error"]["code"]) == (400, "bad_idempotency_key")
 
 
+def test_an_idempotency_key_sent_with_another_request_answers_422_and_makes_nothing(api, data_root):
+    first = api.post("/jobs", files=_files(3), headers={"Idempotency-Key": "chunk-7"})
+    assert first.status_code == 202, first.text
+    # 7 files instead of 3 under the same key: another request, not a retry (draft-ietf-httpapi-
+    # idempotency-key-header), so neither the first job nor a new one.
+    more = api.post("/jobs", files=_files(7), headers={"Idempotency-Key": "chunk-7"})
+    assert (more.status_code, more.json()["error"]["code"]) == (422, "idempotency_key_reused"), more.text
+    assert first.json()["id"] in more.json()["error"]["message"]
+    # The same names with other bytes are another request too.
+    other_bytes = api.post("/jobs", files=_files(3, start=100), headers={"Idempotency-Key": "chunk-7"})
+    assert other_bytes.status_code == 422
+    folder = data_root / "idempotent-folder"
+    write_posters(folder, 2)
+    directory = api.post("/jobs", json={"directory": str(folder)}, headers={"Idempotency-Key": "chunk-7"})
+    assert (directory.status_code, directory.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    # The same request again still replays the first job.
+    again = api.post("/jobs", files=_files(3), headers={"Idempotency-Key": "chunk-7"})
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert [job["id"] for job in api.get("/jobs").json()["jobs"]] == [first.json()["id"]]
+    # A directory job's retry replays too, its JSON keys in any order; another folder is refused.
+    body = {"directory": str(folder), "recursive": True}
+    made = api.post("/jobs", json=body, headers={"Idempotency-Key": "folder-1"})
+    reordered = api.post("/jobs", data='{"recursive": true, "directory": "%s"}' % folder,
+                         headers={"Idempotency-Key": "folder-1", "Content-Type": "application/json"})
+    assert made.status_code == reordered.status_code == 202, reordered.text
+    assert reordered.json()["id"] == made.json()["id"] and reordered.headers["Idempotent-Replayed"] == "true"
+    elsewhere = api.post("/jobs", json={"directory": str(folder), "recursive": False},
+                         headers={"Idempotency-Key": "folder-1"})
+    assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    assert len(api.get("/jobs").json()["jobs"]) == 2
+
+
 @pytest.mark.parametrize("when", ["job written", "job submitted"])
 def test_a_retry_after_the_api_was_killed_mid_submission_gets_the_one_job(
         when, service_settings, serve_api, spawn_worker, database):

@@ -96,6 +96,47 @@ def test_a_stale_queue_entry_is_skipped_not_looped_on(store):
     assert not store.client.exists(store.keys.lanes)
 
 
+@pytest.mark.parametrize("lane", list(Lane))
+def test_equals_are_served_in_order_of_arrival_not_of_their_random_ids(store, lane):
+    # 40 one-poster jobs, each a tenant of its own and none served yet: equal shares at every level.
+    jobs = [_job(store, 1, lane=lane) for _ in range(40)]
+    assert sorted(jobs) != jobs  # random ids: their order is not the order of arrival
+    assert _claim(store, 40, size=4) == jobs
+    # Jobs of one key, and keys, arriving while others wait: still first come, first served.
+    first = [_job(store, 1, owner="c" * 64, lane=lane) for _ in range(3)]
+    served = _claim(store, 1, size=1)
+    later = [_job(store, 1, owner=owner * 64, lane=lane) for owner in "edc"]
+    # Keys e and d enter at the lowest share there is, c's: equals, so c (there first) goes on,
+    # then e and d in their order; c's last two jobs then go in theirs.
+    assert served + _claim(store, 5, size=1) == [first[0], first[1], later[0], later[1], first[2], later[2]]
+    # The arrival numbers are Redis's own and go once nothing waits.
+    assert store.schedule.waiting() == {} and not store.client.exists(store.keys.queue_order)
+
+
+def test_the_order_of_posterq_before_issue_23_was_by_random_id(service_settings, clean_redis):
+    from posterq.jobs.store import JobStore
+
+    store = JobStore.from_settings(service_settings.replace(queue_order="job_id"))
+    jobs = [_job(store, 1) for _ in range(40)]
+    assert _claim(store, 40, size=4) == sorted(jobs)  # what bench.latency measures as "before"
+
+
+def test_one_poster_jobs_start_in_the_order_they_were_posted(api, spawn_worker):
+    # Posted while no worker runs, so that they all wait with equal shares; then one worker claims
+    # them, a batch at a time. The order is read from each job's claimed_at, not from the clock.
+    posted = []
+    for n in range(24):
+        response = api.post("/jobs", files=[("files", (f"one-{n}.jpg", poster_bytes(n), "image/jpeg"))])
+        assert response.status_code == 202, response.text
+        posted.append(response.json()["id"])
+    spawn_worker("order@test")
+    jobs = [api.wait(job_id, timeout=120) for job_id in posted]
+    assert all(job["status"] == JobStatus.DONE.value for job in jobs)
+    claimed = [float(job["claimed_at"]) for job in jobs]
+    assert claimed == sorted(claimed), "a later one-poster job was claimed before an earlier one"
+    assert len(set(claimed)) >= 24 // 4  # in several batches (batch_size 4): the order was tested
+
+
 # ---------------------------------------------------------------------------------------------
 # Through the API, with a real worker
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 
 import numpy as np
 import pytest
@@ -61,3 +62,18 @@ def test_client_gives_a_jobs_results_as_a_frame(api, classifier, tmp_path):
     assert frame["error"].fillna("").tolist() == local["error"].fillna("").tolist()
     assert frame["error"].fillna("").tolist() == ["not_an_image", "", "", ""]  # notes.txt first
     assert np.allclose(frame[genres], local[genres], atol=2e-6, equal_nan=True)
+
+
+def test_submit_names_a_file_that_is_not_utf8_as_label_does(api, tiny_bundle, tmp_path):
+    folder = tmp_path / "odd-names"
+    write_posters(folder, 2)
+    (folder / "poster_000.jpg").rename(folder / os.fsdecode(b"bad\xff\xfename.jpg"))
+    out_service, out_local = tmp_path / "service.csv", tmp_path / "local.csv"
+    assert main(["submit", str(folder), "--api", api.url, "--out", str(out_service), "--no-progress"]) == 0
+    assert main(["label", str(folder), "--model", str(tiny_bundle), "--out", str(out_local),
+                 "--workers", "1", "--no-progress"]) == 0
+    service_rows = list(csv.DictReader(io.StringIO(out_service.read_text("utf-8"))))
+    local_rows = list(csv.DictReader(io.StringIO(out_local.read_text("utf-8"))))
+    assert [(r["path"], r["genres"]) for r in service_rows] == [(r["path"], r["genres"]) for r in local_rows]
+    assert [r["path"] for r in service_rows] == ["bad\\xff\\xfename.jpg", "poster_001.png"]
+    assert all(r["genres"] and not r["error"] for r in service_rows)
