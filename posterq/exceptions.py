@@ -43,3 +43,18 @@ class SubmissionExists(PosterqError):
     """A submission under an Idempotency-Key that another request is still making: try again shortly."""
 
     code = "submission_in_progress"
+
+
+class QueueFull(PosterqError):
+    """Admitting these posters would pass a queue limit: the key's own (`key_queue_full`) or the service's.
+
+    `queued` is what is queued now (the key's, or everyone's), `limit` the limit passed, `excess`
+    how many posters must finish before the submission fits, `wanted` the posters it holds.
+    """
+
+    code = "queue_full"
+
+    def __init__(self, message: str, code: str, queued: int, limit: int, wanted: int):
+        super().__init__(message, code)
+        self.queued, self.limit, self.wanted = queued, limit, wanted
+        self.excess = max(1, queued + wanted - limit)
