@@ -30,6 +30,8 @@ _COUNTERS = (
     (Counter.SWEEP_GIVEN_BACK, "Posters of lost batches the sweep gave back"),
     (Counter.SWEEP_TOKENS, "Tokens the sweep sent for posters none claimed"),
     (Counter.REDIS_FULL, "Submissions refused because Redis had too little memory left"),
+    (Counter.LISTINGS_PAUSED, "Listings of folders that paused at their key's part of the queue (or the "
+                              "queue's limit), to go on as results make room"),
 )
 _HISTOGRAMS = (
     (BATCH_SIZE, "Posters per interpreter batch"),

@@ -18,6 +18,7 @@ from posterq.exceptions import PosterqError
 from posterq.files import UnlistedFolder, walk_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import JobStatus
+from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
     # on the last poster admitted, until results make room.
     quota = store.jobs.listing_quota(job)
     if quota.room(*store.ledger.queued(quota.owner)) == 0:
-        return EnumerationReport(job_id, paused=True)
+        return _paused(store, job_id, 0)
     listed, chunk = 0, []
     for entry in entries:
         chunk.append(_item(entry, folder, job["directory"]))
@@ -99,7 +100,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
                 return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
             found, listed = found + written, listed + written
             if written < len(chunk):
-                return EnumerationReport(job_id, listed, paused=True)
+                return _paused(store, job_id, listed)
             chunk = []
             renew()
             if time.monotonic() > deadline:
@@ -109,7 +110,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
         if written is None:
             return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
         if written < len(chunk):
-            return EnumerationReport(job_id, listed + written, paused=True)
+            return _paused(store, job_id, listed + written)
     listed, found = listed + len(chunk), found + len(chunk)
     finished = store.ledger.finish_enumeration(job_id)
     if finished:  # every poster was already done (or the folder held only unlistable folders)
@@ -118,6 +119,14 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
         pipe.execute()
     log.info("job %s: listed %d files (%d in all); the folder is done", job_id, listed, found)
     return EnumerationReport(job_id, listed, finished=True, output_due=bool(finished and finished.has_output))
+
+
+def _paused(store: JobStore, job_id: str, listed: int) -> EnumerationReport:
+    # Counted, so that an operator sees keys held at their part (/metrics: posterq_listings_paused).
+    store.stats.count(Counter.LISTINGS_PAUSED)
+    log.info("job %s: listed %d more files; its key has no room left in the queue, so the listing "
+             "pauses", job_id, listed)
+    return EnumerationReport(job_id, listed, paused=True)
 
 
 def _item(entry, folder, directory: str) -> dict:

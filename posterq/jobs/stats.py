@@ -23,6 +23,7 @@ class Counter(str, Enum):
     SWEEP_GIVEN_BACK = "sweep_given_back"  # posters of lost batches the sweep gave back
     SWEEP_TOKENS = "sweep_tokens"  # tokens the sweep sent for posters none claimed
     REDIS_FULL = "redis_full"  # submissions refused because Redis had too little memory left
+    LISTINGS_PAUSED = "listings_paused"  # listing runs that stopped at their key's part of the queue
 
 
 class LabelledCounter(str, Enum):

@@ -129,9 +129,11 @@ def test_incident_2_a_flood_of_folders_locks_nobody_out(make_api, admission_sett
     assert samples
     assert max(everyone for _, everyone, _ in samples) <= admission_settings.max_queued_posters, samples
     assert max(waiting for _, _, waiting in samples) <= admission_settings.max_queued_posters
-    # A's folders held 8 x 30 posters, A's part is 20: it was held to it, and reached it (its
-    # listings paused there), so the bound above was tested, not idle.
-    assert max(mine for mine, _, _ in samples) == KEY_PART, samples
+    # A's folders held 8 x 30 posters, A's part is 20: each folder accepted is more than the part,
+    # so its listing reached the part and paused there (the bound above was met, not idle), and A
+    # never had more than its part queued.
+    assert store.stats.read().get("listings_paused", 0) >= 1
+    assert max(mine for mine, _, _ in samples) <= KEY_PART, samples
 
 
 def _digest(key: str) -> str:
@@ -223,6 +225,7 @@ def test_a_listing_pauses_at_its_keys_part_and_resumes_from_its_cursor(store, da
     first = enumerate_folder(store, job["id"], sent.append)
     # 12 admitted, in order, and the listing paused there: the cursor is the 12th file.
     assert (first.found, first.paused, first.finished) == (12, True, False)
+    assert store.stats.read()["listings_paused"] == 1
     assert store.ledger.queued(owner)[0] == 12
     assert store.ledger.get(job["id"])["enum_cursor"] == "poster_011.png"
     # No room, no listing: a second run admits nothing and pauses again.
@@ -241,3 +244,22 @@ def test_a_listing_pauses_at_its_keys_part_and_resumes_from_its_cursor(store, da
     assert store.ledger.queued(owner)[0] == 12
     names = [row["name"] for row in store.ledger.results(job["id"])]
     assert names == [f"poster_{i:03d}.{'jpg' if i % 2 == 0 else 'png'}" for i in range(17)]
+
+
+def test_a_keys_retry_after_counts_its_share_of_the_workers(make_api, admission_settings, store):
+    from api.backpressure import drain_seconds
+    from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE
+
+    api = make_api(admission_settings)
+    assert api.post("/jobs", files=_files(KEY_PART), headers=_bearer(KEY_A)).status_code == 202
+    assert api.post("/jobs", files=_files(1), headers=_bearer(KEY_B)).status_code == 202
+    # One poster takes 10 s on the one live process, and two keys wait: A's next poster has room
+    # once one of A's has run, which takes two posters' time, A's and B's, turn about.
+    store.stats.observe(BATCH_SIZE, 1)
+    store.stats.observe(BATCH_SECONDS, 10.0)
+    store.stats.heartbeat("slow@test", {"processes": 1})
+    refused = api.post("/jobs", files=_files(1), headers=_bearer(KEY_A))
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "key_queue_full", refused.text
+    assert refused.headers["Retry-After"] == str(drain_seconds(store, 2)) == "20"
+    # B, with room of its own, is not refused meanwhile.
+    assert api.post("/jobs", files=_files(3), headers=_bearer(KEY_B)).status_code == 202
