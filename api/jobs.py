@@ -122,7 +122,6 @@ def _accepted(job: dict, replayed: bool = False):
 
 def _with_urls(job: dict, held: dict | None = None) -> dict:
     """The job with its URLs and whether it waits for a model no live worker holds (waiting_for_model)."""
-    held = models.held() if held is None else held
     return {**job, "url": public_url_for("jobs.get_job", job_id=job["id"]),
             "results_url": public_url_for("jobs.download", job_id=job["id"]),
             "waiting_for_model": models.waiting_for_model(job, held)}
@@ -152,7 +151,9 @@ def list_jobs():
     if status is not None and status not in {item.value for item in JobStatus}:
         raise BadRequest(f"status must be one of {', '.join(item.value for item in JobStatus)}", "bad_status")
     owner = auth.owner() if auth.keys_enabled() else None
-    jobs, held = context.store().jobs.page(owner, status, offset, limit + 1), models.held()
+    jobs = context.store().jobs.page(owner, status, offset, limit + 1)
+    # One read of the workers' heartbeats for the page, and none for a page without a named model.
+    held = models.held() if any(job.get("requested_model") for job in jobs) else {}
     return jsonify({"jobs": [_with_urls(job, held) for job in jobs[:limit]], "offset": offset, "limit": limit,
                     "next_offset": offset + limit if len(jobs) > limit else None})
 
@@ -206,7 +207,7 @@ def get_job(job_id: str):
     job = job or _job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit)
     next_offset = offset + limit if offset + limit < job["total"] and results else None
-    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job, models.held()),
+    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job),
                     "offset": offset, "limit": limit, "next_offset": next_offset,
                     "results": [_public(result) for result in results]})
 
@@ -260,7 +261,7 @@ def cancel(job_id: str):
     pool = job.get("requested_model") or ""
     if pool and context.store(pool).forget_pool():
         context.broker(pool).forget_queue()  # its last job: nothing of the pool stays in Redis
-    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job, models.held())})
+    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job)})
 
 
 @blueprint.get("/limits")

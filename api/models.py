@@ -23,10 +23,15 @@ def list_models():
     return jsonify({"models": models})
 
 
-def waiting_for_model(job: dict, models: dict[str, int]) -> bool:
-    """True when a job not final names a model that no live worker holds: it waits for one to start."""
+def waiting_for_model(job: dict, models: dict[str, int] | None = None) -> bool:
+    """True when a job not final names a model that no live worker holds: it waits for one to start.
+
+    models: what held() answers, read here when not given (only for a job that names a model).
+    """
     model = job.get("requested_model")
-    return bool(model) and not JobStatus(job["status"]).final and not is_held(model, models)
+    if not model or JobStatus(job["status"]).final:
+        return False
+    return not is_held(model, held() if models is None else models)
 
 
 def parse_wait(value) -> bool:
