@@ -17,7 +17,7 @@ import re
 from flask import Blueprint, jsonify, request
 
 from api import auth, context, intake
-from api.backpressure import refuse_when_full
+from api.backpressure import admission_quota, refuse_when_full
 from api.exceptions import ApiError, BadRequest, TooLarge
 from api.queue import enqueue
 from posterq.exceptions import ImageError
@@ -50,7 +50,8 @@ def analyse():
         raise BadRequest(exc.message, exc.code) from None
     store = context.store()
     job = store.jobs.create("analysis", [{"name": name, "kind": ItemKind.UPLOAD.value}], [data], top_k,
-                            owner=auth.owner(), enqueue=enqueue, lane=Lane.INTERACTIVE, weight=auth.weight())
+                            owner=auth.owner(), enqueue=enqueue, lane=Lane.INTERACTIVE, weight=auth.weight(),
+                            quota=admission_quota(store, auth.owner()))
     job_id = job["id"]
     job = store.jobs.wait(job_id, settings.analysis_timeout)
     if job is None or not JobStatus(job["status"]).final:

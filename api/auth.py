@@ -156,6 +156,11 @@ def keys_enabled() -> bool:
     return current_app.extensions["posterq"]["api_keys"].enabled
 
 
+def key_count() -> int:
+    """How many keys the service has (0 without keys): each may queue its part of the queue's limit."""
+    return len(current_app.extensions["posterq"]["api_keys"].digests)
+
+
 def operator() -> bool:
     """True when this request may see every key's work: no keys configured, or an operator's key."""
     keys = current_app.extensions["posterq"]["api_keys"]

@@ -1,5 +1,10 @@
-"""Backpressure: refuse new work with a Retry-After while too many posters wait (429) or while Redis
-has too little memory left for it (503 `redis_full`)."""
+"""Backpressure: refuse new work with a Retry-After while too many posters are queued (429) or while
+Redis has too little memory left for it (503 `redis_full`).
+
+Posters are counted as posterq.jobs.admission counts them: every poster admitted and not yet
+written, uploads and listed folders, in every model's pool. A key at its own limit gets 429
+`key_queue_full`; the service at its limit, 429 `queue_full`.
+"""
 
 import logging
 import math
@@ -9,7 +14,10 @@ import time
 import redis
 from flask import abort, after_this_request, current_app, request
 
+from api import auth
 from api.errors import error_response
+from posterq.exceptions import QueueFull
+from posterq.jobs.admission import Quota, quota
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
 from posterq.jobs.store import JobStore
 
@@ -25,27 +33,61 @@ RETRY_AFTER_MAX = 600
 MEMORY_READ_INTERVAL = 1.0
 
 
-def refuse_when_full(store: JobStore, owner: str = "") -> None:
-    """Refuse with Retry-After: 429 when the queue (or the key's part) is full, 503 when Redis nearly is.
+def admission_quota(store: JobStore, owner: str = "") -> Quota:
+    """The limits a submission of `owner` is admitted under (posterq.jobs.admission)."""
+    return quota(store.settings, owner, auth.key_count())
 
-    POSTERQ_MAX_QUEUED_POSTERS bounds the queue, POSTERQ_MAX_QUEUED_POSTERS_PER_KEY each key's
-    posters in it, so that one key cannot fill it for everybody. With keys, the message says
-    nothing of other keys' work: it gives the caller's own count, or only that the queue is full.
-    POSTERQ_REDIS_HEADROOM is the fraction of Redis's maxmemory that new work leaves to the work
-    already accepted (see _refuse_when_redis_full).
+
+def refuse_when_full(store: JobStore, owner: str = "") -> None:
+    """Refuse with Retry-After: 429 when the key's part of the queue or all of it is full, 503 for Redis.
+
+    POSTERQ_MAX_QUEUED_POSTERS bounds the posters queued in all, and each key may have its
+    part of it queued (posterq.jobs.admission.key_limit), so that one key cannot fill the queue
+    for everybody. This is the cheap check made before the body is read: a submission that
+    does not fit is refused again, exactly, when its posters are admitted (QueueFull). With keys,
+    the message says nothing of other keys' work. POSTERQ_REDIS_HEADROOM is the fraction of
+    Redis's maxmemory that new work leaves to the work already accepted (see _refuse_when_redis_full).
     """
-    settings = store.settings
-    if owner:
-        mine, limit = store.schedule.tenant_depth(owner), settings.max_queued_posters_per_key
-        if mine > limit:
-            _refuse(store, mine - limit, f"{mine} of your posters are waiting for a worker, over the "
-                                         f"limit of {limit} a key")
-    waiting, limit = store.batches.queue_depth(), settings.max_queued_posters
-    if waiting > limit:
-        told = "the queue is full" if owner else (f"{waiting} posters are waiting for a worker, over the "
-                                                  f"limit of {limit}")
-        _refuse(store, waiting - limit, told)
-    _refuse_when_redis_full(store, waiting, owner)
+    limits = admission_quota(store, owner)
+    mine, everyone = store.ledger.queued(owner)
+    if limits.key_limit is not None and mine >= limits.key_limit:
+        refuse_queue_full(store, QueueFull(f"{mine} of your posters are queued, the limit of "
+                                           f"{limits.key_limit} a key", "key_queue_full", mine,
+                                           limits.key_limit, 1))
+    if everyone >= limits.total_limit:
+        told = "the queue is full" if owner else (f"{everyone} posters are queued, the limit of "
+                                                  f"{limits.total_limit}")
+        refuse_queue_full(store, QueueFull(told, "queue_full", everyone, limits.total_limit, 1))
+    _refuse_when_redis_full(store, store.batches.queue_depth(), owner)
+
+
+def refuse_queue_full(store: JobStore, exc: QueueFull) -> None:
+    """Abort the request with queue_full_response(store, exc)."""
+    abort(queue_full_response(store, exc))
+
+
+def queue_full_response(store: JobStore, exc: QueueFull):
+    """429 with exc's code and a Retry-After: about when enough posters will have finished.
+
+    A key's own posters run at its share of the workers, one of the tenants waiting: room for
+    `excess` of them comes after about excess x tenants posters have run.
+    """
+    share = 1
+    if exc.code == "key_queue_full":
+        share = max(1, sum(1 for field in store.schedule.waiting() if field.startswith("tenant:")))
+    # With keys, the service's figures stay out: they tell of other keys' work.
+    told = exc.message if exc.code == "key_queue_full" or not auth.keys_enabled() else "the queue is full"
+    seconds = drain_seconds(store, exc.excess * share)
+    return _retry_after_response(exc.code, f"{told}; try again in {seconds} s", 429, seconds)
+
+
+def register(app) -> None:
+    """Answer a submission refused as its posters were admitted (QueueFull) as refuse_when_full does."""
+    from api import context  # the app's store, as the views see it
+
+    @app.errorhandler(QueueFull)
+    def _queue_full(exc: QueueFull):
+        return queue_full_response(context.store(), exc)
 
 
 class RedisMemory:
@@ -140,18 +182,17 @@ def _refuse_when_redis_full(store: JobStore, waiting: int, owner: str) -> None:
                                           f"again in {seconds} s", 503, seconds)
 
 
-def _refuse(store: JobStore, excess: int, told: str) -> None:
-    seconds = drain_seconds(store, excess)
-    _abort_with_retry_after("queue_full", f"{told}; try again in {seconds} s", 429, seconds)
-
-
-def _abort_with_retry_after(code: str, message: str, status: int, seconds: int) -> None:
+def _retry_after_response(code: str, message: str, status: int, seconds: int):
     response, status = error_response(code, message, status)
     response.status_code = status
     response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _abort_with_retry_after(code: str, message: str, status: int, seconds: int) -> None:
     # A ready response passes through flask.abort as it is: the handlers in api.errors carry no
     # headers, and this one needs Retry-After.
-    abort(response)
+    abort(_retry_after_response(code, message, status, seconds))
 
 
 def drain_seconds(store: JobStore, posters: int) -> int:

@@ -32,12 +32,15 @@ class Forbidden(ApiError):
 
 
 class ModelUnavailable(ApiError):
-    """A job names a model that no live worker holds (409); `held` lists the models live workers hold."""
+    """A job names a model that no live worker holds (409); `held` lists the models live workers hold.
+
+    Code unknown_model: it asked to wait for a model no worker announced lately nor the operator listed.
+    """
 
     code, status = "model_unavailable", 409
 
-    def __init__(self, message: str, held: list[str]):
-        super().__init__(message)
+    def __init__(self, message: str, held: list[str], code: str | None = None):
+        super().__init__(message, code)
         self.held = held
 
 

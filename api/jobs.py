@@ -8,7 +8,7 @@ from functools import partial
 from flask import Blueprint, Response, jsonify, request
 
 from api import auth, context, fingerprint, intake, models
-from api.backpressure import refuse_when_full
+from api.backpressure import admission_quota, refuse_when_full
 from api.exceptions import ApiError, BadRequest, NotFound
 from api.queue import enqueue, enqueue_enumeration
 from api.urls import public_url_for
@@ -70,7 +70,8 @@ def submit():
         output = intake.output_of(body, settings)
         job = context.store(pool).jobs.create_directory(
             directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
-            enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest)
+            enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest,
+            quota=admission_quota(context.store(), auth.owner()))
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
@@ -96,18 +97,19 @@ def submit():
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
     job = context.store(pool).jobs.create(source, items, blobs, top_k, owner=auth.owner(),
                                           enqueue=partial(enqueue, pool=pool), weight=auth.weight(),
-                                          idempotency_key=key, request_digest=digest)
+                                          idempotency_key=key, request_digest=digest,
+                                          quota=admission_quota(context.store(), auth.owner()))
     log.info("job %s: %d posters from %s%s", job["id"], job["total"], source, f" for {pool}" if pool else "")
     return _accepted(job)
 
 
 def _pool(model, wait_for_model) -> str:
-    """The pool of the model a submission names ("" for none), checked, with its own queue's backpressure."""
-    pool = models.requested_pool(model, models.parse_wait(wait_for_model))
-    if pool:
-        # The default pool's queue was checked before the body was read; a model's pool has its own.
-        refuse_when_full(context.store(pool), auth.owner())
-    return pool
+    """The pool of the model a submission names ("" for none), checked.
+
+    Its posters count against the same limits as any other pool's (posterq.jobs.admission),
+    checked before the body was read and again as they are admitted.
+    """
+    return models.requested_pool(model, models.parse_wait(wait_for_model))
 
 
 def _accepted(job: dict, replayed: bool = False):
@@ -120,9 +122,11 @@ def _accepted(job: dict, replayed: bool = False):
     return response
 
 
-def _with_urls(job: dict) -> dict:
+def _with_urls(job: dict, held: dict | None = None) -> dict:
+    """The job with its URLs and whether it waits for a model no live worker holds (waiting_for_model)."""
     return {**job, "url": public_url_for("jobs.get_job", job_id=job["id"]),
-            "results_url": public_url_for("jobs.download", job_id=job["id"])}
+            "results_url": public_url_for("jobs.download", job_id=job["id"]),
+            "waiting_for_model": models.waiting_for_model(job, held)}
 
 
 def _idempotency_key() -> str | None:
@@ -150,7 +154,9 @@ def list_jobs():
         raise BadRequest(f"status must be one of {', '.join(item.value for item in JobStatus)}", "bad_status")
     owner = auth.owner() if auth.keys_enabled() else None
     jobs = context.store().jobs.page(owner, status, offset, limit + 1)
-    return jsonify({"jobs": [_with_urls(job) for job in jobs[:limit]], "offset": offset, "limit": limit,
+    # One read of the workers' heartbeats for the page, and none for a page without a named model.
+    held = models.held() if any(job.get("requested_model") for job in jobs) else {}
+    return jsonify({"jobs": [_with_urls(job, held) for job in jobs[:limit]], "offset": offset, "limit": limit,
                     "next_offset": offset + limit if len(jobs) > limit else None})
 
 
@@ -203,7 +209,8 @@ def get_job(job_id: str):
     job = job or _job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit)
     next_offset = offset + limit if offset + limit < job["total"] and results else None
-    return jsonify({**job, "offset": offset, "limit": limit, "next_offset": next_offset,
+    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job),
+                    "offset": offset, "limit": limit, "next_offset": next_offset,
                     "results": [_public(result) for result in results]})
 
 
@@ -253,7 +260,10 @@ def cancel(job_id: str):
     job = context.store().jobs.cancel(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
-    return jsonify(job)
+    pool = job.get("requested_model") or ""
+    if pool and context.store(pool).forget_pool():
+        context.broker(pool).forget_queue()  # its last job: nothing of the pool stays in Redis
+    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job)})
 
 
 @blueprint.get("/limits")

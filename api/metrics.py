@@ -30,6 +30,8 @@ _COUNTERS = (
     (Counter.SWEEP_GIVEN_BACK, "Posters of lost batches the sweep gave back"),
     (Counter.SWEEP_TOKENS, "Tokens the sweep sent for posters none claimed"),
     (Counter.REDIS_FULL, "Submissions refused because Redis had too little memory left"),
+    (Counter.LISTINGS_PAUSED, "Listings of folders that paused at their key's part of the queue (or the "
+                              "queue's limit), to go on as results make room"),
 )
 _HISTOGRAMS = (
     (BATCH_SIZE, "Posters per interpreter batch"),
@@ -91,8 +93,20 @@ class StoreCollector:
                     key_ages.add_metric([tenant[:12]], tenant_ages.get(tenant, 0.0))
             yield by_key
             yield key_ages
+        # Admission's count (posterq.jobs.admission): every poster admitted and not yet written, in
+        # every pool, listed folders' included; what the limits are checked against.
+        by_pool = self.store.ledger.queued_by_pool()
+        yield GaugeMetricFamily("posterq_queued_posters", "Posters admitted and not yet classified, in all "
+                                "pools (what POSTERQ_MAX_QUEUED_POSTERS bounds)", value=sum(by_pool.values()))
+        by_model = GaugeMetricFamily("posterq_model_queued_posters",
+                                     "Posters admitted and not yet classified of jobs that name a model, by "
+                                     "model: they wait for a worker holding it", labels=["model"])
+        for pool, count in sorted(by_pool.items()):
+            if pool:
+                by_model.add_metric([pool], count)
+        yield by_model
         yield GaugeMetricFamily("posterq_queue_limit_posters",
-                                "Posters waiting above which submissions are refused with 429 "
+                                "Posters queued beyond which submissions are refused with 429 "
                                 "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)
         yield GaugeMetricFamily("posterq_queue_tasks", "Batch tasks waiting in the Celery queue",
                                 value=self.broker.queued())

@@ -4,7 +4,8 @@ from flask import Blueprint, jsonify
 
 from api import context
 from api.exceptions import BadRequest, ModelUnavailable
-from posterq.jobs.models import DEFAULT_POOL, held_by, is_held, is_model_name
+from posterq.jobs.models import DEFAULT_POOL, held_by, is_held, is_known, is_model_name, listed
+from posterq.jobs.schema import JobStatus
 
 blueprint = Blueprint("models", __name__)
 
@@ -22,6 +23,17 @@ def list_models():
     return jsonify({"models": models})
 
 
+def waiting_for_model(job: dict, models: dict[str, int] | None = None) -> bool:
+    """True when a job not final names a model that no live worker holds: it waits for one to start.
+
+    models: what held() answers, read here when not given (only for a job that names a model).
+    """
+    model = job.get("requested_model")
+    if not model or JobStatus(job["status"]).final:
+        return False
+    return not is_held(model, held() if models is None else models)
+
+
 def parse_wait(value) -> bool:
     """An optional wait_for_model: JSON true/false, or a form or query value 1/0, true/false."""
     if value is None or value == "" or isinstance(value, bool):
@@ -34,8 +46,9 @@ def parse_wait(value) -> bool:
 def requested_pool(model, wait: bool) -> str:
     """The pool of the model a submission names ("" for none); 409 model_unavailable if no worker holds it.
 
-    With wait, a job for a model no worker holds yet is accepted and waits on its queue until a
-    worker holding it starts.
+    With wait, a job for a model no worker holds now is accepted and waits on its queue until a
+    worker holding it starts, if a worker announced that model within model_announcement_ttl or
+    the operator listed it in POSTERQ_MODELS; any other name is refused, 409 unknown_model.
     """
     if model is None or model == "":
         return DEFAULT_POOL
@@ -43,7 +56,14 @@ def requested_pool(model, wait: bool) -> str:
         raise BadRequest("model must be a model's name, or name@version (letters, digits, '.', '_', '-')",
                          "bad_model")
     models = held()
-    if not wait and not is_held(model, models):
+    if is_held(model, models):
+        return model
+    if wait and not is_known(model, context.store().stats.announced(), listed(context.settings())):
+        # A made-up name would park its posters where no worker will ever come.
+        raise ModelUnavailable(f"no worker has announced the model {model} lately and the operator has "
+                               "not listed it (POSTERQ_MODELS): a job cannot wait for it",
+                               sorted(models), code="unknown_model")
+    if not wait:
         names = ", ".join(sorted(models)) or "none"
         raise ModelUnavailable(f"no live worker holds the model {model} (workers hold: {names}); start one "
                                "with POSTERQ_MODEL, or submit with wait_for_model to wait for one",

@@ -18,7 +18,8 @@ def _error(description: str) -> dict:
 
 
 def _busy() -> dict:
-    return {**_error("More posters wait than POSTERQ_MAX_QUEUED_POSTERS: try again after Retry-After"),
+    return {**_error("The posters would pass the key's part of the queue (key_queue_full) or the queue's "
+                     "limit, POSTERQ_MAX_QUEUED_POSTERS (queue_full): try again after Retry-After"),
             "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}}
 
 
@@ -99,7 +100,8 @@ DOCUMENT = {
                               "hold more than the request limit"),
                 "409": _error("A submission with this Idempotency-Key is still being made (Retry-After), or "
                               "no live worker holds the model named (model_unavailable; error.held lists "
-                              "the models held)"),
+                              "the models held), or wait_for_model names a model no worker announced "
+                              "lately nor the operator listed (unknown_model)"),
                 "415": _error("Unsupported content type"),
                 "422": _error("The Idempotency-Key was used for another request (idempotency_key_reused): "
                               "a new submission needs a new key"),
@@ -248,6 +250,8 @@ DOCUMENT = {
                         "genres": {"type": "array", "items": {"type": "string"}}}},
                     # The model the job named at submission; null: any worker's model serves it.
                     "requested_model": {"type": "string", "nullable": True},
+                    # True while the job is not final and no live worker holds the model it named.
+                    "waiting_for_model": {"type": "boolean"},
                     "created_at": {"type": "number"},
                     "claimed_at": {"type": "number", "nullable": True},
                     "started_at": {"type": "number", "nullable": True},

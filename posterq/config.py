@@ -161,9 +161,17 @@ class Settings:
     #: Retry-After (backpressure): one full job's worth, minutes of work for a 2-core worker host
     #: at the throughput docs/benchmarks.md reports. More workers drain it faster; raise it with them.
     max_queued_posters: int = 10_000
-    #: Posters one API key may have waiting for a batch (with keys) before its own submissions get
-    #: 429: a key that fills its part cannot fill the queue for every other key.
+    #: Posters one API key may have queued (with keys) before its own submissions get 429
+    #: `key_queue_full` and its folders' listings pause; capped at max_queued_posters // keys, so
+    #: that the keys' parts sum to at most the whole (posterq.jobs.admission).
     max_queued_posters_per_key: int = 5_000
+    #: Models a job may name with wait_for_model before any worker has announced them ("name" or
+    #: "name@version", separated by commas or spaces): what the operator is about to start.
+    models: str = ""
+    #: Seconds a model a worker announced stays one that jobs may name with wait_for_model after
+    #: its last worker is gone (a restart, a rolling upgrade); a name never announced nor listed
+    #: in `models` is refused at submit, so that made-up names park nothing.
+    model_announcement_ttl: float = 24 * 3600.0
     #: The fraction of Redis's maxmemory that POST /jobs and POST /analysis/ keep free: beyond it,
     #: counting the request and a result for each waiting poster, they answer 503 `redis_full` with
     #: Retry-After. The room is for the workers' own writes (claims, results, Celery's bookkeeping),

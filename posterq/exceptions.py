@@ -49,3 +49,18 @@ class IdempotencyKeyReused(PosterqError):
     """An Idempotency-Key sent again with another request than the one that made its job (422)."""
 
     code = "idempotency_key_reused"
+
+
+class QueueFull(PosterqError):
+    """Admitting these posters would pass a queue limit: the key's own (`key_queue_full`) or the service's.
+
+    `queued` is what is queued now (the key's, or everyone's), `limit` the limit passed, `excess`
+    how many posters must finish before the submission fits, `wanted` the posters it holds.
+    """
+
+    code = "queue_full"
+
+    def __init__(self, message: str, code: str, queued: int, limit: int, wanted: int):
+        super().__init__(message, code)
+        self.queued, self.limit, self.wanted = queued, limit, wanted
+        self.excess = max(1, queued + wanted - limit)

@@ -66,8 +66,10 @@ def describe(job: dict) -> str:
 
     created = datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
     listed = "" if job.get("enumerated", True) else " (folder still being listed)"
+    # A job whose model no live worker holds waits for one to start: say so, or it looks stuck.
+    waiting = f"  waiting for model {job['requested_model']}" if job.get("waiting_for_model") else ""
     return (f"{job['id']}  {job['status']:<9}  {job['done'] + job['failed']}/{job['total']} posters{listed}, "
-            f"{job['failed']} failed  {job['source']}  {created}")
+            f"{job['failed']} failed  {job['source']}  {created}{waiting}")
 
 
 def _list(client, args: argparse.Namespace) -> int:

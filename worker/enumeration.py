@@ -20,6 +20,7 @@ from posterq.exceptions import PosterqError, StoreUnavailable
 from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import JobStatus
+from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ LISTING_ERRORS_TTL = 24 * 3600
 #: Items per ledger transaction: large enough that COPY runs at full speed, small enough that a
 #: cancel or a crash loses little listing work.
 CHUNK = 5000
+#: Seconds before a listing paused for room (its key's limit) looks again: one count in the
+#: database a second per paused job is cheap, and results free room within seconds.
+PAUSE_SECONDS = 1.0
 
 
 def lock_ttl(settings) -> int:
@@ -50,6 +54,7 @@ class EnumerationReport:
     found: int = 0
     finished: bool = False
     more: bool = False  # stopped for time: a continuation goes on from the cursor
+    paused: bool = False  # stopped because its key (or the service) has no room: resumed later
     output_due: bool = False  # the listing finished the job, which writes an output file
     skipped: str = ""
     failed: bool = False  # the listing failed too often and was ended (a listing_failed row)
@@ -97,18 +102,32 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
     else:
         after = tuple(from_exact_text(cursor).split("/")) if cursor else ()
         entries = walk_files(folder, bool(job["recursive"]), after)
+    # Admission (posterq.jobs.admission): each chunk is admitted under the key's limit; a chunk
+    # that does not fit is cut where it stops fitting, and the listing pauses there, its cursor
+    # on the last poster admitted, until results make room.
+    quota = store.jobs.listing_quota(job)
+    if quota.room(*store.ledger.queued(quota.owner)) == 0:
+        return _paused(store, job_id, 0)
     listed, chunk = 0, []
     for entry in entries:
         chunk.append(_item(entry, folder, job["directory"]))
         if len(chunk) >= CHUNK:
-            if not _commit(store, job_id, found, chunk, send_tokens):
+            written = _commit(store, job_id, found, chunk, send_tokens, quota)
+            if written is None:
                 return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
-            found, listed, chunk = found + len(chunk), listed + len(chunk), []
+            found, listed = found + written, listed + written
+            if written < len(chunk):
+                return _paused(store, job_id, listed)
+            chunk = []
             renew()
             if time.monotonic() > deadline:
                 return EnumerationReport(job_id, listed, more=True)
-    if chunk and not _commit(store, job_id, found, chunk, send_tokens):
-        return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
+    if chunk:
+        written = _commit(store, job_id, found, chunk, send_tokens, quota)
+        if written is None:
+            return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
+        if written < len(chunk):
+            return _paused(store, job_id, listed + written)
     listed, found = listed + len(chunk), found + len(chunk)
     finished = store.ledger.finish_enumeration(job_id)
     if finished:  # every poster was already done (or the folder held only unlistable folders)
@@ -117,6 +136,14 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
         pipe.execute()
     log.info("job %s: listed %d files (%d in all); the folder is done", job_id, listed, found)
     return EnumerationReport(job_id, listed, finished=True, output_due=bool(finished and finished.has_output))
+
+
+def _paused(store: JobStore, job_id: str, listed: int) -> EnumerationReport:
+    # Counted, so that an operator sees keys held at their part (/metrics: posterq_listings_paused).
+    store.stats.count(Counter.LISTINGS_PAUSED)
+    log.info("job %s: listed %d more files; its key has no room left in the queue, so the listing "
+             "pauses", job_id, listed)
+    return EnumerationReport(job_id, listed, paused=True)
 
 
 def _item(entry, folder, directory: str) -> dict:
@@ -132,14 +159,15 @@ def _item(entry, folder, directory: str) -> dict:
     return {"name": display_name(name), "cursor": exact_text(name), "path": exact_text(str(entry))}
 
 
-def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_tokens) -> bool:
-    # One chunk into the ledger with the cursor, then the job's window topped up with tokens.
-    if not store.ledger.add_found(job_id, found, chunk, chunk[-1]["cursor"]):
-        return False
-    made = store.window.top_up(job_id)
-    if made:
-        send_tokens(tokens_for(made, store.settings.batch_size))
-    return True
+def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_tokens, quota) -> int | None:
+    # The chunk's admitted part into the ledger with its cursor, then the job's window topped up
+    # with tokens: how many were written, None when the job moved on.
+    written = store.ledger.add_found(job_id, found, chunk, chunk[-1]["cursor"], quota)
+    if written:
+        made = store.window.top_up(job_id)
+        if made:
+            send_tokens(tokens_for(made, store.settings.batch_size))
+    return written
 
 
 def transient(exc: BaseException) -> bool:

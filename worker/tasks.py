@@ -9,7 +9,7 @@ from posterq.exceptions import StoreUnavailable
 from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
 from worker import runtime
 from worker.batching import run_batch
-from worker.enumeration import enumerate_folder
+from worker.enumeration import PAUSE_SECONDS, enumerate_folder
 from worker.outputs import write_output
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def classify_batch(self, pool: str = ""):
         raise self.retry(exc=exc, countdown=countdown) from None
     for job_id in report.outputs_due:
         broker.send_output(job_id)  # if this is lost, the sweep sends it again
+    if pool and report.finished_jobs and store.forget_pool():
+        broker.forget_queue()  # the model pool's last job ended: nothing of it stays in Redis
     return report.written
 
 
@@ -75,6 +77,9 @@ def enumerate_folder_task(self, job_id: str, pool: str = ""):
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     if report.more:
         broker.send_enumeration(job_id)  # if this is lost, the sweep starts one once the lock lapses
+    elif report.paused:
+        # Its key has no room: the listing goes on from its cursor once results have made some.
+        broker.send_enumeration(job_id, countdown=PAUSE_SECONDS)
     if report.output_due:
         broker.send_output(job_id)
     return report.found

@@ -49,6 +49,11 @@ def celery_config(settings: Settings) -> dict:
     }
 
 
+def kombu_bindings(queue: str) -> list[str]:
+    """The keys where kombu's Redis transport records a queue's bindings (written as a worker declares it)."""
+    return [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+
+
 def tokens_for(posters: int, batch_size: int) -> int:
     """How many batch tokens this many ready posters need: one per batch_size of them."""
     return math.ceil(posters / batch_size)
@@ -65,6 +70,10 @@ class Broker:
     def __init__(self, app: Celery, settings: Settings, pool: str = ""):
         self.app, self.settings, self.pool = app, settings, pool
         self._kwargs = {"pool": pool} if pool else {}
+        # A model's pool is not declared by its senders (no `_kombu.binding.*` of kombu's for each
+        # model a job names): Celery sends on the anonymous exchange, straight to the queue's list,
+        # which is all the workers consuming it read. Only workers declare the queues they serve.
+        self._options = {"declare": []} if pool else {}
 
     def for_pool(self, pool: str, settings: Settings) -> "Broker":
         """A broker over the same Celery app for another pool, whose settings are given."""
@@ -82,15 +91,29 @@ class Broker:
         with self.app.producer_or_acquire() as producer:
             for _ in range(count):
                 self.app.send_task(TASK_NAME, kwargs=self._kwargs, queue=self.settings.queue,
-                                   producer=producer)
+                                   producer=producer, **self._options)
 
-    def send_enumeration(self, job_id: str) -> None:
-        """Send the task that lists a directory job's folder (raises what Celery and Redis raise)."""
-        self.app.send_task(ENUMERATE_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue)
+    def send_enumeration(self, job_id: str, countdown: float | None = None) -> None:
+        """Send the task that lists a directory job's folder, after countdown seconds if given."""
+        self.app.send_task(ENUMERATE_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue,
+                           countdown=countdown, **self._options)
 
     def send_output(self, job_id: str) -> None:
         """Send the task that writes a finished job's output file."""
-        self.app.send_task(OUTPUT_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue)
+        self.app.send_task(OUTPUT_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue,
+                           **self._options)
+
+    def forget_queue(self) -> None:
+        """Delete a model pool's Celery queue (its list of tokens) and any binding kombu keeps of it.
+
+        For a pool whose last job has ended: tokens left there have no posters to claim, and a
+        token of a job made meanwhile is sent again by the sweep of a worker that serves the pool.
+        """
+        if not self.pool:
+            return
+        queue = self.settings.queue
+        with self.app.connection_for_write() as connection:
+            connection.default_channel.client.delete(queue, *kombu_bindings(queue))
 
     def queued(self) -> int:
         """Batch tokens waiting in the queue, not counting ones a worker has reserved."""

@@ -14,6 +14,7 @@ import redis
 
 from posterq.config import Settings
 from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
+from posterq.jobs.admission import Quota
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
 from posterq.jobs.schema import JobStatus, Keys, Lane, new_job_id, ref
@@ -74,7 +75,7 @@ class Jobs:
                top_k: int | None = None, owner: str = "",
                enqueue: Callable[[int], object] | None = None, lane: Lane = Lane.BULK,
                weight: float = 1, idempotency_key: str | None = None,
-               request_digest: str | None = None) -> dict:
+               request_digest: str | None = None, quota: Quota | None = None) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
@@ -83,12 +84,13 @@ class Jobs:
         never the key) and the tenant its posters are scheduled as, with `weight`; a job without
         an owner is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
         idempotency_key: the client's key for this submission, and request_digest the fingerprint
-        of the request it came with (see replay()).
+        of the request it came with (see replay()). quota: the limits its posters are admitted
+        under (posterq.jobs.admission; QueueFull when they do not fit).
         """
         record = self._record(source, top_k, owner, lane, enumerated=True, idempotency_key=idempotency_key,
                               request_digest=request_digest)
         record["total"] = len(items)
-        self._begin(record, items)
+        self._begin(record, items, quota)
         try:
             self._write(record, items, blobs, weight)
             if enqueue is not None:
@@ -104,17 +106,21 @@ class Jobs:
     def create_directory(self, directory: str, recursive: bool, top_k: int | None = None, owner: str = "",
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
                          output: str | None = None, idempotency_key: str | None = None,
-                         request_digest: str | None = None) -> dict:
+                         request_digest: str | None = None, quota: Quota | None = None) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
         (worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
         as create() is. `output`: the file the results go to once the job is done (worker.outputs).
+        quota: refused (QueueFull) unless it has room for a poster; its listing admits each chunk
+        under the same key limit (kept in the job's hash as key_limit).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
                               idempotency_key=idempotency_key, request_digest=request_digest)
         record.update(directory=directory, recursive=recursive, output=output)
-        self._begin(record, [])
+        if quota is not None and quota.key_limit is not None:
+            record["key_limit"] = quota.key_limit
+        self._begin(record, [], quota)
         try:
             self._write(record, [], [], weight)
             if enumerate_job is not None:
@@ -125,14 +131,30 @@ class Jobs:
             raise
         return self.view(record)
 
-    def _begin(self, record: dict, items: list[dict]) -> None:
+    def _begin(self, record: dict, items: list[dict], quota: Quota | None = None) -> None:
         # The lease first: a row without it is a submission that was cut off.
         self.client.set(self.keys.submitting(record["id"]), "1", ex=SUBMISSION_LEASE)
-        self.ledger.create(record, items)
+        try:
+            self.ledger.create(record, items, quota)
+        except BaseException:
+            self.client.delete(self.keys.submitting(record["id"]))
+            raise
 
     def _complete(self, record: dict) -> None:
         self.ledger.mark_submitted(record["id"])
         self.client.delete(self.keys.submitting(record["id"]))
+
+    def listing_quota(self, job: dict) -> Quota:
+        """The quota a directory job's listing admits its chunks under: its key's limit at submit."""
+        owner = job.get("owner") or ""
+        if not owner:
+            return Quota("", None, self.settings.max_queued_posters)
+        # The API wrote the key's limit (posterq.jobs.admission.key_limit) into the job's hash; a
+        # hash rebuilt after Redis lost it falls back on the per-key setting (the global limit
+        # still holds whatever it says).
+        raw = self.client.hget(self.keys.job(job["id"]), "key_limit")
+        limit = int(raw) if raw else self.settings.max_queued_posters_per_key
+        return Quota(owner, limit, self.settings.max_queued_posters)
 
     def cut_off(self, job: dict) -> bool:
         """True for a job whose submission never completed and never will (no lease holds it)."""
@@ -182,6 +204,8 @@ class Jobs:
                   "lane": record["lane"], "tenant": record["tenant"], "fed": len(items) - 1}
         if record["owner"]:
             fields["owner"] = record["owner"]
+        if record.get("key_limit") is not None:
+            fields["key_limit"] = record["key_limit"]
         # Unfinished jobs expire too, in case no worker ever comes: uploads first, the hash later
         # (the sweep rebuilds the hash of a job the ledger still runs).
         ttl = self.settings.upload_ttl + self.settings.result_ttl

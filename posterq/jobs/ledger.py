@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from posterq.exceptions import SubmissionExists
+from posterq.exceptions import QueueFull, SubmissionExists
 from posterq.files import display_name
+from posterq.jobs.admission import Quota
 from posterq.jobs.database import Database
 from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 
@@ -35,6 +36,12 @@ _FINISH = f"""UPDATE posterq_jobs SET
     RETURNING status, finished_at - created_at, output IS NOT NULL"""
 
 
+# Posters queued (admitted, not yet written) by one owner and by everyone, over the jobs not final.
+_QUEUED = f"""SELECT COALESCE(SUM(CASE WHEN owner = %s THEN total - done - failed ELSE 0 END), 0),
+    COALESCE(SUM(total - done - failed), 0) FROM posterq_jobs
+    WHERE namespace = %s AND status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RUNNING.value}')"""
+
+
 class Finished(NamedTuple):
     """A job that became final: its status, the seconds it took, whether it writes an output file."""
 
@@ -51,17 +58,21 @@ class Ledger:
         # namespace: the key prefix of the service whose jobs these are (Settings.key_prefix).
         self.db, self.namespace = database, namespace
 
-    def create(self, record: dict, items: list[dict]) -> None:
+    def create(self, record: dict, items: list[dict], quota: Quota | None = None) -> None:
         """Store a new job's row and a pending row for each of its items (all or nothing).
 
         The row is not `submitted` until mark_submitted(). Raises SubmissionExists when the
-        owner's idempotency key already names a job (a retry racing its first try).
+        owner's idempotency key already names a job (a retry racing its first try), and QueueFull
+        when its items do not fit the quota (posterq.jobs.admission); a job without items (a
+        folder, listed later) needs room for one poster.
         """
         row = {name: record.get(name) for name in _JOB_COLUMNS}
         row.update(status=JobStatus.QUEUED.value, total=len(items), done=0, failed=0, model=None,
                    submitted=False)
         with self.db.transaction() as tx, self.db.unique_violation(SubmissionExists(
                 "a submission with this Idempotency-Key is being made")):
+            if quota is not None:
+                self._admit_all(tx, quota, max(1, len(items)))
             row["namespace"] = self.namespace
             names = [name for name in row if row[name] is not None]
             marks = ", ".join("%s" for _ in names)
@@ -76,22 +87,71 @@ class Ledger:
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM posterq_jobs WHERE id = %s", (job_id,))
 
-    def add_found(self, job_id: str, found_before: int, items: list[dict], cursor: str) -> bool:
+    def queued(self, owner: str = "") -> tuple[int, int]:
+        """Posters queued (admitted, no result yet, job not final): (the owner's, everyone's)."""
+        with self.db.transaction() as tx:
+            mine, everyone = tx.execute(_QUEUED, (owner, self.namespace)).fetchone()
+        return int(mine), int(everyone)
+
+    def queued_by_pool(self) -> dict[str, int]:
+        """Posters queued by pool ("" the default, else the model jobs named, held by a worker or not)."""
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT pool, COALESCE(SUM(total - done - failed), 0) FROM posterq_jobs "
+                              "WHERE namespace = %s AND status IN (%s, %s) GROUP BY pool",
+                              (self.namespace, JobStatus.QUEUED.value, JobStatus.RUNNING.value)).fetchall()
+        return {pool: int(count) for pool, count in rows}
+
+    def _room(self, tx, quota: Quota) -> tuple[int, int, int]:
+        # Under the namespace's admission lock (held to the end of tx), so that two admissions
+        # never both count the same room: (the owner's queued, everyone's, room left). SQLite's
+        # BEGIN IMMEDIATE already makes writing transactions take turns.
+        if self.db.dialect == "postgresql":
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"posterq-admission:{self.namespace}",))
+        mine, everyone = tx.execute(_QUEUED, (quota.owner, self.namespace)).fetchone()
+        return int(mine), int(everyone), quota.room(int(mine), int(everyone))
+
+    def _admit_all(self, tx, quota: Quota, wanted: int) -> None:
+        mine, everyone, room = self._room(tx, quota)
+        if wanted <= room:
+            return
+        if quota.key_limit is not None and quota.key_limit - mine < wanted:
+            raise QueueFull(f"{mine} of your posters are queued; {wanted} more would pass the limit of "
+                            f"{quota.key_limit} a key", "key_queue_full", mine, quota.key_limit, wanted)
+        raise QueueFull(f"{everyone} posters are queued; {wanted} more would pass the limit of "
+                        f"{quota.total_limit}", "queue_full", everyone, quota.total_limit, wanted)
+
+    def add_found(self, job_id: str, found_before: int, items: list[dict], cursor: str,
+                  quota: Quota | None = None) -> int | None:
         """Append a chunk of a folder's items (indexes from found_before on) and move its cursor on.
 
-        False when the job has moved on meanwhile (another enumeration of it got there first, or it
-        was cancelled): nothing is written, so an item is never listed twice. An item with an
-        "error" (a subfolder that cannot be listed) is written already failed.
+        Returns how many of the items (from the first) were written: with a quota, only those that
+        fit it (an item already failed takes no room), the cursor then being the last written
+        one's; 0 when none fit (the listing pauses). None when the job has moved on meanwhile
+        (another enumeration of it got there first, or it was cancelled): nothing is written, so
+        an item is never listed twice. An item with an "error" (a subfolder that cannot be
+        listed) is written already failed.
         """
-        failed = sum(1 for item in items if item.get("error"))
         with self.db.transaction() as tx:
+            if quota is not None:
+                room, taken = self._room(tx, quota)[2], 0
+                for taken, item in enumerate(items, 1):
+                    room -= 0 if item.get("error") else 1
+                    if room < 0:
+                        taken -= 1
+                        break
+                if taken < len(items):
+                    items = items[:taken]
+                    if not items:
+                        return 0
+                    cursor = items[-1]["cursor"]
+            failed = sum(1 for item in items if item.get("error"))
             moved = tx.execute(
                 "UPDATE posterq_jobs SET total = total + %s, failed = failed + %s, enum_cursor = %s "
                 "WHERE id = %s AND total = %s AND NOT enumerated AND status IN (%s, %s)",
                 (len(items), failed, cursor, job_id, found_before, JobStatus.QUEUED.value,
                  JobStatus.RUNNING.value)).rowcount
             if not moved:
-                return False
+                return None
             rows = []
             for index, item in enumerate(items, start=found_before):
                 error = item.get("error") or {}
@@ -100,7 +160,7 @@ class Ledger:
                              error.get("code"), _text(error.get("message"))))
             columns = ("job_id", "idx", "name", "path", "status", "error_code", "error_message")
             tx.copy("posterq_results", columns, rows)
-        return True
+        return len(items)
 
     def finish_enumeration(self, job_id: str) -> "Finished | None":
         """Mark the job's folder as fully listed; return the job when that finished it."""
@@ -228,6 +288,14 @@ class Ledger:
                               "AND namespace = %s", (JobStatus.QUEUED.value, JobStatus.RUNNING.value, pool,
                                                      self.namespace)).fetchall()
         return [self._job(row) for row in rows]
+
+    def pool_busy(self, pool: str) -> bool:
+        """True while a job of the pool is not final (being submitted, queued or running)."""
+        with self.db.transaction() as tx:
+            return tx.execute("SELECT 1 FROM posterq_jobs WHERE pool = %s AND namespace = %s "
+                              "AND status IN (%s, %s) LIMIT 1",
+                              (pool, self.namespace, JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+                              ).fetchone() is not None
 
     def mark_submitted(self, job_id: str) -> None:
         """Record that a job's submission completed: its Redis side is written and its tasks sent."""

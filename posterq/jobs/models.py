@@ -57,3 +57,16 @@ def held_by(workers: dict[str, dict]) -> dict[str, int]:
 def is_held(model: str, held) -> bool:
     """True when a held model serves the pool of `model` ("name@version" exactly, or "name": any version)."""
     return any(model in pools_of(one)[1:] for one in held)
+
+
+def listed(settings: Settings) -> list[str]:
+    """The models the operator listed (POSTERQ_MODELS): jobs may wait for them before a worker holds them."""
+    return [name for name in re.split(r"[,\s]+", settings.models.strip()) if name]
+
+
+def is_known(model: str, announced, operator_listed) -> bool:
+    """True when a job may wait for `model`: a worker announced it lately, or the operator listed it.
+
+    A listed "name" admits any version of it; a listed "name@version" that version and the name.
+    """
+    return is_held(model, announced) or any(model in (one, one.partition("@")[0]) for one in operator_listed)

@@ -89,6 +89,7 @@ class Keys:
         P:poisoned            list   refs given back too often, to be failed by the sweep
         P:sweep               string lock: the one worker sweeping now (TTL one sweep interval)
         P:worker:<hostname>   string heartbeat JSON, TTL 3 heartbeats
+        P:announced           zset   models ("name@version") workers announced, by when last
         P:stats               hash   counters and histogram buckets behind /metrics
 
     A job that names a model lives in that model's pool (posterq.jobs.models), whose keys are all
@@ -218,6 +219,19 @@ class Keys:
     def worker(self, hostname: str) -> str:
         """One worker's heartbeat."""
         return self._name("worker", hostname)
+
+    def pool_bookkeeping(self) -> list[str]:
+        """A pool's keys that outlive its jobs: what goes when its last job has ended (JobStore.forget_pool).
+
+        Its jobs' own keys expire or empty (Redis deletes an empty list, hash or zset).
+        """
+        return [self.arrivals, self.stats, self.weights, self.claimed_at, self.attempts, self.poisoned,
+                self.claims, self.legacy_ready]
+
+    @property
+    def announced(self) -> str:
+        """Models workers have announced, scored by when one last did."""
+        return self._name("announced")
 
     @property
     def stats(self) -> str:

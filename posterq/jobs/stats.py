@@ -23,6 +23,7 @@ class Counter(str, Enum):
     SWEEP_GIVEN_BACK = "sweep_given_back"  # posters of lost batches the sweep gave back
     SWEEP_TOKENS = "sweep_tokens"  # tokens the sweep sent for posters none claimed
     REDIS_FULL = "redis_full"  # submissions refused because Redis had too little memory left
+    LISTINGS_PAUSED = "listings_paused"  # listing runs that stopped at their key's part of the queue
 
 
 class LabelledCounter(str, Enum):
@@ -95,7 +96,19 @@ class Stats:
     def heartbeat(self, hostname: str, info: dict) -> None:
         """Say that a worker is alive, for a few heartbeat intervals."""
         ttl = max(1, int(3 * self.settings.heartbeat_interval + 0.999))
-        self.client.set(self.keys.worker(hostname), json.dumps({**info, "seen_at": time.time()}), ex=ttl)
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.worker(hostname), json.dumps({**info, "seen_at": now}), ex=ttl)
+        if info.get("model"):
+            # The model is one jobs may name for a while after this worker is gone (announced()).
+            pipe.zadd(self.keys.announced, {info["model"]: now})
+            pipe.zremrangebyscore(self.keys.announced, "-inf", now - self.settings.model_announcement_ttl)
+        pipe.execute()
+
+    def announced(self) -> list[str]:
+        """Models workers announced within model_announcement_ttl ("name@version")."""
+        since = time.time() - self.settings.model_announcement_ttl
+        return [model.decode() for model in self.client.zrangebyscore(self.keys.announced, since, "+inf")]
 
     def forget_worker(self, hostname: str) -> None:
         """Remove a worker's heartbeat when it shuts down cleanly."""

@@ -63,6 +63,19 @@ class JobStore:
                                          pool, root)
         return root._pools[pool]
 
+    def forget_pool(self) -> bool:
+        """Delete a model pool's bookkeeping keys once it has no job left that is not final; True if it did.
+
+        So that a model named once leaves nothing behind in Redis: its jobs' hashes and done lists
+        expire on their own, and its empty lists and sets are gone already. The broker's queue of
+        the pool goes too (Broker.forget_queue, called beside this).
+        """
+        if self.pool == DEFAULT_POOL or self.ledger.pool_busy(self.pool):
+            return False
+        self.client.delete(*self.keys.pool_bookkeeping())
+        log.info("model pool %s: its last job has ended; its keys are removed", self.pool)
+        return True
+
     def migrate(self) -> bool:
         """Bring the database's schema up to date (each process does at start); False when it is down.
 

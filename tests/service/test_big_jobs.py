@@ -21,6 +21,7 @@ from samples import poster_bytes
 from posterq.files import iter_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import JobStatus, Keys
+from posterq.jobs.store import JobStore
 from posterq.testing import RedisServer, is_final, wait_for_job
 from worker.enumeration import CHUNK, enumerate_folder
 
@@ -61,6 +62,9 @@ def _digest(names: list[str]) -> str:
 
 
 def test_a_listing_resumes_after_its_last_chunk_and_lists_nothing_twice(store, data_root, database):
+    # Room for the whole folder: with the default limit (10,000 queued) and no worker draining, the
+    # listing would pause at the limit (admission, tests/service/test_admission.py).
+    store = JobStore(store.client, store.settings.replace(max_queued_posters=3 * CHUNK), store.database)
     folder = data_root / "resume"
     names = _linked_folder(folder, 2 * CHUNK + 7, per_folder=3000)
     job = store.jobs.create_directory(str(folder), True)

@@ -103,8 +103,11 @@ def test_readyz_turns_unready_within_seconds_of_the_last_worker_dying(api, spawn
 
 def test_a_full_queue_refuses_work_with_retry_after(make_api, service_settings, redis_client, spawn_worker):
     api = make_api(service_settings.replace(max_queued_posters=3))
-    first = api.post("/jobs", files=_files([f"p{i}.jpg" for i in range(5)]))
-    assert first.status_code == 202, first.text  # 0 waiting: room, however large the job
+    # A job that would pass the limit is refused whole, even with nothing queued before it.
+    over = api.post("/jobs", files=_files([f"p{i}.jpg" for i in range(5)]))
+    assert over.status_code == 429 and over.json()["error"]["code"] == "queue_full", over.text
+    first = api.post("/jobs", files=_files([f"p{i}.jpg" for i in range(3)]))
+    assert first.status_code == 202, first.text  # fills the queue exactly
     keys = Keys(service_settings.key_prefix)
     for response in (api.post("/jobs", files=_files(["late.jpg"])),
                      api.post("/analysis/", data=poster_bytes(1),
@@ -113,7 +116,7 @@ def test_a_full_queue_refuses_work_with_retry_after(make_api, service_settings, 
         assert response.json()["error"]["code"] == "queue_full"
         # No batch has run and no worker is alive: nothing to estimate the wait from.
         assert response.headers["Retry-After"] == str(RETRY_AFTER_UNKNOWN)
-    assert redis_client.hget(keys.waiting, "total") == b"5"
+    assert redis_client.hget(keys.waiting, "total") == b"3"
     # Nothing of the refused ones was written: every job key is the first job's.
     assert {name.decode().split(":")[2] for name in redis_client.scan_iter(match=keys.job("*"))} == {
         first.json()["id"]}

@@ -56,8 +56,10 @@ def test_a_job_naming_a_version_runs_only_on_workers_that_hold_it(api, spawn_wor
     assert_exactly_once(api.wait(plain["id"]), api.wait(plain["id"])["results"], 8)
 
 
-def test_a_model_no_worker_holds_is_refused_or_waits_for_one(api, spawn_worker_with, service_settings,
+def test_a_model_no_worker_holds_is_refused_or_waits_for_one(make_api, spawn_worker_with, service_settings,
                                                              new_bundle):
+    # The operator lists the model it is about to start: jobs may wait for it (POSTERQ_MODELS).
+    api = make_api(service_settings.replace(models=NEW))
     spawn_worker_with("old@test", service_settings)
     refused = api.post("/jobs", files=_files(4), data={"model": NEW})
     assert refused.status_code == 409, refused.text
@@ -66,6 +68,10 @@ def test_a_model_no_worker_holds_is_refused_or_waits_for_one(api, spawn_worker_w
     assert api.get("/jobs").json()["jobs"] == []  # nothing of it was kept
     bad = api.post("/jobs", files=_files(1), data={"model": "tiny:*"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_model"
+
+    # A model nobody announced nor listed cannot be waited for: its posters would wait for ever.
+    unknown = api.post("/jobs", files=_files(1), data={"model": "tiny-test@9.9.9", "wait_for_model": "true"})
+    assert unknown.status_code == 409 and unknown.json()["error"]["code"] == "unknown_model", unknown.text
 
     waiting = api.post("/jobs", files=_files(12), data={"model": NEW, "wait_for_model": "true"})
     assert waiting.status_code == 202, waiting.text

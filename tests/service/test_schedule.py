@@ -192,17 +192,20 @@ def test_a_second_keys_job_does_not_wait_for_the_first_keys_flood(keyed_api, spa
 
 def test_one_key_cannot_fill_the_queue_for_the_others(make_api, service_settings):
     api = make_api(service_settings.replace(api_keys=f"{KEY_A} {KEY_B}", max_queued_posters_per_key=3))
-    _post(api, KEY_A, 5)  # room when it came: nothing of A's was waiting
+    _post(api, KEY_A, 3)  # A's part of the queue, exactly
     refused = api.post("/jobs", files=[("files", ("late.jpg", poster_bytes(1), "image/jpeg"))],
                        headers={"Authorization": f"Bearer {KEY_A}"})
     assert refused.status_code == 429 and refused.headers["Retry-After"], refused.text
+    assert refused.json()["error"]["code"] == "key_queue_full"
     message = refused.json()["error"]["message"]
-    assert "5 of your posters" in message and "limit of 3" in message
+    assert "3 of your posters" in message and "limit of 3" in message
     _post(api, KEY_B, 2)  # B's part of the queue is its own
-    # With keys, the total bound speaks of nobody's posters.
-    full = make_api(service_settings.replace(api_keys=f"{KEY_A} {KEY_B}", max_queued_posters=4))
+    # With keys, the total bound speaks of nobody's posters. (Reached here only because the
+    # operator lowered it with work queued: 5 queued, the limit now 5, each key's part 5 // 3.)
+    key_c = "charlie-" + "c" * 24
+    full = make_api(service_settings.replace(api_keys=f"{KEY_A} {KEY_B} {key_c}", max_queued_posters=5))
     refused = full.post("/analysis/", data=base64.b64encode(poster_bytes(2)),
-                        headers={"Authorization": f"Bearer {KEY_B}"})
+                        headers={"Authorization": f"Bearer {key_c}"})
     assert refused.status_code == 429 and refused.json()["error"]["message"].startswith("the queue is full")
 
 
