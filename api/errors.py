@@ -8,7 +8,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.exceptions import ApiError, ModelUnavailable, Unauthorized
-from posterq.exceptions import IdempotencyKeyReused, PosterqError, StoreUnavailable, SubmissionExists
+from posterq.exceptions import (
+    IdempotencyKeyReused,
+    PosterqError,
+    StoreUnavailable,
+    SubmissionExists,
+    TooManyPosters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,8 @@ def register(app) -> None:
         if isinstance(exc, IdempotencyKeyReused):
             # The IETF draft's answer to a key reused with another payload: 422, nothing made.
             return error_response(exc.code, exc.message, 422)
+        if isinstance(exc, TooManyPosters):
+            return error_response(exc.code, exc.message, 413)
         if isinstance(exc, StoreUnavailable):
             log.error("%s", exc.message)
             # The driver's words may name the database's host: the client gets the code only.

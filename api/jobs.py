@@ -270,7 +270,10 @@ def cancel(job_id: str):
 def limits():
     """The limits a client must respect (posterq submit splits a folder by them)."""
     settings = context.settings()
+    # A job must also fit the caller's part of the queue (posterq.jobs.admission), or it would
+    # never be admitted: posterq submit splits a folder by this number.
+    most = min(settings.max_posters_per_job, admission_quota(context.store(), auth.owner()).most)
     return jsonify({"max_request_bytes": settings.max_request_bytes,
-                    "max_posters_per_job": settings.max_posters_per_job,
+                    "max_posters_per_job": most,
                     "max_file_bytes": settings.max_file_bytes,
                     "batch_size": settings.batch_size, "genres": list(GENRES)})

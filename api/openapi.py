@@ -96,7 +96,9 @@ DOCUMENT = {
                 "400": _error("Malformed request, bad zip, bad top_k, no posters"),
                 "403": _error("Directory outside the data roots, or directory jobs disabled"),
                 "404": _error("Directory not found"),
-                "413": _error("Over the request size or posters-per-job limit, or a zip whose members "
+                "413": _error("Over the request size or posters-per-job limit (too_many_posters: more "
+                              "posters than the key's part of the queue, which GET /limits gives), "
+                              "or a zip whose members "
                               "hold more than the request limit"),
                 "409": _error("A submission with this Idempotency-Key is still being made (Retry-After), or "
                               "no live worker holds the model named (model_unavailable; error.held lists "

@@ -51,6 +51,12 @@ class IdempotencyKeyReused(PosterqError):
     code = "idempotency_key_reused"
 
 
+class TooManyPosters(PosterqError):
+    """A job with more posters than its key (or the service) may ever have queued: it can never fit (413)."""
+
+    code = "too_many_posters"
+
+
 class QueueFull(PosterqError):
     """Admitting these posters would pass a queue limit: the key's own (`key_queue_full`) or the service's.
 

@@ -26,6 +26,11 @@ class Quota:
     key_limit: int | None
     total_limit: int
 
+    @property
+    def most(self) -> int:
+        """The most posters one submission can ever be admitted with: the key's limit, or the global one."""
+        return min(self.total_limit, self.key_limit) if self.key_limit is not None else self.total_limit
+
     def room(self, mine: int, everyone: int) -> int:
         """Posters that may still be admitted, given those queued by the owner and by everyone."""
         room = self.total_limit - everyone

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from posterq.exceptions import QueueFull, SubmissionExists
+from posterq.exceptions import QueueFull, SubmissionExists, TooManyPosters
 from posterq.files import display_name
 from posterq.jobs.admission import Quota
 from posterq.jobs.database import Database
@@ -111,6 +111,10 @@ class Ledger:
         return int(mine), int(everyone), quota.room(int(mine), int(everyone))
 
     def _admit_all(self, tx, quota: Quota, wanted: int) -> None:
+        # A job over the most its key may ever have queued would get 429 for ever: refused as too large.
+        if wanted > quota.most:
+            raise TooManyPosters(f"{wanted} posters is over the {quota.most} one job may have queued at once "
+                                 "(GET /limits: max_posters_per_job); split it")
         mine, everyone, room = self._room(tx, quota)
         if wanted <= room:
             return

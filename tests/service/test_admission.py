@@ -263,3 +263,15 @@ def test_a_keys_retry_after_counts_its_share_of_the_workers(make_api, admission_
     assert refused.headers["Retry-After"] == str(drain_seconds(store, 2)) == "20"
     # B, with room of its own, is not refused meanwhile.
     assert api.post("/jobs", files=_files(3), headers=_bearer(KEY_B)).status_code == 202
+
+
+def test_a_job_over_its_keys_part_is_too_large_and_limits_say_so(make_api, admission_settings):
+    # A 429 would send a client back for ever: a job that could never fit its key's part is a 413,
+    # and GET /limits gives that part, so posterq submit splits a folder to fit it.
+    api = make_api(admission_settings)
+    limits = api.get("/limits", headers=_bearer(KEY_A)).json()
+    assert limits["max_posters_per_job"] == KEY_PART < admission_settings.max_posters_per_job
+    refused = api.post("/jobs", files=_files(KEY_PART + 1), headers=_bearer(KEY_A))
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "too_many_posters", refused.text
+    assert api.get("/jobs", headers=_bearer(KEY_A)).json()["jobs"] == []
+    assert api.post("/jobs", files=_files(KEY_PART), headers=_bearer(KEY_A)).status_code == 202
