@@ -5,6 +5,7 @@ import io
 
 import numpy as np
 import pytest
+from commands import posterq
 from samples import bad_file_kinds, write_posters
 
 from posterq.cli import main
@@ -61,3 +62,25 @@ def test_client_gives_a_jobs_results_as_a_frame(api, classifier, tmp_path):
     assert frame["error"].fillna("").tolist() == local["error"].fillna("").tolist()
     assert frame["error"].fillna("").tolist() == ["not_an_image", "", "", ""]  # notes.txt first
     assert np.allclose(frame[genres], local[genres], atol=2e-6, equal_nan=True)
+
+
+def test_a_folder_with_no_poster_labelled_fails_and_keeps_the_result(api, tmp_path):
+    # Issue 23: a folder holding only a text file named notes.jpg printed "0 ok, 1 errors", exited 0
+    # and replaced a complete keep.csv with one error row; the service calls such a job failed.
+    posters, notes = tmp_path / "posters", tmp_path / "notes"
+    write_posters(posters, 6)
+    notes.mkdir()
+    (notes / "notes.jpg").write_text("call the distributor on monday\n")
+    out = tmp_path / "keep.csv"
+    first = posterq("submit", str(posters), "--api", api.url, "--out", str(out), "--no-progress")
+    assert first.returncode == 0 and len(out.read_text().splitlines()) == 1 + 6, first.stderr
+    before = out.read_bytes()
+    done = posterq("submit", str(notes), "--api", api.url, "--out", str(out), "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert out.read_bytes() == before
+    aside = tmp_path / "keep.csv.partial"
+    assert "0 ok, 1 errors" in done.stdout and f"wrote {out}" not in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"posterq submit: no poster could be labelled: {out} left as it was; 1 row written to {aside}")
+    (row,) = csv.DictReader(io.StringIO(aside.read_text()))
+    assert (row["path"], row["error"]) == ("notes.jpg", "not_an_image")
