@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(f"\ninterrupted: {kept(out, writer)}", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except OSError as exc:  # as posterq label says it: the jobs' results stay in the service
+            print(f"posterq submit: error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
     except PosterqError as exc:
         print(f"posterq submit: error: {exc.message} ({exc.code})", file=sys.stderr)
         if exc.code in ("missing_api_key", "invalid_api_key"):

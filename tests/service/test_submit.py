@@ -84,3 +84,13 @@ def test_a_folder_with_no_poster_labelled_fails_and_keeps_the_result(api, tmp_pa
         f"posterq submit: no poster could be labelled: {out} left as it was; 1 row written to {aside}")
     (row,) = csv.DictReader(io.StringIO(aside.read_text()))
     assert (row["path"], row["error"]) == ("notes.jpg", "not_an_image")
+
+
+def test_a_result_file_that_cannot_be_written_exits_2_and_leaves_no_temporary_file(api, tmp_path):
+    posters = tmp_path / "posters"
+    write_posters(posters, 2)
+    out = tmp_path / "genres.csv"
+    out.mkdir()  # a folder where the file should go: the rename over it fails
+    done = posterq("submit", str(posters), "--api", api.url, "--out", str(out), "--no-progress")
+    assert done.returncode == 2 and f"cannot write {out}" in done.stderr and "Traceback" not in done.stderr
+    assert list(out.iterdir()) == [] and not list(tmp_path.glob(".genres.csv.*"))
