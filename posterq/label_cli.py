@@ -26,6 +26,9 @@ file ({DEFAULT_OUT} unless --out names another), one row per file, the run going
 files. Rows are named: with one folder, by the path inside it; with several arguments, a file
 as given and a folder's files as FOLDER/path inside it, in argument order (a folder's files
 sorted), each name once. Folders are searched recursively; names starting with "." are skipped.
+The result file is replaced only by a complete run that labelled a poster (exit 0). A run that
+labels none (exit 1) or is interrupted (Ctrl-C, exit 130) leaves it as it was and puts its rows
+in OUT.partial beside it (or the next free OUT.N.partial), which the message names.
 """
 
 

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", required=True, metavar="URL",
                         help="the service, e.g. http://127.0.0.1:8000")
     parser.add_argument("--out", default="genres.csv", metavar="FILE",
-                        help="result file (default: genres.csv)")
+                        help="result file (default: genres.csv), replaced only when a poster was "
+                             "labelled; otherwise, and on Ctrl-C, the rows go to FILE.partial")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="result format (default: from --out)")
     parser.add_argument("--top-k", type=int, metavar="K",
                         help="most genres per poster (default: the model's)")
