@@ -138,7 +138,7 @@ def make_writer(stream: IO[str], format: str, genres: Sequence[str]) -> CsvWrite
 
 #: The side file of an incomplete run: `keep.csv.partial`, then `keep.csv.2.partial`, ... (never reused).
 ASIDE_SUFFIX = ".partial"
-#: Side files tried before giving up and keeping the run's own temporary file as the side file.
+#: Numbered side names tried (OUT.partial, OUT.2.partial...) before one with a random part.
 ASIDE_TRIES = 100
 
 
@@ -163,7 +163,7 @@ def aside_paths(path: str | os.PathLike) -> list[Path]:
     """The side files of `path` that earlier incomplete runs left beside it (never read as posters)."""
     path = Path(path)
     return sorted(path.parent.glob(f"{glob.escape(path.name)}.*{ASIDE_SUFFIX}")) + \
-        [aside for aside in [path.with_name(path.name + ASIDE_SUFFIX)] if aside.exists()]
+        [aside for aside in [path.with_name(path.name + ASIDE_SUFFIX)] if os.path.lexists(aside)]
 
 
 def _set_aside(writer, temporary: Path, path: Path) -> None:
