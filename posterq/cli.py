@@ -14,7 +14,9 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,7 @@ COMMANDS = (
 def main(argv: list[str] | None = None) -> int:
     """Run the posterq command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    hear_ctrl_c()
     parser = build_parser(_selected(argv))
     args, unknown = parser.parse_known_args(argv)
     # An unavailable command takes any arguments, so the user reads why it is missing.
@@ -89,6 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         command = next(command for command in COMMANDS if command.name == args.command)
         print(f"posterq {command.name}: not available: {_why_unavailable(command, exc)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def hear_ctrl_c() -> None:
+    """Make Ctrl-C (SIGINT) raise KeyboardInterrupt even where the process was started ignoring it."""
+    # A shell without job control starts background commands with SIGINT ignored, and the ignoring
+    # is inherited across fork and exec; Python then installs no handler of its own. `posterq
+    # submit` started under such a parent (a CI script run with &, a test runner started by one)
+    # polled on through every Ctrl-C sent to it. Every command here says what Ctrl-C does
+    # (exit 130, rows kept, the job left running), so each one listens for it. Only the main
+    # thread may set a handler; a handler someone else set is left alone.
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:

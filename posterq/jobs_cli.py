@@ -84,7 +84,7 @@ def _list(client, args: argparse.Namespace) -> int:
 
 
 def _download(client, args: argparse.Namespace) -> int:
-    from posterq.results import format_for, partial_path
+    from posterq.results import create_new, format_for, partial_path
 
     out = Path(args.out)
     try:
@@ -95,7 +95,7 @@ def _download(client, args: argparse.Namespace) -> int:
     partial = partial_path(out)
     try:
         # Renamed over --out only once complete: a failed download leaves an existing file whole.
-        with open(partial, "wb") as stream:
+        with create_new(partial, "wb") as stream:
             copied = client.download(args.job_id, stream, fmt)
         os.replace(partial, out)
     finally:

@@ -26,6 +26,9 @@ file ({DEFAULT_OUT} unless --out names another), one row per file, the run going
 files. Rows are named: with one folder, by the path inside it; with several arguments, a file
 as given and a folder's files as FOLDER/path inside it, in argument order (a folder's files
 sorted), each name once. Folders are searched recursively; names starting with "." are skipped.
+The result file is replaced only by a complete run that labelled a poster (exit 0). A run that
+labels none (exit 1) or is interrupted (Ctrl-C, exit 130) leaves it as it was and puts its rows
+in OUT.partial beside it (or the next free OUT.N.partial), which the message names.
 """
 
 
@@ -107,40 +110,45 @@ def _describe_prediction(name: str, prediction) -> str:
 def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) -> int:
     from posterq.exceptions import PosterqError
     from posterq.pool import Summary, label_files, named_files
-    from posterq.results import open_writer, row
+    from posterq.results import aside_paths, kept, open_writer, row
 
     summary = Summary()
-    files = named_files(args.paths, exclude=[out])
+    # The result file and the side files of earlier incomplete runs are never posters themselves.
+    files = named_files(args.paths, exclude=[out, *aside_paths(out)])
     if not files:
         return _usage_error(f"no poster files in {', '.join(args.paths)}: nothing written, {out} left as "
                             "it was")
+    writer = None  # a Ctrl-C may come before the result file is open
     try:
-        # The file replaces `out` only at the end (results.open_writer): a run that fails leaves an
-        # existing one as it was; Ctrl-C keeps the rows finished so far.
-        with open_writer(out, result_format, bundle.genres) as writer, _Interrupts() as interrupts:
-            try:
-                for name, prediction in label_files(files, bundle, args.workers, args.batch_size,
-                                                    args.top_k, not args.no_progress):
-                    with interrupts.deferred():
-                        writer.write(row(name, prediction, bundle.genres))
-                        summary.add(prediction)
-            except KeyboardInterrupt:
-                print(f"\ninterrupted: {writer.count} rows written to {out}", file=sys.stderr)
-                return EXIT_INTERRUPTED
+        # The file replaces `out` only when the run is complete and labelled a poster
+        # (results.open_writer); otherwise `out` stays as it was and the rows go to a side file.
+        with _Interrupts() as interrupts, open_writer(out, result_format, bundle.genres) as writer:
+            for name, prediction in label_files(files, bundle, args.workers, args.batch_size,
+                                                args.top_k, not args.no_progress):
+                with interrupts.deferred():
+                    writer.write(row(name, prediction, bundle.genres))
+                    summary.add(prediction)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {kept(out, writer)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:
         return _usage_error(f"cannot write {out}: {exc.strerror or exc}")
     except PosterqError as exc:
         return _usage_error(str(exc))
+    if not writer.replaced:
+        print(_describe(summary, None))
+        print(f"posterq label: no poster could be labelled: {kept(out, writer)}", file=sys.stderr)
+        return EXIT_FAILED
     print(_describe(summary, out))
     return EXIT_OK
 
 
-def _describe(summary, out: Path) -> str:
+def _describe(summary, out: Path | None) -> str:
     errors = sum(summary.errors.values())
     detail = ", ".join(f"{code} {count}" for code, count in sorted(summary.errors.items()))
     return (f"labelled {summary.total} posters in {summary.seconds:.1f} s "
             f"({summary.posters_per_second:.1f} posters/s): {summary.ok} ok, {errors} errors"
-            + (f" ({detail})" if detail else "") + f"\nwrote {out}")
+            + (f" ({detail})" if detail else "") + (f"\nwrote {out}" if out else ""))
 
 
 class _Interrupts:

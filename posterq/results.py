@@ -9,8 +9,11 @@ column per genre, in the model's output order, its text cells made safe to open 
 
 import contextlib
 import csv
+import glob
 import json
 import os
+import secrets
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -71,13 +74,28 @@ def csv_record(result: dict, genres: Sequence[str]) -> list[str]:
     ]
 
 
-class CsvWriter:
+class _Writer:
+    """What every writer counts: rows written, rows labelled, and where open_writer left them."""
+
+    def __init__(self, stream: IO[str], genres: Sequence[str]):
+        self.stream, self.genres = stream, tuple(genres)
+        self.count = self.labelled = 0  # rows written; of them, posters labelled (no error)
+        self.replaced = False  # open_writer: the rows replaced the result file
+        self.aside: Path | None = None  # open_writer: the side file that keeps an incomplete run's rows
+
+    def _counted(self, result: dict) -> None:
+        # Counted once buffered: closing the file writes the row out even if the flush is interrupted.
+        self.count += 1
+        self.labelled += result["error"] is None
+
+
+class CsvWriter(_Writer):
     """Write rows as CSV to an open text stream, header first, flushing after every row."""
 
     format = "csv"
 
     def __init__(self, stream: IO[str], genres: Sequence[str]):
-        self.stream, self.genres, self.count = stream, tuple(genres), 0
+        super().__init__(stream, genres)
         self._csv = csv.writer(stream)
         self._csv.writerow(csv_header(self.genres))
         stream.flush()
@@ -85,23 +103,19 @@ class CsvWriter:
     def write(self, result: dict) -> None:
         """Write one row and flush it, so an interrupted run keeps every row already done."""
         self._csv.writerow(csv_record(result, self.genres))
-        # Counted once buffered: closing the file writes the row out even if the flush is interrupted.
-        self.count += 1
+        self._counted(result)
         self.stream.flush()
 
 
-class JsonlWriter:
+class JsonlWriter(_Writer):
     """Write rows as JSON Lines to an open text stream, flushing after every row."""
 
     format = "jsonl"
 
-    def __init__(self, stream: IO[str], genres: Sequence[str]):
-        self.stream, self.genres, self.count = stream, tuple(genres), 0
-
     def write(self, result: dict) -> None:
         """Write one row as one line and flush it."""
         self.stream.write(json.dumps(result, ensure_ascii=False) + "\n")
-        self.count += 1  # before the flush, as in CsvWriter.write
+        self._counted(result)  # before the flush, as in CsvWriter.write
         self.stream.flush()
 
 
@@ -123,33 +137,105 @@ def make_writer(stream: IO[str], format: str, genres: Sequence[str]) -> CsvWrite
     return WRITERS[format](stream, genres)
 
 
+#: The side file of an incomplete run: `keep.csv.partial`, then `keep.csv.2.partial`, ... (never reused).
+ASIDE_SUFFIX = ".partial"
+#: Numbered side names tried (OUT.partial, OUT.2.partial...) before one with a random part.
+ASIDE_TRIES = 100
+
+
 def partial_path(path: str | os.PathLike) -> Path:
-    """Where open_writer writes a result file until it is complete: a dot-file beside it."""
+    """A fresh temporary name beside `path` (a dot-file with a random part, so no one can know it ahead)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}{ASIDE_SUFFIX}")
+
+
+def create_new(path: str | os.PathLike, mode: str = "w") -> IO:
+    """Open a new file, never through a link (O_EXCL|O_NOFOLLOW); FileExistsError if the name is taken."""
+    # O_EXCL alone already refuses a symbolic link at the name (even a dangling one); O_NOFOLLOW
+    # says so. 0o666 lets the umask decide the mode, as open() does.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    if "b" in mode:
+        return os.fdopen(descriptor, mode)
+    # newline="" lets the csv module write its own line ends (it would double them otherwise).
+    return os.fdopen(descriptor, mode, encoding="utf-8", newline="")
+
+
+def aside_paths(path: str | os.PathLike) -> list[Path]:
+    """The side files of `path` that earlier incomplete runs left beside it (never read as posters)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f"{glob.escape(path.name)}.*{ASIDE_SUFFIX}")) + \
+        [aside for aside in [path.with_name(path.name + ASIDE_SUFFIX)] if os.path.lexists(aside)]
+
+
+def _set_aside(writer, temporary: Path, path: Path) -> None:
+    """Keep an incomplete run's rows under a free side name beside `path`; none when it has no row."""
+    if not writer.count:
+        return
+    names = [f"{path.name}{ASIDE_SUFFIX}", *(f"{path.name}.{n}{ASIDE_SUFFIX}" for n in range(2, ASIDE_TRIES)),
+             f"{path.name}.{secrets.token_hex(8)}{ASIDE_SUFFIX}"]
+    for name in names:
+        aside = path.with_name(name)
+        try:
+            # A hard link is a rename that refuses an existing name (a file, a link, anything): an
+            # earlier side file or someone else's file is never replaced, nor written through.
+            os.link(temporary, aside)
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: copy into a file created exclusively
+            try:
+                with open(temporary, "rb") as source, create_new(aside, "wb") as target:
+                    shutil.copyfileobj(source, target)
+            except FileExistsError:
+                continue
+        writer.aside = aside
+        return
+    raise FileExistsError(f"no free name for the finished rows beside {path}")
 
 
 @contextlib.contextmanager
-def open_writer(path: str | os.PathLike, format: str | None, genres: Sequence[str]
-                ) -> Iterator[CsvWriter | JsonlWriter]:
-    """Yield a writer of a result file that replaces `path` only when the block ends without an error.
+def open_writer(path: str | os.PathLike, format: str | None, genres: Sequence[str], partial: bool = False
+                ) -> Iterator["CsvWriter | JsonlWriter"]:
+    """Yield a writer whose file replaces `path` only if the run is complete and labelled a poster.
 
-    The rows go to partial_path(path) and are renamed over `path` at the end, so an existing
-    file survives any failure (an error, an empty run) whole; a block that raises leaves no
-    partial file behind. format None means from the extension.
+    The rows go to a temporary file beside `path`, created exclusively and never through a link.
+    A block that ends normally with at least one poster labelled (a row without an error) renames
+    it over `path`, atomically. A block that ends with no poster labelled, that raises
+    KeyboardInterrupt (Ctrl-C), or whose rows the caller knows to be incomplete (`partial`)
+    leaves `path` exactly as it was: its rows, if any, are kept in a side file beside it
+    (writer.aside: keep.csv.partial, else the next free keep.csv.N.partial); writer.replaced says
+    whether `path` was replaced. Any other error removes the temporary file. format None means
+    from the extension.
     """
     format = format or format_for(path)
     if format not in WRITERS:
         raise ValueError(f"unknown result format {format!r}; choose one of {', '.join(FORMATS)}")
-    partial = partial_path(path)
+    path = Path(path)
+    temporary = partial_path(path)
     try:
-        # newline="" lets the csv module write its own line ends (it would double them otherwise).
-        with open(partial, "w", encoding="utf-8", newline="") as stream:
-            yield make_writer(stream, format, genres)
-        os.replace(partial, path)
+        with create_new(temporary) as stream:
+            writer = make_writer(stream, format, genres)
+            try:
+                yield writer
+            except KeyboardInterrupt:
+                stream.close()  # every buffered row on disk before the file is set aside
+                _set_aside(writer, temporary, path)
+                raise
+        if partial or not writer.labelled:
+            _set_aside(writer, temporary, path)
+        else:
+            os.replace(temporary, path)
+            writer.replaced = True
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
+            os.unlink(temporary)
+
+
+def kept(out: str | os.PathLike, writer: "_Writer | None") -> str:
+    """What an incomplete run left, for its message: `out` as it was, and the side file of its rows."""
+    if writer is None or writer.aside is None:
+        return f"no row finished: nothing written, {out} left as it was"
+    rows = "1 row" if writer.count == 1 else f"{writer.count} rows"
+    return f"{out} left as it was; {rows} written to {writer.aside}"
 
 
 def _name(path: str | os.PathLike) -> str:

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+from posterq.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", required=True, metavar="URL",
                         help="the service, e.g. http://127.0.0.1:8000")
     parser.add_argument("--out", default="genres.csv", metavar="FILE",
-                        help="result file (default: genres.csv)")
+                        help="result file (default: genres.csv), replaced only when a poster was "
+                             "labelled; otherwise, and on Ctrl-C, the rows go to FILE.partial")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="result format (default: from --out)")
     parser.add_argument("--top-k", type=int, metavar="K",
                         help="most genres per poster (default: the model's)")
@@ -43,25 +44,26 @@ def run(args: argparse.Namespace) -> int:
     from posterq.client import API_KEY_ENV, ServiceClient, plan_chunks, relative_name
     from posterq.exceptions import PosterqError
     from posterq.files import iter_files
-    from posterq.results import format_for, open_writer
+    from posterq.results import aside_paths, format_for, kept, open_writer
 
     root, out = Path(args.directory), Path(args.out)
     if not root.is_dir():
         print(f"posterq submit: error: {root} is not a directory", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         result_format = args.format or format_for(out)
     except ValueError as exc:
         print(f"posterq submit: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     client = ServiceClient(args.api, api_key=args.api_key or os.environ.get(API_KEY_ENV))
     started = time.monotonic()
     try:
-        paths = iter_files(root, exclude=[out])
+        # The result file and the side files of earlier incomplete runs are never posters themselves.
+        paths = iter_files(root, exclude=[out, *aside_paths(out)])
         if not paths:
             print(f"posterq submit: error: no poster files in {root}: nothing sent, {out} left as it was",
                   file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         limits = client.limits()
         local_errors = {}
         sizes = []
@@ -107,29 +109,42 @@ def run(args: argparse.Namespace) -> int:
                     "code": final["status"], "message": f"job {job['id']} ended {final['status']}"}}
         for i, error in local_errors.items():
             rows[i] = {"genres": [], "scores": {}, "error": error}
-        counts = {"ok": 0, "error": 0}
-        with open_writer(out, result_format, genres) as writer:
-            for i, path in enumerate(paths):
-                writer.write({**rows[i], "path": relative_name(path, root)})
-                counts["error" if rows[i]["error"] else "ok"] += 1
+        writer = None  # a Ctrl-C may come before the result file is open
+        try:
+            # `out` is replaced only if a poster was labelled (results.open_writer); else it stays
+            # as it was and the rows go to a side file.
+            with open_writer(out, result_format, genres) as writer:
+                for i, path in enumerate(paths):
+                    writer.write({**rows[i], "path": relative_name(path, root)})
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {kept(out, writer)}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except OSError as exc:  # as posterq label says it: the jobs' results stay in the service
+            print(f"posterq submit: error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
     except PosterqError as exc:
         print(f"posterq submit: error: {exc.message} ({exc.code})", file=sys.stderr)
         if exc.code in ("missing_api_key", "invalid_api_key"):
             print(f"posterq submit: set {API_KEY_ENV} (or pass --api-key) to a key of the service",
                   file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
     seconds = time.monotonic() - started
     rate = len(paths) / seconds if seconds > 0 else 0.0
     print(f"labelled {len(paths)} posters in {seconds:.1f} s ({rate:.1f} posters/s) with {len(jobs)} "
-          f"job(s): {counts['ok']} ok, {counts['error']} errors\nwrote {out}")
+          f"job(s): {writer.labelled} ok, {writer.count - writer.labelled} errors"
+          + (f"\nwrote {out}" if writer.replaced else ""))
+    if not writer.replaced:
+        # As the service calls a job with no poster labelled `failed`.
+        print(f"posterq submit: no poster could be labelled: {kept(out, writer)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
 def _interrupted(client, args, jobs, paths, root, out, result_format, limits, local_errors) -> int:
-    """Ctrl-C: write the rows finished so far, say the jobs go on, and how to fetch or cancel them."""
+    """Ctrl-C: keep the finished rows beside `out`, say the jobs go on, and how to fetch or cancel them."""
     from posterq.client import relative_name
     from posterq.exceptions import PosterqError
-    from posterq.results import open_writer
+    from posterq.results import kept, open_writer
 
     finished = {}
     try:
@@ -138,17 +153,16 @@ def _interrupted(client, args, jobs, paths, root, out, result_format, limits, lo
                 finished[row["path"]] = row
     except PosterqError as exc:
         print(f"posterq submit: could not fetch the finished rows: {exc.message}", file=sys.stderr)
-    written = 0
-    with open_writer(out, result_format, limits["genres"]) as writer:
+    # Incomplete by definition: `out` stays as it was, the finished rows go to a side file.
+    with open_writer(out, result_format, limits["genres"], partial=True) as writer:
         for i, path in enumerate(paths):
             name = relative_name(path, root)
             row = ({"genres": [], "scores": {}, "error": local_errors[i]} if i in local_errors
                    else finished.get(name))
             if row is not None:
                 writer.write({**row, "path": name})
-                written += 1
     api = shlex.quote(client.api_url)
-    print(f"\ninterrupted: {written} finished rows written to {out}", file=sys.stderr)
+    print(f"\ninterrupted: {kept(out, writer)}", file=sys.stderr)
     for job, _ in jobs:
         print(f"job {job['id']} goes on in the service; fetch it with\n"
               f"  posterq jobs download {job['id']} --api {api} --out {shlex.quote(str(out))}\n"

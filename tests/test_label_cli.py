@@ -3,11 +3,10 @@
 import csv
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
-from commands import interrupt, posterq, running
+from commands import interrupt_when, posterq, running
 from samples import write_posters
 
 from posterq.genres import GENRES
@@ -193,27 +192,82 @@ def test_version_and_help():
         assert command in done.stdout
 
 
-def test_ctrl_c_keeps_finished_rows(tiny_bundle, tmp_path):
-    root = tmp_path / "many"
-    write_posters(root, 400)
-    out = tmp_path / "genres.csv"
-    # A new session stands for the terminal: Ctrl-C signals the whole process group.
+@pytest.fixture
+def complete_result(tiny_bundle, tmp_path):
+    """A folder of 60 posters and keep.csv, the complete result of labelling it (issue 23 had 500)."""
+    root = tmp_path / "posters"
+    write_posters(root, 60)
+    out = tmp_path / "keep.csv"
+    done = posterq("label", str(root), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1",
+                   "--no-progress")
+    assert done.returncode == 0 and len(out.read_text().splitlines()) == 1 + 60, done.stderr
+    return root, out, out.read_bytes()
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "started-ignoring-sigint"])
+def test_ctrl_c_while_re_running_keeps_the_result_and_sets_the_finished_rows_aside(
+        tiny_bundle, complete_result, tmp_path, sigint_ignored):
+    # Issue 23: Ctrl-C part-way through re-running `posterq label` replaced a complete keep.csv with
+    # the rows finished so far. Also started as a CI script's background job is (SIGINT ignored).
+    root, out, before = complete_result
+    write_posters(root, 400, start=100)  # the folder grew: the re-run has 460 posters to label
     with running("label", str(root), "--out", str(out), "--model", str(tiny_bundle), "--workers", "2",
-                 "--batch-size", "1") as process:
-        # The rows go to a partial file beside `out` until the run ends (results.open_writer).
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _partial_lines(tmp_path) < 5:
-            time.sleep(0.05)
-        stderr = interrupt(process)
+                 "--batch-size", "1", "--no-progress", sigint_ignored=sigint_ignored) as process:
+        # Ctrl-C once the run's temporary file holds 5 rows, the run frozen while that is checked.
+        stderr = interrupt_when(process, lambda: _partial_lines(tmp_path) >= 1 + 5)
     assert process.returncode == 130, stderr
-    written = out.read_text().splitlines()
-    assert 5 <= len(written) - 1 < 400
-    assert f"{len(written) - 1} rows written" in stderr and "Traceback" not in stderr, written[-2:]
-    assert not list(tmp_path.glob(".genres.csv.*"))  # renamed into place, nothing left beside it
+    assert out.read_bytes() == before
+    aside = tmp_path / "keep.csv.partial"
+    finished = aside.read_text().splitlines()
+    assert 5 <= len(finished) - 1 < 460 and finished[0] == before.decode().splitlines()[0]
+    assert f"{out} left as it was; {len(finished) - 1} rows written to {aside}" in stderr
+    assert "Traceback" not in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.csv", "keep.csv.partial", "posters"]
+
+
+def test_a_run_with_no_poster_labelled_fails_and_keeps_the_result(tiny_bundle, complete_result, tmp_path):
+    # Issue 23: a folder holding only a text file named notes.jpg printed "0 ok, 1 errors", exited 0
+    # and replaced a complete keep.csv with one error row.
+    _, out, before = complete_result
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.jpg").write_text("call the distributor on monday\n")
+    aside = tmp_path / "keep.csv.partial"
+    for run in (1, 2):
+        done = posterq("label", str(notes), "--out", str(out), "--model", str(tiny_bundle))
+        assert done.returncode == 1, done.stderr
+        assert out.read_bytes() == before
+        assert "0 ok, 1 errors (not_an_image 1)" in done.stdout and f"wrote {out}" not in done.stdout
+        # The first run's side file is never replaced: the second takes the next free name.
+        expected = aside if run == 1 else tmp_path / "keep.csv.2.partial"
+        assert done.stderr.strip().splitlines()[-1] == (
+            f"posterq label: no poster could be labelled: {out} left as it was; 1 row written to {expected}")
+        (error_row,) = read_csv(expected)
+        assert (error_row["path"], error_row["error"]) == ("notes.jpg", "not_an_image")
+
+
+def test_one_file_that_cannot_be_labelled_fails_and_keeps_the_result(tiny_bundle, complete_result, tmp_path):
+    _, out, before = complete_result
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a poster")
+    done = posterq("label", str(notes), "--out", str(out), "--model", str(tiny_bundle))
+    assert done.returncode == 1 and out.read_bytes() == before, done.stderr
+    assert f"1 row written to {tmp_path / 'keep.csv.partial'}" in done.stderr
+
+
+def test_side_files_are_not_read_as_posters(tiny_bundle, tmp_path):
+    # Run inside the folder with the default result file: an earlier run's side file is no poster.
+    root = tmp_path / "posters"
+    write_posters(root, 2)
+    (root / "genres.csv.partial").write_text("path,genres\n")
+    done = posterq("label", ".", "--model", str(tiny_bundle), "--workers", "1", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert [row["path"] for row in read_csv(root / "genres.csv")] == ["poster_000.jpg", "poster_001.png"]
 
 
 def _partial_lines(folder: Path) -> int:
-    partial = next(folder.glob(".genres.csv.*.partial"), None)
+    # The run's own temporary file beside the result (results.open_writer): .keep.csv.RANDOM.partial
+    partial = next(folder.glob(".keep.csv.*.partial"), None)
     return len(partial.read_text().splitlines()) if partial else 0
 
 

@@ -3,12 +3,23 @@
 import csv
 import io
 import json
+import os
+import stat
 
 import pytest
 
 from posterq.classifier import Prediction
 from posterq.exceptions import ImageError
-from posterq.results import CsvWriter, JsonlWriter, format_for, open_writer, row
+from posterq.results import (
+    CsvWriter,
+    JsonlWriter,
+    aside_paths,
+    create_new,
+    format_for,
+    open_writer,
+    partial_path,
+    row,
+)
 
 GENRES = ("Action", "Drama", "War")
 OK = Prediction(["Drama", "War"], {"Action": 0.1, "Drama": 0.912345678, "War": 0.6})
@@ -76,3 +87,104 @@ def test_format_from_extension(tmp_path):
         format_for("x.txt")
     with pytest.raises(ValueError), open_writer(tmp_path / "x.csv", "xml", GENRES):
         pass
+
+
+def _complete(out, rows=(OK,)):
+    with open_writer(out, None, GENRES) as writer:
+        for n, prediction in enumerate(rows):
+            writer.write(row(f"{n}.jpg", prediction, GENRES))
+    return writer
+
+
+def test_a_run_that_labels_a_poster_replaces_the_file(tmp_path):
+    out = tmp_path / "keep.csv"
+    out.write_bytes(b"an earlier run\n")
+    writer = _complete(out, [FAILED, OK])
+    assert writer.replaced and writer.aside is None and (writer.count, writer.labelled) == (2, 1)
+    assert len(out.read_text().splitlines()) == 3
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.csv"]  # no temporary file left
+
+
+def test_a_run_that_labels_nothing_keeps_the_file_and_sets_its_rows_aside(tmp_path):
+    out = tmp_path / "keep.csv"
+    out.write_bytes(b"an earlier run\n")
+    writer = _complete(out, [FAILED, FAILED])
+    assert not writer.replaced and writer.aside == tmp_path / "keep.csv.partial"
+    assert out.read_bytes() == b"an earlier run\n"
+    assert [line.split(",")[2] for line in writer.aside.read_text().splitlines()[1:]] == ["empty", "empty"]
+    # A second such run takes the next free side name: the first side file stays whole.
+    first = writer.aside.read_bytes()
+    again = _complete(out, [FAILED])
+    assert again.aside == tmp_path / "keep.csv.2.partial" and writer.aside.read_bytes() == first
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.csv", "keep.csv.2.partial",
+                                                                 "keep.csv.partial"]
+
+
+def test_ctrl_c_keeps_the_file_and_the_finished_rows_beside_it(tmp_path):
+    out = tmp_path / "keep.jsonl"
+    out.write_bytes(b"complete\n")
+    with pytest.raises(KeyboardInterrupt), open_writer(out, None, GENRES) as writer:
+        writer.write(row("a.jpg", OK, GENRES))
+        raise KeyboardInterrupt
+    assert out.read_bytes() == b"complete\n" and not writer.replaced
+    assert [json.loads(line)["path"] for line in writer.aside.read_text().splitlines()] == ["a.jpg"]
+
+
+def test_rows_known_to_be_partial_never_replace_the_file(tmp_path):
+    out = tmp_path / "keep.csv"
+    with open_writer(out, None, GENRES, partial=True) as writer:
+        writer.write(row("a.jpg", OK, GENRES))
+    assert not out.exists() and writer.aside == tmp_path / "keep.csv.partial"
+
+
+def test_an_incomplete_run_with_no_row_leaves_nothing(tmp_path):
+    out = tmp_path / "keep.csv"
+    with pytest.raises(KeyboardInterrupt), open_writer(out, None, GENRES) as writer:
+        raise KeyboardInterrupt
+    assert writer.aside is None and list(tmp_path.iterdir()) == []
+
+
+def test_a_side_file_is_never_written_through_a_link(tmp_path):
+    out = tmp_path / "keep.csv"
+    target = tmp_path / "someone-elses.csv"
+    target.write_bytes(b"theirs\n")
+    (tmp_path / "keep.csv.partial").symlink_to(target)
+    (tmp_path / "keep.csv.2.partial").symlink_to(tmp_path / "nowhere")  # dangling
+    writer = _complete(out, [FAILED])
+    assert writer.aside == tmp_path / "keep.csv.3.partial" and not writer.aside.is_symlink()
+    assert target.read_bytes() == b"theirs\n" and not (tmp_path / "nowhere").exists()
+
+
+def test_any_other_error_leaves_no_temporary_file(tmp_path):
+    out = tmp_path / "keep.csv"
+    out.write_bytes(b"complete\n")
+    with pytest.raises(OSError), open_writer(out, None, GENRES) as writer:
+        writer.write(row("a.jpg", OK, GENRES))
+        raise OSError("disk full")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.csv"]
+    assert out.read_bytes() == b"complete\n"
+
+
+def test_the_result_file_gets_the_modes_the_umask_gives(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        _complete(tmp_path / "keep.csv")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "keep.csv").stat().st_mode) == 0o644
+
+
+def test_a_new_file_is_never_created_through_a_link(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(FileExistsError):
+        create_new(tmp_path / "link")
+    assert not (tmp_path / "target").exists()
+    assert partial_path(tmp_path / "x.csv") != partial_path(tmp_path / "x.csv")  # no name to plant a link at
+
+
+def test_side_files_are_found_for_exclusion(tmp_path):
+    out = tmp_path / "keep.csv"
+    assert aside_paths(out) == []
+    for name in ("keep.csv.partial", "keep.csv.2.partial", "other.csv.partial"):
+        (tmp_path / name).write_text("x")
+    assert sorted(path.name for path in aside_paths(out)) == ["keep.csv.2.partial", "keep.csv.partial"]

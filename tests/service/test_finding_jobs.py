@@ -7,9 +7,10 @@ import time
 
 import pytest
 import requests
-from commands import interrupt, posterq, running
+from commands import interrupt, interrupt_when, posterq, running
 from samples import poster_bytes, write_posters
 
+from posterq.jobs.schema import JobStatus
 from posterq.testing import all_results, assert_exactly_once, wait_for_job
 
 pytestmark = pytest.mark.finding
@@ -158,16 +159,21 @@ def test_posterq_jobs_lists_shows_waits_downloads_and_cancels(api, spawn_worker,
     assert shown.returncode == 1 and "(job_not_found)" in shown.stderr
 
 
-def test_ctrl_c_on_submit_names_the_job_and_how_to_fetch_it(api, spawn_worker, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "started-ignoring-sigint"])
+def test_ctrl_c_on_submit_names_the_job_and_how_to_fetch_it(api, spawn_worker, tmp_path, sigint_ignored):
+    # Issue 23: a CI run started in the background (SIGINT ignored, inherited through exec) had
+    # `posterq submit` poll on through the Ctrl-C; it hears it however it was started.
     folder = tmp_path / "posters"
     write_posters(folder, 12)
     out = tmp_path / "genres.csv"
     # No worker yet: the job waits, and Ctrl-C comes while `submit` waits for it.
-    with running("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress") as process:
-        job_id = _accepted_job(process)
+    with running("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress",
+                 sigint_ignored=sigint_ignored) as process:
+        (job_id,) = _accepted_jobs(process, 12)
         stderr = interrupt(process)
     assert process.returncode == 130, stderr
-    assert "interrupted: 0 finished rows written" in stderr
+    assert f"interrupted: no row finished: nothing written, {out} left as it was" in stderr
+    assert _results_in(tmp_path) == []
     fetch = f"posterq jobs download {job_id} --api {api.url} --out {out}"
     assert fetch in stderr and f"posterq jobs cancel {job_id} --api {api.url}" in stderr
     # The job went on: with a worker, the printed command fetches every row.
@@ -177,11 +183,55 @@ def test_ctrl_c_on_submit_names_the_job_and_how_to_fetch_it(api, spawn_worker, t
     assert len(out.read_text().splitlines()) == 13
 
 
-def _accepted_job(process) -> str:
-    # The id `posterq submit` prints the moment its job is accepted.
+def test_ctrl_c_while_re_running_submit_keeps_the_result_and_sets_the_finished_rows_aside(
+        api, spawn_worker, tmp_path):
+    # Issue 23: Ctrl-C part-way through re-running `posterq submit` replaced a complete keep.csv
+    # with the rows finished so far. 200 posters here (the issue's had 500), three jobs of at most 80.
+    folder = tmp_path / "posters"
+    write_posters(folder, 200)
+    out = tmp_path / "keep.csv"
+    worker = spawn_worker("re-run@test")
+    first = posterq("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress")
+    assert first.returncode == 0 and len(out.read_text().splitlines()) == 1 + 200, first.stderr
+    before = out.read_bytes()
+    with running("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress") as process:
+        job_ids = _accepted_jobs(process, 200)
+        seen = {}
+
+        def part_way() -> bool:
+            jobs = [api.get(f"/jobs/{job_id}").json() for job_id in job_ids]
+            seen["finished"] = sum(job["done"] + job["failed"] for job in jobs)
+            return seen["finished"] > 0 and not all(JobStatus(job["status"]).final for job in jobs)
+
+        # Checked while the worker is stopped, which stays stopped until `submit` has ended: the
+        # rows set aside are exactly those finished at the Ctrl-C.
+        stderr = interrupt_when(process, part_way, frozen=worker.pid, hold=True)
+    assert process.returncode == 130, stderr
+    assert out.read_bytes() == before
+    aside = tmp_path / "keep.csv.partial"
+    rows = aside.read_text().splitlines()
+    assert 0 < len(rows) - 1 == seen["finished"] < 200
+    assert f"interrupted: {out} left as it was; {len(rows) - 1} rows written to {aside}" in stderr
+    for job_id in job_ids:
+        assert f"posterq jobs cancel {job_id} --api {api.url}" in stderr
+    assert _results_in(tmp_path) == ["keep.csv", "keep.csv.partial"]  # no temporary file left
+
+
+def _results_in(folder) -> list[str]:
+    # Result files, side files and temporary files (.NAME.RANDOM.partial); not posters or worker logs.
+    return sorted(path.name for path in folder.iterdir() if ".csv" in path.name)
+
+
+def _accepted_jobs(process, posters: int) -> list[str]:
+    # The ids `posterq submit` prints the moment each job is accepted ("job ID: N posters accepted").
+    ids, accepted = [], 0
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while accepted < posters and time.monotonic() < deadline:
         line = process.stderr.readline()
-        if line.startswith("job ") and "accepted" in line:
-            return line.split()[1].rstrip(":")
-    raise AssertionError("posterq submit printed no accepted job")
+        if line.startswith("job ") and line.rstrip().endswith("posters accepted"):
+            ids.append(line.split()[1].rstrip(":"))
+            accepted += int(line.split()[2])
+        elif not line:
+            break
+    assert accepted == posters, f"posterq submit printed {accepted} of {posters} accepted posters"
+    return ids

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from commands import posterq
 from samples import bad_file_kinds, write_posters
 
 from posterq.cli import main
@@ -77,3 +78,35 @@ def test_submit_names_a_file_that_is_not_utf8_as_label_does(api, tiny_bundle, tm
     assert [(r["path"], r["genres"]) for r in service_rows] == [(r["path"], r["genres"]) for r in local_rows]
     assert [r["path"] for r in service_rows] == ["bad\\xff\\xfename.jpg", "poster_001.png"]
     assert all(r["genres"] and not r["error"] for r in service_rows)
+
+
+def test_a_folder_with_no_poster_labelled_fails_and_keeps_the_result(api, tmp_path):
+    # Issue 23: a folder holding only a text file named notes.jpg printed "0 ok, 1 errors", exited 0
+    # and replaced a complete keep.csv with one error row; the service calls such a job failed.
+    posters, notes = tmp_path / "posters", tmp_path / "notes"
+    write_posters(posters, 6)
+    notes.mkdir()
+    (notes / "notes.jpg").write_text("call the distributor on monday\n")
+    out = tmp_path / "keep.csv"
+    first = posterq("submit", str(posters), "--api", api.url, "--out", str(out), "--no-progress")
+    assert first.returncode == 0 and len(out.read_text().splitlines()) == 1 + 6, first.stderr
+    before = out.read_bytes()
+    done = posterq("submit", str(notes), "--api", api.url, "--out", str(out), "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert out.read_bytes() == before
+    aside = tmp_path / "keep.csv.partial"
+    assert "0 ok, 1 errors" in done.stdout and f"wrote {out}" not in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"posterq submit: no poster could be labelled: {out} left as it was; 1 row written to {aside}")
+    (row,) = csv.DictReader(io.StringIO(aside.read_text()))
+    assert (row["path"], row["error"]) == ("notes.jpg", "not_an_image")
+
+
+def test_a_result_file_that_cannot_be_written_exits_2_and_leaves_no_temporary_file(api, tmp_path):
+    posters = tmp_path / "posters"
+    write_posters(posters, 2)
+    out = tmp_path / "genres.csv"
+    out.mkdir()  # a folder where the file should go: the rename over it fails
+    done = posterq("submit", str(posters), "--api", api.url, "--out", str(out), "--no-progress")
+    assert done.returncode == 2 and f"cannot write {out}" in done.stderr and "Traceback" not in done.stderr
+    assert list(out.iterdir()) == [] and not list(tmp_path.glob(".genres.csv.*"))
