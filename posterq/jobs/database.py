@@ -94,6 +94,14 @@ _MIGRATIONS = [
     # Services of several key prefixes may share one database (a test suite, a benchmark beside a
     # service): each sweep looks after its own prefix's jobs only.
     (6, ["ALTER TABLE posterq_jobs ADD COLUMN namespace text NOT NULL DEFAULT 'posterq'"]),
+    # Output files that never replace an existing file unless asked (output_overwrite), and whose
+    # failure shows: the last error, the tries so far, and whether the error is final (worker.outputs).
+    (7, [
+        "ALTER TABLE posterq_jobs ADD COLUMN output_overwrite boolean NOT NULL DEFAULT FALSE",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_error {json}",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_tries integer NOT NULL DEFAULT 0",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_failed boolean NOT NULL DEFAULT FALSE",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
