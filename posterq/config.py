@@ -258,7 +258,7 @@ class Settings:
         if not self.output_roots:
             raise PosterqError("output files are disabled: POSTERQ_OUTPUT_ROOTS is not set",
                                "no_output_roots")
-        name = Path(os.fspath(path)).name
+        name = Path(_nameable(path)).name  # the whole path: _under below checks only the folder
         if not name or name in (".", ".."):
             raise PosterqError("the output names no file", "bad_path")
         # The folder is resolved, not the file: the file may not exist yet, and a symlink in its
@@ -271,8 +271,8 @@ def lies_under(path: Path, roots) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> Path:
-    """path resolved (symlinks included) when it lies under one of roots, else PosterqError."""
+def _nameable(path: str | os.PathLike) -> str:
+    # The path as text any file system could name, else PosterqError("bad_path").
     text = os.fspath(path)
     if "\x00" in text:
         raise PosterqError("the path contains a NUL byte", "bad_path")
@@ -280,6 +280,12 @@ def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> P
         os.fsencode(text)
     except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no file can have that name
         raise PosterqError("the path is not text this filesystem can name", "bad_path") from None
+    return text
+
+
+def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> Path:
+    """path resolved (symlinks included) when it lies under one of roots, else PosterqError."""
+    text = _nameable(path)
     try:
         resolved = Path(text).expanduser().resolve()
     except RuntimeError:  # "~someone" who is not a user here, or a symlink loop
