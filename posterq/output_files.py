@@ -38,12 +38,14 @@ def check_new(path: Path, overwrite: bool) -> None:
     """Refuse (OutputError) a name the file system cannot take, or an existing file without overwrite."""
     folder = path.parent
     name = os.fsencode(path.name)
-    # Asked of the folder's own file system: NAME_MAX is 255 bytes on most, not all.
-    name_max = os.pathconf(folder, "PC_NAME_MAX")
+    try:
+        # Asked of the folder's own file system: NAME_MAX is 255 bytes on most, not all.
+        name_max, path_max = os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except OSError as exc:
+        raise _error(exc) from None
     if len(name) > name_max:
         raise OutputError(f"the output's file name is {len(name)} bytes: its file system takes at most "
                           f"{name_max}", "output_name_too_long")
-    path_max = os.pathconf(folder, "PC_PATH_MAX")
     if len(os.fsencode(str(path))) >= path_max:  # PATH_MAX counts the terminating NUL
         raise OutputError(f"the output's path is over the {path_max - 1} bytes its file system takes",
                           "output_path_too_long")
@@ -100,8 +102,14 @@ def _open_folder(folder: Path) -> int:
     descriptor = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for part in folder.parts[1:]:
-            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                            dir_fd=descriptor)
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                dir_fd=descriptor)
+            except NotADirectoryError:
+                # Linux answers ENOTDIR for a link with O_DIRECTORY|O_NOFOLLOW: tell the two apart.
+                if stat.S_ISLNK(os.lstat(part, dir_fd=descriptor).st_mode):
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
+                raise
             os.close(descriptor)
             descriptor = inner
     except BaseException:

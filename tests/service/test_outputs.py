@@ -9,13 +9,14 @@ with API keys, a key writes and reads only under the roots the keys file gives i
     pytest -m outputs
 """
 
+import os
 import secrets
 import shutil
 
 import pytest
 import requests
 from commands import posterq
-from samples import write_posters
+from samples import deep_folder, write_posters
 
 from api.auth import ApiKeys
 from posterq.exceptions import PosterqError
@@ -164,6 +165,14 @@ def test_a_name_the_file_system_cannot_take_is_refused_at_submit(settings, outpu
     _refused(_submit(api, folder, f"{outputs}/{name}"), 400, code)
     _refused(_submit(api, folder, f"{outputs}/{name}", overwrite=True), 400, code)
     assert api.get("/jobs").json()["jobs"] == []
+
+
+def test_an_output_path_longer_than_the_file_system_takes_is_refused_at_submit(settings, outputs, folder,
+                                                                              make_api):
+    api = make_api(settings)
+    deep = deep_folder(outputs, os.pathconf(outputs, "PC_PATH_MAX") - 100)
+    # Each part fits NAME_MAX; the whole path does not fit PATH_MAX.
+    _refused(_submit(api, folder, deep / ("p" * 150 + ".csv")), 400, "output_path_too_long")
 
 
 @pytest.mark.parametrize("swap", ["removed", "replaced by a file"])
