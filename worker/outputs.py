@@ -38,9 +38,14 @@ def write_output(store: JobStore, job_id: str) -> Path | None:
         for result in store.ledger.stream(job_id):
             writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
 
+    # The path resolved (no link in it) and checked against the roots, the key's own included, at submit.
+    path = Path(job["output"])
     try:
-        # Checked again here: the roots may have changed, or the folder become a symlink out of them.
-        path = store.settings.resolve_output_path(job["output"])
+        # Checked again here: the roots may have changed, or a folder become a link out of them.
+        if store.settings.resolve_output_path(path) != path:
+            # A link, even one within the roots, may lead into another key's folder.
+            raise OutputError("a folder on the output's path became a symbolic link after submit; nothing "
+                              "was written", "output_folder_changed")
         output_files.write(path, job["output_overwrite"], fill)
     except PosterqError as exc:
         error = exc if isinstance(exc, OutputError) else OutputError(exc.message, exc.code)

@@ -136,11 +136,13 @@ def test_no_link_planted_at_a_name_known_in_advance_is_followed(settings, output
         [target.name, replaced.name, *(link.name for link in planted)])  # no temporary file left
 
 
-def test_a_folder_that_becomes_a_link_out_of_the_roots_is_not_written_through(settings, outputs, folder,
-                                                                              tmp_path, make_api,
-                                                                              spawn_worker_with):
+@pytest.mark.parametrize(("leads", "code"), [("out of the roots", "path_outside_roots"),
+                                              ("into another team's folder", "output_folder_changed")])
+def test_a_folder_that_becomes_a_link_after_submit_is_not_written_through(settings, outputs, folder, tmp_path,
+                                                                          make_api, spawn_worker_with, leads,
+                                                                          code):
     api = make_api(settings)
-    escape = tmp_path / "escape"
+    escape = tmp_path / "escape" if leads == "out of the roots" else outputs / "other-team"
     escape.mkdir()
     inner = outputs / "team"
     inner.mkdir()
@@ -149,7 +151,7 @@ def test_a_folder_that_becomes_a_link_out_of_the_roots_is_not_written_through(se
     inner.symlink_to(escape)
     spawn_worker_with("outputs-escape@test", settings)
     job = _written(api, job_id)
-    assert job["output_status"] == "failed" and job["output_error"]["code"] == "path_outside_roots", job
+    assert job["output_status"] == "failed" and job["output_error"]["code"] == code, job
     assert list(escape.iterdir()) == []
 
 
