@@ -293,9 +293,9 @@ class Ledger:
             # The count lives in the row, so the task's own retries and the sweep's nudges share one bound.
             row = tx.execute("UPDATE posterq_jobs SET output_tries = output_tries + 1, output_error = %s, "
                              "output_failed = (%s OR output_tries + 1 >= %s) WHERE id = %s "
-                             # A try that lost a race with one that wrote the file (the sweep's nudge
-                             # beside the task) records nothing: the file is there.
-                             "AND output_written_at IS NULL RETURNING output_failed",
+                             # A try that raced another (the sweep's nudge beside the task) records
+                             # nothing once the other wrote the file or recorded its final error.
+                             "AND output_written_at IS NULL AND NOT output_failed RETURNING output_failed",
                              (self.db.json(error), permanent, most_tries, job_id)).fetchone()
         return row is None or bool(row[0])
 

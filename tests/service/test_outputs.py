@@ -213,7 +213,7 @@ def test_a_failure_that_may_pass_is_tried_a_bounded_number_of_times(store, setti
     assert store.jobs.get(job["id"])["output_status"] == "failed"
 
 
-def test_a_try_that_lost_the_race_to_a_written_file_records_nothing(store):
+def test_a_try_that_lost_a_race_records_nothing(store):
     # The sweep's nudge and the task may both try; the one whose link() finds the other's file is
     # told the file is there, and the job stays `written`, with no error.
     job = store.jobs.create_directory("/nowhere", True, output="/nowhere/genres.csv")
@@ -223,6 +223,10 @@ def test_a_try_that_lost_the_race_to_a_written_file_records_nothing(store):
     view = store.jobs.get(job["id"])
     assert (view["output_status"], view["output_error"]) == ("written", None)
     assert store.ledger.get(job["id"])["output_tries"] == 0
+    # Two tries that both fail for good: the error is recorded once.
+    other = store.jobs.create_directory("/nowhere", True, output="/nowhere/other.csv")
+    assert [store.ledger.output_failed(other["id"], error, True, 5) for _ in range(2)] == [True, True]
+    assert store.ledger.get(other["id"])["output_tries"] == 1
 
 
 # --- API keys: incident 3, key B naming key A's file -------------------------------------------------
