@@ -10,19 +10,29 @@ matched. No key is logged, stored or echoed in an error.
     python -c "import secrets; print(secrets.token_urlsafe(32))"   # a new key
 
 In POSTERQ_API_KEYS_FILE a line may give a key's weight after it ("KEY 2"): its share of the
-workers against keys of weight 1 when both have work waiting (posterq.jobs.schedule).
+workers against keys of weight 1 when both have work waiting (posterq.jobs.schedule). It may also
+give the key its own folders, each list separated by os.pathsep and each folder under a global
+root of its kind: `output_roots=/srv/out/team-a` (where its jobs' output files may go) and
+`data_roots=/srv/posters/team-a` (the folders its directory jobs may read):
+
+    KEY 2 output_roots=/srv/out/team-a data_roots=/srv/posters/team-a:/srv/posters/shared
+
+A key without them uses POSTERQ_OUTPUT_ROOTS and POSTERQ_DATA_ROOTS, which it then shares with
+every such key; with keys on, only a key with its own output roots may `"overwrite": true`, so a
+key in a shared root can never replace a file another key's job wrote.
 """
 
 import hashlib
 import hmac
 import logging
+import os
 import re
 from pathlib import Path
 
 from flask import current_app, g, request
 
 from api.exceptions import Unauthorized
-from posterq.config import Settings
+from posterq.config import Settings, lies_under
 from posterq.exceptions import PosterqError
 
 log = logging.getLogger(__name__)
@@ -45,10 +55,13 @@ def digest(key: str) -> str:
 class ApiKeys:
     """The configured keys, held as digests only."""
 
-    def __init__(self, digests, weights: dict[str, float] | None = None, operators=frozenset()):
+    def __init__(self, digests, weights: dict[str, float] | None = None, operators=frozenset(),
+                 roots: dict[str, dict[str, tuple[Path, ...]]] | None = None):
         self.digests = tuple(digests)
         self.weights = dict(weights or {})
         self.operators = frozenset(operators)
+        # digest -> {"output_roots": (...), "data_roots": (...)}: a key's own folders, where it has them.
+        self.roots = dict(roots or {})
 
     def weight(self, owner: str) -> float:
         """The share weight of a key's digest: its weight in the keys file, else 1."""
@@ -58,12 +71,15 @@ class ApiKeys:
     def from_settings(cls, settings: Settings) -> "ApiKeys":
         """The keys of POSTERQ_API_KEYS and POSTERQ_API_KEYS_FILE; a bad key or file stops start-up."""
         operators = _listed("POSTERQ_OPERATOR_KEYS", settings.operator_keys)
-        keys, weights = _listed("POSTERQ_API_KEYS", settings.api_keys) + operators, {}
+        keys, weights, roots = _listed("POSTERQ_API_KEYS", settings.api_keys) + operators, {}, {}
         if settings.api_keys_file:
-            for where, key, weight in _read_file(Path(settings.api_keys_file).expanduser()):
+            for where, key, rest in _read_file(Path(settings.api_keys_file).expanduser()):
                 keys.append((where, key))
+                weight, own = _key_fields(where, rest, settings)
                 if weight:
                     weights[digest(key)] = _weight(where, weight)
+                if own:
+                    roots[digest(key)] = own
         for where, key in keys:
             # The message names the key's place, never the key.
             if len(key) < MIN_KEY_LENGTH or not _TOKEN.fullmatch(key):
@@ -71,7 +87,7 @@ class ApiKeys:
                                    "characters of A-Z a-z 0-9 . _ ~ + / - (python -c \"import secrets; "
                                    "print(secrets.token_urlsafe(32))\" makes one)", "bad_config")
         return cls(dict.fromkeys(digest(key) for _, key in keys), weights,
-                   {digest(key) for _, key in operators})
+                   {digest(key) for _, key in operators}, roots)
 
     @property
     def enabled(self) -> bool:
@@ -99,6 +115,31 @@ def _weight(where: str, text: str) -> float:
     return weight
 
 
+#: The per-key fields a keys-file line may give after the key ("name=value"), and the global roots
+#: each must lie under: a key's roots narrow the service's, which the workers check again.
+ROOT_FIELDS = ("output_roots", "data_roots")
+
+
+def _key_fields(where: str, rest: str, settings: Settings) -> tuple[str, dict[str, tuple[Path, ...]]]:
+    # What follows a key on its line: an optional bare weight, then name=value fields.
+    weight, own = "", {}
+    for word in rest.split():
+        name, equals, value = word.partition("=")
+        if not equals:
+            weight = word
+            continue
+        if name not in ROOT_FIELDS:
+            raise PosterqError(f"{where}: unknown field {name!r} (known: {', '.join(ROOT_FIELDS)})",
+                               "bad_config")
+        folders = tuple(Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part)
+        allowed = getattr(settings, name)
+        if not folders or not all(lies_under(folder, allowed) for folder in folders):
+            raise PosterqError(f"{where}: {name} must name folders under POSTERQ_{name.upper()}",
+                               "bad_config")
+        own[name] = folders
+    return weight, own
+
+
 def _listed(variable: str, value: str) -> list[tuple[str, str]]:
     # (where, key) for each key of a variable that lists them, separated by commas or spaces.
     keys = _SEPARATORS.split(value.strip())
@@ -110,7 +151,7 @@ def _read_file(path: Path) -> list[tuple[str, str, str]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise PosterqError(f"POSTERQ_API_KEYS_FILE={path} cannot be read: {exc}", "bad_config") from None
-    # (where, key, weight or "") for each "KEY" or "KEY WEIGHT" line.
+    # (where, key, the rest of the line) for each "KEY", "KEY WEIGHT" or "KEY [WEIGHT] name=value..." line.
     keys = [(f"line {n} of {path}", *" ".join(line.split()).partition(" ")[::2])
             for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
     if not keys:
@@ -170,6 +211,21 @@ def operator() -> bool:
 def weight() -> float:
     """This request's key's share weight (1 where the service has no keys)."""
     return current_app.extensions["posterq"]["api_keys"].weight(owner())
+
+
+def output_roots() -> tuple[Path, ...] | None:
+    """The output roots the keys file gives this request's key, or None where it gives none."""
+    return current_app.extensions["posterq"]["api_keys"].roots.get(owner(), {}).get("output_roots")
+
+
+def data_roots() -> tuple[Path, ...] | None:
+    """The data roots the keys file gives this request's key, or None where it gives none."""
+    return current_app.extensions["posterq"]["api_keys"].roots.get(owner(), {}).get("data_roots")
+
+
+def may_overwrite() -> bool:
+    """True when this request may replace an output file: no keys, or a key with its own output roots."""
+    return not keys_enabled() or output_roots() is not None
 
 
 def may_see(job_owner: str) -> bool:

@@ -31,6 +31,12 @@ class Forbidden(ApiError):
     code, status = "forbidden", 403
 
 
+class Conflict(ApiError):
+    """The request would destroy something that exists: an output file without "overwrite" (409)."""
+
+    code, status = "conflict", 409
+
+
 class ModelUnavailable(ApiError):
     """A job names a model that no live worker holds (409); `held` lists the models live workers hold.
 

@@ -8,11 +8,12 @@ import io
 import os
 import stat
 import zipfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
-from api.exceptions import BadRequest, Forbidden, NotFound, TooLarge
-from posterq.config import Settings
-from posterq.exceptions import PosterqError
+from api.exceptions import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from posterq import output_files
+from posterq.config import Settings, lies_under
+from posterq.exceptions import OutputError, PosterqError
 from posterq.genres import GENRES
 from posterq.jobs.schema import ItemKind
 from posterq.results import format_for
@@ -135,11 +136,21 @@ def from_zip(data: bytes, settings: Settings) -> tuple[list[dict], list[bytes | 
     return items, blobs
 
 
-def output_of(body: dict, settings: Settings) -> str | None:
-    """The file of {"directory": ..., "output": path}, resolved under an output root; None if not asked."""
-    output = body.get("output")
+def output_of(body: dict, settings: Settings, own_roots: tuple[Path, ...] | None = None,
+              may_overwrite: bool = True) -> tuple[str | None, bool]:
+    """The file of {"directory": ..., "output": path, "overwrite"?: bool} and whether it may replace one.
+
+    The file's folder must lie under an output root (and under own_roots, the key's own, when it
+    has them), its name must be one the file system takes, and an existing file is refused unless
+    the request says "overwrite": true and may_overwrite. Returns (None, False) when not asked.
+    """
+    output, overwrite = body.get("output"), body.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise BadRequest("'overwrite' must be true or false", "bad_output")
     if output is None:
-        return None
+        if overwrite:
+            raise BadRequest("'overwrite' goes with an 'output' file", "bad_output")
+        return None, False
     if not isinstance(output, str) or not output:
         raise BadRequest("'output' must be a path string", "bad_output")
     try:
@@ -149,13 +160,32 @@ def output_of(body: dict, settings: Settings) -> str | None:
         raise BadRequest(str(exc), "bad_output") from None
     except PosterqError as exc:
         raise (BadRequest if exc.code == "bad_path" else Forbidden)(exc.message, exc.code) from None
-    if not path.parent.is_dir():
+    if own_roots is not None and not lies_under(path.parent, own_roots):
+        raise Forbidden("this API key may not write there: the output's folder is not under the output "
+                        "roots the keys file gives it", "path_outside_key_roots")
+    try:
+        folder_exists = path.parent.is_dir()
+    except OSError as exc:  # a folder name longer than the file system takes
+        raise BadRequest(f"the output's folder cannot be used: {exc.strerror}", "bad_output") from None
+    if not folder_exists:
         raise BadRequest(f"the output's folder {PurePosixPath(output).parent} does not exist", "bad_output")
-    return str(path)
+    if overwrite and not may_overwrite:
+        # Keys that share the global roots must not replace each other's files: only a key given
+        # its own output roots may overwrite (docs/production.md, "One folder per team").
+        raise Forbidden("this API key has no output roots of its own, so it may not overwrite files: "
+                        "name a new file", "overwrite_not_allowed")
+    try:
+        output_files.check_new(path, overwrite)
+    except OutputError as exc:
+        raise (Conflict if exc.code == "output_exists" else BadRequest)(exc.message, exc.code) from None
+    return str(path), overwrite
 
 
-def from_directory(body: dict, settings: Settings) -> tuple[str, bool]:
+def from_directory(body: dict, settings: Settings,
+                   own_roots: tuple[Path, ...] | None = None) -> tuple[str, bool]:
     """The folder of {"directory": path, "recursive": true} under a data root: (its resolved path, recursive).
+
+    With own_roots (the key's own data roots, from the keys file) the folder must lie under one of them too.
 
     Checked cheaply, whatever the folder holds: it exists, is a folder and is not empty. Its files
     are listed later, in the background (worker.enumeration).
@@ -171,6 +201,9 @@ def from_directory(body: dict, settings: Settings) -> tuple[str, bool]:
     except PosterqError as exc:
         # Outside the roots (or no roots at all) is forbidden; a path that cannot be a path is bad.
         raise (BadRequest if exc.code == "bad_path" else Forbidden)(exc.message, exc.code) from None
+    if own_roots is not None and not lies_under(folder, own_roots):
+        raise Forbidden("this API key may not read there: the directory is not under the data roots the "
+                        "keys file gives it", "path_outside_key_roots")
     try:
         if not folder.exists():
             raise NotFound(f"{directory} does not exist", "directory_not_found")

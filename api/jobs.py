@@ -37,7 +37,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
 
 @blueprint.post("/jobs")
 def submit():
-    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory", "output"?}.
+    """Take a job: multipart `files` (or one `zip`), a raw zip body, or JSON {"directory", "output"?, ...}.
 
     With an Idempotency-Key header, the same key from the same API key within a day answers with
     the job the first submission made instead of making another: a client may retry safely. The
@@ -66,12 +66,12 @@ def submit():
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
         pool = _pool(body.get("model", request.args.get("model")),
                      body.get("wait_for_model", request.args.get("wait_for_model")))
-        directory, recursive = intake.from_directory(body, settings)
-        output = intake.output_of(body, settings)
+        directory, recursive = intake.from_directory(body, settings, auth.data_roots())
+        output, overwrite = intake.output_of(body, settings, auth.output_roots(), auth.may_overwrite())
         job = context.store(pool).jobs.create_directory(
             directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
             enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest,
-            quota=admission_quota(context.store(), auth.owner()))
+            quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite)
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from api import auth
 from api.urls import public_root
 from posterq import __version__
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.schema import JobStatus, OutputStatus
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -85,6 +85,8 @@ DOCUMENT = {
                     "directory": {"type": "string", "minLength": 1},
                     "recursive": {"type": "boolean", "default": True},
                     "output": {"type": "string", "minLength": 1},
+                    # Replace an existing output file (refused with 409 output_exists otherwise).
+                    "overwrite": {"type": "boolean", "default": False},
                     "model": {"type": "string", "minLength": 1},
                     "wait_for_model": {"type": "boolean", "default": False},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
@@ -93,14 +95,20 @@ DOCUMENT = {
                 "202": {"description": "Accepted; the Location header is the job's URL",
                         "headers": {"Location": {"schema": {"type": "string"}}},
                         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                "400": _error("Malformed request, bad zip, bad top_k, no posters"),
-                "403": _error("Directory outside the data roots, or directory jobs disabled"),
+                "400": _error("Malformed request, bad zip, bad top_k, no posters, or an output name the file "
+                              "system cannot take (output_name_too_long, output_path_too_long, "
+                              "output_is_directory, bad_output)"),
+                "403": _error("Directory outside the data roots, or directory jobs disabled; output outside "
+                              "the output roots; with API keys, a directory or output outside the key's own "
+                              "roots (path_outside_key_roots), or overwrite without own output roots "
+                              "(overwrite_not_allowed)"),
                 "404": _error("Directory not found"),
                 "413": _error("Over the request size or posters-per-job limit (too_many_posters: more "
                               "posters than the key's part of the queue, which GET /limits gives), "
                               "or a zip whose members "
                               "hold more than the request limit"),
-                "409": _error("A submission with this Idempotency-Key is still being made (Retry-After), or "
+                "409": _error("The output file exists and overwrite is not true (output_exists); a "
+                              "submission with this Idempotency-Key is still being made (Retry-After), or "
                               "no live worker holds the model named (model_unavailable; error.held lists "
                               "the models held), or wait_for_model names a model no worker announced "
                               "lately nor the operator listed (unknown_model)"),
@@ -260,6 +268,12 @@ DOCUMENT = {
                     "finished_at": {"type": "number", "nullable": True},
                     "elapsed_s": {"type": "number"},
                     "posters_per_second": {"type": "number", "nullable": True},
+                    # A directory job's output file: where, how it stands, and why it was not written.
+                    "output": {"type": "string", "nullable": True},
+                    "output_status": {"type": "string", "nullable": True,
+                                      "enum": [status.value for status in OutputStatus] + [None]},
+                    "output_error": {"type": "object", "nullable": True, "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}},
                     "url": {"type": "string"}, "results_url": {"type": "string"}}},
         "Result": {"type": "object", "required": ["index", "name", "status"], "properties": {
             "index": {"type": "integer"}, "name": {"type": "string"},

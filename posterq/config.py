@@ -137,6 +137,10 @@ class Settings:
     upload_ttl: int = 24 * 3600
     #: Deliveries of one batch after which its posters fail with `redelivered_too_often`.
     max_redeliveries: int = 3
+    #: Tries of a job's output file that fails for a reason that may pass (a full disk, an I/O
+    #: error) before its error is final; a reason that cannot pass (the name exists, is too long,
+    #: the folder is gone) is final at once (posterq.output_files).
+    max_output_tries: int = 5
     #: Seconds before Redis hands an unacknowledged batch to another worker; keep it above
     #: the longest batch (batch_size posters plus max_batch_wait) by a wide margin.
     visibility_timeout: int = 600
@@ -224,11 +228,12 @@ class Settings:
         return model_folder(self.model)
 
     def replace(self, **changes) -> "Settings":
-        """Return a copy with some fields changed (strings for data_roots are split)."""
-        if isinstance(changes.get("data_roots"), str):
-            changes["data_roots"] = _paths(changes["data_roots"])
-        elif changes.get("data_roots") is not None:
-            changes["data_roots"] = tuple(Path(p).expanduser().resolve() for p in changes["data_roots"])
+        """Return a copy with some fields changed (strings for data_roots and output_roots are split)."""
+        for name in ("data_roots", "output_roots"):
+            if isinstance(changes.get(name), str):
+                changes[name] = _paths(changes[name])
+            elif changes.get(name) is not None:
+                changes[name] = tuple(Path(p).expanduser().resolve() for p in changes[name])
         return replace(self, **changes)
 
     def validate(self) -> None:
@@ -237,7 +242,7 @@ class Settings:
                     "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
                     "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout",
                     "batch_time_limit", "sweep_interval", "max_queued_posters", "request_timeout",
-                    "max_queued_posters_per_key", "job_window")
+                    "max_queued_posters_per_key", "job_window", "max_output_tries")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")
@@ -267,7 +272,7 @@ class Settings:
         if not self.output_roots:
             raise PosterqError("output files are disabled: POSTERQ_OUTPUT_ROOTS is not set",
                                "no_output_roots")
-        name = Path(os.fspath(path)).name
+        name = Path(_nameable(path)).name  # the whole path: _under below checks only the folder
         if not name or name in (".", ".."):
             raise PosterqError("the output names no file", "bad_path")
         # The folder is resolved, not the file: the file may not exist yet, and a symlink in its
@@ -275,8 +280,13 @@ class Settings:
         return _under(Path(os.fspath(path)).parent, self.output_roots, "POSTERQ_OUTPUT_ROOTS") / name
 
 
-def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> Path:
-    """path resolved (symlinks included) when it lies under one of roots, else PosterqError."""
+def lies_under(path: Path, roots) -> bool:
+    """True when the resolved path is one of roots or lies inside one."""
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _nameable(path: str | os.PathLike) -> str:
+    # The path as text any file system could name, else PosterqError("bad_path").
     text = os.fspath(path)
     if "\x00" in text:
         raise PosterqError("the path contains a NUL byte", "bad_path")
@@ -284,14 +294,19 @@ def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> P
         os.fsencode(text)
     except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no file can have that name
         raise PosterqError("the path is not text this filesystem can name", "bad_path") from None
+    return text
+
+
+def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> Path:
+    """path resolved (symlinks included) when it lies under one of roots, else PosterqError."""
+    text = _nameable(path)
     try:
         resolved = Path(text).expanduser().resolve()
     except RuntimeError:  # "~someone" who is not a user here, or a symlink loop
         raise PosterqError("the path names an unknown user's home, or loops on itself",
                            "bad_path") from None
-    for root in roots:
-        if resolved == root or root in resolved.parents:
-            return resolved
+    if lies_under(resolved, roots):
+        return resolved
     # No path in the message: a worker's error (a file that became a symlink out of the roots)
     # reaches clients, and the server's absolute paths are not theirs to see.
     kind = "data" if variable == "POSTERQ_DATA_ROOTS" else "output"

@@ -70,3 +70,17 @@ class QueueFull(PosterqError):
         super().__init__(message, code)
         self.queued, self.limit, self.wanted = queued, limit, wanted
         self.excess = max(1, queued + wanted - limit)
+
+
+class OutputError(PosterqError):
+    """A job's output file that cannot be (or was not) written; `permanent` when trying again cannot help.
+
+    Codes: output_exists, output_name_too_long, output_path_too_long, output_is_directory,
+    output_folder_missing, output_folder_changed, output_not_permitted, output_write_failed.
+    """
+
+    code = "output_write_failed"
+
+    def __init__(self, message: str, code: str | None = None, permanent: bool = True):
+        super().__init__(message, code)
+        self.permanent = permanent

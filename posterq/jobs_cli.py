@@ -61,15 +61,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def describe(job: dict) -> str:
-    """One line about a job: id, status, counts, source, when."""
+    """One line about a job: id, status, counts, source, when; a second when its output file failed."""
     from datetime import datetime
 
     created = datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
     listed = "" if job.get("enumerated", True) else " (folder still being listed)"
     # A job whose model no live worker holds waits for one to start: say so, or it looks stuck.
     waiting = f"  waiting for model {job['requested_model']}" if job.get("waiting_for_model") else ""
-    return (f"{job['id']}  {job['status']:<9}  {job['done'] + job['failed']}/{job['total']} posters{listed}, "
+    line = (f"{job['id']}  {job['status']:<9}  {job['done'] + job['failed']}/{job['total']} posters{listed}, "
             f"{job['failed']} failed  {job['source']}  {created}{waiting}")
+    return line + _output_line(job)
+
+
+def _output_line(job: dict) -> str:
+    # A job whose results are in but whose output file is not must never read as a plain success.
+    error, status = job.get("output_error"), job.get("output_status")
+    if status == "written":
+        return f"  output written: {job['output']}"
+    if not error:
+        return f"  output {status}: {job['output']}" if status else ""
+    state = "NOT written" if status == "failed" else "not written yet (to be tried again)"
+    return f"\n  output {state}: {job['output']}: {error['message']} ({error['code']})"
 
 
 def _list(client, args: argparse.Namespace) -> int:

@@ -343,10 +343,15 @@ class AppServer:
         return wait_for_job(self.url, job_id, timeout=timeout, http=self.http)
 
     def close(self) -> None:
-        """Stop serving."""
+        """Stop serving, and close the app's Redis connections."""
         self.http.close()
         self.server.shutdown()
         self.thread.join(timeout=5)
+        store = self.app.extensions.get("posterq", {}).get("store")
+        if store is not None:
+            # Left to the garbage collector, an open socket is a ResourceWarning, and pytest makes
+            # one raised at the session's end an error.
+            store.client.close()
 
     def __enter__(self) -> "AppServer":
         return self

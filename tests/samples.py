@@ -175,3 +175,18 @@ def bad_file_kinds() -> dict[str, BadFile]:
         "bomb": BadFile(png_bomb(), ".png", "too_large"),
         "corrupt_png": BadFile(corrupt_png(), ".png", "corrupt"),
     }
+
+
+def deep_folder(base: Path, length: int) -> Path:
+    """A folder under base whose path is at least `length` bytes long, made one level at a time
+    relative to the one before (mkdir takes no path over PATH_MAX)."""
+    descriptor, path = os.open(base, os.O_RDONLY | os.O_DIRECTORY), Path(base)
+    try:
+        while len(os.fsencode(str(path))) < length:
+            os.mkdir("d" * 200, dir_fd=descriptor)
+            inner = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor, path = inner, path / ("d" * 200)
+    finally:
+        os.close(descriptor)
+    return path

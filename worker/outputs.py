@@ -1,17 +1,19 @@
 """Output files: a finished directory job's results written where its submission asked, as
 SageMaker Batch Transform writes its output beside the input.
 
-The file is written under a temporary name in the same folder and renamed when complete, so a
-reader never sees half a file and an existing file is replaced only by a whole one. The job's row
-records when it was written; the sweep sends the task again for a finished job whose file is
-still missing (its worker died, or the task was lost), and a second writing is harmless.
+posterq.output_files writes the file whole under a private temporary name (created exclusively,
+never through a link) and puts it in place without replacing an existing file unless the job
+asked `"overwrite": true`. The job's row records when it was written, or why it was not: an error
+no retry can mend (the name exists, is too long, the folder is gone) is final at once; another (a
+full disk) is tried again up to max_output_tries times, counted in the row, so the task's retries
+and the sweep's nudges share one bound. Either way the job's view shows the error.
 """
 
 import logging
-import os
 from pathlib import Path
 
-from posterq.exceptions import PosterqError
+from posterq import output_files
+from posterq.exceptions import OutputError, PosterqError
 from posterq.genres import GENRES
 from posterq.jobs.schema import JobStatus
 from posterq.jobs.store import JobStore
@@ -21,24 +23,39 @@ log = logging.getLogger(__name__)
 
 
 def write_output(store: JobStore, job_id: str) -> Path | None:
-    """Write a finished job's results to its output file; return the file (None when nothing is due)."""
+    """Write a finished job's results to its output file; return the file (None when nothing is due).
+
+    Raises OutputError for a failure that will be tried again; a final one is recorded and returns None.
+    """
     job = store.ledger.get(job_id)
-    if (job is None or not job["output"] or job["output_written_at"] is not None
+    if (job is None or not job["output"] or job["output_written_at"] is not None or job["output_failed"]
             or job["status"] not in (JobStatus.DONE.value, JobStatus.FAILED.value)):
         return None
-    try:
-        # Checked again here: the roots may have changed, or the folder become a symlink out of them.
-        path = store.settings.resolve_output_path(job["output"])
-    except PosterqError as exc:
-        log.error("job %s: its output %s cannot be written: %s", job_id, job["output"], exc.message)
-        return None
     genres = (job["model"] or {}).get("genres") or GENRES
-    partial = path.with_name(f".{path.name}.{job_id}.partial")
-    with open(partial, "w", encoding="utf-8", newline="") as stream:
+
+    def fill(stream) -> None:
         writer = make_writer(stream, format_for(path), genres)
         for result in store.ledger.stream(job_id):
             writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
-    os.replace(partial, path)
+
+    # The path resolved (no link in it) and checked against the roots, the key's own included, at submit.
+    path = Path(job["output"])
+    try:
+        # Checked again here: the roots may have changed, or a folder become a link out of them.
+        if store.settings.resolve_output_path(path) != path:
+            # A link, even one within the roots, may lead into another key's folder.
+            raise OutputError("a folder on the output's path became a symbolic link after submit; nothing "
+                              "was written", "output_folder_changed")
+        output_files.write(path, job["output_overwrite"], fill)
+    except PosterqError as exc:
+        error = exc if isinstance(exc, OutputError) else OutputError(exc.message, exc.code)
+        final = store.ledger.output_failed(job_id, error.as_dict(), error.permanent,
+                                           store.settings.max_output_tries)
+        if final:
+            log.error("job %s: its output %s was not written: %s (%s)", job_id, job["output"],
+                      error.message, error.code)
+            return None
+        raise error from None
     store.ledger.output_written(job_id)
     log.info("job %s: results written to %s", job_id, path)
     return path

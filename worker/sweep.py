@@ -16,7 +16,8 @@ pool (posterq.jobs.models) the workers serve, that pool's jobs only:
   empty have lost their tokens: new ones are sent. A spare token costs one empty claim;
 - every job the database still runs: its hash is rebuilt if Redis lost it, its folder listing is
   started again if none holds the lock (the task was lost), and its window is topped up;
-- a finished job whose output file is still missing gets its writing task again;
+- a finished job whose output file is still missing gets its writing task again, until it is
+  written or its error is final (worker.outputs);
 - jobs that finished more than result_ttl ago leave the database, with their results.
 """
 

@@ -5,7 +5,7 @@ import logging
 import redis
 from celery import shared_task
 
-from posterq.exceptions import StoreUnavailable
+from posterq.exceptions import OutputError, StoreUnavailable
 from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
 from worker import runtime
 from worker.batching import run_batch
@@ -90,7 +90,8 @@ def write_output_task(self, job_id: str, pool: str = ""):
     """Write a finished job's output file (see worker.outputs)."""
     try:
         path = write_output(runtime.store(pool), job_id)
-    except (OSError, StoreUnavailable) as exc:
-        log.warning("output of job %s not written (%s); trying again", job_id, exc)
+    except (OutputError, StoreUnavailable) as exc:
+        # An OutputError here is one that may pass; the ledger counts its tries (max_output_tries).
+        log.warning("output of job %s not written (%s); trying again", job_id, exc.message)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     return str(path) if path else None

@@ -105,6 +105,14 @@ _MIGRATIONS = [
         "ALTER TABLE posterq_jobs ADD COLUMN request_digest text",
         "CREATE INDEX posterq_jobs_by_namespace_finished_at ON posterq_jobs (namespace, finished_at)",
     ]),
+    # Output files that never replace an existing file unless asked (output_overwrite), and whose
+    # failure shows: the last error, the tries so far, and whether the error is final (worker.outputs).
+    (8, [
+        "ALTER TABLE posterq_jobs ADD COLUMN output_overwrite boolean NOT NULL DEFAULT FALSE",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_error {json}",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_tries integer NOT NULL DEFAULT 0",
+        "ALTER TABLE posterq_jobs ADD COLUMN output_failed boolean NOT NULL DEFAULT FALSE",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

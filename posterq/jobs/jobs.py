@@ -17,7 +17,7 @@ from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
 from posterq.jobs.admission import Quota
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, Lane, new_job_id, ref
+from posterq.jobs.schema import JobStatus, Keys, Lane, OutputStatus, new_job_id, ref
 from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
@@ -106,18 +106,21 @@ class Jobs:
     def create_directory(self, directory: str, recursive: bool, top_k: int | None = None, owner: str = "",
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
                          output: str | None = None, idempotency_key: str | None = None,
-                         request_digest: str | None = None, quota: Quota | None = None) -> dict:
+                         request_digest: str | None = None, quota: Quota | None = None,
+                         overwrite: bool = False) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
         (worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
-        as create() is. `output`: the file the results go to once the job is done (worker.outputs).
-        quota: refused (QueueFull) unless it has room for a poster; its listing admits each chunk
-        under the same key limit (kept in the job's hash as key_limit).
+        as create() is. `output`: the file the results go to once the job is done (worker.outputs),
+        replacing a file of that name only with `overwrite`. quota: refused (QueueFull) unless it
+        has room for a poster; its listing admits each chunk under the same key limit (kept in the
+        job's hash as key_limit).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
                               idempotency_key=idempotency_key, request_digest=request_digest)
-        record.update(directory=directory, recursive=recursive, output=output)
+        record.update(directory=directory, recursive=recursive, output=output,
+                      output_overwrite=bool(output and overwrite))
         if quota is not None and quota.key_limit is not None:
             record["key_limit"] = quota.key_limit
         self._begin(record, [], quota)
@@ -288,6 +291,7 @@ class Jobs:
             "finished_at": finished,
             "elapsed_s": round(elapsed, 3),
             "posters_per_second": round((done + failed) / elapsed, 2) if finished and elapsed > 0 else None,
+            **_output_view(row),
         }
 
     def owner(self, job_id: str) -> str | None:
@@ -410,6 +414,18 @@ def loaded_item(job_id: str, index: int, status: bytes | None, top_k: bytes | No
     entry = json.loads(item)
     entry.update(job_id=job_id, index=index, top_k=int(top_k or 0) or None, data=blob)
     return entry
+
+
+def _output_view(row: dict) -> dict:
+    """The output file's part of a job's view: where, how it stands, and its error (None when none)."""
+    if not row.get("output"):
+        return {"output": None, "output_status": None, "output_error": None}
+    if row.get("output_written_at") is not None:
+        status = OutputStatus.WRITTEN
+    else:
+        status = OutputStatus.FAILED if row.get("output_failed") else OutputStatus.PENDING
+    # A pending file may carry the error of its last try: it is tried again, a bounded number of times.
+    return {"output": row["output"], "output_status": status.value, "output_error": row.get("output_error")}
 
 
 def _chunks(stop: int, start: int = 0):

@@ -22,7 +22,7 @@ _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
-                "pool", "request_digest")
+                "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
@@ -244,6 +244,9 @@ class Ledger:
         job = dict(zip(_JOB_COLUMNS, row, strict=True))
         job["model"] = self.db.from_json(job["model"])
         job["enumerated"], job["submitted"] = bool(job["enumerated"]), bool(job["submitted"])
+        job["output_error"] = self.db.from_json(job["output_error"])
+        job["output_overwrite"] = bool(job["output_overwrite"])
+        job["output_failed"] = bool(job["output_failed"])
         return job
 
     def owner(self, job_id: str) -> str | None:
@@ -346,17 +349,31 @@ class Ledger:
         return [self._job(row) for row in rows]
 
     def outputs_due(self, pool: str = "") -> list[str]:
-        """One pool's jobs finished (done or failed) whose output file is not written yet."""
+        """One pool's finished jobs whose output file is neither written nor failed for good."""
         with self.db.transaction() as tx:
             rows = tx.execute("SELECT id FROM posterq_jobs WHERE output IS NOT NULL AND pool = %s "
-                              "AND namespace = %s AND output_written_at IS NULL AND status IN (%s, %s)",
+                              "AND namespace = %s AND output_written_at IS NULL AND NOT output_failed "
+                              "AND status IN (%s, %s)",
                               (pool, self.namespace, JobStatus.DONE.value, JobStatus.FAILED.value)).fetchall()
         return [row[0] for row in rows]
 
     def output_written(self, job_id: str) -> None:
         """Record that the job's output file is complete."""
         with self.db.transaction() as tx:
-            tx.execute("UPDATE posterq_jobs SET output_written_at = %s WHERE id = %s", (time.time(), job_id))
+            tx.execute("UPDATE posterq_jobs SET output_written_at = %s, output_error = NULL WHERE id = %s",
+                       (time.time(), job_id))
+
+    def output_failed(self, job_id: str, error: dict, permanent: bool, most_tries: int) -> bool:
+        """Record a failed try of the job's output file; True when its error is final (no more tries)."""
+        with self.db.transaction() as tx:
+            # The count lives in the row, so the task's own retries and the sweep's nudges share one bound.
+            row = tx.execute("UPDATE posterq_jobs SET output_tries = output_tries + 1, output_error = %s, "
+                             "output_failed = (%s OR output_tries + 1 >= %s) WHERE id = %s "
+                             # A try that raced another (the sweep's nudge beside the task) records
+                             # nothing once the other wrote the file or recorded its final error.
+                             "AND output_written_at IS NULL AND NOT output_failed RETURNING output_failed",
+                             (self.db.json(error), permanent, most_tries, job_id)).fetchone()
+        return row is None or bool(row[0])
 
     def expire(self, older_than: float, most: int = 100) -> int:
         """Delete up to `most` of this service's jobs (with their results) finished over older_than s ago."""

@@ -40,6 +40,14 @@ class ResultStatus(str, Enum):
     ERROR = "error"
 
 
+class OutputStatus(str, Enum):
+    """Where a job's output file stands (worker.outputs): pending until written or failed for good."""
+
+    PENDING = "pending"
+    WRITTEN = "written"
+    FAILED = "failed"
+
+
 class ItemKind(str, Enum):
     """Where a poster's bytes are: uploaded into Redis, or a file under a data root."""
 

@@ -80,8 +80,11 @@ def service_settings(tiny_bundle, data_root) -> Settings:
 
 @pytest.fixture
 def store(service_settings, clean_redis) -> JobStore:
-    """A job store on the test database."""
-    return JobStore.from_settings(service_settings)
+    """A job store on the test database; its Redis connections are closed when the test ends."""
+    store = JobStore.from_settings(service_settings)
+    yield store
+    # Left to the garbage collector, an open socket is a ResourceWarning, an error at the session's end.
+    store.client.close()
 
 
 def _worker_factory(default: Settings, log_dir: Path):

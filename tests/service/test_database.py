@@ -69,7 +69,8 @@ def test_a_finished_job_writes_its_output_file_under_an_output_root(tmp_path, se
     write_posters(folder, 30)
     target = outputs / "genres.csv"
     target.write_text("an older result\n")
-    response = api.post("/jobs", json={"directory": str(folder), "output": str(target)})
+    # Replacing a file is asked for (tests/service/test_outputs.py: without it, the file stays).
+    response = api.post("/jobs", json={"directory": str(folder), "output": str(target), "overwrite": True})
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     job = wait_for_job(api.url, job_id, timeout=120)
@@ -78,6 +79,8 @@ def test_a_finished_job_writes_its_output_file_under_an_output_root(tmp_path, se
     wait_for_job(api.url, job_id, until=lambda _: target.read_bytes() != b"an older result\n", timeout=60)
     # The file is the download, whole: written under another name, then renamed over the old one.
     assert target.read_bytes() == download
+    shown = wait_for_job(api.url, job_id, until=lambda job: job["output_status"] == "written", timeout=60)
+    assert (shown["output"], shown["output_error"]) == (str(target), None)
     assert len(list(csv.DictReader(io.StringIO(download.decode())))) == 30
     assert sorted(path.name for path in outputs.iterdir()) == ["genres.csv"]  # no partial file left
 
