@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from posterq import gate
 from posterq.exceptions import PosterqError
 from posterq.files import UnlistedFolder, walk_files
 from posterq.jobs.broker import tokens_for
@@ -88,6 +89,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
                 return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
             found, listed, chunk = found + len(chunk), listed + len(chunk), []
             renew()
+            gate.wait(store.settings.test_gate, gate.LISTING)  # tests only: off unless POSTERQ_TEST_GATE
             if time.monotonic() > deadline:
                 return EnumerationReport(job_id, listed, more=True)
     if chunk and not _commit(store, job_id, found, chunk, send_tokens):
