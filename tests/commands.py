@@ -24,14 +24,20 @@ def command() -> list[str]:
 
 @contextlib.contextmanager
 def running(*args: str) -> Iterator[subprocess.Popen]:
-    """Run `posterq ARGS` in a session of its own (a terminal stand-in); SIGKILL what is left after."""
-    process = subprocess.Popen([*command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    """Run `posterq ARGS` in a session of its own (a terminal stand-in); SIGKILL what is left after.
+
+    Its pipes are closed and the process waited for on the way out, whatever happened: a test that
+    fails before interrupt() (or whose interrupt() times out) must not leave two open pipes and a
+    zombie to the garbage collector, whose ResourceWarning then fails whichever later test it runs
+    in (CI once saw it in a TensorFlow test).
+    """
+    with subprocess.Popen([*command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def interrupt(process: subprocess.Popen, timeout: float = 60) -> str:
