@@ -29,8 +29,6 @@ RETRY_AFTER_UNKNOWN = 60
 #: Retry-After never says more than this: an estimate further out is a guess, and a client that
 #: waits too long wastes capacity that comes back sooner.
 RETRY_AFTER_MAX = 600
-#: Seconds one reading of Redis's INFO memory serves an API process: cheap, but not once a request.
-MEMORY_READ_INTERVAL = 1.0
 
 
 def admission_quota(store: JobStore, owner: str = "") -> Quota:
@@ -93,11 +91,12 @@ def register(app) -> None:
 class RedisMemory:
     """Redis's used memory as one API process sees it, reading INFO at most once an interval.
 
-    The bodies of the requests this process admitted count on top of the reading, which may not
-    show them yet: a burst of uploads within one interval cannot overshoot.
+    The interval is POSTERQ_REDIS_MEMORY_INTERVAL. The bodies of the requests this process admitted
+    count on top of the reading, which may not show them yet: a burst of uploads within one
+    interval cannot overshoot.
     """
 
-    def __init__(self, client: redis.Redis, interval: float = MEMORY_READ_INTERVAL):
+    def __init__(self, client: redis.Redis, interval: float):
         self.client, self.interval = client, interval
         self._lock = threading.Lock()
         self._read_at = -math.inf
@@ -149,7 +148,8 @@ def redis_memory(store: JobStore) -> RedisMemory:
     extensions = current_app.extensions
     memory = extensions.get("posterq.redis_memory")
     if memory is None:
-        memory = extensions.setdefault("posterq.redis_memory", RedisMemory(store.client))
+        memory = RedisMemory(store.client, store.settings.redis_memory_interval)
+        memory = extensions.setdefault("posterq.redis_memory", memory)
     return memory
 
 

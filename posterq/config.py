@@ -181,6 +181,9 @@ class Settings:
     #: Retry-After. The room is for the workers' own writes (claims, results, Celery's bookkeeping),
     #: so that the batches that free memory can always run. Redis without maxmemory is not checked.
     redis_headroom: float = 0.2
+    #: Seconds one reading of Redis's INFO memory serves an API process for redis_headroom: cheap,
+    #: but not once a request. 0 reads it for every request (the tests: no waiting out a reading).
+    redis_memory_interval: float = 1.0
     #: The most of the workers one-poster calls (POST /analysis/) take while bulk work waits: a
     #: lone call goes ahead of bulk posters, a flood of them shares the workers by this fraction.
     interactive_share: float = 0.5
@@ -200,6 +203,10 @@ class Settings:
     #: Operators' keys (commas or spaces between them), with API keys on: only they read /metrics
     #: (every key's work, by design) and the worker names in /readyz; they are API keys too.
     operator_keys: str = field(default="", repr=False)
+    #: Tests only, never in production: a folder of gate files that hold a worker's batches and
+    #: listings at known points (posterq.gate), so that a test waits on events, not on time.
+    #: Empty (the default) turns every gate off.
+    test_gate: str = ""
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -249,6 +256,8 @@ class Settings:
         if self.max_batch_wait < 0 or self.threads < 0 or self.solo_threads < 0:
             raise PosterqError("POSTERQ_MAX_BATCH_WAIT, POSTERQ_THREADS and POSTERQ_SOLO_THREADS must not be "
                                "negative", "bad_config")
+        if self.redis_memory_interval < 0:
+            raise PosterqError("POSTERQ_REDIS_MEMORY_INTERVAL must not be negative", "bad_config")
         if not 0 <= self.redis_headroom < 1:
             raise PosterqError("POSTERQ_REDIS_HEADROOM must be at least 0 and below 1", "bad_config")
         if self.queue_order not in ("arrival", "job_id"):

@@ -33,19 +33,23 @@ SIGINT_IGNORED = ["-c", "import os, signal, sys; signal.signal(signal.SIGINT, si
 def running(*args: str, sigint_ignored: bool = False) -> Iterator[subprocess.Popen]:
     """Run `posterq ARGS` in a session of its own (a terminal stand-in); SIGKILL what is left after.
 
-    sigint_ignored: start it ignoring SIGINT, as a CI script's background job inherits it.
+    sigint_ignored: start it ignoring SIGINT, as a CI script's background job inherits it. Its
+    pipes are closed and the process waited for on the way out, whatever happened: a test that
+    fails before interrupt() (or whose interrupt() times out) must not leave two open pipes and a
+    zombie to the garbage collector, whose ResourceWarning then fails whichever later test it runs
+    in (CI once saw it in a TensorFlow test).
     """
     line = command()
     if sigint_ignored:
         line = [sys.executable, *SIGINT_IGNORED, *([sys.executable, "-m", "posterq.cli"] if len(line) > 1
                                                  else line)]
-    process = subprocess.Popen([*line, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    with subprocess.Popen([*line, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def interrupt(process: subprocess.Popen, timeout: float = 60) -> str:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from commands import running
 from werkzeug.wrappers import Request, Response
 
 from posterq.testing import (
@@ -89,3 +90,11 @@ def test_wait_for_job_polls_until_final_and_rides_out_a_restart_only_when_asked(
         wait_for_job(server.url, "j1", interval=0.01)
     with AppServer(_jobs_app(answers[:1])) as server, pytest.raises(AssertionError, match="running"):
         wait_for_job(server.url, "j1", timeout=0.2, interval=0.01, explain=lambda: "the logs")
+
+
+def test_running_closes_its_pipes_and_reaps_its_process_when_the_test_fails():
+    # Left open, the pipes' ResourceWarning would fail whichever later test the garbage collector
+    # happened to run in.
+    with pytest.raises(RuntimeError), running("--help") as process:
+        raise RuntimeError("a test that fails before interrupt()")
+    assert process.stdout.closed and process.stderr.closed and process.returncode is not None

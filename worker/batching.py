@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
+from posterq import gate
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
@@ -123,6 +124,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     else:
         refs, live = batches.claim_items(batch_id, settings.batch_size, settings.max_batch_wait)
         claimed_at = time.time()
+        if live:
+            gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
         outcomes, model = _classify_items(classifier_factory, live, settings)
     for _, _, result, _ in outcomes:
         result["worker"] = hostname

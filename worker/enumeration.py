@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from posterq import gate
 from posterq.exceptions import PosterqError, StoreUnavailable
 from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
@@ -120,6 +121,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
                 return _paused(store, job_id, listed)
             chunk = []
             renew()
+            gate.wait(store.settings.test_gate, gate.LISTING)  # tests only: off unless POSTERQ_TEST_GATE
             if time.monotonic() > deadline:
                 return EnumerationReport(job_id, listed, more=True)
     if chunk:

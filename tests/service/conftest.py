@@ -68,14 +68,18 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def service_settings(tiny_bundle, data_root) -> Settings:
-    """Small limits and short timeouts, so that the suite runs in seconds on two cores."""
+    """Small limits and short timeouts, so that the suite runs in seconds on two cores.
+
+    No timeout here ends work a busy machine is only slow to do: POST /analysis/ waits 120 s for
+    its poster (a test of the 504 sets its own timeout, with no worker at all).
+    """
     return Settings.from_env(
         {}, redis_url=REDIS_URL, database_url=DATABASE_URL, key_prefix="pqtest", queue="pqtest",
         model=str(tiny_bundle),
         batch_size=4, max_batch_wait=0.05, threads=1, data_roots=(data_root,), job_window=40,
         max_request_bytes=2 * 1024 * KIB, max_posters_per_job=80, max_file_bytes=200 * KIB,
         max_zip_bytes=4 * 1024 * KIB, result_ttl=600, upload_ttl=300, max_redeliveries=2,
-        visibility_timeout=4, restore_interval=1, heartbeat_interval=0.5, analysis_timeout=5)
+        visibility_timeout=4, restore_interval=1, heartbeat_interval=0.5, analysis_timeout=120)
 
 
 @pytest.fixture

@@ -129,8 +129,8 @@ def test_tokens_that_cannot_be_sent_leave_no_ref_and_the_next_job_runs(api, serv
     spawn_worker("after-failure@test")
     later = api.post("/jobs", files=_files(1, start=20))
     assert later.status_code == 202
-    assert api.wait(later.json()["id"], timeout=20)["status"] == "done"
-    assert api.wait(earlier_id, timeout=20)["status"] == "done"
+    assert api.wait(later.json()["id"], timeout=120)["status"] == "done"
+    assert api.wait(earlier_id, timeout=120)["status"] == "done"
     assert _nothing_waits(redis_client, keys)
 
 

@@ -99,6 +99,7 @@ def test_no_worker_in_time_is_a_504_and_the_job_is_cancelled(make_api, service_s
     response = api.post("/analysis/", data=base64.b64encode(poster_bytes(2)))
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "timeout"
-    assert 1 <= time.monotonic() - started < 30  # the timeout, not the client's own
+    # The API's own timeout (a client's would raise, not answer 504 timeout), waited out in full.
+    assert time.monotonic() - started >= 1
     jobs = [key for key in store.client.scan_iter(match="pqtest-nobody:job:*") if key.count(b":") == 2]
     assert len(jobs) == 1 and store.client.hget(jobs[0], "status") == b"cancelled"

@@ -18,6 +18,7 @@ import redis
 import requests
 from samples import poster_bytes
 
+from posterq import gate
 from posterq.files import iter_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.schema import JobStatus, Keys
@@ -252,12 +253,13 @@ def test_a_200000_file_folder_is_one_job_through_kills_and_a_restart(
     redis_server = RedisServer(tmp_path / "redis-data", "--appendonly", "yes", "--maxmemory-policy",
                                "noeviction").start()
     try:
-        _run_big_job(data_root, service_settings, database, spawn_worker_with, serve_api, redis_server)
+        _run_big_job(data_root, service_settings, database, spawn_worker_with, serve_api, redis_server,
+                     tmp_path / "gates")
     finally:
         redis_server.stop()
 
 
-def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve_api, redis_server):
+def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve_api, redis_server, gates):
     settings = service_settings.replace(redis_url=redis_server.url, batch_size=200, job_window=2000,
                                         batch_time_limit=10, sweep_interval=0.5, visibility_timeout=20)
     folder = data_root / "two-hundred-thousand"
@@ -266,7 +268,11 @@ def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve
     baseline = client.info("memory")["used_memory"]
     redis_peak = _Peak(lambda: client.info("memory")["used_memory"])
     redis_peak.start()
-    worker = spawn_worker_with("big-a@test", settings, concurrency=2)
+    # The first worker's listing stops after its first chunk at a closed gate (posterq.gate), so that
+    # the API is killed mid-listing on any machine, however fast.
+    gates.mkdir()
+    (gates / gate.LISTING).touch()
+    worker = spawn_worker_with("big-a@test", settings.replace(test_gate=str(gates)), concurrency=2)
     api = serve_api(settings)
     response = requests.post(f"{api.url}/jobs", json={"directory": str(folder)}, timeout=30)
     assert response.status_code == 202, response.text
@@ -274,7 +280,14 @@ def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve
     # Answered before the folder was listed: a 200,000-file folder costs the POST one directory entry.
     assert (response.json()["total"], response.json()["enumerated"]) == (0, False)
     # The API is killed while the folder is being listed; another one takes over.
+    deadline = time.monotonic() + 120
+    while not (gates / f"{gate.LISTING}.reached").exists():
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.05)
+    listing = requests.get(f"{api.url}/jobs/{job_id}", timeout=30).json()
+    assert (listing["total"], listing["enumerated"]) == (CHUNK, False), listing
     api.kill()
+    (gates / gate.LISTING).unlink()  # the listing goes on with no API up
     api = serve_api(settings)
     _wait_until_done(api, job_id, 20_000)
     worker.kill()  # SIGKILL, mid-batch: its batches come back to the others

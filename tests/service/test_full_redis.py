@@ -30,8 +30,13 @@ def small_redis(tmp_path):
 
 @pytest.fixture
 def small_settings(service_settings, small_redis):
-    """The service's test settings on the small Redis, with a quick sweep (lost tokens come back fast)."""
-    return service_settings.replace(redis_url=small_redis.url, batch_time_limit=3, sweep_interval=0.5)
+    """The service's test settings on the small Redis, with a quick sweep (lost tokens come back fast).
+
+    The API reads Redis's memory for every request (redis_memory_interval=0), so that an answer
+    follows the memory Redis holds at that moment, with no reading to wait out.
+    """
+    return service_settings.replace(redis_url=small_redis.url, batch_time_limit=3, sweep_interval=0.5,
+                                    redis_memory_interval=0)
 
 
 @pytest.fixture
@@ -53,16 +58,30 @@ def _oom_refusals(client: redis.Redis) -> int:
     return int(client.info("errorstats").get("errorstat_OOM", {}).get("count", 0))
 
 
-def _overfill(client: redis.Redis, seconds: int) -> None:
-    """Push Redis over its maxmemory for a few seconds with a key of somebody else's that expires.
-
-    Redis frees memory by itself here (the key expires), as it does when results or unclassified
-    uploads reach their TTL, or another application's keys go.
-    """
+def _overfill(client: redis.Redis) -> None:
+    """Push Redis over its maxmemory with a key of somebody else's, until _free() lets it expire."""
     # SETRANGE makes the value in Redis: a 16 MB SET would leave a 16 MB query buffer behind too.
     client.setrange("not-posterq", MAXMEMORY, b"x")
-    client.expire("not-posterq", seconds)  # EXPIRE is one of the commands a full Redis still takes
     assert client.info("memory")["used_memory"] > MAXMEMORY
+
+
+def _free(client: redis.Redis) -> None:
+    """Let the overfilling key expire, so that Redis frees the memory by itself.
+
+    As it does when results or unclassified uploads reach their TTL, or another application's
+    keys go. Set when the test has seen what it waits for, never on a timer that a slow machine
+    could outrun.
+    """
+    client.pexpire("not-posterq", 1)  # PEXPIRE is one of the commands a full Redis still takes
+
+
+def _wait_for(condition, worker, what: str, timeout: float = 120) -> None:
+    """Poll condition() while the worker lives; fail after a deadline far above any machine's time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        _assert_alive(worker)
+        assert time.monotonic() < deadline, f"never happened: {what}\n{worker.log()}"
+        time.sleep(0.05)
 
 
 def _wait_done(api, job_ids: list[str], timeout: float = 120) -> None:
@@ -108,7 +127,6 @@ def test_the_api_refuses_new_work_before_redis_is_full_and_a_worker_drains_it(
     assert _oom_refusals(client) == 0
 
     # Memory came back (the upload bytes went with their results): new work is taken again, on its own.
-    time.sleep(1.1)  # the API's reading of Redis's memory is at most a second old
     again = api.post("/jobs", files=posters)
     assert again.status_code == 202, again.text
     _wait_done(api, [again.json()["id"]])
@@ -121,13 +139,12 @@ def test_workers_ride_out_a_redis_over_its_maxmemory(small_settings, client, pos
     assert [response.status_code for response in before] == [202] * 4
 
     # A worker started while Redis refuses every write (the hostile run's worker exited here).
-    _overfill(client, seconds=5)
-    time.sleep(1.1)  # the API's reading of Redis's memory is at most a second old
+    _overfill(client)
     _assert_refused_for_memory(api.post("/jobs", files=posters))
     worker = spawn_worker("ride-out@test", settings=small_settings, wait=False)
-    while client.exists("not-posterq"):
-        _assert_alive(worker)
-        time.sleep(0.2)
+    # Redis stays full until the worker has met it (said so in its log), then frees itself.
+    _wait_for(lambda: "Redis is full" in worker.log(None), worker, "the worker met the full Redis")
+    _free(client)
     _wait_done(api, [response.json()["id"] for response in before])
     _assert_alive(worker)
     assert "Redis is full" in worker.log(None)
@@ -139,14 +156,15 @@ def test_workers_ride_out_a_redis_over_its_maxmemory(small_settings, client, pos
     try:
         during = [api.post("/jobs", files=posters) for _ in range(2)]
         assert [response.status_code for response in during] == [202] * 2
-        _overfill(client, seconds=4)
+        _overfill(client)
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
+    # Redis stays full until the worker did meet it (a command refused), then frees itself.
+    _wait_for(lambda: _oom_refusals(client) > refusals, worker, "the worker met the full Redis")
+    _free(client)
     _wait_done(api, [response.json()["id"] for response in during])
     _assert_alive(worker)
-    assert _oom_refusals(client) > refusals  # the worker did meet a full Redis
 
-    time.sleep(1.1)
     after = api.post("/jobs", files=posters)
     assert after.status_code == 202, after.text
     _wait_done(api, [after.json()["id"]])

@@ -91,7 +91,8 @@ def test_readyz_turns_unready_within_seconds_of_the_last_worker_dying(api, spawn
     # Redis's own clock, not this machine's speed: a dead worker's heartbeat outlives it by at
     # most three intervals, and /readyz is unready from the moment it is gone.
     heartbeat = store.keys.worker("mortal@test")
-    assert 0 < store.client.pttl(heartbeat) <= 3000 * Settings().heartbeat_interval
+    # (-2 when it is gone already: a busy machine may come here after three intervals.)
+    assert store.client.pttl(heartbeat) <= 3000 * Settings().heartbeat_interval
     deadline = time.monotonic() + 30
     while store.client.exists(heartbeat) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -142,12 +143,14 @@ def test_retry_after_is_the_time_live_workers_need_to_make_room(store):
 
 def test_metrics_show_the_age_of_the_oldest_waiting_poster(api, spawn_worker):
     assert _gauge(api, "posterq_queue_age_seconds") == 0.0
+    before_first = time.time()
     first = api.post("/jobs", files=_files(["old.jpg"])).json()
-    time.sleep(1.5)
+    time.sleep(1.5)  # an age apart (a busy machine makes it more, never less)
     before_second = time.time()
     second = api.post("/jobs", files=_files(["new.jpg"])).json()
     age = _gauge(api, "posterq_queue_age_seconds")
-    assert 1.5 <= age < 30, age  # the older job's, not the newer one's
+    # The older job's, not the newer one's: at least the gap between them, at most its own age.
+    assert 1.5 <= age <= time.time() - before_first + 0.01, age
     api.delete(f"/jobs/{first['id']}")
     # A cancelled job's refs are still on the list but wait for nothing: the age is the next job's,
     # no older than the time since it was sent (however slow the machine is today).

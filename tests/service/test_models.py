@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from samples import encode, make_poster, poster_bytes, rewrite_meta
 
+from posterq import gate
 from posterq.testing import assert_exactly_once
 
 pytestmark = pytest.mark.models
@@ -76,7 +77,10 @@ def test_a_model_no_worker_holds_is_refused_or_waits_for_one(make_api, spawn_wor
     waiting = api.post("/jobs", files=_files(12), data={"model": NEW, "wait_for_model": "true"})
     assert waiting.status_code == 202, waiting.text
     job_id = waiting.json()["id"]
-    time.sleep(2)  # the 0.0.1 worker, idle, must not take it
+    # The 0.0.1 worker, busy with the job after it, must not take it: an event, not a pause, says
+    # the worker has looked at the queue since the waiting job came.
+    after = api.wait(api.post("/jobs", files=_files(4)).json()["id"])
+    assert after["status"] == "done" and {row["worker"] for row in after["results"]} == {"old@test"}
     assert api.get(f"/jobs/{job_id}").json()["status"] == "queued"
 
     spawn_worker_with("new@test", service_settings.replace(model=str(new_bundle)))
@@ -85,25 +89,37 @@ def test_a_model_no_worker_holds_is_refused_or_waits_for_one(make_api, spawn_wor
     assert {(row["worker"], row["model_version"]) for row in done["results"]} == {("new@test", "0.0.2")}
 
 
+def _until(condition, what, timeout: float = 120) -> None:
+    # Poll a state until it holds; the deadline only ends a test that would otherwise hang.
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.05)
+
+
 def test_a_rolling_upgrade_loses_and_repeats_nothing(api, spawn_worker_with, service_settings, new_bundle,
-                                                     data_root, store):
+                                                     data_root, store, tmp_path):
     folder = data_root / "rolling"
     folder.mkdir()
     for i in range(200):
-        # PNG (no reduced-size decode) and large: the job outlasts starting the new worker.
-        (folder / f"poster_{i:03d}.png").write_bytes(encode(make_poster(i, (700, 1050)), "PNG"))
-    old = spawn_worker_with("old@test", service_settings)
+        (folder / f"poster_{i:03d}.png").write_bytes(encode(make_poster(i, (120, 180)), "PNG"))
+    # The old worker's batches wait at a closed gate (posterq.gate) once they hold their posters:
+    # the job cannot end before the upgrade, however fast or slow the machine.
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    (gates / gate.BATCH).touch()
+    old = spawn_worker_with("old@test", service_settings.replace(test_gate=str(gates)))
     job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
-    deadline = time.monotonic() + 60
-    while api.get(f"/jobs/{job_id}").json()["done"] < 4:
-        assert time.monotonic() < deadline, old.log()
-        time.sleep(0.05)
+    _until(lambda: (gates / f"{gate.BATCH}.reached").exists(), old.log)
 
-    # The upgrade: start a worker with the new model, then a warm shutdown of the old one (SIGTERM:
-    # its running batch finishes, what it had reserved goes back to the queue).
+    # The upgrade: start a worker with the new model (it works beside the old one), then a warm
+    # shutdown of the old one (SIGTERM: its running batch finishes, what it had reserved goes back
+    # to the queue).
     spawn_worker_with("new@test", service_settings.replace(model=str(new_bundle)))
+    _until(lambda: api.get(f"/jobs/{job_id}").json()["done"] >= 4, old.log)
     during = api.get(f"/jobs/{job_id}").json()
-    assert during["status"] == "running" and during["done"] < 200, during
+    assert during["status"] == "running" and during["done"] < 200, during  # the old batch holds its posters
+    (gates / gate.BATCH).unlink()
     old.stop(timeout=30)
     assert old.process.returncode == 0, old.log()  # it shut down by itself, not by SIGKILL
 

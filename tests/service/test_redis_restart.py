@@ -13,6 +13,8 @@ from posterq.testing import RedisServer, assert_exactly_once, is_final, wait_for
 
 pytestmark = pytest.mark.redis_restart
 POSTERS = 300
+#: What Celery's consumer logs when its broker goes away (celery/worker/consumer/consumer.py).
+LOST_BROKER = ("Connection to broker lost", "Cannot connect to")
 
 
 @pytest.fixture
@@ -38,8 +40,7 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
     folder.mkdir()
     for i in range(POSTERS):
         (folder / f"poster_{i:03d}.jpg").write_bytes(poster_bytes(i, size=(800, 1200)))
-    for name in ("alpha", "beta"):
-        spawn_worker_with(f"{name}-{how}@test", settings)
+    workers = [spawn_worker_with(f"{name}-{how}@test", settings) for name in ("alpha", "beta")]
     api = make_api(settings)
     directory = api.post("/jobs", json={"directory": str(folder)})
     files = [("files", (f"u{i}.jpg", poster_bytes(1000 + i, size=(800, 1200)))) for i in range(40)]
@@ -52,7 +53,12 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
         private_redis.shutdown()
     else:
         private_redis.kill()
-    time.sleep(1.5)  # workers and the API meet a Redis that is not there
+    # Redis comes back only once the workers and the API have met it gone: events, not a pause.
+    deadline = time.monotonic() + 120
+    while not (all(any(sign in worker.log(None) for sign in LOST_BROKER) for worker in workers)
+               and api.get("/readyz").json()["redis"] is False):
+        assert time.monotonic() < deadline, "\n".join(worker.log() for worker in workers)
+        time.sleep(0.05)
     private_redis.start()
 
     for accepted, total in ((job_id, POSTERS), (uploads.json()["id"], 40)):

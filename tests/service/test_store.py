@@ -113,12 +113,29 @@ def _waiters(store, job_id, count, timeout):
     return threads, answers
 
 
-def test_waiting_clients_all_wake_when_the_job_finishes(store):
+def _blocked_in_redis(redis_client, count: int, timeout: float = 60) -> None:
+    """Wait until `count` clients of the test database block in BLMOVE (Redis's CLIENT LIST says so).
+
+    A waiter that had not started when the job finished would answer at once, unwoken: a test
+    of waking must see its waiters blocked first.
+    """
+    db = int(redis_client.connection_pool.connection_kwargs.get("db", 0))
+    deadline = time.monotonic() + timeout
+    while True:
+        blocked = [client for client in redis_client.client_list()
+                   if int(client["db"]) == db and "b" in client["flags"] and client["cmd"] == "blmove"]
+        if len(blocked) >= count:
+            return
+        assert time.monotonic() < deadline, f"{len(blocked)} of {count} waiters blocked: {blocked}"
+        time.sleep(0.02)
+
+
+def test_waiting_clients_all_wake_when_the_job_finishes(store, redis_client):
     # Waits of 120 s joined for at most 60: a waiter back within that was woken, not timed out.
     job = _job(store, 1)
     threads, answers = _waiters(store, job["id"], 3, timeout=120)
-    time.sleep(0.3)
-    assert answers == []  # still blocked: the job is not final
+    _blocked_in_redis(redis_client, 3)
+    assert answers == []  # all three block: the job is not final
     store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
     for thread in threads:
         thread.join(timeout=60)
@@ -131,14 +148,14 @@ def test_waiting_clients_all_wake_when_the_job_finishes(store):
     assert not waiter.is_alive() and answers[-1]["status"] == "done"
 
 
-def test_a_wait_ends_after_its_timeout_or_on_cancel(store):
+def test_a_wait_ends_after_its_timeout_or_on_cancel(store, redis_client):
     job = _job(store, 1)
     started = time.monotonic()
     assert store.jobs.wait(job["id"], 0.3)["status"] == "queued"
     assert 0.25 <= time.monotonic() - started < 20  # the timeout, not some other wait
     assert store.jobs.wait("no-such-job", 5) is None
     threads, answers = _waiters(store, job["id"], 1, timeout=120)
-    time.sleep(0.2)
+    _blocked_in_redis(redis_client, 1)
     store.jobs.cancel(job["id"])
     threads[0].join(timeout=60)  # woken by the cancel, long before its own timeout
     assert not threads[0].is_alive() and answers[0]["status"] == "cancelled"
