@@ -268,6 +268,9 @@ DOCUMENT = {
                     "finished_at": {"type": "number", "nullable": True},
                     "elapsed_s": {"type": "number"},
                     "posters_per_second": {"type": "number", "nullable": True},
+                    # Why the job failed as a whole (listing_failed), else null.
+                    "error": {"type": "object", "nullable": True, "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}},
                     # A directory job's output file: where, how it stands, and why it was not written.
                     "output": {"type": "string", "nullable": True},
                     "output_status": {"type": "string", "nullable": True,

@@ -70,7 +70,9 @@ def describe(job: dict) -> str:
     waiting = f"  waiting for model {job['requested_model']}" if job.get("waiting_for_model") else ""
     line = (f"{job['id']}  {job['status']:<9}  {job['done'] + job['failed']}/{job['total']} posters{listed}, "
             f"{job['failed']} failed  {job['source']}  {created}{waiting}")
-    return line + _output_line(job)
+    # A job that failed as a whole (its folder's listing gave up) says why on a line of its own.
+    failed = f"\n  failed: {job['error']['message']} ({job['error']['code']})" if job.get("error") else ""
+    return line + failed + _output_line(job)
 
 
 def _output_line(job: dict) -> str:

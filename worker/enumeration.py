@@ -188,20 +188,20 @@ def _gives_up(store: JobStore, job_id: str) -> bool:
 
 
 def _end_listing(store: JobStore, job_id: str, exc: Exception) -> EnumerationReport:
-    # One failed row says where and why the listing stopped; the job then finishes with what was
-    # listed (failed when none of it could be labelled, as a job with no poster is).
+    # One failed row says where and why the listing stopped, and the job's own error says it too:
+    # the job ends failed once what was listed is labelled, never done with half a folder.
     job = store.ledger.get(job_id)
     if job is None or JobStatus(job["status"]).final or job["enumerated"]:
         return EnumerationReport(job_id, skipped="the job is gone, final or listed already")
     cursor = job["enum_cursor"] or ""
     where = f" after {display_name(from_exact_text(cursor))}" if cursor else ""
-    row = {"name": job["directory"], "cursor": cursor,
-           "error": {"code": LISTING_FAILED, "message": f"listing the folder failed{where} "
-                                                       f"({store.settings.max_redeliveries + 1} tries): "
-                                                       f"{type(exc).__name__}: {exc}"}}
+    error = {"code": LISTING_FAILED, "message": f"listing the folder failed{where} "
+                                                f"({store.settings.max_redeliveries + 1} tries): "
+                                                f"{type(exc).__name__}: {exc}"}
+    row = {"name": job["directory"], "cursor": cursor, "error": error}
     if not store.ledger.add_found(job_id, int(job["total"]), [row], cursor):
         return EnumerationReport(job_id, skipped="the job was cancelled or listed elsewhere")
-    finished = store.ledger.finish_enumeration(job_id)
+    finished = store.ledger.finish_enumeration(job_id, error)
     if finished:
         pipe = store.client.pipeline(transaction=False)
         store.jobs.finished(pipe, job_id, finished.status)

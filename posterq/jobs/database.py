@@ -113,6 +113,9 @@ _MIGRATIONS = [
         "ALTER TABLE posterq_jobs ADD COLUMN output_tries integer NOT NULL DEFAULT 0",
         "ALTER TABLE posterq_jobs ADD COLUMN output_failed boolean NOT NULL DEFAULT FALSE",
     ]),
+    # A job-level error ({code, message}): a listing that kept failing ends its job as failed,
+    # whatever was labelled before it stopped, so that a half-listed folder never reads as done.
+    (9, ["ALTER TABLE posterq_jobs ADD COLUMN error {json}"]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

@@ -291,6 +291,8 @@ class Jobs:
             "finished_at": finished,
             "elapsed_s": round(elapsed, 3),
             "posters_per_second": round((done + failed) / elapsed, 2) if finished and elapsed > 0 else None,
+            # Why the job failed as a whole ({code, message}: a listing that gave up), else None.
+            "error": row.get("error"),
             **_output_view(row),
         }
 

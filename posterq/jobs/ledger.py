@@ -22,14 +22,17 @@ _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
-                "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed")
+                "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed",
+                "error")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
-# classified none of them failed. Run after each change of the counts or of `enumerated`, in the
-# same transaction (the row is locked), so exactly one of them finishes the job.
+# classified none of them, or whose listing gave up (a job-level error), failed. Run after each
+# change of the counts or of `enumerated`, in the same transaction (the row is locked), so exactly
+# one of them finishes the job.
 _FINISH = f"""UPDATE posterq_jobs SET
-    status = CASE WHEN done = 0 THEN '{JobStatus.FAILED.value}' ELSE '{JobStatus.DONE.value}' END,
+    status = CASE WHEN done = 0 OR error IS NOT NULL THEN '{JobStatus.FAILED.value}'
+        ELSE '{JobStatus.DONE.value}' END,
     finished_at = %s
     WHERE id = %s AND enumerated AND done + failed >= total
       AND status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RUNNING.value}')
@@ -166,10 +169,14 @@ class Ledger:
             tx.copy("posterq_results", columns, rows)
         return len(items)
 
-    def finish_enumeration(self, job_id: str) -> "Finished | None":
-        """Mark the job's folder as fully listed; return the job when that finished it."""
+    def finish_enumeration(self, job_id: str, error: dict | None = None) -> "Finished | None":
+        """Mark the job's folder as listed (as far as it will be); return the job when that finished it.
+
+        error: why the listing ended early ({code, message}); the job then ends failed.
+        """
         with self.db.transaction() as tx:
-            tx.execute("UPDATE posterq_jobs SET enumerated = TRUE WHERE id = %s", (job_id,))
+            tx.execute("UPDATE posterq_jobs SET enumerated = TRUE, error = COALESCE(%s, error) WHERE id = %s",
+                       (self.db.json(error) if error else None, job_id))
             row = tx.execute(_FINISH, (time.time(), job_id)).fetchone()
         return Finished(job_id, row[0], float(row[1]), bool(row[2])) if row else None
 
@@ -245,6 +252,7 @@ class Ledger:
         job["model"] = self.db.from_json(job["model"])
         job["enumerated"], job["submitted"] = bool(job["enumerated"]), bool(job["submitted"])
         job["output_error"] = self.db.from_json(job["output_error"])
+        job["error"] = self.db.from_json(job["error"])
         job["output_overwrite"] = bool(job["output_overwrite"])
         job["output_failed"] = bool(job["output_failed"])
         return job

@@ -191,6 +191,31 @@ def test_a_listing_error_that_does_not_pass_ends_the_job_after_bounded_tries(sto
     assert not store.client.exists(keys.enumerating(job_id))
 
 
+def test_a_listing_that_gives_up_after_some_posters_fails_the_job_not_done(store, data_root, monkeypatch):
+    # Half a folder labelled must never read as a done job: the listing's error is the job's own.
+    import worker.enumeration
+
+    folder = data_root / "half-listed"
+    _linked_folder(folder, 6, per_folder=3)  # part-0000 (3 files), then part-0001, which breaks
+    monkeypatch.setattr(worker.enumeration, "CHUNK", 3)
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: real(path) if not str(path).endswith("part-0001")
+                        else (_ for _ in ()).throw(RuntimeError("a disk that went away")))
+    job_id = store.jobs.create_directory(str(folder), True)["id"]
+    assert enumerate_folder(store, job_id, lambda tokens: None, seconds=0).found == 3
+    batch = store.batches.claim("drain", 3, 0)
+    store.ledger.write([(job, index, {"genres": ["Drama"], "scores": {}}, "ok") for job, index in batch],
+                       {"version": "test"}, time.time())
+    for _ in range(store.settings.max_redeliveries):
+        with pytest.raises(RuntimeError):
+            enumerate_folder(store, job_id, lambda tokens: None)
+    assert enumerate_folder(store, job_id, lambda tokens: None).failed
+    job = store.jobs.get(job_id)
+    assert (job["status"], job["done"], job["failed"], job["total"]) == ("failed", 3, 1, 4)
+    assert job["error"]["code"] == "listing_failed" and "a disk that went away" in job["error"]["message"]
+    assert "after part-0000/" in job["error"]["message"]
+
+
 def test_a_cancel_stops_the_listing(store, data_root, database):
     folder = data_root / "cancelled"
     _linked_folder(folder, CHUNK + 10)
