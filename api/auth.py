@@ -126,6 +126,8 @@ def _key_fields(where: str, rest: str, settings: Settings) -> tuple[str, dict[st
     for word in rest.split():
         name, equals, value = word.partition("=")
         if not equals:
+            if weight:  # "KEY 2 3": which is the weight? Refused rather than guessed.
+                raise PosterqError(f"{where}: more than one weight ({weight!r}, {word!r})", "bad_config")
             weight = word
             continue
         if name not in ROOT_FIELDS:

@@ -347,7 +347,8 @@ class AppServer:
         self.http.close()
         self.server.shutdown()
         self.thread.join(timeout=5)
-        store = self.app.extensions.get("posterq", {}).get("store")
+        # The app may be a plain WSGI callable (tests of the harness itself): no store then.
+        store = getattr(self.app, "extensions", {}).get("posterq", {}).get("store")
         if store is not None:
             # Left to the garbage collector, an open socket is a ResourceWarning, and pytest makes
             # one raised at the session's end an error.

@@ -104,9 +104,10 @@ def test_readyz_turns_unready_within_seconds_of_the_last_worker_dying(api, spawn
 
 def test_a_full_queue_refuses_work_with_retry_after(make_api, service_settings, redis_client, spawn_worker):
     api = make_api(service_settings.replace(max_queued_posters=3))
-    # A job that would pass the limit is refused whole, even with nothing queued before it.
+    # A job that could never fit the limit is refused whole as too large (a 429 would send it back
+    # for ever), even with nothing queued before it.
     over = api.post("/jobs", files=_files([f"p{i}.jpg" for i in range(5)]))
-    assert over.status_code == 429 and over.json()["error"]["code"] == "queue_full", over.text
+    assert over.status_code == 413 and over.json()["error"]["code"] == "too_many_posters", over.text
     first = api.post("/jobs", files=_files([f"p{i}.jpg" for i in range(3)]))
     assert first.status_code == 202, first.text  # fills the queue exactly
     keys = Keys(service_settings.key_prefix)
