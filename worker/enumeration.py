@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
@@ -97,7 +98,13 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
     found, cursor = int(job["total"]), job["enum_cursor"] or ""
     try:
         folder = store.settings.resolve_data_path(job["directory"])
-    except PosterqError as exc:  # the roots changed since the job was accepted
+        # The API stored the folder resolved, and checked it against the key's own data roots,
+        # which workers do not have: a folder that resolves elsewhere now (a link swapped in after
+        # submit) is not the one that was checked, so it is not read.
+        if folder != Path(job["directory"]):
+            raise PosterqError(f"the folder is a link now, to {folder}, since the job was submitted",
+                               "folder_changed")
+    except PosterqError as exc:  # the roots changed since the job was accepted, or the folder did
         entries = iter([UnlistedFolder((), exc.message)])
         folder = None
     else:

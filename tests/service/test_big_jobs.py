@@ -216,6 +216,21 @@ def test_a_listing_that_gives_up_after_some_posters_fails_the_job_not_done(store
     assert "after part-0000/" in job["error"]["message"]
 
 
+def test_a_folder_swapped_for_a_link_after_submit_is_not_read(store, data_root):
+    # The API checked the folder it resolved (against the key's own data roots, which workers do
+    # not have); a link swapped in later leads elsewhere, so the listing reads nothing there.
+    mine, theirs = data_root / "swapped", data_root / "another-teams"
+    _linked_folder(mine, 2)
+    _linked_folder(theirs, 3)
+    job_id = store.jobs.create_directory(str(mine), True)["id"]
+    mine.rename(data_root / "swapped-away")
+    mine.symlink_to(theirs, target_is_directory=True)
+    assert enumerate_folder(store, job_id, lambda tokens: None).finished
+    [row] = store.jobs.results(job_id)
+    assert row["error"]["code"] == "unreadable" and "is a link now" in row["error"]["message"]
+    assert store.jobs.get(job_id)["status"] == "failed"
+
+
 def test_a_cancel_stops_the_listing(store, data_root, database):
     folder = data_root / "cancelled"
     _linked_folder(folder, CHUNK + 10)
