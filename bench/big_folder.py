@@ -2,6 +2,7 @@
 watched (its row in PostgreSQL, Redis's memory, the API's RSS while it downloads, a cancel)."""
 
 import hashlib
+import importlib.util
 import inspect
 import math
 import os
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from bench.memory import children
 from bench.service import ROOT, Service
-from posterq.jobs.schema import Keys
+from posterq.jobs.schema import JobStatus, Keys
 
 #: Files per subfolder of a linked folder.
 PER_FOLDER = 1000
@@ -33,7 +34,6 @@ QUIET = 3.0
 #: Seconds a job may take before the run is called stuck.
 JOB_TIMEOUT = 3 * 3600
 TINY_CACHE = ROOT / "runs" / "cache"
-FINAL = ("done", "failed", "cancelled")
 
 
 class Sampler(threading.Thread):
@@ -100,20 +100,26 @@ class Folders:
         return folder
 
 
+def tests_samples():
+    """tests/samples.py (the tests' images and tiny model), loaded from its file: tests/ is no package."""
+    spec = importlib.util.spec_from_file_location("samples", ROOT / "tests" / "samples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_bundle(folder: Path) -> Path:
     """The tests' tiny TFLite bundle (tests/samples.py) written into folder; the .tflite cached by recipe."""
-    sys.path.insert(0, str(ROOT / "tests"))  # samples.py is the tests' module, not a package's
-    import samples
-
     from training.bundle_io import write_bundle
 
+    samples = tests_samples()
     recipe = inspect.getsource(samples.tiny_tflite) + repr((samples.TINY_INPUT, samples.TINY_SEED))
     cache = TINY_CACHE / f"tiny-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tflite"
     if not cache.is_file():
         # TensorFlow in a subprocess: it takes a minute and a gigabyte this process would keep.
         cache.parent.mkdir(parents=True, exist_ok=True)
-        code = ("import sys; sys.path.insert(0, 'tests'); from samples import tiny_tflite; "
-                "open(sys.argv[1], 'wb').write(tiny_tflite())")
+        code = ("import sys; from bench.big_folder import tests_samples; "
+                "open(sys.argv[1], 'wb').write(tests_samples().tiny_tflite())")
         partial = cache.with_suffix(".partial")
         print("building the tiny model with TensorFlow (once)", flush=True)
         subprocess.run([sys.executable, "-c", code, str(partial)], cwd=ROOT, check=True, capture_output=True,
@@ -247,7 +253,7 @@ class Watch:
 
     def final(self) -> dict:
         """Wait until the job is final; its row."""
-        return self.wait(lambda row: row["status"] in FINAL, "to the end")
+        return self.wait(lambda row: JobStatus(row["status"]).final, "to the end")
 
     def stop(self) -> None:
         """Stop sampling."""
