@@ -4,6 +4,7 @@ watched (its row in PostgreSQL, Redis's memory, the API's RSS while it downloads
 import hashlib
 import importlib.util
 import inspect
+import io
 import math
 import os
 import shutil
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import psycopg
 import redis
-import requests
 from tqdm import tqdm
 
 from bench.memory import children
 from bench.service import ROOT, Service
+from posterq.client import ServiceClient
 from posterq.jobs.schema import JobStatus, Keys
 
 #: Files per subfolder of a linked folder.
@@ -207,6 +208,7 @@ class Bench:
 
     def __init__(self, service: Service, database_url: str):
         self.service, self.url, self.database_url = service, service.url, database_url
+        self.client = ServiceClient(service.url, timeout=600)  # the main thread's; a CSV download is long
         self.settings = service.settings
         self.keys = Keys(self.settings.key_prefix)
         self.redis = redis.Redis.from_url(self.settings.redis_url)
@@ -228,11 +230,8 @@ class Watch:
             self.redis.start()
             time.sleep(1.0)  # a second of the idle service: Redis's baseline
         self.sent = time.monotonic()
-        response = requests.post(bench.url + "/jobs", json={"directory": str(folder)}, timeout=120)
+        self.answer = bench.client.submit_directory(folder)
         self.answered = time.monotonic()
-        if response.status_code != 202:
-            raise AssertionError(f"POST /jobs answered {response.status_code}: {response.text[:300]}")
-        self.answer = response.json()
         self.id = self.answer["id"]
         self._sql = bench.connect()
         self.progress = Sampler(lambda: job_row(self._sql, self.id), POLL)
@@ -336,9 +335,8 @@ class Watch:
         time.sleep(0.2)
         at_delete = poll.latest()
         sent, sent_wall = time.monotonic(), time.time()
-        response = requests.delete(f"{self.bench.url}/jobs/{self.id}", timeout=120)
+        self.bench.client.cancel(self.id)
         answered = time.monotonic()
-        response.raise_for_status()
         time.sleep(QUIET)
         series = poll.stop()
         final = series[-1][1]
@@ -357,18 +355,31 @@ class Watch:
                 "ready_left_in_redis": self.bench.redis.llen(self.bench.keys.ready(self.id))}
 
 
+class Counted(io.RawIOBase):
+    """A binary stream that keeps nothing: it counts the lines written to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = 0
+
+    def writable(self) -> bool:
+        """Yes: it is written to."""
+        return True
+
+    def write(self, chunk) -> int:
+        """Count the chunk's newlines; drop it."""
+        self.lines += bytes(chunk).count(b"\n")
+        return len(chunk)
+
+
 def download(bench: Bench, job_id: str, files: int) -> dict:
     """The job's CSV streamed: seconds, rows, bytes, and the API processes' RSS growth meanwhile."""
     pids = [bench.service.api.pid, *children(bench.service.api.pid)]
     before = {pid: rss(pid) for pid in pids}
     sampler = Sampler(lambda: {pid: rss(pid) for pid in pids}, RSS_INTERVAL)
     sampler.start()
-    started, size, lines = time.monotonic(), 0, 0
-    with requests.get(f"{bench.url}/jobs/{job_id}/results", params={"format": "csv"}, stream=True,
-                      timeout=600) as response:
-        response.raise_for_status()
-        for chunk in response.iter_content(1 << 16):
-            size, lines = size + len(chunk), lines + chunk.count(b"\n")
+    started, counted = time.monotonic(), Counted()
+    size, lines = bench.client.download(job_id, counted), counted.lines
     seconds = time.monotonic() - started
     samples = [value for _, value in sampler.stop()]
     growth = {str(pid): mb(max(sample[pid] for sample in samples) - before[pid]) for pid in pids}

@@ -98,6 +98,10 @@ class ServiceClient:
                     raise
                 time.sleep(1)
 
+    def submit_directory(self, folder: str | Path) -> dict:
+        """Submit a folder under one of the server's data roots as one job (listed by the server)."""
+        return self._call("POST", "/jobs", json={"directory": str(folder)}).json()
+
     def submit_encoded(self, body: bytes, content_type: str) -> dict:
         """POST a multipart body encoded beforehand (field `files`) as one job; return the job."""
         # For benchmarks: the encoding is done before any clock starts, and the same body is sent again.

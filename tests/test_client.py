@@ -139,3 +139,25 @@ def test_a_prepared_body_and_an_analysis_go_as_given_and_a_timeout_keeps_its_cod
     assert failure.value.code == "timeout"
     assert seen[0] == ("/jobs", content_type, body)  # the very bytes, encoded once by the caller
     assert seen[1] == ("/analysis/", "text/plain", base64.b64encode(b"\xff\xd8poster"))
+
+
+def test_a_folder_is_submitted_by_its_path_for_the_server_to_list(tmp_path):
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    seen = []
+
+    @Request.application
+    def server(request):
+        seen.append((request.method, request.path, request.get_json()))
+        return Response('{"id": "0123456789abcdef0123456789abcdef", "enumerated": false}', 202,
+                        {"Content-Type": "application/json"})
+
+    http = make_server("127.0.0.1", 0, server, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        job = ServiceClient(f"http://127.0.0.1:{http.server_port}").submit_directory(tmp_path / "posters")
+    finally:
+        http.shutdown()
+    assert job == {"id": "0123456789abcdef0123456789abcdef", "enumerated": False}
+    assert seen == [("POST", "/jobs", {"directory": str(tmp_path / "posters")})]
