@@ -2,7 +2,9 @@
 watched (its row in PostgreSQL, Redis's memory, the API's RSS while it downloads, a cancel)."""
 
 import hashlib
+import importlib.util
 import inspect
+import io
 import math
 import os
 import shutil
@@ -15,12 +17,12 @@ from pathlib import Path
 
 import psycopg
 import redis
-import requests
 from tqdm import tqdm
 
 from bench.memory import children
 from bench.service import ROOT, Service
-from posterq.jobs.schema import Keys
+from posterq.client import ServiceClient
+from posterq.jobs.schema import JobStatus, Keys
 
 #: Files per subfolder of a linked folder.
 PER_FOLDER = 1000
@@ -33,7 +35,6 @@ QUIET = 3.0
 #: Seconds a job may take before the run is called stuck.
 JOB_TIMEOUT = 3 * 3600
 TINY_CACHE = ROOT / "runs" / "cache"
-FINAL = ("done", "failed", "cancelled")
 
 
 class Sampler(threading.Thread):
@@ -100,20 +101,26 @@ class Folders:
         return folder
 
 
+def tests_samples():
+    """tests/samples.py (the tests' images and tiny model), loaded from its file: tests/ is no package."""
+    spec = importlib.util.spec_from_file_location("samples", ROOT / "tests" / "samples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_bundle(folder: Path) -> Path:
     """The tests' tiny TFLite bundle (tests/samples.py) written into folder; the .tflite cached by recipe."""
-    sys.path.insert(0, str(ROOT / "tests"))  # samples.py is the tests' module, not a package's
-    import samples
-
     from training.bundle_io import write_bundle
 
+    samples = tests_samples()
     recipe = inspect.getsource(samples.tiny_tflite) + repr((samples.TINY_INPUT, samples.TINY_SEED))
     cache = TINY_CACHE / f"tiny-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tflite"
     if not cache.is_file():
         # TensorFlow in a subprocess: it takes a minute and a gigabyte this process would keep.
         cache.parent.mkdir(parents=True, exist_ok=True)
-        code = ("import sys; sys.path.insert(0, 'tests'); from samples import tiny_tflite; "
-                "open(sys.argv[1], 'wb').write(tiny_tflite())")
+        code = ("import sys; from bench.big_folder import tests_samples; "
+                "open(sys.argv[1], 'wb').write(tests_samples().tiny_tflite())")
         partial = cache.with_suffix(".partial")
         print("building the tiny model with TensorFlow (once)", flush=True)
         subprocess.run([sys.executable, "-c", code, str(partial)], cwd=ROOT, check=True, capture_output=True,
@@ -201,6 +208,7 @@ class Bench:
 
     def __init__(self, service: Service, database_url: str):
         self.service, self.url, self.database_url = service, service.url, database_url
+        self.client = ServiceClient(service.url, timeout=600)  # the main thread's; a CSV download is long
         self.settings = service.settings
         self.keys = Keys(self.settings.key_prefix)
         self.redis = redis.Redis.from_url(self.settings.redis_url)
@@ -222,11 +230,8 @@ class Watch:
             self.redis.start()
             time.sleep(1.0)  # a second of the idle service: Redis's baseline
         self.sent = time.monotonic()
-        response = requests.post(bench.url + "/jobs", json={"directory": str(folder)}, timeout=120)
+        self.answer = bench.client.submit_directory(folder)
         self.answered = time.monotonic()
-        if response.status_code != 202:
-            raise AssertionError(f"POST /jobs answered {response.status_code}: {response.text[:300]}")
-        self.answer = response.json()
         self.id = self.answer["id"]
         self._sql = bench.connect()
         self.progress = Sampler(lambda: job_row(self._sql, self.id), POLL)
@@ -247,7 +252,7 @@ class Watch:
 
     def final(self) -> dict:
         """Wait until the job is final; its row."""
-        return self.wait(lambda row: row["status"] in FINAL, "to the end")
+        return self.wait(lambda row: JobStatus(row["status"]).final, "to the end")
 
     def stop(self) -> None:
         """Stop sampling."""
@@ -330,9 +335,8 @@ class Watch:
         time.sleep(0.2)
         at_delete = poll.latest()
         sent, sent_wall = time.monotonic(), time.time()
-        response = requests.delete(f"{self.bench.url}/jobs/{self.id}", timeout=120)
+        self.bench.client.cancel(self.id)
         answered = time.monotonic()
-        response.raise_for_status()
         time.sleep(QUIET)
         series = poll.stop()
         final = series[-1][1]
@@ -351,18 +355,31 @@ class Watch:
                 "ready_left_in_redis": self.bench.redis.llen(self.bench.keys.ready(self.id))}
 
 
+class Counted(io.RawIOBase):
+    """A binary stream that keeps nothing: it counts the lines written to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = 0
+
+    def writable(self) -> bool:
+        """Yes: it is written to."""
+        return True
+
+    def write(self, chunk) -> int:
+        """Count the chunk's newlines; drop it."""
+        self.lines += bytes(chunk).count(b"\n")
+        return len(chunk)
+
+
 def download(bench: Bench, job_id: str, files: int) -> dict:
     """The job's CSV streamed: seconds, rows, bytes, and the API processes' RSS growth meanwhile."""
     pids = [bench.service.api.pid, *children(bench.service.api.pid)]
     before = {pid: rss(pid) for pid in pids}
     sampler = Sampler(lambda: {pid: rss(pid) for pid in pids}, RSS_INTERVAL)
     sampler.start()
-    started, size, lines = time.monotonic(), 0, 0
-    with requests.get(f"{bench.url}/jobs/{job_id}/results", params={"format": "csv"}, stream=True,
-                      timeout=600) as response:
-        response.raise_for_status()
-        for chunk in response.iter_content(1 << 16):
-            size, lines = size + len(chunk), lines + chunk.count(b"\n")
+    started, counted = time.monotonic(), Counted()
+    size, lines = bench.client.download(job_id, counted), counted.lines
     seconds = time.monotonic() - started
     samples = [value for _, value in sampler.stop()]
     growth = {str(pid): mb(max(sample[pid] for sample in samples) - before[pid]) for pid in pids}

@@ -51,6 +51,7 @@ from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
 from posterq.config import available_cores
 from posterq.imaging import load_input
+from posterq.jobs.schema import JobStatus
 from posterq.testing import wait_for_job
 
 
@@ -98,7 +99,7 @@ class Caller:
         job_id = response.json()["id"]
         job = wait_for_job(self.url, job_id, wait=30 if self.mode == "jobs-wait" else 0, limit=1,
                            interval=self.poll, http=self.http, timeout=JOB_TIMEOUT)
-        return job_id, job["status"] == "done"
+        return job_id, job["status"] == JobStatus.DONE
 
 
 def load(url: str, mode: str, poll: float, posters: list[tuple[str, bytes]], clients: int,

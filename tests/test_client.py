@@ -100,3 +100,64 @@ def test_a_connection_dropped_mid_request_is_sent_again():
         listener.close()
     assert limits == {"max_file_bytes": 1}
     assert requests_seen == [b"GET /limits HTTP/1.1"] * 2
+
+
+def test_a_prepared_body_and_an_analysis_go_as_given_and_a_timeout_keeps_its_code():
+    import base64
+
+    import urllib3
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    seen = []
+
+    @Request.application
+    def server(request):
+        # A real HTTP server that records what came, answers a job, then a label, then the API's 504.
+        seen.append((request.path, request.content_type, request.get_data()))
+        if request.path == "/jobs":
+            return Response('{"id": "0123456789abcdef0123456789abcdef"}', 202,
+                            {"Content-Type": "application/json"})
+        if len(seen) == 2:
+            return Response('{"result": ["Drama"]}', 200, {"Content-Type": "application/json"})
+        return Response('{"error": {"code": "timeout", "message": "no worker answered"}}', 504,
+                        {"Content-Type": "application/json"})
+
+    http = make_server("127.0.0.1", 0, server, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    body, content_type = urllib3.encode_multipart_formdata([("files", ("a.jpg", b"poster bytes"))])
+    client = ServiceClient(f"http://127.0.0.1:{http.server_port}")
+    try:
+        job = client.submit_encoded(body, content_type)
+        answer = client.analyse(b"\xff\xd8poster")
+        with pytest.raises(PosterqError) as failure:
+            client.analyse(b"\xff\xd8poster")
+    finally:
+        http.shutdown()
+    assert job["id"] == "0123456789abcdef0123456789abcdef"
+    assert answer == {"result": ["Drama"]}
+    assert failure.value.code == "timeout"
+    assert seen[0] == ("/jobs", content_type, body)  # the very bytes, encoded once by the caller
+    assert seen[1] == ("/analysis/", "text/plain", base64.b64encode(b"\xff\xd8poster"))
+
+
+def test_a_folder_is_submitted_by_its_path_for_the_server_to_list(tmp_path):
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    seen = []
+
+    @Request.application
+    def server(request):
+        seen.append((request.method, request.path, request.get_json()))
+        return Response('{"id": "0123456789abcdef0123456789abcdef", "enumerated": false}', 202,
+                        {"Content-Type": "application/json"})
+
+    http = make_server("127.0.0.1", 0, server, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        job = ServiceClient(f"http://127.0.0.1:{http.server_port}").submit_directory(tmp_path / "posters")
+    finally:
+        http.shutdown()
+    assert job == {"id": "0123456789abcdef0123456789abcdef", "enumerated": False}
+    assert seen == [("POST", "/jobs", {"directory": str(tmp_path / "posters")})]
