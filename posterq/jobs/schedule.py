@@ -186,35 +186,6 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return ready
 """
 
-# Moves up to ARGV[1] refs from the FIFO list of posterq before the fair queue into their jobs'
-# lists, as bulk posters of their owner (or of the job), so that an upgrade with work queued loses
-# none of it. KEYS: the old list, lanes, waiting, arrivals, order. ARGV: how many, then the key
-# templates of a job's hash, its ready list, a lane's tenants and a tenant's jobs, the bulk lane,
-# the final statuses (three), "1" to order by id. Returns how many refs it made ready (refs of
-# gone or final jobs drop).
-_ADOPT = _ENTER + """
-by_id = ARGV[10] == '1'
-local final = {[ARGV[7]] = true, [ARGV[8]] = true, [ARGV[9]] = true}
-local ready = 0
-for _ = 1, tonumber(ARGV[1]) do
-  local ref = redis.call('LPOP', KEYS[1])
-  if not ref then break end
-  local job = string.match(ref, '^(.*):')
-  local key = string.format(ARGV[2], job)
-  local state = redis.call('HMGET', key, 'status', 'owner', 'lane', 'tenant')
-  if state[1] and not final[state[1]] then
-    local lane, tenant = state[3] or ARGV[6], state[4] or state[2] or job
-    redis.call('HSET', key, 'lane', lane, 'tenant', tenant)
-    redis.call('RPUSH', string.format(ARGV[3], job), ref)
-    queue(KEYS[2], string.format(ARGV[4], lane), string.format(ARGV[5], lane, tenant), KEYS[3],
-          KEYS[5], lane, tenant, job, 1)
-    ready = ready + 1
-  end
-end
-if ready > 0 then arrived(KEYS[4]) end
-return ready
-"""
-
 # Drops a job's waiting posters (cancelled, or its submission failed) in one step: its ready
 # list, its place in the queue and its count. KEYS: the job's ready list, lanes, the lane's
 # tenants, the tenant's jobs, waiting, order. ARGV: lane, tenant, job id. Returns how many it dropped.
@@ -240,7 +211,6 @@ class Schedule:
         self._claim = client.register_script(_CLAIM)
         self._give_back = client.register_script(_GIVE_BACK)
         self._drop = client.register_script(_DROP)
-        self._adopt = client.register_script(_ADOPT)
         # Templates for the keys a script picks at run time; Keys still builds every name.
         self._templates = [keys.ready("%s"), keys.lane("%s"), keys.lane_jobs("%s", "%s")]
         # "1": members are bare names, ordered by id among equals (Settings.queue_order "job_id").
@@ -282,14 +252,6 @@ class Schedule:
         return int(self._drop(keys=[keys.ready(job_id), keys.lanes, keys.lane(lane),
                                     keys.lane_jobs(lane, tenant), keys.waiting, keys.queue_order],
                               args=[lane, tenant, job_id]))
-
-    def adopt_legacy(self, final: list[str], most: int = 1000) -> int:
-        """Move refs left on the FIFO list of an older posterq into the fair queue; return how many."""
-        keys = self.keys
-        return int(self._adopt(keys=[keys.legacy_ready, keys.lanes, keys.waiting, keys.arrivals,
-                                     keys.queue_order],
-                               args=[most, keys.job("%s"), *self._templates, Lane.BULK.value, *final,
-                                     self._by_id]))
 
     def wait_for_arrivals(self, seconds: float) -> bool:
         """Block up to seconds for posters to become ready; True when some may have."""
