@@ -25,7 +25,7 @@ from posterq.jobs.schema import Keys, Lane
 # digits, so that equal scores sort by arrival), and the order hash maps "<level>|<name>" to that
 # member; leave takes one out again (the hash goes with its last member: numbers start again at 1
 # when nothing waits). With `by_id` (Settings.queue_order "job_id", for benchmarks) the member is
-# the bare name: the order of posterq before issue 23. name_of reads either form. count keeps the
+# the bare name, a random order among equals. name_of reads either form. count keeps the
 # waiting counts; queue makes n posters of a job (already on its ready list) claimable at every
 # level; arrived wakes waiting claims.
 _ENTER = """
@@ -264,10 +264,6 @@ class Schedule:
     def depth(self) -> int:
         """Posters waiting for a batch, in all."""
         return int(self.client.hget(self.keys.waiting, "total") or 0)
-
-    def tenant_depth(self, tenant: str) -> int:
-        """Posters of one tenant waiting for a batch."""
-        return int(self.client.hget(self.keys.waiting, f"tenant:{tenant}") or 0)
 
     def waiting_jobs(self) -> dict[str, list[tuple[str, str]]]:
         """Jobs with posters waiting, by lane: (tenant, job id) pairs (two round trips in all)."""
