@@ -186,8 +186,8 @@ class Settings:
     #: lone call goes ahead of bulk posters, a flood of them shares the workers by this fraction.
     interactive_share: float = 0.5
     #: How the fair queue orders tenants and jobs that have been served equally: "arrival" (first
-    #: come, first served: start-time fair queuing's own order) or "job_id" (by id, a random order:
-    #: posterq's before issue 23, kept so that bench.latency can measure both in one run).
+    #: come, first served: start-time fair queuing's own order) or "job_id" (by id, a random order,
+    #: kept so that bench.latency can compare the two in one run).
     queue_order: str = "arrival"
     #: The URL clients reach the API's root at (https://host[:port][/prefix]), for the absolute
     #: URLs in answers; empty means answers carry relative URLs (the Host header is never trusted).

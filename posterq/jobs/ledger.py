@@ -388,7 +388,7 @@ class Ledger:
     def expire(self, older_than: float, most: int = 100) -> int:
         """Delete up to `most` of this service's jobs (with their results) finished over older_than s ago."""
         # The namespace too: a service with a short result TTL must not delete the finished jobs
-        # of another service sharing the database (issue 23, incident 5).
+        # of another service sharing the database.
         with self.db.transaction() as tx:
             return tx.execute("DELETE FROM posterq_jobs WHERE id IN (SELECT id FROM posterq_jobs "
                               "WHERE namespace = %s AND finished_at < %s LIMIT %s)",
