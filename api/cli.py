@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 
+from posterq.cli import EXIT_OK, EXIT_USAGE
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app()
     except PosterqError as exc:  # a setting that cannot work (an API key file that holds no key...)
         print(f"posterq api: error: {exc.message} ({exc.code})", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         from gunicorn.app.base import BaseApplication
     except ImportError:
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dev or BaseApplication is None:
         print(f"posterq api: serving on http://{args.host}:{args.port} (Flask development server)")
         app.run(host=args.host, port=args.port, threaded=True)
-        return 0
+        return EXIT_OK
 
     class Server(BaseApplication):
         def load_config(self):
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"posterq api: serving on http://{args.host}:{args.port} (gunicorn, {args.workers} workers x "
           f"{args.threads} threads)")
     Server().run()
-    return 0
+    return EXIT_OK
 
 
 def json_error_worker():

@@ -54,19 +54,17 @@ def model_from_env(environ=None) -> Path:
     return model_folder(environ.get(MODEL_ENV, ""))
 
 
-#: Posters per interpreter invoke for `posterq label` and `posterq evaluate`, chosen by measurement
-#: (python -m bench.label_batch; docs/benchmarks.md): on a CPU an invoke costs about the same per
-#: poster at any batch size, and small batches keep every process busy to the end of a folder.
+#: Posters per interpreter invoke for `posterq label` and `posterq evaluate`: on a CPU an invoke
+#: costs about the same per poster at any batch size, so small batches keep every process busy to
+#: the end of a folder (measured by bench/label_batch.py; docs/benchmarks.md).
 BATCH_SIZE = 2
-#: Posters per invoke in the service, chosen by measurement (docs/benchmarks.md, "Every layer side
-#: by side"): on a CPU a larger invoke costs about as much per poster as single ones, while its
-#: buffers take memory per poster. Two keeps posters of concurrent small jobs sharing an invoke and
-#: a worker process small; a job's posters also spread over every worker process at once.
+#: Posters per invoke in the service: a larger invoke saves little per poster on a CPU while its
+#: buffers take memory per poster; a small one still lets concurrent small jobs share an invoke,
+#: and spreads a job's posters over every worker process (docs/benchmarks.md).
 SERVICE_BATCH_SIZE = 2
 #: The largest poster file anywhere (`posterq label`, `posterq evaluate`, uploads, data roots).
 #: One limit, so that a folder gives the same rows locally and through the service; far above a
-#: real poster (the 6,156 of the dataset are all under 1 MiB), it stops a stray video or disk
-#: image from being read whole into memory.
+#: real poster, it stops a stray video or disk image from being read whole into memory.
 MAX_FILE_BYTES = 20 * MIB
 
 
@@ -188,8 +186,8 @@ class Settings:
     #: lone call goes ahead of bulk posters, a flood of them shares the workers by this fraction.
     interactive_share: float = 0.5
     #: How the fair queue orders tenants and jobs that have been served equally: "arrival" (first
-    #: come, first served: start-time fair queuing's own order) or "job_id" (by id, a random order:
-    #: posterq's before issue 23, kept so that bench.latency can measure both in one run).
+    #: come, first served: start-time fair queuing's own order) or "job_id" (by id, a random order,
+    #: kept so that bench.latency can compare the two in one run).
     queue_order: str = "arrival"
     #: The URL clients reach the API's root at (https://host[:port][/prefix]), for the absolute
     #: URLs in answers; empty means answers carry relative URLs (the Host header is never trusted).

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from posterq.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from posterq.jobs.schema import JobStatus
 
 #: The API when --api is not given.
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--api-key", metavar="KEY", help="the service's API key (default: $POSTERQ_API_KEY)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="your jobs, newest first")
-    listing.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled"))
+    listing.add_argument("--status", choices=[status.value for status in JobStatus])
     listing.add_argument("--limit", type=int, default=20, help="most jobs shown (default 20)")
     for name, what in (("show", "a job's status and counts"), ("wait", "wait until a job is final"),
                        ("cancel", "cancel what of a job has not run (its results stay)")):
@@ -115,6 +116,8 @@ def _download(client, args: argparse.Namespace) -> int:
     finally:
         partial.unlink(missing_ok=True)
     job = client.job(args.job_id)
-    state = "" if job["status"] in ("done", "failed") else f" (the job is {job['status']}: rows so far)"
+    # Every row is in once the job ran to its end; a cancelled or running job has the rows so far.
+    complete = JobStatus(job["status"]).final and job["status"] != JobStatus.CANCELLED
+    state = "" if complete else f" (the job is {job['status']}: rows so far)"
     print(f"wrote {out}: {copied} bytes, {job['done'] + job['failed']} of {job['total']} posters{state}")
     return EXIT_OK

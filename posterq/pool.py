@@ -97,16 +97,6 @@ def label_folder(root: str | os.PathLike, model: Model = None, workers: int | No
     yield from label_files(_relative(root, exclude), model, workers, batch_size, top_k, progress)
 
 
-def label_paths(paths: Sequence[str | os.PathLike], model: Model = None, workers: int | None = None,
-                batch_size: int = BATCH_SIZE, top_k: int | None = None, progress: bool = True,
-                exclude: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, Prediction]]:
-    """Yield (name, Prediction) for the poster files and folders given, named as `named_files` says.
-
-    The arguments are as label_folder's; one folder alone gives exactly label_folder's rows.
-    """
-    yield from label_files(named_files(paths, exclude), model, workers, batch_size, top_k, progress)
-
-
 def named_files(paths: Sequence[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()
                 ) -> list[tuple[str, Path]]:
     """The files that paths name, each with the name its result row gets, in argument order.

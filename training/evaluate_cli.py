@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from posterq.cli import EXIT_OK
 from posterq.config import BATCH_SIZE
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Run `posterq evaluate`: print the per-genre table, write JSON when --out is given; return 0."""
+    """Run `posterq evaluate`: print the per-genre table, write JSON when --out is given."""
     # Imported here so that `posterq --help` does not load the interpreter and scikit-learn.
     from training.evaluate import evaluate, format_table
 
@@ -43,4 +44,4 @@ def run(args) -> int:
     print(format_table(metrics))
     if args.out:
         print(f"\nmetrics written to {args.out}")
-    return 0
+    return EXIT_OK

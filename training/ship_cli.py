@@ -5,6 +5,8 @@
         --fast-out models/effnet-lite0-posters-fast --version 1.4.0
 """
 
+from posterq.cli import EXIT_OK
+
 
 def add_arguments(parser) -> None:
     """Add the `ship` command's options to an argparse parser."""
@@ -25,4 +27,4 @@ def run(args) -> int:
     for role, written in summary["written"].items():
         print(f"{role}: {written['shipped']} -> {written['bundle']}")
     print("front (fastest first): " + ", ".join(summary["front"]))
-    return 0
+    return EXIT_OK

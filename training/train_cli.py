@@ -5,6 +5,8 @@
 
 import argparse
 
+from posterq.cli import EXIT_OK
+
 
 def add_arguments(parser) -> None:
     """Add the `train` command's options to an argparse parser."""
@@ -40,7 +42,7 @@ def run(args) -> int:
     print(f"validation: macro ROC-AUC {metrics['macro_roc_auc']:.4f}, "
           f"macro AP {metrics['macro_average_precision']:.4f}, "
           f"micro F1 {metrics['micro_f1']:.4f}, samples F1 {metrics['samples_f1']:.4f}")
-    return 0
+    return EXIT_OK
 
 
 def height_by_width(text: str) -> tuple[int, int]:

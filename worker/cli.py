@@ -4,6 +4,8 @@ import argparse
 import os
 import socket
 
+from posterq.cli import EXIT_OK
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `posterq worker`'s arguments."""
@@ -27,4 +29,4 @@ def run(args: argparse.Namespace) -> int:
             # No broadcast chatter at start-up: posterq workers share nothing but Redis lists.
             "--without-mingle", "--without-gossip"]
     app.worker_main(argv)
-    return 0
+    return EXIT_OK

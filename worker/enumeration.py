@@ -78,7 +78,7 @@ def enumerate_folder(store: JobStore, job_id: str, send_tokens: Callable[[int], 
                           time.monotonic() + seconds)
     except Exception as exc:
         # A store that is down or full passes: the task tries again, as often as it takes. Any
-        # other error may never pass (issue 23: a name the database refused kept a job queued
+        # other error may never pass (a name the database refuses would keep the job queued
         # forever), so it is counted, and the job's listing ends after max_redeliveries of them.
         if transient(exc) or not _gives_up(store, job_id):
             raise

@@ -10,8 +10,6 @@ pool (posterq.jobs.models) the workers serve, that pool's jobs only:
   kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
   go back to the head of the ready list, with new tokens; a poster given back more than
   max_redeliveries times fails with `redelivered_too_often`, as a batch delivered too often does;
-- posters an older posterq left on its one FIFO list (`P:ready`, an upgrade with work queued)
-  join the fair queue, with tokens;
 - posters on the ready list that no batch has claimed for three sweeps while the Celery queue is
   empty have lost their tokens: new ones are sent. A spare token costs one empty claim;
 - every job the database still runs: its hash is rebuilt if Redis lost it, its folder listing is
@@ -28,7 +26,6 @@ from dataclasses import dataclass
 from posterq.exceptions import PosterqError
 from posterq.jobs.broker import Broker, tokens_for
 from posterq.jobs.jobs import SUBMISSION_LEASE
-from posterq.jobs.schema import JobStatus
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 from worker.batching import fail_refs
@@ -46,7 +43,6 @@ class SweepReport:
     given_back: int = 0
     failed: int = 0
     tokens: int = 0
-    adopted: int = 0
     topped_up: int = 0
     enumerations: int = 0
     expired: int = 0
@@ -62,17 +58,13 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
     older_than = settings.batch_time_limit + 2 * settings.sweep_interval
     given_back = sum(batches.give_back(batch_id, older_than) or 0 for batch_id in batches.stale(older_than))
     failed = _fail_poisoned(store)
-    # Posters an older posterq left on its one FIFO list (an upgrade with work queued) join the queue.
-    adopted = store.schedule.adopt_legacy([status.value for status in JobStatus if status.final])
     topped_up, enumerations = _look_after_jobs(store, send_enumeration)
-    tokens = sum(tokens_for(n, settings.batch_size) for n in (given_back, adopted, topped_up))
+    tokens = sum(tokens_for(n, settings.batch_size) for n in (given_back, topped_up))
     waiting = batches.queue_depth()
     if waiting and batches.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
         tokens = max(tokens, tokens_for(waiting, settings.batch_size))
     if tokens:
         send_tokens(tokens)
-    if adopted:
-        log.warning("sweep: %d posters queued by an older posterq moved into the fair queue", adopted)
     if given_back or failed or tokens:
         log.warning("sweep: %d posters of lost batches given back, %d failed after too many give-backs, "
                     "%d tokens sent", given_back, failed, tokens)
@@ -83,7 +75,7 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
         if store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(settings)):
             send_output(job_id)
     expired = store.ledger.expire(settings.result_ttl)
-    return SweepReport(given_back, failed, tokens, adopted, topped_up, enumerations, expired)
+    return SweepReport(given_back, failed, tokens, topped_up, enumerations, expired)
 
 
 def _look_after_jobs(store: JobStore, send_enumeration: Callable[[str], None]) -> tuple[int, int]:

@@ -1,7 +1,9 @@
-"""The job store, split by concept: `schema` (statuses and key names, no redis), `jobs` (job
-records), `batches` (the worker side), `stats` (heartbeats, and the names of every counter and
-histogram), `broker` (the Celery side: settings, batch tokens, queue depth), and `store.JobStore`,
-which holds one Redis connection with the three parts over it.
+"""The service domain, one module per concept: `schema` (statuses and Redis key names, no redis),
+`jobs` (job records), `schedule` (the fair queue), `batches` (claims, give-back and results of
+batch tasks), `window` (a folder job's next posters), `ledger` over `database` (jobs and results
+in SQL), `admission` (queue limits), `models` (model pools), `stats` (heartbeats, counters and
+histograms), `broker` (the Celery side: settings, batch tokens, queue depth), and
+`store.JobStore`, which holds the connections with the parts over them.
 
 Nothing is imported here, so `from posterq.jobs.schema import JobStatus` loads no Redis client.
 """

@@ -45,10 +45,6 @@ class Batches:
         """The refs a batch task has claimed so far (non-empty on a redelivery)."""
         return [parse_ref(v) for v in self.client.lrange(self.keys.batch(batch_id), 0, -1)]
 
-    def claim(self, batch_id: str, size: int, max_wait: float) -> list[tuple[str, int]]:
-        """The refs of claim_items alone."""
-        return self.claim_items(batch_id, size, max_wait)[0]
-
     def claim_items(self, batch_id: str, size: int, max_wait: float
                     ) -> tuple[list[tuple[str, int]], list[dict]]:
         """Fill a batch to `size` refs fairly, reading their items in the same round trip: (refs, items).

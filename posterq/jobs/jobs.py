@@ -173,7 +173,7 @@ class Jobs:
         job = self.ledger.by_idempotency_key(owner, key, IDEMPOTENCY_SECONDS)
         if job is None:
             return None
-        # A job made before fingerprints were kept (no digest) replays as it always did.
+        # A job without a digest (made by a release that kept none) replays unchecked.
         if request_digest and job.get("request_digest") and job["request_digest"] != request_digest:
             raise IdempotencyKeyReused(f"the Idempotency-Key {key!r} was used for another request (job "
                                        f"{job['id']}); send a new key for a new submission")

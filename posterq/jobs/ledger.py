@@ -19,6 +19,7 @@ from posterq.jobs.database import Database
 from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
 
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
+_FINAL_MARKS = ", ".join(["%s"] * len(_FINAL))  # one parameter per final status
 _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "directory", "recursive",
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
@@ -293,8 +294,9 @@ class Ledger:
         """Mark a job cancelled unless it is final; True when this call cancelled it."""
         with self.db.transaction() as tx:
             return tx.execute(f"UPDATE posterq_jobs SET status = %s, finished_at = %s WHERE id = %s "
-                              f"AND namespace = %s AND status NOT IN {_FINAL!r}",
-                              (JobStatus.CANCELLED.value, time.time(), job_id, self.namespace)).rowcount == 1
+                              f"AND namespace = %s AND status NOT IN ({_FINAL_MARKS})",
+                              (JobStatus.CANCELLED.value, time.time(), job_id, self.namespace, *_FINAL)
+                              ).rowcount == 1
 
     def active(self, pool: str = "") -> list[dict]:
         """Rows of one pool's jobs not final yet (what that pool's sweep looks after)."""
@@ -386,7 +388,7 @@ class Ledger:
     def expire(self, older_than: float, most: int = 100) -> int:
         """Delete up to `most` of this service's jobs (with their results) finished over older_than s ago."""
         # The namespace too: a service with a short result TTL must not delete the finished jobs
-        # of another service sharing the database (issue 23, incident 5).
+        # of another service sharing the database.
         with self.db.transaction() as tx:
             return tx.execute("DELETE FROM posterq_jobs WHERE id IN (SELECT id FROM posterq_jobs "
                               "WHERE namespace = %s AND finished_at < %s LIMIT %s)",

@@ -25,7 +25,7 @@ from posterq.jobs.schema import Keys, Lane
 # digits, so that equal scores sort by arrival), and the order hash maps "<level>|<name>" to that
 # member; leave takes one out again (the hash goes with its last member: numbers start again at 1
 # when nothing waits). With `by_id` (Settings.queue_order "job_id", for benchmarks) the member is
-# the bare name: the order of posterq before issue 23. name_of reads either form. count keeps the
+# the bare name, a random order among equals. name_of reads either form. count keeps the
 # waiting counts; queue makes n posters of a job (already on its ready list) claimable at every
 # level; arrived wakes waiting claims.
 _ENTER = """
@@ -186,35 +186,6 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return ready
 """
 
-# Moves up to ARGV[1] refs from the FIFO list of posterq before the fair queue into their jobs'
-# lists, as bulk posters of their owner (or of the job), so that an upgrade with work queued loses
-# none of it. KEYS: the old list, lanes, waiting, arrivals, order. ARGV: how many, then the key
-# templates of a job's hash, its ready list, a lane's tenants and a tenant's jobs, the bulk lane,
-# the final statuses (three), "1" to order by id. Returns how many refs it made ready (refs of
-# gone or final jobs drop).
-_ADOPT = _ENTER + """
-by_id = ARGV[10] == '1'
-local final = {[ARGV[7]] = true, [ARGV[8]] = true, [ARGV[9]] = true}
-local ready = 0
-for _ = 1, tonumber(ARGV[1]) do
-  local ref = redis.call('LPOP', KEYS[1])
-  if not ref then break end
-  local job = string.match(ref, '^(.*):')
-  local key = string.format(ARGV[2], job)
-  local state = redis.call('HMGET', key, 'status', 'owner', 'lane', 'tenant')
-  if state[1] and not final[state[1]] then
-    local lane, tenant = state[3] or ARGV[6], state[4] or state[2] or job
-    redis.call('HSET', key, 'lane', lane, 'tenant', tenant)
-    redis.call('RPUSH', string.format(ARGV[3], job), ref)
-    queue(KEYS[2], string.format(ARGV[4], lane), string.format(ARGV[5], lane, tenant), KEYS[3],
-          KEYS[5], lane, tenant, job, 1)
-    ready = ready + 1
-  end
-end
-if ready > 0 then arrived(KEYS[4]) end
-return ready
-"""
-
 # Drops a job's waiting posters (cancelled, or its submission failed) in one step: its ready
 # list, its place in the queue and its count. KEYS: the job's ready list, lanes, the lane's
 # tenants, the tenant's jobs, waiting, order. ARGV: lane, tenant, job id. Returns how many it dropped.
@@ -240,7 +211,6 @@ class Schedule:
         self._claim = client.register_script(_CLAIM)
         self._give_back = client.register_script(_GIVE_BACK)
         self._drop = client.register_script(_DROP)
-        self._adopt = client.register_script(_ADOPT)
         # Templates for the keys a script picks at run time; Keys still builds every name.
         self._templates = [keys.ready("%s"), keys.lane("%s"), keys.lane_jobs("%s", "%s")]
         # "1": members are bare names, ordered by id among equals (Settings.queue_order "job_id").
@@ -283,14 +253,6 @@ class Schedule:
                                     keys.lane_jobs(lane, tenant), keys.waiting, keys.queue_order],
                               args=[lane, tenant, job_id]))
 
-    def adopt_legacy(self, final: list[str], most: int = 1000) -> int:
-        """Move refs left on the FIFO list of an older posterq into the fair queue; return how many."""
-        keys = self.keys
-        return int(self._adopt(keys=[keys.legacy_ready, keys.lanes, keys.waiting, keys.arrivals,
-                                     keys.queue_order],
-                               args=[most, keys.job("%s"), *self._templates, Lane.BULK.value, *final,
-                                     self._by_id]))
-
     def wait_for_arrivals(self, seconds: float) -> bool:
         """Block up to seconds for posters to become ready; True when some may have."""
         return self.client.blpop([self.keys.arrivals], seconds) is not None
@@ -302,10 +264,6 @@ class Schedule:
     def depth(self) -> int:
         """Posters waiting for a batch, in all."""
         return int(self.client.hget(self.keys.waiting, "total") or 0)
-
-    def tenant_depth(self, tenant: str) -> int:
-        """Posters of one tenant waiting for a batch."""
-        return int(self.client.hget(self.keys.waiting, f"tenant:{tenant}") or 0)
 
     def waiting_jobs(self) -> dict[str, list[tuple[str, str]]]:
         """Jobs with posters waiting, by lane: (tenant, job id) pairs (two round trips in all)."""

@@ -1,7 +1,7 @@
 """Names of the job store, without a Redis client: statuses, item kinds, key names and refs.
 
-The API's request parsing and the HTTP client read statuses from here; only the modules that
-talk to Redis (jobs, batches, stats) import redis.
+The API's request parsing and the HTTP client read statuses from here without importing redis;
+only the modules that talk to Redis do.
 """
 
 import re
@@ -154,11 +154,6 @@ class Keys:
         return self._name("ready", job_id)
 
     @property
-    def legacy_ready(self) -> str:
-        """The FIFO list of refs of posterq before the fair queue: the sweep adopts it after an upgrade."""
-        return self._name("ready")
-
-    @property
     def lanes(self) -> str:
         """Lanes with waiting posters, scored by the posters each was served over its weight."""
         return self._name("lanes")
@@ -234,7 +229,7 @@ class Keys:
         Its jobs' own keys expire or empty (Redis deletes an empty list, hash or zset).
         """
         return [self.arrivals, self.stats, self.weights, self.claimed_at, self.attempts, self.poisoned,
-                self.claims, self.legacy_ready]
+                self.claims]
 
     @property
     def announced(self) -> str:

@@ -122,10 +122,6 @@ class Stats:
         return {name.decode()[skip:]: json.loads(value)
                 for name, value in zip(names, values, strict=True) if value}
 
-    def observe(self, histogram: Histogram, value: float) -> None:
-        """Add one observation to a histogram."""
-        self.observe_many([(histogram, value)])
-
     def observe_many(self, observations, counters=()) -> None:
         """Add (histogram, value) observations and (counter, amount) counts in one round trip."""
         pipe = self.client.pipeline(transaction=False)

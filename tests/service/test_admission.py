@@ -236,7 +236,7 @@ def test_a_listing_pauses_at_its_keys_part_and_resumes_from_its_cursor(store, da
         store.jobs.create_directory(str(folder), True, owner=owner, quota=Quota(owner, 12, 1000))
     assert refused.value.code == "key_queue_full"
     # Results free room: the listing goes on from its cursor, each file once.
-    batch = store.batches.claim("drain", 5, 0)
+    batch = store.batches.claim_items("drain", 5, 0)[0]
     store.ledger.write([(job_id, index, {"genres": [], "scores": {}}, "ok") for job_id, index in batch],
                        {"version": "test"}, time.time())
     resumed = enumerate_folder(store, job["id"], sent.append)
@@ -255,8 +255,7 @@ def test_a_keys_retry_after_counts_its_share_of_the_workers(make_api, admission_
     assert api.post("/jobs", files=_files(1), headers=_bearer(KEY_B)).status_code == 202
     # One poster takes 10 s on the one live process, and two keys wait: A's next poster has room
     # once one of A's has run, which takes two posters' time, A's and B's, turn about.
-    store.stats.observe(BATCH_SIZE, 1)
-    store.stats.observe(BATCH_SECONDS, 10.0)
+    store.stats.observe_many([(BATCH_SIZE, 1), (BATCH_SECONDS, 10.0)])
     store.stats.heartbeat("slow@test", {"processes": 1})
     refused = api.post("/jobs", files=_files(1), headers=_bearer(KEY_A))
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "key_queue_full", refused.text

@@ -203,7 +203,7 @@ def test_a_listing_that_gives_up_after_some_posters_fails_the_job_not_done(store
                         else (_ for _ in ()).throw(RuntimeError("a disk that went away")))
     job_id = store.jobs.create_directory(str(folder), True)["id"]
     assert enumerate_folder(store, job_id, lambda tokens: None, seconds=0).found == 3
-    batch = store.batches.claim("drain", 3, 0)
+    batch = store.batches.claim_items("drain", 3, 0)[0]
     store.ledger.write([(job, index, {"genres": ["Drama"], "scores": {}}, "ok") for job, index in batch],
                        {"version": "test"}, time.time())
     for _ in range(store.settings.max_redeliveries):

@@ -132,8 +132,7 @@ def test_retry_after_is_the_time_live_workers_need_to_make_room(store):
     assert drain_seconds(store, 100) == RETRY_AFTER_UNKNOWN
     # Batches of 4 posters in 2 s: half a second per poster per process; 2 + 3 processes alive.
     for _ in range(3):
-        store.stats.observe(BATCH_SIZE, 4)
-        store.stats.observe(BATCH_SECONDS, 2.0)
+        store.stats.observe_many([(BATCH_SIZE, 4), (BATCH_SECONDS, 2.0)])
     assert drain_seconds(store, 100) == RETRY_AFTER_UNKNOWN  # measured, but nobody to drain
     store.stats.heartbeat("a@test", {"processes": 2})
     store.stats.heartbeat("b@test", {"processes": 3})

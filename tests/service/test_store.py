@@ -27,18 +27,18 @@ def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
 
 def test_claim_is_atomic_and_a_redelivered_batch_finds_its_refs(store):
     job = _job(store, 6)
-    first = store.batches.claim("task-a", 4, 0)
+    first = store.batches.claim_items("task-a", 4, 0)[0]
     assert first == [(job["id"], i) for i in range(4)]
     # The same task id (a redelivery) gets the same refs, not new ones.
-    assert store.batches.claim("task-a", 4, 0) == first
-    assert store.batches.claim("task-b", 4, 0) == [(job["id"], 4), (job["id"], 5)]
-    assert store.batches.claim("task-c", 4, 0) == []
+    assert store.batches.claim_items("task-a", 4, 0)[0] == first
+    assert store.batches.claim_items("task-b", 4, 0)[0] == [(job["id"], 4), (job["id"], 5)]
+    assert store.batches.claim_items("task-c", 4, 0)[0] == []
 
 
 def test_a_part_filled_batch_waits_at_most_max_wait(store):
     _job(store, 1)
     started = time.monotonic()
-    refs = store.batches.claim("task-a", 4, 0.3)
+    refs = store.batches.claim_items("task-a", 4, 0.3)[0]
     # The upper bound only tells "gave up after max_wait" from "waited for a full batch" (forever):
     # loose enough for a loaded machine.
     assert len(refs) == 1 and 0.25 <= time.monotonic() - started < 20
@@ -47,7 +47,7 @@ def test_a_part_filled_batch_waits_at_most_max_wait(store):
 def test_an_empty_claim_does_not_wait(store, monkeypatch):
     # Waiting is a blocking BLPOP on the arrivals list; a claim that finds nothing must not issue one.
     monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
-    assert store.batches.claim("task-a", 4, 5) == []
+    assert store.batches.claim_items("task-a", 4, 5)[0] == []
 
 
 def _no_blocking_call(*args, **kwargs):
@@ -164,7 +164,7 @@ def test_a_wait_ends_after_its_timeout_or_on_cancel(store, redis_client):
 def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store, monkeypatch):
     _job(store, 1)
     monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
-    assert len(store.batches.claim("task-a", 16, 0)) == 1
+    assert len(store.batches.claim_items("task-a", 16, 0)[0]) == 1
 
 
 def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_settings):

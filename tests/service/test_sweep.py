@@ -41,7 +41,7 @@ def test_ready_posters_without_a_token_get_tokens_and_one_sweeper_runs_at_a_time
 def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(service_settings, clean_redis):
     store = JobStore.from_settings(service_settings.replace(batch_time_limit=0.01, sweep_interval=0.01))
     job = _job(store, 6)
-    claimed = store.batches.claim("lost-task", 4, 0)
+    claimed = store.batches.claim_items("lost-task", 4, 0)[0]
     assert len(claimed) == 4 and store.batches.queue_depth() == 2
     time.sleep(0.1)  # older than the time limit plus two sweeps: its task is gone
     sent, run = _sweeper(store)
@@ -55,7 +55,7 @@ def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(serv
 
 def test_a_batch_that_is_alive_is_left_alone(store):
     _job(store, 3)
-    store.batches.claim("live-task", 4, 0)
+    store.batches.claim_items("live-task", 4, 0)
     assert store.batches.give_back("live-task", older_than=60) is None
     assert len(store.batches.claimed("live-task")) == 3
 
@@ -64,7 +64,7 @@ def test_posters_given_back_too_often_fail_instead_of_killing_more_workers(servi
     store = JobStore.from_settings(service_settings.replace(batch_time_limit=0.01, sweep_interval=0.01))
     job = _job(store, 2)
     for attempt in range(store.settings.max_redeliveries + 1):
-        store.batches.claim(f"doomed-{attempt}", 4, 0)
+        store.batches.claim_items(f"doomed-{attempt}", 4, 0)
         store.batches.give_back(f"doomed-{attempt}", older_than=0)
     assert len(store.batches.poisoned()) == 2 and store.batches.queue_depth() == 0
     report = _sweeper(store)[1]()
@@ -73,20 +73,3 @@ def test_posters_given_back_too_often_fail_instead_of_killing_more_workers(servi
     assert final["status"] == "failed" and final["failed"] == 2
     assert {row["error"]["code"] for row in store.jobs.results(job["id"])} == {"redelivered_too_often"}
     assert store.client.hlen(store.keys.attempts) == 0
-
-
-def test_posters_an_older_posterq_queued_join_the_fair_queue(store):
-    # As an upgrade finds them: a job record without lane or tenant and its refs on the one FIFO list.
-    job = _job(store, 3)
-    gone = _job(store, 1)
-    for job_id in (job["id"], gone["id"]):
-        store.schedule.drop(job_id, "bulk", job_id)
-        store.client.hdel(store.keys.job(job_id), "lane", "tenant")
-    store.jobs.cancel(gone["id"])  # a final job's refs are dropped, not made ready
-    store.client.rpush(store.keys.legacy_ready, *[ref(job["id"], i) for i in range(3)], ref(gone["id"], 0))
-    sent, run = _sweeper(store)
-    report = run()
-    assert report.adopted == 3 and sent == [1]  # ceil(3 / batch size 4)
-    assert not store.client.exists(store.keys.legacy_ready) and store.batches.queue_depth() == 3
-    assert store.batches.claim("after-upgrade", 4, 0) == [(job["id"], i) for i in range(3)]
-    assert store.client.hmget(store.keys.job(job["id"]), ["lane", "tenant"]) == [b"bulk", job["id"].encode()]
