@@ -11,6 +11,7 @@ from api.backpressure import admission_quota, refuse_when_full
 from api.exceptions import ApiError, BadRequest, NotFound
 from api.queue import enqueue, enqueue_enumeration
 from api.urls import public_url_for
+from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
 from posterq.jobs.export import export
 from posterq.jobs.schema import JobStatus, ResultStatus, is_job_id
@@ -259,4 +260,6 @@ def limits():
     return jsonify({"max_request_bytes": settings.max_request_bytes,
                     "max_posters_per_job": most,
                     "max_file_bytes": settings.max_file_bytes,
+                    # How a client counts a request's bytes when it cuts a pick into jobs (the page does).
+                    "part_overhead_bytes": PART_OVERHEAD, "request_overhead_bytes": REQUEST_SLACK,
                     "batch_size": settings.batch_size, "genres": list(GENRES)})
