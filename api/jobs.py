@@ -1,6 +1,5 @@
 """The jobs blueprint: submit, poll, download, cancel."""
 
-import io
 import logging
 import re
 from functools import partial
@@ -12,9 +11,10 @@ from api.backpressure import admission_quota, refuse_when_full
 from api.exceptions import ApiError, BadRequest, NotFound
 from api.queue import enqueue, enqueue_enumeration
 from api.urls import public_url_for
+from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
+from posterq.jobs.export import export
 from posterq.jobs.schema import JobStatus, ResultStatus, is_job_id
-from posterq.results import make_writer
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__)
@@ -25,8 +25,6 @@ MAX_OFFSET = 10**15
 # The longest GET /jobs/<id>?wait=S: long enough to spare clients a polling loop, short enough
 # for proxies' idle timeouts.
 MAX_WAIT_SECONDS = 30
-#: Bytes of CSV or JSON Lines per piece of a streamed download.
-CHUNK_BYTES = 64 * 1024
 _CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
@@ -230,24 +228,10 @@ def download(job_id: str):
     fmt = request.args.get("format", "csv")
     if fmt not in _CONTENT_TYPES:
         raise BadRequest("format must be csv or jsonl", "bad_format")
-    genres = tuple(job["model"]["genres"]) if job.get("model") and job["model"].get("genres") else GENRES
-    rows = context.store().ledger.stream(job_id)
-
-    def generate():
-        # Rows come from a server-side cursor a page at a time and leave in pieces of about
-        # CHUNK_BYTES, so that a million-row job never sits in the API's memory.
-        buffer = io.StringIO()
-        writer = make_writer(buffer, fmt, genres)
-        for result in rows:
-            writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
-            if buffer.tell() >= CHUNK_BYTES:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
+    # The rows come from a server-side cursor a page at a time (the store is read here, in the request).
+    pieces = export(job, context.store().ledger.stream(job_id), fmt)
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{fmt}"'}
-    return Response(generate(), mimetype=_CONTENT_TYPES[fmt].split(";")[0], headers=headers)
+    return Response(pieces, mimetype=_CONTENT_TYPES[fmt].split(";")[0], headers=headers)
 
 
 @blueprint.delete("/jobs/<job_id>")
@@ -276,4 +260,6 @@ def limits():
     return jsonify({"max_request_bytes": settings.max_request_bytes,
                     "max_posters_per_job": most,
                     "max_file_bytes": settings.max_file_bytes,
+                    # How a client counts a request's bytes when it cuts a pick into jobs (the page does).
+                    "part_overhead_bytes": PART_OVERHEAD, "request_overhead_bytes": REQUEST_SLACK,
                     "batch_size": settings.batch_size, "genres": list(GENRES)})

@@ -195,6 +195,7 @@ DOCUMENT = {
                 "type": "object", "properties": {
                     "max_request_bytes": {"type": "integer"}, "max_posters_per_job": {"type": "integer"},
                     "max_file_bytes": {"type": "integer"}, "batch_size": {"type": "integer"},
+                    "part_overhead_bytes": {"type": "integer"}, "request_overhead_bytes": {"type": "integer"},
                     "genres": {"type": "array", "items": {"type": "string"}}}}}}}}}},
         "/models": {"get": {
             "summary": "The models live workers hold (what a job may name)", "operationId": "listModels",

@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Room for multipart headers around each file, so a chunk never trips the request limit.
-PART_OVERHEAD = 512
-REQUEST_SLACK = 64 * 1024
 #: The environment variable `posterq submit` reads its API key from (a key on the command line
 #: is visible to every user of the machine in the process list).
 API_KEY_ENV = "POSTERQ_API_KEY"
@@ -190,22 +187,6 @@ def reason(exc: BaseException) -> str:
         else:
             seen = seen.__cause__ or seen.__context__
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def plan_chunks(sizes: list[int], max_posters: int, max_bytes: int) -> list[list[int]]:
-    """Split files (by index, with their sizes) into jobs under both limits, keeping their order."""
-    budget = max(1, max_bytes - REQUEST_SLACK)
-    chunks, current, used = [], [], 0
-    for index, size in enumerate(sizes):
-        cost = size + PART_OVERHEAD
-        if current and (len(current) >= max_posters or used + cost > budget):
-            chunks.append(current)
-            current, used = [], 0
-        current.append(index)
-        used += cost
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 def relative_name(path: Path, root: Path) -> str:

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     """Submit, wait with a progress bar, write the results; return the exit code."""
     from tqdm import tqdm
 
-    from posterq.client import API_KEY_ENV, ServiceClient, plan_chunks, relative_name
+    from posterq.chunking import plan_chunks
+    from posterq.client import API_KEY_ENV, ServiceClient, relative_name
     from posterq.exceptions import PosterqError
     from posterq.files import iter_files
     from posterq.results import aside_paths, format_for, kept, open_writer

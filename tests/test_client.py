@@ -7,8 +7,9 @@ import threading
 import pytest
 from samples import write_posters
 
+from posterq.chunking import plan_chunks
 from posterq.cli import main
-from posterq.client import ServiceClient, plan_chunks
+from posterq.client import ServiceClient
 from posterq.exceptions import PosterqError
 from posterq.testing import free_port  # a port nothing listens on
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from posterq import output_files
 from posterq.exceptions import OutputError, PosterqError
-from posterq.genres import GENRES
+from posterq.jobs.export import export
 from posterq.jobs.schema import JobStatus
 from posterq.jobs.store import JobStore
-from posterq.results import format_for, make_writer
+from posterq.results import format_for
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,10 @@ def write_output(store: JobStore, job_id: str) -> Path | None:
     if (job is None or not job["output"] or job["output_written_at"] is not None or job["output_failed"]
             or job["status"] not in (JobStatus.DONE.value, JobStatus.FAILED.value)):
         return None
-    genres = (job["model"] or {}).get("genres") or GENRES
 
     def fill(stream) -> None:
-        writer = make_writer(stream, format_for(path), genres)
-        for result in store.ledger.stream(job_id):
-            writer.write({key: result[key] for key in ("path", "genres", "error", "scores")})
+        for piece in export(job, store.ledger.stream(job_id), format_for(path)):
+            stream.write(piece)
 
     # The path resolved (no link in it) and checked against the roots, the key's own included, at submit.
     path = Path(job["output"])

@@ -1,15 +1,9 @@
-// Cutting a pick into jobs that fit the server's limits (GET /limits), as `posterq submit` does.
+// Cutting a pick into jobs that fit the server's limits, as `posterq submit` does
+// (posterq.chunking): every number comes from GET /limits, so the page and the CLI plan alike.
 
 // Posters per job from this page, at most: results appear job by job, so a big folder shows its
-// first results early instead of after the last poster.
+// first results early instead of after the last poster. A choice of the page's, not a limit.
 export const POSTERS_PER_JOB = 200;
-// What one multipart part costs beyond the file's bytes (boundary, headers), generously.
-const PART_BYTES = 512;
-const REQUEST_BYTES = 1024;
-
-function partBytes(poster) {
-  return poster.file.size + PART_BYTES + 3 * poster.name.length;
-}
 
 /**
  * {jobs: [[poster, ...], ...], refused: [poster, ...]}: posters over the per-poster limit (or
@@ -17,20 +11,22 @@ function partBytes(poster) {
  */
 export function plan(posters, limits) {
   const perJob = Math.max(1, Math.min(limits.max_posters_per_job, POSTERS_PER_JOB));
+  // A request's room for files, and what each file's part costs in it: posterq.chunking.plan_chunks.
+  const budget = Math.max(1, limits.max_request_bytes - limits.request_overhead_bytes);
   const jobs = [];
   const refused = [];
   let current = [];
-  let bytes = REQUEST_BYTES;
+  let bytes = 0;
   for (const poster of posters) {
-    const size = partBytes(poster);
-    if (poster.file.size > limits.max_file_bytes || REQUEST_BYTES + size > limits.max_request_bytes) {
+    const size = poster.file.size + limits.part_overhead_bytes;
+    if (poster.file.size > limits.max_file_bytes || size > budget) {
       refused.push(poster);
       continue;
     }
-    if (current.length && (current.length >= perJob || bytes + size > limits.max_request_bytes)) {
+    if (current.length && (current.length >= perJob || bytes + size > budget)) {
       jobs.push(current);
       current = [];
-      bytes = REQUEST_BYTES;
+      bytes = 0;
     }
     current.push(poster);
     bytes += size;

@@ -17,7 +17,7 @@ from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
 from posterq.jobs.admission import Quota
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, Lane, OutputStatus, new_job_id, ref
+from posterq.jobs.schema import JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
@@ -202,13 +202,7 @@ class Jobs:
     def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float) -> None:
         """Write a new job's Redis side in one MULTI/EXEC, aborted if _discard has already marked its id."""
         job_id, keys = record["id"], self.keys
-        fields = {"id": job_id, "status": record["status"], "source": record["source"],
-                  "top_k": record["top_k"], "created_at": f"{record['created_at']:.6f}",
-                  "lane": record["lane"], "tenant": record["tenant"], "fed": len(items) - 1}
-        if record["owner"]:
-            fields["owner"] = record["owner"]
-        if record.get("key_limit") is not None:
-            fields["key_limit"] = record["key_limit"]
+        fields = job_hash(record, fed=len(items) - 1)
         # Unfinished jobs expire too, in case no worker ever comes: uploads first, the hash later
         # (the sweep rebuilds the hash of a job the ledger still runs).
         ttl = self.settings.upload_ttl + self.settings.result_ttl

@@ -6,6 +6,7 @@ only the modules that talk to Redis do.
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -62,12 +63,34 @@ class Lane(str, Enum):
     BULK = "bulk"
 
 
+class _Key:
+    """A key of a fixed name under the prefix, read as a property: Keys.lanes -> "P:lanes"."""
+
+    def __init__(self, *parts: str):
+        self.parts = parts
+
+    def __get__(self, keys: "Keys | None", owner: type) -> "str | _Key":
+        return self if keys is None else keys._name(*self.parts)
+
+
+class _JobKey:
+    """A key of one job, read as a method: Keys.items(job_id) -> "P:job:<id>:items"."""
+
+    def __init__(self, *suffix: str):
+        self.suffix = suffix
+
+    def __get__(self, keys: "Keys | None", owner: type) -> "Callable[[str], str] | _JobKey":
+        if keys is None:
+            return self
+        return lambda job_id: keys._name("job", job_id, *self.suffix)
+
+
 @dataclass(frozen=True)
 class Keys:
     """The one place Redis key names are built (prefix P, default "posterq").
 
         P:job:<id>            hash   what workers need of a job in flight: id, status, source,
-                                     top_k, lane, tenant, owner, created_at, fed (the last index
+                                     top_k, lane, tenant, created_at, fed, key_limit? (the last index
                                      made ready); counts and results are the database's (ledger)
         P:job:<id>:items      hash   index -> {"name", "kind": "upload"|"path", "path"?, "error"?},
                                      for the items made ready and not yet written
@@ -106,44 +129,56 @@ class Keys:
 
     prefix: str = "posterq"
 
+    # Keys of a fixed name: the attribute's docstring says what each holds.
+    lanes = _Key("lanes")
+    """Lanes with waiting posters, scored by the posters each was served over its weight."""
+    queue_order = _Key("order")
+    """The fair queue's arrival numbers: each waiting tenant's and job's member in its level."""
+    waiting = _Key("waiting")
+    """Posters waiting for a batch: in total, by lane and by tenant."""
+    weights = _Key("weights")
+    """Tenants' weights, where they are not 1."""
+    arrivals = _Key("arrivals")
+    """Pushed when posters become ready: what a claim waiting for stragglers blocks on."""
+    claims = _Key("claims")
+    """Task ids holding claimed refs, scored by when they last claimed."""
+    claimed_at = _Key("claimed_at")
+    """When any batch last claimed a ref."""
+    attempts = _Key("attempts")
+    """How often the sweep gave each item back, until its result is written."""
+    poisoned = _Key("poisoned")
+    """Refs given back too often: the sweep fails them."""
+    sweep = _Key("sweep")
+    """The sweep's lock."""
+    announced = _Key("announced")
+    """Models workers have announced, scored by when one last did."""
+    stats = _Key("stats")
+    """Counters and histograms."""
+
+    # Keys of one job, called with its id.
+    job = _JobKey()
+    """The job's hash (its fields: job_hash)."""
+    items = _JobKey("items")
+    """The job's items, by index."""
+    enumerating = _JobKey("enumerating")
+    """Held by the one task listing a directory job's folder."""
+    listing_errors = _JobKey("listing_errors")
+    """How many listings of a directory job's folder failed with an error that does not pass."""
+    done = _JobKey("done")
+    """Non-empty once the job is final: what a client waiting for the job blocks on."""
+    discarded = _JobKey("discarded")
+    """Marks a job whose submission failed and was removed, so that a late write of it is aborted."""
+    submitting = _JobKey("submitting")
+    """Held while a request writes the job; a job not submitted without it was cut off."""
+    nudged = _JobKey("nudged")
+    """Set while a listing task the sweep sent for the job may still be on its way."""
+
     def _name(self, *parts: object) -> str:
         return ":".join((self.prefix, *map(str, parts)))
 
     def pool_prefix(self, pool: str) -> str:
         """The key prefix of a model's pool ("name@version" or "name"): every key of its jobs is under it."""
         return self._name("model", pool)
-
-    def job(self, job_id: str) -> str:
-        """The job's hash."""
-        return self._name("job", job_id)
-
-    def items(self, job_id: str) -> str:
-        """The job's items, by index."""
-        return self._name("job", job_id, "items")
-
-    def enumerating(self, job_id: str) -> str:
-        """Held by the one task listing a directory job's folder."""
-        return self._name("job", job_id, "enumerating")
-
-    def listing_errors(self, job_id: str) -> str:
-        """How many listings of a directory job's folder failed with an error that does not pass."""
-        return self._name("job", job_id, "listing_errors")
-
-    def done(self, job_id: str) -> str:
-        """Non-empty once the job is final: what a client waiting for the job blocks on."""
-        return self._name("job", job_id, "done")
-
-    def discarded(self, job_id: str) -> str:
-        """Marks a job whose submission failed and was removed, so that a late write of it is aborted."""
-        return self._name("job", job_id, "discarded")
-
-    def submitting(self, job_id: str) -> str:
-        """Held while a request writes the job; a job not submitted without it was cut off."""
-        return self._name("job", job_id, "submitting")
-
-    def nudged(self, job_id: str) -> str:
-        """Set while a listing task the sweep sent for the job may still be on its way."""
-        return self._name("job", job_id, "nudged")
 
     def blob(self, job_id: str, index: int) -> str:
         """One uploaded poster's bytes."""
@@ -153,11 +188,6 @@ class Keys:
         """A job's refs waiting to be claimed by a batch."""
         return self._name("ready", job_id)
 
-    @property
-    def lanes(self) -> str:
-        """Lanes with waiting posters, scored by the posters each was served over its weight."""
-        return self._name("lanes")
-
     def lane(self, lane: str) -> str:
         """Tenants with waiting posters in a lane, scored by posters served over their weight."""
         return self._name("lane", lane)
@@ -166,26 +196,6 @@ class Keys:
         """One tenant's jobs with waiting posters in a lane, scored by posters served."""
         return self._name("lane", lane, tenant)
 
-    @property
-    def queue_order(self) -> str:
-        """The fair queue's arrival numbers: each waiting tenant's and job's member in its level."""
-        return self._name("order")
-
-    @property
-    def waiting(self) -> str:
-        """Posters waiting for a batch: in total, by lane and by tenant."""
-        return self._name("waiting")
-
-    @property
-    def weights(self) -> str:
-        """Tenants' weights, where they are not 1."""
-        return self._name("weights")
-
-    @property
-    def arrivals(self) -> str:
-        """Pushed when posters become ready: what a claim waiting for stragglers blocks on."""
-        return self._name("arrivals")
-
     def batch(self, batch_id: str) -> str:
         """Refs one batch task claimed."""
         return self._name("batch", batch_id)
@@ -193,31 +203,6 @@ class Keys:
     def deliveries(self, batch_id: str) -> str:
         """How often one batch task has started."""
         return self._name("batch", batch_id, "n")
-
-    @property
-    def claims(self) -> str:
-        """Task ids holding claimed refs, scored by when they last claimed."""
-        return self._name("claims")
-
-    @property
-    def claimed_at(self) -> str:
-        """When any batch last claimed a ref."""
-        return self._name("claimed_at")
-
-    @property
-    def attempts(self) -> str:
-        """How often the sweep gave each item back, until its result is written."""
-        return self._name("attempts")
-
-    @property
-    def poisoned(self) -> str:
-        """Refs given back too often: the sweep fails them."""
-        return self._name("poisoned")
-
-    @property
-    def sweep(self) -> str:
-        """The sweep's lock."""
-        return self._name("sweep")
 
     def worker(self, hostname: str) -> str:
         """One worker's heartbeat."""
@@ -231,15 +216,17 @@ class Keys:
         return [self.arrivals, self.stats, self.weights, self.claimed_at, self.attempts, self.poisoned,
                 self.claims]
 
-    @property
-    def announced(self) -> str:
-        """Models workers have announced, scored by when one last did."""
-        return self._name("announced")
 
-    @property
-    def stats(self) -> str:
-        """Counters and histograms."""
-        return self._name("stats")
+def job_hash(record: dict, fed: int) -> dict[str, object]:
+    """The fields of a job's Redis hash, from its record or ledger row; fed: the last index made ready."""
+    fields: dict[str, object] = {
+        "id": record["id"], "status": record["status"], "source": record["source"],
+        "top_k": record.get("top_k") or 0, "created_at": f"{record['created_at']:.6f}",
+        "lane": record["lane"], "tenant": record["tenant"], "fed": fed}
+    # Only a keyed submission has a key limit (posterq.jobs.admission); a ledger row never does.
+    if record.get("key_limit") is not None:
+        fields["key_limit"] = record["key_limit"]
+    return fields
 
 
 def new_job_id() -> str:

@@ -15,7 +15,7 @@ import redis
 from posterq.config import Settings
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import FINAL_STATUSES, ItemKind, JobStatus, Keys, Lane, ref
+from posterq.jobs.schema import FINAL_STATUSES, ItemKind, JobStatus, Keys, Lane, job_hash, ref
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,7 @@ class Window:
         upload bytes that Redis lost fail with `upload_expired`.
         """
         key = self.keys.job(job["id"])
-        fields = {"id": job["id"], "status": job["status"], "source": job["source"],
-                  "top_k": job.get("top_k") or 0, "created_at": f"{job['created_at']:.6f}",
-                  "lane": job["lane"], "tenant": job["tenant"], "fed": -1}
-        if job.get("owner"):
-            fields["owner"] = job["owner"]
+        fields = job_hash(job, fed=-1)
         if not self.client.hsetnx(key, "id", job["id"]):
             return False
         self.client.hset(key, mapping=fields)
