@@ -75,7 +75,7 @@ class Batches:
         two is delivered again: its rows are no longer pending, so it writes nothing twice, and it
         then forgets the items. `claimed_at` (epoch seconds) becomes the claimed_at of each job this
         batch starts, so a job tells how long it waited in the queue apart from how long it took.
-        Raises StoreUnavailable (nothing written) when the database cannot be reached.
+        Raises DatabaseUnavailable (nothing written) when the database cannot be reached.
         """
         if not outcomes:
             return []

@@ -5,7 +5,7 @@ import logging
 import redis
 
 from posterq.config import Settings
-from posterq.exceptions import StoreUnavailable
+from posterq.exceptions import DatabaseUnavailable
 from posterq.jobs.batches import Batches
 from posterq.jobs.database import Database
 from posterq.jobs.jobs import Jobs
@@ -85,7 +85,7 @@ class JobStore:
         try:
             self.database.migrate()
             return True
-        except StoreUnavailable as exc:
+        except DatabaseUnavailable as exc:
             log.error("%s: the schema is brought up to date once it answers", exc.message)
             return False
 
