@@ -21,7 +21,7 @@ from posterq import gate
 from posterq.exceptions import DatabaseUnavailable, PosterqError
 from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 

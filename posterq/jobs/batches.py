@@ -6,10 +6,10 @@ import time
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.jobs import Jobs, loaded_item
+from posterq.jobs.keys import JobStatus, Keys, parse_ref, ref
 from posterq.jobs.ledger import Finished, Ledger
+from posterq.jobs.records import Jobs, loaded_item
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, parse_ref, ref
 from posterq.jobs.stats import Counter, LabelledCounter
 
 

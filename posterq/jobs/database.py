@@ -88,7 +88,7 @@ _MIGRATIONS = [
     # The sweep deletes jobs finished more than result_ttl ago every few seconds: without this it
     # would read the whole table each time (every /analysis/ call is a job).
     (4, ["CREATE INDEX posterq_jobs_by_finished_at ON posterq_jobs (finished_at)"]),
-    # The pool of a job that names a model ('' for the default pool, posterq.jobs.models): where its
+    # The pool of a job that names a model ('' for the default pool, posterq.jobs.pools): where its
     # Redis side is, for a long-poll, a cancel and the sweep.
     (5, ["ALTER TABLE posterq_jobs ADD COLUMN pool text NOT NULL DEFAULT ''"]),
     # Services of several key prefixes may share one database (a test suite, a benchmark beside a
