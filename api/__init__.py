@@ -11,7 +11,18 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
-    from api import analysis, auth, backpressure, errors, health, jobs, metrics, models, openapi, page
+    from api import (
+        analysis,
+        auth,
+        backpressure,
+        handlers,
+        health,
+        job_routes,
+        metrics,
+        model_routes,
+        openapi,
+        page,
+    )
     from api.deadline import BodyDeadline
     from posterq.jobs.broker import Broker
     from posterq.jobs.store import JobStore
@@ -30,9 +41,9 @@ def create_app(test_config: dict | None = None) -> Flask:
                                  "broker": Broker.from_settings(settings)}
     store.migrate()
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_timeout)
-    errors.register(app)
+    handlers.register(app)
     backpressure.register(app)
     auth.register(app, auth.ApiKeys.from_settings(settings))
-    for module in (jobs, analysis, health, metrics, models, openapi, page):
+    for module in (job_routes, analysis, health, metrics, model_routes, openapi, page):
         app.register_blueprint(module.blueprint)
     return app

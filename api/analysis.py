@@ -18,11 +18,11 @@ from flask import Blueprint, jsonify, request
 
 from api import auth, context, intake
 from api.backpressure import admission_quota, refuse_when_full
+from api.dispatch import enqueue
 from api.exceptions import ApiError, BadRequest, TooLarge
-from api.queue import enqueue
 from posterq.exceptions import ImageError
 from posterq.imaging import identify
-from posterq.jobs.schema import ItemKind, JobStatus, Lane
+from posterq.jobs.keys import ItemKind, JobStatus, Lane
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("analysis", __name__)

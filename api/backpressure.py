@@ -15,7 +15,7 @@ import redis
 from flask import abort, after_this_request, current_app, request
 
 from api import auth
-from api.errors import error_response
+from api.handlers import error_response
 from posterq.exceptions import QueueFull
 from posterq.jobs.admission import Quota, quota
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
@@ -190,7 +190,7 @@ def _retry_after_response(code: str, message: str, status: int, seconds: int):
 
 
 def _abort_with_retry_after(code: str, message: str, status: int, seconds: int) -> None:
-    # A ready response passes through flask.abort as it is: the handlers in api.errors carry no
+    # A ready response passes through flask.abort as it is: the handlers in api.handlers carry no
     # headers, and this one needs Retry-After.
     abort(_retry_after_response(code, message, status, seconds))
 

@@ -13,7 +13,7 @@ def settings() -> Settings:
 
 
 def store(pool: str = "") -> JobStore:
-    """The app's job store of a pool (posterq.jobs.models; the default pool unless told)."""
+    """The app's job store of a pool (posterq.jobs.pools; the default pool unless told)."""
     return current_app.extensions["posterq"]["store"].for_pool(pool)
 
 

@@ -15,7 +15,7 @@ from posterq import output_files
 from posterq.config import Settings, lies_under
 from posterq.exceptions import OutputError, PosterqError
 from posterq.genres import GENRES
-from posterq.jobs.schema import ItemKind
+from posterq.jobs.keys import ItemKind
 from posterq.results import format_for
 
 # Members that archivers add and that are never posters.

@@ -12,7 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from api import auth, context
 from api.exceptions import Forbidden
 from posterq.jobs.broker import Broker
-from posterq.jobs.schema import Lane
+from posterq.jobs.keys import Lane
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, INF, JOB_SECONDS, Counter, LabelledCounter
 from posterq.jobs.store import JobStore
 

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from api import auth
 from api.urls import public_root
 from posterq import __version__
-from posterq.jobs.schema import JobStatus, OutputStatus
+from posterq.jobs.keys import JobStatus, OutputStatus
 
 blueprint = Blueprint("openapi", __name__)
 

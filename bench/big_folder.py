@@ -22,7 +22,7 @@ from tqdm import tqdm
 from bench.memory import children
 from bench.service import ROOT, Service
 from posterq.client import ServiceClient
-from posterq.jobs.schema import JobStatus, Keys
+from posterq.jobs.keys import JobStatus, Keys
 
 #: Files per subfolder of a linked folder.
 PER_FOLDER = 1000

@@ -51,7 +51,7 @@ from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
 from posterq.config import available_cores
 from posterq.imaging import load_input
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 from posterq.testing import wait_for_job
 
 

@@ -28,8 +28,8 @@ import psycopg
 from bench.service import provenance
 from posterq.genres import GENRES
 from posterq.jobs.database import Database
+from posterq.jobs.keys import new_job_id
 from posterq.jobs.ledger import Ledger
-from posterq.jobs.schema import new_job_id
 from posterq.testing import ensure_database
 
 #: The bench's own database (never the service's or the tests').

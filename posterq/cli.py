@@ -52,7 +52,7 @@ COMMANDS = (
     Command("submit", "send posters to a posterq service and wait for their labels", "posterq.submit_cli",
             extra="service", needs=("requests",)),
     Command("jobs", "find your jobs on a posterq service again: list, show, wait, cancel, download",
-            "posterq.jobs_cli", extra="service", needs=("requests",)),
+            "posterq.lookup_cli", extra="service", needs=("requests",)),
     Command("worker", "run a queue worker that classifies posters", "worker.cli",
             extra="service", needs=("celery", "redis")),
     Command("api", "run the HTTP API that takes labelling jobs", "api.cli",

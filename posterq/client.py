@@ -14,7 +14,7 @@ from urllib3.util.retry import Retry
 
 from posterq.exceptions import PosterqError
 from posterq.files import display_name
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 
 if TYPE_CHECKING:
     import pandas

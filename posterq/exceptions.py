@@ -33,7 +33,7 @@ class BundleError(PosterqError):
     code = "bad_bundle"
 
 
-class StoreUnavailable(PosterqError):
+class DatabaseUnavailable(PosterqError):
     """The results database cannot be reached now: new jobs wait (503), workers keep and retry."""
 
     code = "database_unavailable"

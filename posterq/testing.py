@@ -30,7 +30,7 @@ import redis
 import requests
 
 from posterq.config import Settings
-from posterq.jobs.schema import JobStatus, ResultStatus
+from posterq.jobs.keys import JobStatus, ResultStatus
 
 #: Where the posterq, api and worker packages are imported from (the checkout, in development).
 SOURCE_ROOT = Path(__file__).resolve().parents[1]

@@ -36,11 +36,11 @@ CASES = [
     (["posterq.pool"], "", MODEL),
     (["posterq.submit_cli"], "", MODEL),
     (["api"], "", MODEL),
-    (["api.jobs"], "", MODEL),
+    (["api.job_routes"], "", MODEL),
     (["posterq.jobs.store"], "", MODEL),
     (["worker.tasks"], "", ["tensorflow", "keras", "pandas"]),
     # Statuses and key names, the HTTP client and the API's request parsing need no Redis client.
-    (["posterq.jobs.schema"], "", ["redis", "celery"]),
+    (["posterq.jobs.keys"], "", ["redis", "celery"]),
     (["posterq.client"], "", ["redis", "celery", "pandas"]),
     (["api.intake"], "", ["redis", "celery", "ai_edge_litert"]),
     # The service harness of tests and bench/ is no pytest plugin, and loads no model runtime.

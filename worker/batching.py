@@ -22,7 +22,7 @@ from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
-from posterq.jobs.schema import ItemKind, ResultStatus
+from posterq.jobs.keys import ItemKind, ResultStatus
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
 from posterq.jobs.store import JobStore
 from posterq.results import row as result_row

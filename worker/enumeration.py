@@ -18,10 +18,10 @@ from pathlib import Path
 import redis
 
 from posterq import gate
-from posterq.exceptions import PosterqError, StoreUnavailable
+from posterq.exceptions import DatabaseUnavailable, PosterqError
 from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 
@@ -181,7 +181,7 @@ def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_to
 
 def transient(exc: BaseException) -> bool:
     """True for an error that passes on its own: the database or Redis down, or Redis full."""
-    passing = (StoreUnavailable, redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
+    passing = (DatabaseUnavailable, redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
     return isinstance(exc, passing) or (isinstance(exc, redis.ResponseError) and "maxmemory" in str(exc))
 
 

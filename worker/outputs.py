@@ -15,7 +15,7 @@ from pathlib import Path
 from posterq import output_files
 from posterq.exceptions import OutputError, PosterqError
 from posterq.jobs.export import export
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 from posterq.jobs.store import JobStore
 from posterq.results import format_for
 

@@ -6,7 +6,7 @@ import socket
 
 from posterq.config import Settings, available_cores
 from posterq.exceptions import PosterqError
-from posterq.jobs.models import DEFAULT_POOL, identity, pools_of
+from posterq.jobs.pools import DEFAULT_POOL, identity, pools_of
 from posterq.jobs.store import JobStore
 from worker.periodic import Periodic
 

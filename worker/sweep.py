@@ -4,7 +4,7 @@ A batch task's posters sit in its batch list while it runs; its Celery message i
 the task back if its worker dies. That message can be lost: while Redis is down a failing task's
 retry cannot be published and Celery drops the message, and a token sent while Redis restarts
 may never land. So one live worker at a time (a lock in Redis) sweeps every sweep_interval, in each
-pool (posterq.jobs.models) the workers serve, that pool's jobs only:
+pool (posterq.jobs.pools) the workers serve, that pool's jobs only:
 
 - a batch whose claim is older than batch_time_limit plus two sweeps has no live task (Celery
   kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from posterq.exceptions import PosterqError
 from posterq.jobs.broker import Broker, tokens_for
-from posterq.jobs.jobs import SUBMISSION_LEASE
+from posterq.jobs.records import SUBMISSION_LEASE
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 from worker.batching import fail_refs

@@ -5,7 +5,7 @@ import logging
 import redis
 from celery import shared_task
 
-from posterq.exceptions import OutputError, StoreUnavailable
+from posterq.exceptions import DatabaseUnavailable, OutputError
 from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
 from worker import runtime
 from worker.batching import run_batch
@@ -37,7 +37,7 @@ def classify_batch(self, pool: str = ""):
     broker = Broker(self.app, store.settings, pool)
     try:
         report = run_batch(store, runtime.classifier, self.request.id, self.request.hostname, broker.send)
-    except StoreUnavailable as exc:
+    except DatabaseUnavailable as exc:
         # The results cannot be kept now: the batch keeps its posters and tries again, without
         # counting towards max_redeliveries (the posters are not at fault).
         log.warning("batch %s: %s; trying again", self.request.id, exc.message)
@@ -90,7 +90,7 @@ def write_output_task(self, job_id: str, pool: str = ""):
     """Write a finished job's output file (see worker.outputs)."""
     try:
         path = write_output(runtime.store(pool), job_id)
-    except (OutputError, StoreUnavailable) as exc:
+    except (OutputError, DatabaseUnavailable) as exc:
         # An OutputError here is one that may pass; the ledger counts its tries (max_output_tries).
         log.warning("output of job %s not written (%s); trying again", job_id, exc.message)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None

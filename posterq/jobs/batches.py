@@ -6,10 +6,10 @@ import time
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.jobs import Jobs, loaded_item
+from posterq.jobs.keys import JobStatus, Keys, parse_ref, ref
 from posterq.jobs.ledger import Finished, Ledger
+from posterq.jobs.records import Jobs, loaded_item
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, parse_ref, ref
 from posterq.jobs.stats import Counter, LabelledCounter
 
 
@@ -75,7 +75,7 @@ class Batches:
         two is delivered again: its rows are no longer pending, so it writes nothing twice, and it
         then forgets the items. `claimed_at` (epoch seconds) becomes the claimed_at of each job this
         batch starts, so a job tells how long it waited in the queue apart from how long it took.
-        Raises StoreUnavailable (nothing written) when the database cannot be reached.
+        Raises DatabaseUnavailable (nothing written) when the database cannot be reached.
         """
         if not outcomes:
             return []

@@ -62,7 +62,7 @@ def tokens_for(posters: int, batch_size: int) -> int:
 class Broker:
     """Batch tokens sent to one pool's queue, and how many wait there, through one Celery app.
 
-    settings are the pool's (posterq.jobs.models.pool_settings): its queue is the pool's. Tasks of a
+    settings are the pool's (posterq.jobs.pools.pool_settings): its queue is the pool's. Tasks of a
     model's pool carry the pool as an argument, so the worker that runs them uses that pool's store;
     the default pool's carry none, as before pools existed.
     """

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from posterq.exceptions import StoreUnavailable
+from posterq.exceptions import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ _MIGRATIONS = [
     # The sweep deletes jobs finished more than result_ttl ago every few seconds: without this it
     # would read the whole table each time (every /analysis/ call is a job).
     (4, ["CREATE INDEX posterq_jobs_by_finished_at ON posterq_jobs (finished_at)"]),
-    # The pool of a job that names a model ('' for the default pool, posterq.jobs.models): where its
+    # The pool of a job that names a model ('' for the default pool, posterq.jobs.pools): where its
     # Redis side is, for a long-poll, a cancel and the sweep.
     (5, ["ALTER TABLE posterq_jobs ADD COLUMN pool text NOT NULL DEFAULT ''"]),
     # Services of several key prefixes may share one database (a test suite, a benchmark beside a
@@ -184,7 +184,7 @@ class Database:
     def transaction(self) -> Iterator["Transaction"]:
         """One transaction: committed when the block ends, rolled back when it raises.
 
-        Raises StoreUnavailable when the database cannot be reached (or is locked past
+        Raises DatabaseUnavailable when the database cannot be reached (or is locked past
         CONNECT_TIMEOUT), so that callers answer 503 or retry instead of failing a request.
         """
         with self._guard():
@@ -232,7 +232,7 @@ class Database:
         try:
             yield
         except from_driver as exc:
-            raise StoreUnavailable(f"the results database cannot be reached: {exc}".strip()) from exc
+            raise DatabaseUnavailable(f"the results database cannot be reached: {exc}".strip()) from exc
 
     def _postgres_pool(self):
         with self._lock:
@@ -264,7 +264,7 @@ class Database:
             with self.transaction() as tx:
                 tx.execute("SELECT 1")
             return True
-        except StoreUnavailable:
+        except DatabaseUnavailable:
             return False
 
     def migrate(self) -> list[int]:

@@ -16,7 +16,7 @@ from posterq.exceptions import QueueFull, SubmissionExists, TooManyPosters
 from posterq.files import display_name
 from posterq.jobs.admission import Quota
 from posterq.jobs.database import Database
-from posterq.jobs.schema import FINAL_STATUSES, JobStatus, ResultStatus
+from posterq.jobs.keys import FINAL_STATUSES, JobStatus, ResultStatus
 
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _FINAL_MARKS = ", ".join(["%s"] * len(_FINAL))  # one parameter per final status

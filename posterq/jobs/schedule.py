@@ -17,7 +17,7 @@ exactly one of a ready list or a batch list, and the counts of waiting posters a
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.schema import Keys, Lane
+from posterq.jobs.keys import Keys, Lane
 
 # Shared by the scripts: enter puts a member into a fair-queue level (a zset) at the level's
 # lowest score, unless it is there already; enter_in_order does so for a tenant or a job, whose

@@ -12,7 +12,7 @@ from enum import Enum
 import redis
 
 from posterq.config import Settings
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
 
 
 class Counter(str, Enum):

@@ -5,14 +5,14 @@ import logging
 import redis
 
 from posterq.config import Settings
-from posterq.exceptions import StoreUnavailable
+from posterq.exceptions import DatabaseUnavailable
 from posterq.jobs.batches import Batches
 from posterq.jobs.database import Database
-from posterq.jobs.jobs import Jobs
+from posterq.jobs.keys import Keys
 from posterq.jobs.ledger import Ledger
-from posterq.jobs.models import DEFAULT_POOL, pool_settings
+from posterq.jobs.pools import DEFAULT_POOL, pool_settings
+from posterq.jobs.records import Jobs
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import Keys
 from posterq.jobs.stats import Stats
 from posterq.jobs.window import Window
 
@@ -26,7 +26,7 @@ class JobStore:
     """`jobs` (records and results), `batches` (the worker side), `window` and `stats`, of one pool.
 
     A store made from settings is the default pool's; for_pool() gives the store of a model's pool
-    (posterq.jobs.models), over the same Redis client and database.
+    (posterq.jobs.pools), over the same Redis client and database.
     """
 
     def __init__(self, client: redis.Redis, settings: Settings, database: Database | None = None,
@@ -85,7 +85,7 @@ class JobStore:
         try:
             self.database.migrate()
             return True
-        except StoreUnavailable as exc:
+        except DatabaseUnavailable as exc:
             log.error("%s: the schema is brought up to date once it answers", exc.message)
             return False
 

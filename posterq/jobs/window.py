@@ -13,9 +13,9 @@ import logging
 import redis
 
 from posterq.config import Settings
+from posterq.jobs.keys import FINAL_STATUSES, ItemKind, JobStatus, Keys, Lane, job_hash, ref
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import FINAL_STATUSES, ItemKind, JobStatus, Keys, Lane, job_hash, ref
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import yaml
 from samples import poster_bytes
 
 from posterq.jobs.database import SCHEMA_VERSION
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
 from posterq.testing import assert_exactly_once, free_port, listening, wait_for_job
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

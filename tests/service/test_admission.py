@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from samples import poster_bytes, write_posters
 
 from posterq.exceptions import QueueFull
-from posterq.jobs.jobs import FINISHED_TTL
-from posterq.jobs.models import pool_settings
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
+from posterq.jobs.pools import pool_settings
+from posterq.jobs.records import FINISHED_TTL
 from posterq.jobs.store import JobStore
 from posterq.testing import assert_exactly_once
 

@@ -10,7 +10,7 @@ import pytest
 from samples import poster_bytes, zip_bytes
 
 from posterq.config import Settings
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
 
 pytestmark = pytest.mark.amplification
 

@@ -21,7 +21,7 @@ from samples import poster_bytes
 from posterq import gate
 from posterq.files import iter_files
 from posterq.jobs.broker import tokens_for
-from posterq.jobs.schema import JobStatus, Keys
+from posterq.jobs.keys import JobStatus, Keys
 from posterq.jobs.store import JobStore
 from posterq.testing import RedisServer, is_final, wait_for_job
 from worker.enumeration import CHUNK, enumerate_folder

@@ -10,7 +10,7 @@ import requests
 from commands import interrupt, interrupt_when, posterq, running
 from samples import poster_bytes, write_posters
 
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 from posterq.testing import all_results, assert_exactly_once, wait_for_job
 
 pytestmark = pytest.mark.finding

@@ -17,7 +17,7 @@ from samples import poster_bytes
 from api.backpressure import RETRY_AFTER_MAX, RETRY_AFTER_UNKNOWN, drain_seconds
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE
 
 pytestmark = pytest.mark.limits

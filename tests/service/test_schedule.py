@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from samples import poster_bytes
 
-from posterq.jobs.schema import JobStatus, Lane
+from posterq.jobs.keys import JobStatus, Lane
 
 pytestmark = pytest.mark.fairness
 

@@ -5,8 +5,8 @@ import time
 
 import redis
 
-from posterq.jobs.jobs import FINISHED_TTL
-from posterq.jobs.schema import JobStatus, Keys
+from posterq.jobs.keys import JobStatus, Keys
+from posterq.jobs.records import FINISHED_TTL
 from posterq.jobs.store import JobStore
 
 

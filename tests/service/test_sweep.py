@@ -10,7 +10,7 @@ import time
 import pytest
 from samples import poster_bytes
 
-from posterq.jobs.schema import ref
+from posterq.jobs.keys import ref
 from posterq.jobs.store import JobStore
 from worker.sweep import sweep
 

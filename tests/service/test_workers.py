@@ -5,7 +5,7 @@ from collections import Counter
 
 from samples import poster_bytes
 
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
 from posterq.testing import assert_exactly_once
 
 

@@ -11,7 +11,7 @@ so the fair queue's scripts work unchanged inside each pool.
 import re
 
 from posterq.config import Settings
-from posterq.jobs.schema import Keys
+from posterq.jobs.keys import Keys
 
 #: What a job may name: a model's name, optionally "@version"; it becomes part of a queue's and
 #: keys' names, so nothing else is allowed (no ":" or "*" that could name other keys).

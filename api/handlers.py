@@ -9,9 +9,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from api.exceptions import ApiError, ModelUnavailable, Unauthorized
 from posterq.exceptions import (
+    DatabaseUnavailable,
     IdempotencyKeyReused,
     PosterqError,
-    StoreUnavailable,
     SubmissionExists,
     TooManyPosters,
 )
@@ -67,7 +67,7 @@ def register(app) -> None:
             return error_response(exc.code, exc.message, 422)
         if isinstance(exc, TooManyPosters):
             return error_response(exc.code, exc.message, 413)
-        if isinstance(exc, StoreUnavailable):
+        if isinstance(exc, DatabaseUnavailable):
             log.error("%s", exc.message)
             # The driver's words may name the database's host: the client gets the code only.
             response, status = error_response(exc.code, "the results database cannot be reached; "

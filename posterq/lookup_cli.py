@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from posterq.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from posterq.jobs.schema import JobStatus
+from posterq.jobs.keys import JobStatus
 
 #: The API when --api is not given.
 DEFAULT_API = "http://127.0.0.1:8000"

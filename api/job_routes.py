@@ -6,15 +6,15 @@ from functools import partial
 
 from flask import Blueprint, Response, jsonify, request
 
-from api import auth, context, fingerprint, intake, models
+from api import auth, context, fingerprint, intake, model_routes
 from api.backpressure import admission_quota, refuse_when_full
+from api.dispatch import enqueue, enqueue_enumeration
 from api.exceptions import ApiError, BadRequest, NotFound
-from api.queue import enqueue, enqueue_enumeration
 from api.urls import public_url_for
 from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
 from posterq.jobs.export import export
-from posterq.jobs.schema import JobStatus, ResultStatus, is_job_id
+from posterq.jobs.keys import JobStatus, ResultStatus, is_job_id
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__)
@@ -107,7 +107,7 @@ def _pool(model, wait_for_model) -> str:
     Its posters count against the same limits as any other pool's (posterq.jobs.admission),
     checked before the body was read and again as they are admitted.
     """
-    return models.requested_pool(model, models.parse_wait(wait_for_model))
+    return model_routes.requested_pool(model, model_routes.parse_wait(wait_for_model))
 
 
 def _accepted(job: dict, replayed: bool = False):
@@ -124,7 +124,7 @@ def _with_urls(job: dict, held: dict | None = None) -> dict:
     """The job with its URLs and whether it waits for a model no live worker holds (waiting_for_model)."""
     return {**job, "url": public_url_for("jobs.get_job", job_id=job["id"]),
             "results_url": public_url_for("jobs.download", job_id=job["id"]),
-            "waiting_for_model": models.waiting_for_model(job, held)}
+            "waiting_for_model": model_routes.waiting_for_model(job, held)}
 
 
 def _idempotency_key() -> str | None:
@@ -153,7 +153,7 @@ def list_jobs():
     owner = auth.owner() if auth.keys_enabled() else None
     jobs = context.store().jobs.page(owner, status, offset, limit + 1)
     # One read of the workers' heartbeats for the page, and none for a page without a named model.
-    held = models.held() if any(job.get("requested_model") for job in jobs) else {}
+    held = model_routes.held() if any(job.get("requested_model") for job in jobs) else {}
     return jsonify({"jobs": [_with_urls(job, held) for job in jobs[:limit]], "offset": offset, "limit": limit,
                     "next_offset": offset + limit if len(jobs) > limit else None})
 
@@ -207,7 +207,7 @@ def get_job(job_id: str):
     job = job or _job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit)
     next_offset = offset + limit if offset + limit < job["total"] and results else None
-    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job),
+    return jsonify({**job, "waiting_for_model": model_routes.waiting_for_model(job),
                     "offset": offset, "limit": limit, "next_offset": next_offset,
                     "results": [_public(result) for result in results]})
 
@@ -247,7 +247,7 @@ def cancel(job_id: str):
     pool = job.get("requested_model") or ""
     if pool and context.store(pool).forget_pool():
         context.broker(pool).forget_queue()  # its last job: nothing of the pool stays in Redis
-    return jsonify({**job, "waiting_for_model": models.waiting_for_model(job)})
+    return jsonify({**job, "waiting_for_model": model_routes.waiting_for_model(job)})
 
 
 @blueprint.get("/limits")

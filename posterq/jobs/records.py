@@ -15,9 +15,9 @@ import redis
 from posterq.config import Settings
 from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
 from posterq.jobs.admission import Quota
+from posterq.jobs.keys import JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.schedule import Schedule
-from posterq.jobs.schema import JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Jobs:
         self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
         self.ledger = ledger
         # The pool whose Redis side these are, and the Jobs of any other pool: a job's hash, done
-        # list and queue are its pool's (posterq.jobs.models).
+        # list and queue are its pool's (posterq.jobs.pools).
         self.pool = pool
         self._in_pool = in_pool or (lambda other: self)
         self._discard_script = client.register_script(_DISCARD)
@@ -277,7 +277,7 @@ class Jobs:
             "enumerated": enumerated,
             "top_k": int(row.get("top_k") or 0) or None,
             "model": row.get("model"),
-            # The model the job named (posterq.jobs.models), or None: any worker's model serves it.
+            # The model the job named (posterq.jobs.pools), or None: any worker's model serves it.
             "requested_model": row.get("pool") or None,
             "created_at": created,
             "claimed_at": row.get("claimed_at"),

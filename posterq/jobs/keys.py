@@ -123,7 +123,7 @@ class Keys:
         P:announced           zset   models ("name@version") workers announced, by when last
         P:stats               hash   counters and histogram buckets behind /metrics
 
-    A job that names a model lives in that model's pool (posterq.jobs.models), whose keys are all
+    A job that names a model lives in that model's pool (posterq.jobs.pools), whose keys are all
     of the above under the prefix "P:model:<pool>" (pool_prefix).
     """
 
