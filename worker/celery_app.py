@@ -56,6 +56,29 @@ class Consumer(consumer.Consumer):
         return connection
 
 
+    def on_connection_error_after_connected(self, exc):
+        """Celery's recovery from a lost broker, where closing the dead connection must not end the worker."""
+        connection = self.connection
+        if connection is not None:
+            # Celery closes the lost connection after collect() has dropped its client; kombu's
+            # Redis channel then restores its unacked messages through a connection with no
+            # address and raises AttributeError, which ignore_errors() lets through, and the worker
+            # exits ("Unrecoverable error") mid-restart of Redis. Those messages stay in kombu's
+            # unacked hash, restored later (visibility timeout), and the sweep gives back their
+            # posters anyway: nothing is lost by going on.
+            close = connection.close
+
+            def close_what_is_left():
+                try:
+                    close()
+                except AttributeError:
+                    log.warning("the lost broker connection could not be closed cleanly; reconnecting",
+                                exc_info=True)
+
+            connection.close = close_what_is_left
+        super().on_connection_error_after_connected(exc)
+
+
 def wait_for_room(client: redis.Redis) -> None:
     """Return once Redis is within its maxmemory (or has none), looking again later and later."""
     wait = 0.5
