@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the API app. test_config may hold Flask settings and a "SETTINGS" (posterq.config.Settings)."""
-    from api import (
+    from posterq.api import (
         analysis,
         auth,
         backpressure,
@@ -23,7 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         openapi,
         page,
     )
-    from api.deadline import BodyDeadline
+    from posterq.api.deadline import BodyDeadline
     from posterq.jobs.broker import Broker
     from posterq.jobs.store import JobStore
 

@@ -16,10 +16,10 @@ import re
 
 from flask import Blueprint, jsonify, request
 
-from api import auth, context, intake
-from api.backpressure import admission_quota, refuse_when_full
-from api.dispatch import enqueue
-from api.exceptions import ApiError, BadRequest, TooLarge
+from posterq.api import auth, context, intake
+from posterq.api.backpressure import admission_quota, refuse_when_full
+from posterq.api.dispatch import enqueue
+from posterq.api.exceptions import ApiError, BadRequest, TooLarge
 from posterq.exceptions import ImageError
 from posterq.imaging import identify
 from posterq.jobs.keys import ItemKind, JobStatus, Lane

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from flask import current_app, g, request
 
-from api.exceptions import Unauthorized
+from posterq.api.exceptions import Unauthorized
 from posterq.config import Settings, lies_under
 from posterq.exceptions import PosterqError
 

@@ -14,8 +14,8 @@ import time
 import redis
 from flask import abort, after_this_request, current_app, request
 
-from api import auth
-from api.handlers import error_response
+from posterq.api import auth
+from posterq.api.handlers import error_response
 from posterq.exceptions import QueueFull
 from posterq.jobs.admission import Quota, quota
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
@@ -81,7 +81,7 @@ def queue_full_response(store: JobStore, exc: QueueFull):
 
 def register(app) -> None:
     """Answer a submission refused as its posters were admitted (QueueFull) as refuse_when_full does."""
-    from api import context  # the app's store, as the views see it
+    from posterq.api import context  # the app's store, as the views see it
 
     @app.errorhandler(QueueFull)
     def _queue_full(exc: QueueFull):
@@ -190,7 +190,7 @@ def _retry_after_response(code: str, message: str, status: int, seconds: int):
 
 
 def _abort_with_retry_after(code: str, message: str, status: int, seconds: int) -> None:
-    # A ready response passes through flask.abort as it is: the handlers in api.handlers carry no
+    # A ready response passes through flask.abort as it is: the handlers in posterq.api.handlers carry no
     # headers, and this one needs Retry-After.
     abort(_retry_after_response(code, message, status, seconds))
 

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the API until interrupted."""
-    from api import create_app
+    from posterq.api import create_app
     from posterq.exceptions import PosterqError
 
     try:
@@ -87,7 +87,7 @@ def write_json_error(sock, status: int, reason: str, message: str) -> None:
     """Write one of gunicorn's refusals as {"error": {"code", "message"}} (util.write_error's signature)."""
     from gunicorn import util
 
-    from api.handlers import clip, status_code
+    from posterq.api.handlers import clip, status_code
 
     # gunicorn's message may quote the request (a malformed line): clipped, like every message.
     text = clip(message or reason, 200) if status != 500 else "an unexpected error happened; see the API log"

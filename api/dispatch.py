@@ -6,8 +6,8 @@ import logging
 import redis
 from kombu.exceptions import KombuError
 
-from api import context
-from api.exceptions import ApiError
+from posterq.api import context
+from posterq.api.exceptions import ApiError
 from posterq.jobs.broker import tokens_for
 
 log = logging.getLogger(__name__)

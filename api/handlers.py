@@ -7,7 +7,7 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from api.exceptions import ApiError, ModelUnavailable, Unauthorized
+from posterq.api.exceptions import ApiError, ModelUnavailable, Unauthorized
 from posterq.exceptions import (
     DatabaseUnavailable,
     IdempotencyKeyReused,

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify
 
-from api import auth, context
+from posterq.api import auth, context
 
 blueprint = Blueprint("health", __name__)
 

@@ -10,8 +10,8 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from api.exceptions import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from posterq import output_files
+from posterq.api.exceptions import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from posterq.config import Settings, lies_under
 from posterq.exceptions import OutputError, PosterqError
 from posterq.genres import GENRES
@@ -188,7 +188,7 @@ def from_directory(body: dict, settings: Settings,
     With own_roots (the key's own data roots, from the keys file) the folder must lie under one of them too.
 
     Checked cheaply, whatever the folder holds: it exists, is a folder and is not empty. Its files
-    are listed later, in the background (worker.enumeration).
+    are listed later, in the background (posterq.worker.enumeration).
     """
     directory = body.get("directory")
     if not isinstance(directory, str) or not directory:

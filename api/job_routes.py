@@ -6,11 +6,11 @@ from functools import partial
 
 from flask import Blueprint, Response, jsonify, request
 
-from api import auth, context, fingerprint, intake, model_routes
-from api.backpressure import admission_quota, refuse_when_full
-from api.dispatch import enqueue, enqueue_enumeration
-from api.exceptions import ApiError, BadRequest, NotFound
-from api.urls import public_url_for
+from posterq.api import auth, context, fingerprint, intake, model_routes
+from posterq.api.backpressure import admission_quota, refuse_when_full
+from posterq.api.dispatch import enqueue, enqueue_enumeration
+from posterq.api.exceptions import ApiError, BadRequest, NotFound
+from posterq.api.urls import public_url_for
 from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
 from posterq.jobs.export import export
@@ -39,7 +39,7 @@ def submit():
 
     With an Idempotency-Key header, the same key from the same API key within a day answers with
     the job the first submission made instead of making another: a client may retry safely. The
-    same key with another request (api.fingerprint) answers 422 idempotency_key_reused.
+    same key with another request (posterq.api.fingerprint) answers 422 idempotency_key_reused.
     """
     settings = context.settings()
     key = _idempotency_key()

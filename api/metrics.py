@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from api import auth, context
-from api.exceptions import Forbidden
+from posterq.api import auth, context
+from posterq.api.exceptions import Forbidden
 from posterq.jobs.broker import Broker
 from posterq.jobs.keys import Lane
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, INF, JOB_SECONDS, Counter, LabelledCounter

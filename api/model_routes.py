@@ -2,8 +2,8 @@
 
 from flask import Blueprint, jsonify
 
-from api import context
-from api.exceptions import BadRequest, ModelUnavailable
+from posterq.api import context
+from posterq.api.exceptions import BadRequest, ModelUnavailable
 from posterq.jobs.keys import JobStatus
 from posterq.jobs.pools import DEFAULT_POOL, held_by, is_held, is_known, is_model_name, listed
 

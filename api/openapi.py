@@ -4,9 +4,9 @@ import copy
 
 from flask import Blueprint, current_app, jsonify
 
-from api import auth
-from api.urls import public_root
 from posterq import __version__
+from posterq.api import auth
+from posterq.api.urls import public_root
 from posterq.jobs.keys import JobStatus, OutputStatus
 
 blueprint = Blueprint("openapi", __name__)
@@ -311,7 +311,7 @@ _BEARER = {"type": "http", "scheme": "bearer", "description":
 def openapi():
     """The OpenAPI document, with the server's public (or a relative) URL, and its API keys if any."""
     document = copy.deepcopy(DOCUMENT)
-    # Which operations are public comes from the routes themselves (api.auth), not a second list.
+    # Which operations are public comes from the routes themselves (posterq.api.auth), not a second list.
     public = {rule.rule.replace("<", "{").replace(">", "}") for rule in current_app.url_map.iter_rules()
               if rule.endpoint in auth.PUBLIC_ENDPOINTS}
     for path, operations in document["paths"].items():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 
-from api.exceptions import NotFound
+from posterq.api.exceptions import NotFound
 
 blueprint = Blueprint("page", __name__)
 

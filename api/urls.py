@@ -7,7 +7,7 @@ URLs under POSTERQ_PUBLIC_URL when it is set, and relative ones otherwise.
 
 from flask import request, url_for
 
-from api import context
+from posterq.api import context
 
 
 def public_url_for(endpoint: str, **values) -> str:

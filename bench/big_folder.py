@@ -111,7 +111,7 @@ def tests_samples():
 
 def tiny_bundle(folder: Path) -> Path:
     """The tests' tiny TFLite bundle (tests/samples.py) written into folder; the .tflite cached by recipe."""
-    from training.bundle_io import write_bundle
+    from posterq.training.bundle_io import write_bundle
 
     samples = tests_samples()
     recipe = inspect.getsource(samples.tiny_tflite) + repr((samples.TINY_INPUT, samples.TINY_SEED))

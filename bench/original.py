@@ -49,8 +49,8 @@ DEFAULT_CLIENTS = 2  # the cores of the development machine
 
 def export_seed(path: str | Path) -> None:
     """Build the seed network untrained and write its float16 TFLite export to path (needs TensorFlow)."""
-    from training.architectures import seed_network
-    from training.export import to_tflite
+    from posterq.training.architectures import seed_network
+    from posterq.training.export import to_tflite
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Model bundles: a folder with model.tflite and model.json, verified before use.
 
 The checks of model.json (check_meta) and the model's sha256 (sha256_of) live here once: the
-runtime applies them when it loads a bundle, training.bundle_io when it writes one.
+runtime applies them when it loads a bundle, posterq.training.bundle_io when it writes one.
 """
 
 import hashlib

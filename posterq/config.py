@@ -152,7 +152,7 @@ class Settings:
     batch_time_limit: float = 60.0
     #: Seconds between sweeps, run by one live worker at a time, that give back the posters of
     #: batches whose task is gone (older than batch_time_limit plus two sweeps) and send tokens
-    #: for ready posters that no batch has claimed for three sweeps (see worker.sweep).
+    #: for ready posters that no batch has claimed for three sweeps (see posterq.worker.sweep).
     sweep_interval: float = 5.0
     #: Seconds a client may take to send a request's body; a slower one gets 408 and its server
     #: thread back (64 MB at about 1 MB/s fits; a client trickling bytes does not hold a thread).

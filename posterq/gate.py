@@ -11,8 +11,8 @@ work waits there:
     (gates / "batch").unlink()                          # open: the batch classifies them
 
 The points: BATCH, in a batch after it claimed its posters and before it classifies them
-(worker.batching.run_batch); LISTING, in a directory job's listing after each committed chunk
-(worker.enumeration). Never set it in production: a closed gate holds work until the batch's
+(posterq.worker.batching.run_batch); LISTING, in a directory job's listing after each committed chunk
+(posterq.worker.enumeration). Never set it in production: a closed gate holds work until the batch's
 time limit kills it.
 """
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 #: After a batch claimed its posters, before it classifies them.
 BATCH = "batch"
-#: After a directory job's listing committed a chunk (worker.enumeration.CHUNK files), before the next.
+#: After a directory job's listing committed a chunk (posterq.worker.enumeration.CHUNK files),
+#: before the next.
 LISTING = "listing"
 #: Seconds between looks at a closed gate: a small share of any batch, nothing for the file system.
 POLL = 0.02

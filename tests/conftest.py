@@ -30,7 +30,7 @@ def tiny_bundle(request, tmp_path_factory) -> Path:
     else:
         tflite = tiny_tflite()
         cached.write_bytes(tflite)
-    from training.bundle_io import write_bundle
+    from posterq.training.bundle_io import write_bundle
 
     return write_bundle(tmp_path_factory.mktemp("bundle") / "tiny", tflite, bundle_meta())
 

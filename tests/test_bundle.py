@@ -8,7 +8,7 @@ from samples import bundle_meta, rewrite_meta
 from posterq.bundle import load_bundle, sha256_of
 from posterq.exceptions import BundleError
 from posterq.genres import GENRES
-from training.bundle_io import write_bundle
+from posterq.training.bundle_io import write_bundle
 
 
 def test_load(tiny_bundle):

@@ -1,4 +1,4 @@
-"""Tests of training.datasets: the Kaggle, CCU and plain-CSV layouts behind load_dataset."""
+"""Tests of posterq.training.datasets: the Kaggle, CCU and plain-CSV layouts behind load_dataset."""
 
 import csv
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from posterq.genres import GENRES
-from training.datasets import Dataset, Example, load_dataset
-from training.exceptions import DatasetError
+from posterq.training.datasets import Dataset, Example, load_dataset
+from posterq.training.exceptions import DatasetError
 
 KAGGLE_COLUMNS = [
     "Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary", "Drama", "Family",

@@ -22,7 +22,7 @@ def _poster(seed: int) -> Image.Image:
 
 
 def test_imagenet_head_calls_generated_posters_poster_things():
-    from training.effnet_port import IMAGENET_POSTER_CLASSES, imagenet_classifier
+    from posterq.training.effnet_port import IMAGENET_POSTER_CLASSES, imagenet_classifier
 
     model = imagenet_classifier((224, 224))
     batch = np.stack([preprocess(_poster(seed), (224, 224)) for seed in range(6)])
@@ -36,9 +36,9 @@ def test_imagenet_head_calls_generated_posters_poster_things():
 def test_split_network_equals_the_whole():
     import keras
 
-    from training.architectures import effnet_lite0_part
-    from training.effnet_port import pretrained_backbone
-    from training.effnet_train import split_models
+    from posterq.training.architectures import effnet_lite0_part
+    from posterq.training.effnet_port import pretrained_backbone
+    from posterq.training.effnet_train import split_models
 
     size = (64, 48)
     lower, upper, state = split_models(size, cut=10)
@@ -55,8 +55,8 @@ def test_split_network_equals_the_whole():
 
 def test_assembled_network_equals_lower_then_upper_with_every_tap():
     """The shipped image-to-genres model must compute what training fitted on cached lower outputs."""
-    from training.effnet_train import assemble, split_models
-    from training.train import RECIPES
+    from posterq.training.effnet_train import assemble, split_models
+    from posterq.training.train import RECIPES
 
     size, taps = (64, 48), RECIPES["effnet-lite0"].taps
     lower, upper, state = split_models(size, cut=10, tap_blocks=taps)

@@ -1,13 +1,13 @@
-"""Tests of training.evaluate and `posterq evaluate` (training.evaluate_cli) with the tiny real bundle."""
+"""posterq.training.evaluate and `posterq evaluate` (its evaluate_cli) with the tiny real bundle."""
 
 import argparse
 import json
 
 from samples import write_posters
 
-from training.evaluate import evaluate, format_table
-from training.evaluate_cli import add_arguments as add_evaluate_arguments
-from training.evaluate_cli import run as run_evaluate
+from posterq.training.evaluate import evaluate, format_table
+from posterq.training.evaluate_cli import add_arguments as add_evaluate_arguments
+from posterq.training.evaluate_cli import run as run_evaluate
 
 
 def labelled_folder(root):

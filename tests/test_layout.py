@@ -1,6 +1,9 @@
-"""Names by role: no two modules of the runtime share a name, and every one of them imports."""
+"""Names by role: no two modules of the runtime share a name, and every one of them imports as
+part of posterq (the checkout's api/, worker/ and training/ are posterq.api, ... through links)."""
 
 import importlib
+import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -8,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_PACKAGES = ("posterq", "api", "worker")
+#: The checkout's folders that are subpackages of posterq (posterq/<name> links to ../<name>).
+SUBPACKAGES = ("api", "worker", "training")
 # Each package may have its own of these: the name says the role and the package says whose.
 PER_PACKAGE = {"__init__.py", "cli.py", "exceptions.py"}
 
@@ -33,7 +38,23 @@ def test_no_module_shares_its_package_name():
 @pytest.mark.parametrize("path", runtime_modules(), ids=str)
 def test_every_runtime_module_imports(path):
     parts = path.with_suffix("").parts
+    parts = ("posterq", *parts) if parts[0] in SUBPACKAGES else parts
     importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_each_folder_is_a_subpackage_of_posterq(name):
+    link = ROOT / "posterq" / name
+    assert link.is_symlink() and link.resolve() == (ROOT / name).resolve()
+    assert importlib.import_module(f"posterq.{name}").__file__.startswith(str(ROOT / "posterq" / name))
+
+
+def test_nothing_imports_the_folders_as_top_level_packages():
+    # Imported both ways, a module would load twice, with two copies of its state.
+    top_level = re.compile(rf"^\s*(from|import) ({'|'.join(SUBPACKAGES)})\b", re.M)
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert [name for name in tracked if top_level.search((ROOT / name).read_text())] == []
 
 
 def test_the_database_has_its_own_error():

@@ -1,10 +1,10 @@
-"""Tests of training.metrics: ranking metrics, threshold tuning, the label rule and the baseline."""
+"""Tests of posterq.training.metrics: ranking metrics, threshold tuning, the label rule and the baseline."""
 
 import numpy as np
 import pytest
 
 from posterq.genres import GENRES
-from training.metrics import evaluate_scores, label_matrix, label_prior_baseline, tune_thresholds
+from posterq.training.metrics import evaluate_scores, label_matrix, label_prior_baseline, tune_thresholds
 
 
 def truth(n: int = 60, seed: int = 0) -> np.ndarray:

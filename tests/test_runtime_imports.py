@@ -36,13 +36,13 @@ CASES = [
     (["posterq.pool"], "", MODEL),
     (["posterq.submit_cli"], "", MODEL),
     (["api"], "", MODEL),
-    (["api.job_routes"], "", MODEL),
+    (["posterq.api.job_routes"], "", MODEL),
     (["posterq.jobs.store"], "", MODEL),
-    (["worker.tasks"], "", ["tensorflow", "keras", "pandas"]),
+    (["posterq.worker.tasks"], "", ["tensorflow", "keras", "pandas"]),
     # Statuses and key names, the HTTP client and the API's request parsing need no Redis client.
     (["posterq.jobs.keys"], "", ["redis", "celery"]),
     (["posterq.client"], "", ["redis", "celery", "pandas"]),
-    (["api.intake"], "", ["redis", "celery", "ai_edge_litert"]),
+    (["posterq.api.intake"], "", ["redis", "celery", "ai_edge_litert"]),
     # The service harness of tests and bench/ is no pytest plugin, and loads no model runtime.
     (["posterq.testing"], "", ["pytest", *MODEL]),
 ]

@@ -1,12 +1,12 @@
-"""training.shipping: the fastest variant on the front, within the tolerance of the best metrics, ships."""
+"""posterq.training.shipping: the fastest variant within the tolerance of the best metrics ships."""
 
 import itertools
 
 import numpy as np
 import pytest
 
-from training.front import FAST_TOLERANCE
-from training.shipping import SAME_SPEED, TOLERANCE, beats, choose_variant, on_front
+from posterq.training.front import FAST_TOLERANCE
+from posterq.training.shipping import SAME_SPEED, TOLERANCE, beats, choose_variant, on_front
 
 
 def _variant(auc, ap, f1, ms, agree=1.0, size=1000):
@@ -107,7 +107,7 @@ def test_the_shipped_variant_is_always_on_the_front(seed):
 
 
 def test_a_fast_second_bundle_ships_only_when_it_is_much_faster_within_the_looser_tolerance():
-    from training.front import FAST_MIN_SPEEDUP, choose
+    from posterq.training.front import FAST_MIN_SPEEDUP, choose
 
     accurate = _variant(0.780, 0.336, 0.532, 19.0)
     near = _variant(0.775, 0.325, 0.525, 19.0 / FAST_MIN_SPEEDUP - 0.5)

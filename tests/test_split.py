@@ -1,4 +1,4 @@
-"""Tests of training.split: reproducible, disjoint, complete, and stratified down to rare genres."""
+"""Tests of posterq.training.split: reproducible, disjoint, complete, and stratified down to rare genres."""
 
 from pathlib import Path
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from posterq.genres import GENRES
-from training.datasets import Dataset, Example
-from training.split import split
+from posterq.training.datasets import Dataset, Example
+from posterq.training.split import split
 
 
 def synthetic(n: int = 300, seed: int = 0) -> Dataset:

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from training.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, LegacyFormatError, load_state_dict
+from posterq.training.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, LegacyFormatError, load_state_dict
 
 
 class _FakeStorage:
@@ -88,7 +88,7 @@ def test_refuses_files_that_are_not_legacy_checkpoints(tmp_path):
 
 
 def test_reads_the_shipped_effnet_weights():
-    from training.effnet_port import weights_file
+    from posterq.training.effnet_port import weights_file
 
     state = load_state_dict(weights_file())
     assert len(state) == 296

@@ -27,8 +27,8 @@ def labelled_csv(tmp_path_factory):
 
 
 def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_csv, tmp_path):
-    from training.card import write_card
-    from training.train import train
+    from posterq.training.card import write_card
+    from posterq.training.train import train
 
     out, work = tmp_path / "bundle", tmp_path / "work"
     meta = train(labelled_csv, arch="effnet-lite0", out=out, work=work, epochs=1, input_size=(64, 48))
@@ -57,7 +57,7 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
         assert variant["thresholds"] == before["thresholds"], name
 
     # `posterq ship` times the run's variants again, applies the rule and writes bundle, card and front.
-    from training.front import ship
+    from posterq.training.front import ship
 
     summary = ship([work], tmp_path / "shipped", "9.9.9", tmp_path / "fast")
     shipped = load_bundle(tmp_path / "shipped")
@@ -83,7 +83,7 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
 
 
 def test_seed_pipeline_trains_the_original_network(labelled_csv, tmp_path):
-    from training.train import train
+    from posterq.training.train import train
 
     meta = train(labelled_csv, arch="seed", out=tmp_path / "seed", work=tmp_path / "work", epochs=1,
                  input_size=(40, 40))

@@ -20,7 +20,9 @@ import pytest
 from samples import poster_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("posterq", "api", "worker", "training")
+#: The checkout's folders that install as posterq.<folder> (posterq/api is a link to ../api, and so on).
+SUBPACKAGES = ("api", "worker", "training")
+PACKAGES = ("posterq", *SUBPACKAGES)
 SHIPPED = "effnet-lite0-posters"
 
 pytestmark = pytest.mark.slow
@@ -45,7 +47,8 @@ def tree(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, tree / name)
     for name in (*PACKAGES, "models"):
-        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(ROOT / name, tree / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return tree
 
 
@@ -79,13 +82,20 @@ def outside_env() -> dict:
             if key not in ("POSTERQ_MODEL", "PYTHONPATH", "VIRTUAL_ENV")}
 
 
+def installed_name(path: Path) -> str:
+    """Where a checkout file lands in the wheel: api/x.py as posterq/api/x.py."""
+    name = path.relative_to(ROOT).as_posix()
+    return f"posterq/{name}" if name.split("/")[0] in SUBPACKAGES else name
+
+
 def test_wheel_holds_every_module_and_the_model(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     # Every file of the packages: modules, and data such as the API's web page (api/static/).
-    sources = {path.relative_to(ROOT).as_posix() for package in PACKAGES
-               for path in (ROOT / package).rglob("*")
+    sources = {installed_name(path) for package in PACKAGES for path in (ROOT / package).rglob("*")
                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
     assert sources - names == set(), "missing from [tool.setuptools] packages or package-data"
+    # One top-level package: installing posterq never shadows another project's api or worker.
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"posterq"}
     shipped = {path.relative_to(ROOT / "models").as_posix() for path in (ROOT / "models").rglob("*")
                if path.is_file()}
     assert {f"posterq/_models/{name}" for name in shipped} <= names

@@ -1,8 +1,8 @@
-"""worker.periodic: the thread behind the heartbeat and the sweep."""
+"""posterq.worker.periodic: the thread behind the heartbeat and the sweep."""
 
 import threading
 
-from worker.periodic import Periodic
+from posterq.worker.periodic import Periodic
 
 
 def test_the_first_call_comes_at_once_only_when_asked():

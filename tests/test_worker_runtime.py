@@ -1,12 +1,12 @@
-"""worker.runtime's pure parts: interpreter threads per process."""
+"""posterq.worker.runtime's pure parts: interpreter threads per process."""
 
 import os
 
 import pytest
 
 from posterq.config import Settings
-from worker import runtime
-from worker.runtime import default_threads
+from posterq.worker import runtime
+from posterq.worker.runtime import default_threads
 
 
 @pytest.mark.parametrize("cores, processes, threads", [

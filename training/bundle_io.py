@@ -4,7 +4,7 @@ Imports nothing heavy, so tests and export scripts can call it without TensorFlo
 metadata is checked by the runtime's own rules (posterq.bundle.check_meta) before anything is
 written, so a bundle the runtime would refuse is never written.
 
-    from training.bundle_io import write_bundle
+    from posterq.training.bundle_io import write_bundle
     write_bundle("models/my-model", tflite_bytes, meta)
 """
 

@@ -1,6 +1,6 @@
 """The model card: README.md with plots beside a bundle, written from its model.json and run files.
 
-    python -m training.card models/effnet-lite0-posters --work runs/effnet-lite0-posters \
+    python -m posterq.training.card models/effnet-lite0-posters --work runs/effnet-lite0-posters \
         --seed bench/results/seed_network.json
 """
 
@@ -318,7 +318,7 @@ def _reproduce(meta: dict) -> str:
     data = meta["training"]["data"]
     if "front" not in meta:
         return (f"`posterq train --data {data['path']} --arch {meta['architecture']} --out "
-                f"models/{meta['name']}` then `python -m training.card models/{meta['name']} --work "
+                f"models/{meta['name']}` then `python -m posterq.training.card models/{meta['name']} --work "
                 f"runs/{meta['name']} --seed bench/results/seed_network.json`.")
     sizes = sorted({c["input_size"] for c in meta["front"]["candidates"].values()},
                    key=lambda size: int(size.split("x")[0]))

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from posterq.genres import GENRES, canonical
-from training.exceptions import DatasetError
+from posterq.training.exceptions import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from training.architectures import effnet_lite0_backbone
-from training.torch_legacy import load_state_dict
+from posterq.training.architectures import effnet_lite0_backbone
+from posterq.training.torch_legacy import load_state_dict
 
 # ImageNet classes a poster is commonly taken for; the port's test looks for them.
 IMAGENET_POSTER_CLASSES = {916: "web site", 917: "comic book", 921: "book jacket", 922: "menu"}

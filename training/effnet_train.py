@@ -18,11 +18,11 @@ from keras import layers
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
-from training.architectures import effnet_lite0_part, genre_head
-from training.callbacks import fit_verbosity
-from training.effnet_port import load_imagenet_weights, weights_file
-from training.metrics import evaluate_scores
-from training.torch_legacy import load_state_dict
+from posterq.training.architectures import effnet_lite0_part, genre_head
+from posterq.training.callbacks import fit_verbosity
+from posterq.training.effnet_port import load_imagenet_weights, weights_file
+from posterq.training.metrics import evaluate_scores
+from posterq.training.torch_legacy import load_state_dict
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from posterq.config import BATCH_SIZE
 from posterq.pool import classify_paths, load_classifier
-from training.datasets import load_dataset
-from training.exceptions import TrainingError
-from training.metrics import evaluate_scores
+from posterq.training.datasets import load_dataset
+from posterq.training.exceptions import TrainingError
+from posterq.training.metrics import evaluate_scores
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     """Run `posterq evaluate`: print the per-genre table, write JSON when --out is given."""
     # Imported here so that `posterq --help` does not load the interpreter and scikit-learn.
-    from training.evaluate import evaluate, format_table
+    from posterq.training.evaluate import evaluate, format_table
 
     metrics = evaluate(args.data, model=args.model, batch_size=args.batch_size, top_k=args.top_k,
                        num_threads=getattr(args, "num_threads", None),

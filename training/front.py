@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from posterq.classifier import Classifier
-from training.bundle_io import write_bundle
-from training.shipping import RULE, choose_variant, on_front
+from posterq.training.bundle_io import write_bundle
+from posterq.training.shipping import RULE, choose_variant, on_front
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def gather(runs: list[Path]) -> tuple[dict[str, dict], dict[str, dict]]:
 
 def retime(candidates: dict[str, dict], rounds: int = 3, repeats: int = 40) -> None:
     """Time every candidate again on one core, interleaved, keeping each one's best median (ms)."""
-    from training.export import milliseconds_per_poster
+    from posterq.training.export import milliseconds_per_poster
 
     classifiers = {name: Classifier(entry["folder"], num_threads=1) for name, entry in candidates.items()}
     rng = np.random.default_rng(0)
@@ -125,7 +125,7 @@ def _brief(entry: dict, front: bool) -> dict:
 def ship(runs: list[Path], out: Path, version: str, fast_out: Path | None = None,
          seed: Path | None = None) -> dict:
     """Gather, time, choose and write the default bundle (and the fast one when earned), with cards."""
-    from training.card import write_card
+    from posterq.training.card import write_card
 
     candidates, metas = gather(runs)
     retime(candidates)

@@ -1,6 +1,7 @@
 """Which input shape suits 2:3 posters? Frozen EfficientNet-Lite0 features + a linear head, per shape.
 
-    .venv/bin/python -m training.input_shape --data ../shared/datasets/movie-posters [--train-subset 2400]
+    .venv/bin/python -m posterq.training.input_shape --data ../shared/datasets/movie-posters \
+        [--train-subset 2400]
 
 Each candidate shape decodes the posters through posterq's preprocessing, pools the frozen
 ImageNet backbone's features, fits one logistic regression per genre on (a subset of) the
@@ -18,11 +19,11 @@ import numpy as np
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
-from training.datasets import load_dataset
-from training.effnet_port import pretrained_backbone
-from training.metrics import evaluate_scores
-from training.pixels import poster_pixels
-from training.split import split
+from posterq.training.datasets import load_dataset
+from posterq.training.effnet_port import pretrained_backbone
+from posterq.training.metrics import evaluate_scores
+from posterq.training.pixels import poster_pixels
+from posterq.training.split import split
 
 SHAPES = [(224, 224), (288, 192), (320, 224)]
 
@@ -70,7 +71,7 @@ def main():
     result = {"what": "frozen EfficientNet-Lite0 ImageNet features + logistic regression per genre",
               "train_posters": len(train), "val_posters": len(val),
               "machine": platform.processor() or platform.machine(),
-              "command": "python -m training.input_shape --data DIR", "results": rows}
+              "command": "python -m posterq.training.input_shape --data DIR", "results": rows}
     Path(args.out).write_text(json.dumps(result, indent=2))
 
 

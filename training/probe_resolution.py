@@ -1,6 +1,6 @@
 """Does a larger input help the shipped recipe? Its own linear probe (head on frozen taps), per size.
 
-    .venv/bin/python -m training.probe_resolution --data ../shared/datasets/movie-posters \
+    .venv/bin/python -m posterq.training.probe_resolution --data ../shared/datasets/movie-posters \
         [--sizes 320x224 384x256 480x320 576x384]
 
 For each size (height x width), the recipe's frozen lower blocks and taps run over every training
@@ -18,10 +18,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from training.datasets import load_dataset
-from training.effnet_train import ValidationMetrics, linear_probe, lower_outputs, split_models
-from training.train import RECIPES, decoded_split
-from training.train_cli import height_by_width
+from posterq.training.datasets import load_dataset
+from posterq.training.effnet_train import ValidationMetrics, linear_probe, lower_outputs, split_models
+from posterq.training.train import RECIPES, decoded_split
+from posterq.training.train_cli import height_by_width
 
 
 def probe(data, size, cache: Path) -> dict:
@@ -58,7 +58,8 @@ def main():
         out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, "
                                            "per input size",
                                    "machine": f"{platform.machine()}",
-                                   "command": "python -m training.probe_resolution --data DIR --sizes HxW",
+                                   "command":
+                                   "python -m posterq.training.probe_resolution --data DIR --sizes HxW",
                                    "results": [measured[key] for key in sorted(measured)]}, indent=2) + "\n")
     print(out)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.architectures import seed_network
-from training.callbacks import fit_verbosity
+from posterq.training.architectures import seed_network
+from posterq.training.callbacks import fit_verbosity
 
 
 class PixelBatches(keras.utils.PyDataset):

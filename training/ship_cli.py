@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Run `posterq ship`."""
-    from training.front import ship
+    from posterq.training.front import ship
 
     summary = ship(args.runs, args.out, args.version, args.fast_out, args.seed)
     for role, written in summary["written"].items():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.datasets import Dataset
+from posterq.training.datasets import Dataset
 
 DEFAULT_SEED = 20261129
 

@@ -22,13 +22,13 @@ from posterq import __version__
 from posterq.classifier import Classifier
 from posterq.config import available_cores
 from posterq.genres import GENRES
-from training.bundle_io import write_bundle
-from training.callbacks import TimeBudget
-from training.datasets import load_dataset
-from training.metrics import evaluate_scores, label_matrix, label_prior_baseline, tune_thresholds
-from training.pixels import poster_pixels
-from training.shipping import choose_variant
-from training.split import DEFAULT_SEED, split
+from posterq.training.bundle_io import write_bundle
+from posterq.training.callbacks import TimeBudget
+from posterq.training.datasets import load_dataset
+from posterq.training.metrics import evaluate_scores, label_matrix, label_prior_baseline, tune_thresholds
+from posterq.training.pixels import poster_pixels
+from posterq.training.shipping import choose_variant
+from posterq.training.split import DEFAULT_SEED, split
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
     budget = TimeBudget(max_minutes)
 
     if arch == "seed":
-        from training.seed_train import fit_seed
+        from posterq.training.seed_train import fit_seed
 
         model, _ = fit_seed(train_pixels, train_labels, val_pixels, val_labels, work, recipe.epochs,
                             recipe.batch_size, recipe.learning_rate, recipe.seed, budget=budget)
     else:
-        from training.effnet_train import assemble, fit_upper, lower_outputs, split_models
+        from posterq.training.effnet_train import assemble, fit_upper, lower_outputs, split_models
 
         lower, upper, state = split_models(recipe.input_size, recipe.cut_block, recipe.taps)
         acts = _cached(work / "lower_outputs.npz",
@@ -184,7 +184,7 @@ def _compare_variants(model, recipe, keras_scores, val_pixels, val_labels, train
 
     Returns the report and the validation scores of the variant chosen to ship.
     """
-    from training.export import agreement, milliseconds_per_poster, to_tflite
+    from posterq.training.export import agreement, milliseconds_per_poster, to_tflite
 
     keras_thresholds = tune_thresholds(val_labels, keras_scores)
     keras_labels = label_matrix(keras_scores, keras_thresholds, recipe.top_k)

@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Run `posterq train`; an interrupted run resumes where it stopped when run again."""
-    from training.train import train
+    from posterq.training.train import train
 
     out = args.out or f"models/{args.arch}-posters"
     meta = train(args.data, arch=args.arch, out=out, work=args.work, epochs=args.epochs,

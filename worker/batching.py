@@ -42,7 +42,7 @@ class BatchReport:
     claimed: int
     written: int
     finished_jobs: tuple[str, ...] = ()
-    outputs_due: tuple[str, ...] = ()  # finished jobs that write an output file (worker.outputs)
+    outputs_due: tuple[str, ...] = ()  # finished jobs that write an output file (posterq.worker.outputs)
 
 
 def read_item(item: dict, settings: Settings) -> bytes:

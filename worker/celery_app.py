@@ -1,4 +1,4 @@
-"""The Celery app and its configuration: `celery -A worker.celery_app worker` or `posterq worker`."""
+"""The Celery app and its configuration: `celery -A posterq.worker.celery_app worker` or `posterq worker`."""
 
 import logging
 import time
@@ -10,8 +10,8 @@ from kombu.common import ignore_errors
 
 from posterq.config import Settings
 from posterq.jobs.broker import Broker, celery_config
-from worker import runtime
-from worker.sweep import Sweeper
+from posterq.worker import runtime
+from posterq.worker.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.from_env()
     app = Celery("posterq", set_as_current=False)
     app.conf.update(
-        celery_config(settings), include=["worker.tasks"],
+        celery_config(settings), include=["posterq.worker.tasks"],
         # A command Redis refuses (a full Redis answers OOM to the unacked bookkeeping of every
         # message received) is a channel error: by default it ends the worker ("Unrecoverable
         # error"); retried, it restarts the consumer, which waits in connect() below.

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the worker; returns when it stops."""
     from posterq.config import available_cores
-    from worker.celery_app import app
+    from posterq.worker.celery_app import app
 
     concurrency = args.concurrency or available_cores()
     hostname = args.hostname or f"posterq-{os.getpid()}@{socket.gethostname()}"

@@ -8,7 +8,7 @@ from posterq.config import Settings, available_cores
 from posterq.exceptions import PosterqError
 from posterq.jobs.pools import DEFAULT_POOL, identity, pools_of
 from posterq.jobs.store import JobStore
-from worker.periodic import Periodic
+from posterq.worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ def model() -> str | None:
             bundle = load_bundle(settings().model_path)
             state["model"] = identity(bundle.name, bundle.version)
         except PosterqError as exc:
-            # Its batches fail their posters with the reason (worker.batching); it serves no model's pool.
+            # Its batches fail their posters with the reason (posterq.worker.batching); it serves no
+            # model's pool.
             log.error("cannot read the model bundle: %s", exc.message)
             state["model"] = None
     return state["model"]

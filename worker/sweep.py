@@ -15,7 +15,7 @@ pool (posterq.jobs.pools) the workers serve, that pool's jobs only:
 - every job the database still runs: its hash is rebuilt if Redis lost it, its folder listing is
   started again if none holds the lock (the task was lost), and its window is topped up;
 - a finished job whose output file is still missing gets its writing task again, until it is
-  written or its error is final (worker.outputs);
+  written or its error is final (posterq.worker.outputs);
 - jobs that finished more than result_ttl ago leave the database, with their results.
 """
 
@@ -28,9 +28,9 @@ from posterq.jobs.broker import Broker, tokens_for
 from posterq.jobs.records import SUBMISSION_LEASE
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
-from worker.batching import fail_refs
-from worker.enumeration import lock_ttl
-from worker.periodic import Periodic
+from posterq.worker.batching import fail_refs
+from posterq.worker.enumeration import lock_ttl
+from posterq.worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 

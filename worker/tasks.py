@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that hand the work to worker.batching and worker.enumeration."""
+"""Celery tasks: thin wrappers over posterq.worker.batching, .enumeration and .outputs."""
 
 import logging
 
@@ -7,10 +7,10 @@ from celery import shared_task
 
 from posterq.exceptions import DatabaseUnavailable, OutputError
 from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
-from worker import runtime
-from worker.batching import run_batch
-from worker.enumeration import PAUSE_SECONDS, enumerate_folder
-from worker.outputs import write_output
+from posterq.worker import runtime
+from posterq.worker.batching import run_batch
+from posterq.worker.enumeration import PAUSE_SECONDS, enumerate_folder
+from posterq.worker.outputs import write_output
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def refused_for_memory(exc: BaseException) -> bool:
 
 @shared_task(name=TASK_NAME, bind=True, max_retries=None)
 def classify_batch(self, pool: str = ""):
-    """Classify up to batch_size ready posters of a pool (see worker.batching for the protocol)."""
+    """Classify up to batch_size ready posters of a pool (see posterq.worker.batching for the protocol)."""
     store = runtime.store(pool)
     broker = Broker(self.app, store.settings, pool)
     try:
@@ -65,7 +65,7 @@ def classify_batch(self, pool: str = ""):
 
 @shared_task(name=ENUMERATE_TASK, bind=True, max_retries=None)
 def enumerate_folder_task(self, job_id: str, pool: str = ""):
-    """List a directory job's folder into the database (see worker.enumeration)."""
+    """List a directory job's folder into the database (see posterq.worker.enumeration)."""
     store = runtime.store(pool)
     broker = Broker(self.app, store.settings, pool)
     try:
@@ -87,7 +87,7 @@ def enumerate_folder_task(self, job_id: str, pool: str = ""):
 
 @shared_task(name=OUTPUT_TASK, bind=True, max_retries=None)
 def write_output_task(self, job_id: str, pool: str = ""):
-    """Write a finished job's output file (see worker.outputs)."""
+    """Write a finished job's output file (see posterq.worker.outputs)."""
     try:
         path = write_output(runtime.store(pool), job_id)
     except (OutputError, DatabaseUnavailable) as exc:

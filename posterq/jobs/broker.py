@@ -1,7 +1,7 @@
 """The Celery side of posterq's queue, shared by the API and the workers: Celery's settings, the
 batch tokens (one task, sent by name, so the API never imports worker code) and the queue's depth.
 
-A token is a Celery message that says "classify up to batch_size ready posters" (worker.batching);
+A token is a Celery message that says "classify up to batch_size ready posters" (posterq.worker.batching);
 the posters themselves wait in the job store's ready list.
 """
 
@@ -13,9 +13,9 @@ from posterq.config import Settings
 
 #: The batch token the API enqueues (by name, so the API never imports worker code).
 TASK_NAME = "posterq.classify_batch"
-#: The task that lists a directory job's folder in the background (worker.enumeration).
+#: The task that lists a directory job's folder in the background (posterq.worker.enumeration).
 ENUMERATE_TASK = "posterq.enumerate_folder"
-#: The task that writes a finished job's output file (worker.outputs).
+#: The task that writes a finished job's output file (posterq.worker.outputs).
 OUTPUT_TASK = "posterq.write_output"
 
 

@@ -72,7 +72,7 @@ _MIGRATIONS = [
             PRIMARY KEY (job_id, idx)
         )""",
     ]),
-    # Output files beside the folder (worker.outputs): where, and when it was written.
+    # Output files beside the folder (posterq.worker.outputs): where, and when it was written.
     (2, [
         "ALTER TABLE posterq_jobs ADD COLUMN output text",
         "ALTER TABLE posterq_jobs ADD COLUMN output_written_at double precision",
@@ -96,7 +96,7 @@ _MIGRATIONS = [
     (6, ["ALTER TABLE posterq_jobs ADD COLUMN namespace text NOT NULL DEFAULT 'posterq'"]),
     # An Idempotency-Key is a service's own (two services on one database may be sent the same
     # key), and it names one request: the fingerprint of the request that made the job (sha256
-    # hex, api.fingerprint) tells a retry from another request under the same key. Expiry reads
+    # hex, posterq.api.fingerprint) tells a retry from another request under the same key. Expiry reads
     # by service and finish time.
     (7, [
         "DROP INDEX posterq_jobs_by_idempotency_key",
@@ -106,7 +106,8 @@ _MIGRATIONS = [
         "CREATE INDEX posterq_jobs_by_namespace_finished_at ON posterq_jobs (namespace, finished_at)",
     ]),
     # Output files that never replace an existing file unless asked (output_overwrite), and whose
-    # failure shows: the last error, the tries so far, and whether the error is final (worker.outputs).
+    # failure shows: the last error, the tries so far, and whether the error is final
+    # (posterq.worker.outputs).
     (8, [
         "ALTER TABLE posterq_jobs ADD COLUMN output_overwrite boolean NOT NULL DEFAULT FALSE",
         "ALTER TABLE posterq_jobs ADD COLUMN output_error {json}",

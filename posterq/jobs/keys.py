@@ -42,7 +42,7 @@ class ResultStatus(str, Enum):
 
 
 class OutputStatus(str, Enum):
-    """Where a job's output file stands (worker.outputs): pending until written or failed for good."""
+    """Where a job's output file stands (posterq.worker.outputs): pending until written or failed for good."""
 
     PENDING = "pending"
     WRITTEN = "written"

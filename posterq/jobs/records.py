@@ -80,7 +80,7 @@ class Jobs:
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
         items, bytes, refs) is removed before the error goes on, so no ref is left waiting without
-        a token. owner is who may see the job (api.auth: a digest of the API key that made it;
+        a token. owner is who may see the job (posterq.api.auth: a digest of the API key that made it;
         never the key) and the tenant its posters are scheduled as, with `weight`; a job without
         an owner is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
         idempotency_key: the client's key for this submission, and request_digest the fingerprint
@@ -111,8 +111,8 @@ class Jobs:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
-        (worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
-        as create() is. `output`: the file the results go to once the job is done (worker.outputs),
+        (posterq.worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
+        as create() is. `output`: the file the results go to once the job is done (posterq.worker.outputs),
         replacing a file of that name only with `overwrite`. quota: refused (QueueFull) unless it
         has room for a poster; its listing admits each chunk under the same key limit (kept in the
         job's hash as key_limit).

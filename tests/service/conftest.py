@@ -131,7 +131,7 @@ def spawn_worker_with(spawn_worker):
 
 
 def _api(settings: Settings) -> AppServer:
-    from api import create_app
+    from posterq.api import create_app
 
     return AppServer(create_app({"SETTINGS": settings}))
 

@@ -137,7 +137,7 @@ def test_incident_2_a_flood_of_folders_locks_nobody_out(make_api, admission_sett
 
 
 def _digest(key: str) -> str:
-    from api.auth import digest
+    from posterq.api.auth import digest
 
     return digest(key)
 
@@ -215,7 +215,7 @@ def test_a_pool_keeps_no_key_once_its_last_job_is_done(make_api, admission_setti
 
 def test_a_listing_pauses_at_its_keys_part_and_resumes_from_its_cursor(store, data_root):
     from posterq.jobs.admission import Quota
-    from worker.enumeration import enumerate_folder
+    from posterq.worker.enumeration import enumerate_folder
 
     folder = data_root / "paused"
     write_posters(folder, 30)
@@ -247,7 +247,7 @@ def test_a_listing_pauses_at_its_keys_part_and_resumes_from_its_cursor(store, da
 
 
 def test_a_keys_retry_after_counts_its_share_of_the_workers(make_api, admission_settings, store):
-    from api.backpressure import drain_seconds
+    from posterq.api.backpressure import drain_seconds
     from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE
 
     api = make_api(admission_settings)

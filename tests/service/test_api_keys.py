@@ -159,7 +159,7 @@ def test_keys_come_from_a_file_too(make_api, service_settings, tmp_path):
     ("", "x" * 20 + "\"quoted\""),  # a key a Bearer header cannot carry
 ])
 def test_keys_that_cannot_work_stop_the_start(service_settings, serve_api, tmp_path, keys_file, env_keys):
-    from api import create_app
+    from posterq.api import create_app
 
     path = tmp_path / "keys"
     if keys_file:

@@ -1,10 +1,10 @@
-"""worker.batching as plain functions, in this process, against real Redis and the tiny model."""
+"""posterq.worker.batching as plain functions, in this process, against real Redis and the tiny model."""
 
 import pytest
 from samples import bad_file_kinds, poster_bytes
 
 from posterq.exceptions import BundleError
-from worker.batching import run_batch
+from posterq.worker.batching import run_batch
 
 
 def _upload_job(store, blobs, top_k=None):

@@ -24,7 +24,7 @@ from posterq.jobs.broker import tokens_for
 from posterq.jobs.keys import JobStatus, Keys
 from posterq.jobs.store import JobStore
 from posterq.testing import RedisServer, is_final, wait_for_job
-from worker.enumeration import CHUNK, enumerate_folder
+from posterq.worker.enumeration import CHUNK, enumerate_folder
 
 pytestmark = pytest.mark.big_jobs
 MIB = 1 << 20
@@ -193,11 +193,11 @@ def test_a_listing_error_that_does_not_pass_ends_the_job_after_bounded_tries(sto
 
 def test_a_listing_that_gives_up_after_some_posters_fails_the_job_not_done(store, data_root, monkeypatch):
     # Half a folder labelled must never read as a done job: the listing's error is the job's own.
-    import worker.enumeration
+    import posterq.worker.enumeration
 
     folder = data_root / "half-listed"
     _linked_folder(folder, 6, per_folder=3)  # part-0000 (3 files), then part-0001, which breaks
-    monkeypatch.setattr(worker.enumeration, "CHUNK", 3)
+    monkeypatch.setattr(posterq.worker.enumeration, "CHUNK", 3)
     real = os.scandir
     monkeypatch.setattr(os, "scandir", lambda path: real(path) if not str(path).endswith("part-0001")
                         else (_ for _ in ()).throw(RuntimeError("a disk that went away")))

@@ -13,7 +13,7 @@ import redis
 from samples import poster_bytes
 
 from posterq.testing import RedisServer, assert_exactly_once, wait_for_job
-from worker.tasks import refused_for_memory
+from posterq.worker.tasks import refused_for_memory
 
 MAXMEMORY = 16 << 20
 POSTERS_PER_JOB = 20

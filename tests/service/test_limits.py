@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from samples import poster_bytes
 
-from api.backpressure import RETRY_AFTER_MAX, RETRY_AFTER_UNKNOWN, drain_seconds
+from posterq.api.backpressure import RETRY_AFTER_MAX, RETRY_AFTER_UNKNOWN, drain_seconds
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.jobs.keys import Keys

@@ -17,7 +17,7 @@ from posterq.testing import RedisServer, free_port
 
 pytestmark = pytest.mark.malformed
 
-# A message may quote a little of the request (api.handlers.MAX_MESSAGE, plus a note of its length).
+# A message may quote a little of the request (posterq.api.handlers.MAX_MESSAGE, plus a note of its length).
 LONGEST_MESSAGE = 400
 
 

@@ -18,7 +18,7 @@ import requests
 from commands import posterq
 from samples import deep_folder, write_posters
 
-from api.auth import ApiKeys
+from posterq.api.auth import ApiKeys
 from posterq.exceptions import PosterqError
 from posterq.testing import wait_for_job
 

@@ -211,7 +211,7 @@ def test_one_key_cannot_fill_the_queue_for_the_others(make_api, service_settings
 
 
 def test_a_keys_weight_comes_from_the_keys_file(tmp_path, service_settings):
-    from api.auth import ApiKeys, digest
+    from posterq.api.auth import ApiKeys, digest
     from posterq.exceptions import PosterqError
 
     keys_file = tmp_path / "keys"

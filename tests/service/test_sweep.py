@@ -1,4 +1,4 @@
-"""worker.sweep against real Redis: lost batches come back, lost tokens are sent again, poison fails.
+"""posterq.worker.sweep against real Redis: lost batches come back, lost tokens are sent again, poison fails.
 
 The tokens the sweep sends are collected instead of published: what is under test is which
 posters the sweep makes ready and how many tokens it asks for; the end-to-end path through a
@@ -12,7 +12,7 @@ from samples import poster_bytes
 
 from posterq.jobs.keys import ref
 from posterq.jobs.store import JobStore
-from worker.sweep import sweep
+from posterq.worker.sweep import sweep
 
 pytestmark = pytest.mark.redis_restart
 
