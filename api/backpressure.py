@@ -9,7 +9,6 @@ written, uploads and listed folders, in every model's pool. A key at its own lim
 import logging
 import math
 
-import redis
 from flask import abort, after_this_request, current_app, request
 
 from posterq.api import auth
@@ -17,6 +16,7 @@ from posterq.api.handlers import error_response
 from posterq.exceptions import QueueFull
 from posterq.jobs.admission import Quota, quota
 from posterq.jobs.memory import RedisMemory
+from posterq.jobs.redis_errors import RedisError
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
 from posterq.jobs.store import JobStore
 
@@ -116,7 +116,7 @@ def _refuse_when_redis_full(store: JobStore, waiting: int, owner: str) -> None:
         return
     try:
         store.stats.count(Counter.REDIS_FULL)
-    except redis.RedisError:  # a count lost is better than the answer lost
+    except RedisError:  # a count lost is better than the answer lost
         pass
     # Memory comes back as the waiting posters are classified: an upload's bytes go with its result.
     seconds = drain_seconds(store, max(waiting, 1))
