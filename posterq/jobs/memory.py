@@ -4,8 +4,12 @@ import logging
 import math
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import redis
+
+if TYPE_CHECKING:
+    from posterq.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ class RedisMemory:
         self._refused = False
 
     @classmethod
-    def of(cls, store) -> "RedisMemory":
+    def of(cls, store: "JobStore") -> "RedisMemory":
         """The memory of a JobStore's Redis, read at most once POSTERQ_REDIS_MEMORY_INTERVAL."""
         return cls(store.client, store.settings.redis_memory_interval)
 
