@@ -8,16 +8,15 @@ written, uploads and listed folders, in every model's pool. A key at its own lim
 
 import logging
 import math
-import threading
-import time
 
-import redis
 from flask import abort, after_this_request, current_app, request
 
 from posterq.api import auth
 from posterq.api.handlers import error_response
 from posterq.exceptions import QueueFull
 from posterq.jobs.admission import Quota, quota
+from posterq.jobs.memory import RedisMemory
+from posterq.jobs.redis_errors import RedisError
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, Counter
 from posterq.jobs.store import JobStore
 
@@ -56,7 +55,7 @@ def refuse_when_full(store: JobStore, owner: str = "") -> None:
         told = "the queue is full" if owner else (f"{everyone} posters are queued, the limit of "
                                                   f"{limits.total_limit}")
         refuse_queue_full(store, QueueFull(told, "queue_full", everyone, limits.total_limit, 1))
-    _refuse_when_redis_full(store, store.batches.queue_depth(), owner)
+    _refuse_when_redis_full(store, store.schedule.depth(), owner)
 
 
 def refuse_queue_full(store: JobStore, exc: QueueFull) -> None:
@@ -88,67 +87,12 @@ def register(app) -> None:
         return queue_full_response(context.store(), exc)
 
 
-class RedisMemory:
-    """Redis's used memory as one API process sees it, reading INFO at most once an interval.
-
-    The interval is POSTERQ_REDIS_MEMORY_INTERVAL. The bodies of the requests this process admitted
-    count on top of the reading, which may not show them yet: a burst of uploads within one
-    interval cannot overshoot.
-    """
-
-    def __init__(self, client: redis.Redis, interval: float):
-        self.client, self.interval = client, interval
-        self._lock = threading.Lock()
-        self._read_at = -math.inf
-        self._used = self._maxmemory = 0
-        # Bodies of admitted requests still running, and of those that ended since the last reading
-        # (their bytes may have reached Redis after it): both count on top of the reading.
-        self._in_flight = self._ended = 0
-        self._refused = False
-
-    def admit(self, body: int, headroom: float) -> tuple[bool, int, int]:
-        """Count a body if it fits under maxmemory less headroom: (admitted, used, limit).
-
-        An admitted request calls done(body) when it ends. limit is 0 where Redis has no maxmemory:
-        Redis then never refuses a write for memory, and everything is admitted.
-        """
-        with self._lock:
-            now = time.monotonic()
-            if now - self._read_at >= self.interval:
-                self._used, self._maxmemory = self._read()
-                self._read_at, self._ended = now, 0
-            used = self._used + self._in_flight + self._ended
-            limit = int(self._maxmemory * (1 - headroom))
-            if self._maxmemory and used + body > limit:
-                return False, used, limit
-            self._in_flight += body
-            return True, used, limit
-
-    def _read(self) -> tuple[int, int]:
-        # (used_memory, maxmemory). A Redis that will not tell (INFO refused by an ACL) counts as
-        # one without maxmemory, said once in the log; a Redis that cannot be reached raises.
-        try:
-            info = self.client.info("memory")
-        except redis.ResponseError as exc:
-            if not self._refused:
-                log.warning("Redis refused INFO memory (%s): new work is not checked against its "
-                            "maxmemory", exc)
-            self._refused, info = True, {}
-        return int(info.get("used_memory") or 0), int(info.get("maxmemory") or 0)
-
-    def done(self, body: int) -> None:
-        """An admitted request of `body` bytes ended: its bytes are in Redis now, or never will be."""
-        with self._lock:
-            self._in_flight = max(0, self._in_flight - body)
-            self._ended += body
-
-
 def redis_memory(store: JobStore) -> RedisMemory:
     """This app's RedisMemory, made on first use."""
     extensions = current_app.extensions
     memory = extensions.get("posterq.redis_memory")
     if memory is None:
-        memory = RedisMemory(store.client, store.settings.redis_memory_interval)
+        memory = RedisMemory.of(store)
         memory = extensions.setdefault("posterq.redis_memory", memory)
     return memory
 
@@ -172,7 +116,7 @@ def _refuse_when_redis_full(store: JobStore, waiting: int, owner: str) -> None:
         return
     try:
         store.stats.count(Counter.REDIS_FULL)
-    except redis.RedisError:  # a count lost is better than the answer lost
+    except RedisError:  # a count lost is better than the answer lost
         pass
     # Memory comes back as the waiting posters are classified: an upload's bytes go with its result.
     seconds = drain_seconds(store, max(waiting, 1))

@@ -3,12 +3,12 @@ cannot take them is answered 503."""
 
 import logging
 
-import redis
 from kombu.exceptions import KombuError
 
 from posterq.api import context
 from posterq.api.exceptions import ApiError
 from posterq.jobs.broker import tokens_for
+from posterq.jobs.redis_errors import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def enqueue_enumeration(job_id: str, pool: str = "") -> None:
 def _send(send) -> None:
     try:
         send()
-    except (KombuError, redis.RedisError, OSError) as exc:
+    except (KombuError, RedisError, OSError) as exc:
         log.error("cannot send tasks: %s", exc)
         raise ApiError("the queue cannot take the job now; try again later", "queue_unavailable",
                        503) from exc

@@ -2,7 +2,6 @@
 
 import logging
 
-import redis
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -15,6 +14,7 @@ from posterq.exceptions import (
     SubmissionExists,
     TooManyPosters,
 )
+from posterq.jobs.redis_errors import REDIS_DOWN, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,10 @@ def register(app) -> None:
             return response, status
         return error_response(exc.code, exc.message, 400)
 
-    @app.errorhandler(redis.RedisError)
-    def _redis_error(exc: redis.RedisError):
+    @app.errorhandler(RedisError)
+    def _redis_error(exc: RedisError):
         log.error("Redis error: %s", exc)
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        if isinstance(exc, REDIS_DOWN):
             return error_response("unavailable", "the job store (Redis) cannot be reached", 503)
         # Redis answered but refused (out of memory, read-only, a failing disk): not a lost connection.
         return error_response("unavailable", "the job store (Redis) refused a command; see the API log", 503)

@@ -3,16 +3,12 @@
 from posterq.exceptions import PosterqError
 
 
-class TrainingError(PosterqError):
+class TrainingError(PosterqError, code="training_error"):
     """Root of the training package's errors."""
 
-    code = "training_error"
 
-
-class DatasetError(TrainingError):
+class DatasetError(TrainingError, code="bad_dataset"):
     """A dataset that cannot be read.
 
     Codes: missing_file, unknown_genre, empty_dataset, bad_layout, bad_record.
     """
-
-    code = "bad_dataset"

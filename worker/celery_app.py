@@ -3,13 +3,13 @@
 import logging
 import time
 
-import redis
 from celery import Celery, signals
 from celery.worker import consumer, state
 from kombu.common import ignore_errors
 
 from posterq.config import Settings
 from posterq.jobs.broker import Broker, celery_config
+from posterq.jobs.memory import RedisMemory
 from posterq.worker import runtime
 from posterq.worker.sweep import Sweeper
 
@@ -44,7 +44,7 @@ class Consumer(consumer.Consumer):
 
     def connect(self):
         """Wait until Redis has room, then connect; a connection whose set-up Redis refused is closed."""
-        wait_for_room(runtime.store().client)
+        wait_for_room(RedisMemory.of(runtime.store()))
         connection = self.connection_for_read(heartbeat=self.amqheartbeat)
         if self.hub:
             try:
@@ -79,17 +79,12 @@ class Consumer(consumer.Consumer):
         super().on_connection_error_after_connected(exc)
 
 
-def wait_for_room(client: redis.Redis) -> None:
+def wait_for_room(memory: RedisMemory) -> None:
     """Return once Redis is within its maxmemory (or has none), looking again later and later."""
     wait = 0.5
-    while True:
-        try:
-            memory = client.info("memory")
-        except redis.RedisError:
-            return  # not a full Redis: Celery's own reconnecting deals with the rest
-        used, maxmemory = int(memory["used_memory"]), int(memory.get("maxmemory") or 0)
-        if not maxmemory or used <= maxmemory:
-            return
+    # A Redis that does not answer is not waited for: Celery's own reconnecting deals with it.
+    while (over := memory.over()) is not None:
+        used, maxmemory = over
         log.warning("Redis is full (%d bytes used, maxmemory %d): consuming again once memory is freed; "
                     "next look in %g s", used, maxmemory, wait)
         deadline = time.monotonic() + wait

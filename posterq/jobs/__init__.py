@@ -2,7 +2,8 @@
 `records` (job records), `schedule` (the fair queue), `batches` (claims, give-back and results of
 batch tasks), `window` (a folder job's next posters), `ledger` over `database` (jobs and results
 in SQL), `admission` (queue limits), `pools` (model pools), `stats` (heartbeats, counters and
-histograms), `broker` (the Celery side: settings, batch tokens, queue depth), and
+histograms), `memory` (how full Redis is), `broker` (the Celery side: settings, batch tokens,
+queue depth), `redis_errors` (Redis's errors, for callers with no Redis client), and
 `store.JobStore`, which holds the connections with the parts over them.
 
 Nothing is imported here, so `from posterq.jobs.keys import JobStatus` loads no Redis client.
