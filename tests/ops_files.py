@@ -31,9 +31,9 @@ _MATCHERS = re.compile(r"\{[^}]*\}")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _WORD = re.compile(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*")
-_KEYWORDS = frozenset({"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
-                       "count_values", "group", "and", "or", "unless", "bool", "offset", "by", "without", "on",
-                       "ignoring", "group_left", "group_right", "inf", "nan"})
+_KEYWORDS = frozenset({"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk",
+                       "quantile", "count_values", "group", "and", "or", "unless", "bool", "offset", "by",
+                       "without", "on", "ignoring", "group_left", "group_right", "inf", "nan"})
 
 
 def binary(name: str) -> str:

@@ -9,12 +9,22 @@ import subprocess
 
 import pytest
 import yaml
-from ops_files import (DASHBOARD, RULES, RULES_TESTS, SCRAPE_CONFIG, binary, dashboard, dashboard_expressions,
-                       metric_names, rules)
+from ops_files import (
+    DASHBOARD,
+    RULES,
+    RULES_TESTS,
+    SCRAPE_CONFIG,
+    binary,
+    dashboard,
+    dashboard_expressions,
+    metric_names,
+    rules,
+)
 
 pytestmark = pytest.mark.ops
 
 SEVERITIES = {"critical", "warning"}
+DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 
 
 def _promtool(*args: str) -> str:
@@ -64,18 +74,19 @@ def test_the_dashboard_imports_anywhere():
     assert len({panel["id"] for panel in board["panels"]}) == len(board["panels"])
     for panel in panels:
         sources = [panel["datasource"], *(target["datasource"] for target in panel["targets"])]
-        assert all(source == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"} for source in sources), panel["title"]
+        assert all(source == DATASOURCE for source in sources), panel["title"]
         assert panel["targets"] and panel["description"], panel["title"]
     # The panels the issue asks for, by the metrics they show.
     shown = set().union(*(metric_names(query) for query in dashboard_expressions()))
     for metric in ("posterq_posters_total", "posterq_lane_queue_posters", "posterq_lane_queue_age_seconds",
                    "posterq_key_queue_posters", "posterq_workers", "posterq_batch_seconds_bucket",
-                   "posterq_job_seconds_bucket", "posterq_redeliveries_total", "posterq_sweep_given_back_total",
-                   "posterq_redis_memory_used_bytes", "posterq_model_queued_posters"):
+                   "posterq_job_seconds_bucket", "posterq_redeliveries_total",
+                   "posterq_sweep_given_back_total", "posterq_redis_memory_used_bytes",
+                   "posterq_model_queued_posters"):
         assert metric in shown, f"{DASHBOARD.name} shows no {metric}"
 
 
 def test_metric_names_are_told_from_labels_functions_and_words():
-    expr = ('sum by (le) (rate(a_bucket{lane="}[x]", job=~"p.*"}[5m])) / on (job) group_left (model) b offset 5m '
-            '> bool 1e3 and max without (instance) (c:recorded) unless histogram_quantile(0.5, d)')
+    expr = ('sum by (le) (rate(a_bucket{lane="}[x]", job=~"p.*"}[5m])) / on (job) group_left (model) b '
+            'offset 5m > bool 1e3 and max without (instance) (c:recorded) unless histogram_quantile(0.5, d)')
     assert metric_names(expr) == {"a_bucket", "b", "c:recorded", "d"}
