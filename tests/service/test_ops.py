@@ -65,9 +65,9 @@ def test_metrics_say_the_database_redis_memory_and_the_models_workers_hold(api, 
     assert samples[("posterq_redis_memory_used_bytes", ())] > 0
     maxmemory = int(redis_client.config_get("maxmemory")["maxmemory"])
     assert samples[("posterq_redis_memory_max_bytes", ())] == maxmemory
-    worker.stop()
-    samples = _samples(api.get("/metrics"))
-    assert not any(name == "posterq_model_workers" for name, _ in samples)
+    worker.stop()  # its heartbeat goes at once, or within its time to live after a SIGKILL
+    _poll("the stopped worker's model to go", lambda: all(
+        name != "posterq_model_workers" for name, _ in _samples(api.get("/metrics"))))
 
 
 def test_a_database_down_is_a_figure_not_a_failed_scrape(make_api, service_settings):
