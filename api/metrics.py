@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from posterq.api import auth, context
+from posterq.api.backpressure import redis_memory
 from posterq.api.exceptions import Forbidden
 from posterq.jobs.broker import Broker
 from posterq.jobs.keys import Lane
@@ -144,8 +145,9 @@ class StoreCollector:
         yield unheld
 
     def _redis_memory(self):
-        # Left out where Redis refuses INFO: an unknown figure is not a zero one.
-        memory = self.store.stats.redis_memory()
+        # The reading admission uses (posterq.jobs.memory); left out where Redis refuses INFO: an
+        # unknown figure is not a zero one.
+        memory = redis_memory(self.store).reading()
         if memory is not None:
             used, maxmemory = memory
             yield GaugeMetricFamily("posterq_redis_memory_used_bytes",

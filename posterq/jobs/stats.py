@@ -140,11 +140,3 @@ class Stats:
     def read(self) -> dict[str, float]:
         """Every counter and histogram field, as numbers."""
         return {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.stats).items()}
-
-    def redis_memory(self) -> tuple[int, int] | None:
-        """Redis's (used_memory, maxmemory) now, maxmemory 0 where none is set; None where INFO is refused."""
-        try:
-            info = self.client.info("memory")
-        except redis.ResponseError:  # an ACL that refuses INFO: the figures are not known, not zero
-            return None
-        return int(info.get("used_memory") or 0), int(info.get("maxmemory") or 0)

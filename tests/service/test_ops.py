@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import redis
 import requests
 import yaml
 from ops_files import RULES, SCRAPE_SERIES, binary, dashboard_expressions, expressions, metric_names
@@ -79,7 +80,7 @@ def test_a_database_down_is_a_figure_not_a_failed_scrape(make_api, service_setti
     assert samples[("posterq_workers", ())] == 0 and ("posterq_queue_posters", ()) in samples
 
 
-def test_redis_maxmemory_is_reported(make_api, service_settings, tmp_path):
+def test_redis_maxmemory_is_reported_and_left_out_where_info_is_refused(make_api, service_settings, tmp_path):
     maxmemory = 64 << 20
     server = RedisServer(tmp_path / "redis", "--maxmemory", str(maxmemory))
     server.start()
@@ -87,6 +88,15 @@ def test_redis_maxmemory_is_reported(make_api, service_settings, tmp_path):
         samples = _samples(make_api(service_settings.replace(redis_url=server.url)).get("/metrics"))
         assert samples[("posterq_redis_memory_max_bytes", ())] == maxmemory
         assert 0 < samples[("posterq_redis_memory_used_bytes", ())] < maxmemory
+        # A user whose ACL refuses INFO: the memory is not known, which is not zero.
+        client = redis.Redis.from_url(server.url)
+        client.acl_setuser("noinfo", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"],
+                           commands=["+@all", "-info"])
+        client.close()
+        refused = service_settings.replace(redis_url=server.url.replace("redis://", "redis://noinfo:secret@"))
+        samples = _samples(make_api(refused).get("/metrics"))
+        assert not any(name.startswith("posterq_redis_memory") for name, _ in samples)
+        assert ("posterq_workers", ()) in samples
     finally:
         server.stop()
 
