@@ -10,9 +10,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from posterq.api import auth, context
+from posterq.api.backpressure import redis_memory
 from posterq.api.exceptions import Forbidden
 from posterq.jobs.broker import Broker
 from posterq.jobs.keys import Lane
+from posterq.jobs.pools import held_by, is_held
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, INF, JOB_SECONDS, Counter, LabelledCounter
 from posterq.jobs.store import JobStore
 
@@ -93,6 +95,35 @@ class StoreCollector:
                     key_ages.add_metric([tenant[:12]], tenant_ages.get(tenant, 0.0))
             yield by_key
             yield key_ages
+        workers = self.store.stats.workers()
+        # A database that is down is a figure of its own (an alert's), not a failed scrape: the
+        # figures read from it are left out, and every other one is still there.
+        database_up = self.store.database.ping()
+        yield GaugeMetricFamily("posterq_database_up", "1 when the results database answers, else 0",
+                                value=int(database_up))
+        if database_up:
+            yield from self._queued(held_by(workers))
+        yield from self._redis_memory()
+        yield GaugeMetricFamily("posterq_queue_limit_posters",
+                                "Posters queued beyond which submissions are refused with 429 "
+                                "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)
+        yield GaugeMetricFamily("posterq_queue_tasks", "Batch tasks waiting in the Celery queue",
+                                value=self.broker.queued())
+        yield GaugeMetricFamily("posterq_workers", "Workers with a recent heartbeat", value=len(workers))
+        by_held = GaugeMetricFamily("posterq_model_workers", "Workers with a recent heartbeat, by the model "
+                                    "they hold (name@version)", labels=["model"])
+        for model, count in sorted(held_by(workers).items()):
+            by_held.add_metric([model], count)
+        yield by_held
+        for histogram, doc in _HISTOGRAMS:
+            cumulative, buckets = 0.0, []
+            for bound in (*histogram.buckets, INF):
+                cumulative += stats.get(histogram.bucket_field(bound), 0.0)
+                buckets.append((str(float(bound)) if bound != INF else INF, cumulative))
+            yield HistogramMetricFamily(f"posterq_{histogram.name}", doc, buckets=buckets,
+                                        sum_value=stats.get(histogram.sum_field, 0.0))
+
+    def _queued(self, held: dict[str, int]):
         # Admission's count (posterq.jobs.admission): every poster admitted and not yet written, in
         # every pool, listed folders' included; what the limits are checked against.
         by_pool = self.store.ledger.queued_by_pool()
@@ -101,24 +132,28 @@ class StoreCollector:
         by_model = GaugeMetricFamily("posterq_model_queued_posters",
                                      "Posters admitted and not yet classified of jobs that name a model, by "
                                      "model: they wait for a worker holding it", labels=["model"])
+        unheld = GaugeMetricFamily("posterq_model_unheld_queued_posters",
+                                   "Posters admitted and not yet classified of jobs that name a model no "
+                                   "live worker holds, by model: they wait until one starts",
+                                   labels=["model"])
         for pool, count in sorted(by_pool.items()):
             if pool:
                 by_model.add_metric([pool], count)
+                if not is_held(pool, held):
+                    unheld.add_metric([pool], count)
         yield by_model
-        yield GaugeMetricFamily("posterq_queue_limit_posters",
-                                "Posters queued beyond which submissions are refused with 429 "
-                                "(POSTERQ_MAX_QUEUED_POSTERS)", value=self.store.settings.max_queued_posters)
-        yield GaugeMetricFamily("posterq_queue_tasks", "Batch tasks waiting in the Celery queue",
-                                value=self.broker.queued())
-        yield GaugeMetricFamily("posterq_workers", "Workers with a recent heartbeat",
-                                value=len(self.store.stats.workers()))
-        for histogram, doc in _HISTOGRAMS:
-            cumulative, buckets = 0.0, []
-            for bound in (*histogram.buckets, INF):
-                cumulative += stats.get(histogram.bucket_field(bound), 0.0)
-                buckets.append((str(float(bound)) if bound != INF else INF, cumulative))
-            yield HistogramMetricFamily(f"posterq_{histogram.name}", doc, buckets=buckets,
-                                        sum_value=stats.get(histogram.sum_field, 0.0))
+        yield unheld
+
+    def _redis_memory(self):
+        # The reading admission uses (posterq.jobs.memory); left out where Redis refuses INFO: an
+        # unknown figure is not a zero one.
+        memory = redis_memory(self.store).reading()
+        if memory is not None:
+            used, maxmemory = memory
+            yield GaugeMetricFamily("posterq_redis_memory_used_bytes",
+                                    "Bytes of memory Redis uses (used_memory)", value=used)
+            yield GaugeMetricFamily("posterq_redis_memory_max_bytes", "Redis's maxmemory in bytes (0: none "
+                                    "set, Redis never refuses a write for memory)", value=maxmemory)
 
 
 @blueprint.get("/metrics")

@@ -55,6 +55,16 @@ class RedisMemory:
             self._in_flight += body
             return True, used, limit
 
+    def reading(self) -> tuple[int, int] | None:
+        """(used, maxmemory) as last read (at most an interval ago); None where Redis refuses INFO.
+
+        maxmemory is 0 where none is set. A Redis that cannot be reached raises redis.RedisError.
+        """
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.interval:
+                self._read()
+            return None if self._refused else (self._used, self._maxmemory)
+
     def done(self, body: int) -> None:
         """An admitted request of `body` bytes ended: its bytes are in Redis now, or never will be."""
         with self._lock:
