@@ -23,6 +23,7 @@ from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.keys import ItemKind, ResultStatus
+from posterq.jobs.pools import DEFAULT_POOL
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
 from posterq.jobs.store import JobStore
 from posterq.results import row as result_row
@@ -140,6 +141,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         try:
             store.stats.observe_many([*observations, (BATCH_SIZE, len(outcomes)), (BATCH_SECONDS, seconds)],
                                      [(Counter.BATCHES, 1)])
+            # Throughput is the whole service's, whichever pool the batch served (the dashboard's plot).
+            store.for_pool(DEFAULT_POOL).stats.count_posters(hostname, len(outcomes))
         except redis.ResponseError as exc:
             log.warning("batch %s: its figures were not counted: %s", batch_id, exc)
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
