@@ -1,6 +1,7 @@
 // The page's entry point: wires the controls to a Run, the grid, the filter, the detail dialog and downloads.
 
-import { ApiError, getLimits, setApiKey } from "./api.js";
+import { ApiError, getJob, getLimits, getResults, setApiKey } from "./api.js";
+import { Dashboard, jobLabel } from "./dashboard.js";
 import { Detail } from "./detail.js";
 import { el, formatBytes, plural } from "./dom.js";
 import { download } from "./download.js";
@@ -125,8 +126,52 @@ function applyFilter() {
   $("shown").textContent = `${shown.toLocaleString("en")} of ${plural(run.posters.length, "poster")} shown`;
 }
 
+/** A poster of a job opened from the dashboard, from its result row. */
+function posterOf(row, index, job) {
+  const poster = { index, name: row.name, file: null };
+  if (row.status === "ok") return { ...poster, state: "ok", genres: row.genres, scores: row.scores };
+  if (row.status === "error") return { ...poster, state: "error", error: row.error };
+  return { ...poster, state: job.status === "cancelled" ? "cancelled" : "pending" };
+}
+
+/** Show a job's results (one the dashboard lists) in the grid, as a finished run's are shown. */
+async function openJob(entry) {
+  if (run && !run.over) {
+    showAlert("A run is under way.", new ApiError("busy", "wait for it to end, or cancel it, then open the job"));
+    return;
+  }
+  let job;
+  let rows;
+  try {
+    [job, rows] = await Promise.all([getJob(entry.id), getResults(entry.id)]);
+  } catch (error) {
+    showAlert(`${jobLabel(entry)} cannot be opened.`, error);
+    return;
+  }
+  hideAlert();
+  const posters = rows.map((row, index) => posterOf(row, index, job));
+  const finished = job.done + job.failed;
+  // Shaped as a finished Run, so that the filter and the downloads serve it unchanged.
+  run = { posters, over: true, downloadable: () => (finished ? [job.id] : []) };
+  grid.reset(posters);
+  fillFilter($("filter"), posters);
+  $("filter").value = "";
+  applyFilter();
+  $("run").hidden = true;
+  $("results").hidden = false;
+  $("results").dataset.jobs = job.id;
+  $("download-csv").disabled = !finished;
+  $("download-jsonl").disabled = !finished;
+  const title = $("results-title");
+  title.textContent = `${jobLabel({ ...entry, ...job })}: ${job.status}, ${finished.toLocaleString("en")} of `
+    + `${plural(job.total, "poster")}`;
+  title.hidden = false;
+  title.focus();
+}
+
 async function start(posters) {
   if (run && !run.over) return;
+  $("results-title").hidden = true;
   if (!posters.length) {
     showAlert("Nothing to label.", new ApiError("no_posters", "the pick holds no files"));
     return;
@@ -164,6 +209,8 @@ $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   useKey($("api-key").value.trim());
   loadLimits();
+dashboard.start();
+  dashboard.refresh();
 });
 $("pick-files").addEventListener("click", () => $("files").click());
 $("pick-folder").addEventListener("click", () => $("folder").click());
@@ -198,6 +245,8 @@ document.addEventListener("drop", async (event) => {
   }
 });
 
+const dashboard = new Dashboard($("dashboard"), $("operators"), { open: openJob, failed: showAlert });
+
 const storedKey = sessionStorage.getItem(KEY_STORAGE);
 if (storedKey) {
   $("api-key").value = storedKey;
@@ -205,3 +254,4 @@ if (storedKey) {
   $("key-form").hidden = false;
 }
 loadLimits();
+dashboard.start();

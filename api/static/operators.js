@@ -1,0 +1,42 @@
+// The operators' part of the dashboard: workers, posters waiting by lane and by model pool, throughput.
+
+import { el, formatDuration, formatRate } from "./dom.js";
+import { drawThroughput } from "./plot.js";
+
+const LANES = { interactive: "Interactive lane (single posters)", bulk: "Bulk lane" };
+
+function workerRow(worker) {
+  return el("tr", { "data-hostname": worker.hostname },
+    el("th", { scope: "row", text: worker.hostname }),
+    el("td", { text: worker.host || "—" }),
+    el("td", { text: worker.model || "—" }),
+    el("td", { class: "number", text: formatRate(worker.posters_per_second) }),
+    el("td", { class: "number", text: `${formatDuration(worker.last_seen_s)} ago` }));
+}
+
+function waitingRows(operators) {
+  const rows = Object.entries(operators.waiting_by_lane).map(([lane, count]) => el("tr", { "data-lane": lane },
+    el("th", { scope: "row", text: LANES[lane] || lane }),
+    el("td", { class: "number", text: count.toLocaleString("en") }),
+    el("td", { text: "waiting for a batch" })));
+  for (const pool of operators.queued_by_pool) {
+    const name = pool.pool ? `Model ${pool.pool}` : "Any model (default pool)";
+    const who = pool.held ? `${pool.workers.toLocaleString("en")} worker${pool.workers === 1 ? "" : "s"} serve it`
+      : "no live worker holds it";
+    rows.push(el("tr", { "data-pool": pool.pool || "" },
+      el("th", { scope: "row", text: name }),
+      el("td", { class: "number", text: pool.queued.toLocaleString("en") }),
+      el("td", { class: pool.held ? "" : "unheld", text: `queued; ${who}` })));
+  }
+  return rows;
+}
+
+/** Show the operators' figures in the section `section` (its parts: ids workers, waiting, plot*). */
+export function showOperators(section, operators) {
+  const part = (id) => section.querySelector(`#${id}`);
+  part("workers").replaceChildren(...operators.workers.map(workerRow));
+  part("workers-none").hidden = operators.workers.length > 0;
+  part("waiting").replaceChildren(...waitingRows(operators));
+  part("total-rate").textContent = `${formatRate(operators.posters_per_second)} over the last minute`;
+  part("plot-summary").textContent = drawThroughput(part("plot"), operators.throughput);
+}

@@ -1,0 +1,89 @@
+"""The page's dashboard in a real browser (Debian's Chromium, Playwright) against the API over HTTP, real
+Redis and real worker processes: a folder job the page did not upload appears, opens in the grid and
+downloads; a queued job is cancelled from its row; the operators' section shows a live worker, the
+queue, and the posters per second plotted. Every wait is one of Playwright's auto-waiting expectations.
+"""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from samples import poster_bytes, write_posters
+
+from .browsing import open_page
+
+WORKER = "dash-page@test"
+
+
+@pytest.fixture
+def browsing(browser, api):
+    """A fresh tab on the page of the test API."""
+    tab = open_page(browser, api.url)
+    yield tab
+    tab.page.context.close()
+
+
+def _row(page, job_id: str):
+    return page.locator(f"#jobs tr[data-id='{job_id}']")
+
+
+def test_a_folder_job_appears_opens_in_the_grid_and_its_worker_shows(browsing, api, spawn_worker, data_root):
+    spawn_worker(WORKER)
+    folder = data_root / "dashboard-page"
+    write_posters(folder, 5)
+    job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
+    job = api.wait(job_id)
+    assert job["status"] == "done"
+    results = api.get(f"/jobs/{job_id}", params={"limit": 1000}).json()["results"]
+    page = browsing.page
+
+    # The job was never uploaded by this page, yet its row is there, done, with its model and rate.
+    row = _row(page, job_id)
+    expect(row).to_have_attribute("data-status", "done")
+    expect(row.locator(".status")).to_have_text("done")
+    expect(row).to_contain_text("directory")
+    expect(row).to_contain_text("tiny-test@0.0.1")
+    expect(row).to_contain_text("5 of 5")
+    expect(row.locator(".job-cancel")).to_have_count(0)  # final: nothing to cancel
+    expect(row.locator(".job-retry")).to_have_count(0)  # no failed poster
+    expect(row.locator("progress")).to_have_attribute("value", "1")
+
+    # Opened, its results fill the grid: every poster with the genres the API gives it.
+    row.locator(".job-open").click()
+    expect(page.locator("#results-title")).to_contain_text("done, 5 of 5 posters")
+    expect(page.locator("#results")).to_have_attribute("data-jobs", job_id)
+    expect(page.locator("#grid .card")).to_have_count(5)
+    cards = browsing.cards()
+    assert [(card["name"], card["state"], card["chips"]) for card in cards] \
+        == [(result["name"], "ok", result["genres"]) for result in results]
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    assert Path(download.value.path()).read_bytes() \
+        == api.get(f"/jobs/{job_id}/results", params={"format": "csv"}).content
+
+    # The operators' section: the live worker with its rate over the last minute, and the hour's plot.
+    worker = page.locator(f"#workers tr[data-hostname='{WORKER}']")
+    expect(worker).to_contain_text("tiny-test@0.0.1")
+    expect(worker.locator("td.number").first).not_to_have_text("0.0/s")
+    expect(page.locator("#plot rect.plot-bar")).not_to_have_count(0)
+    expect(page.locator("#plot-summary")).to_contain_text("Posters per second")
+    assert browsing.problems == []
+
+
+def test_a_queued_job_is_cancelled_from_its_row(browsing, api):
+    # No worker runs in this test: the job stays queued until the page cancels it.
+    files = [("files", (f"poster_{i}.jpg", poster_bytes(i))) for i in range(3)]
+    job_id = api.post("/jobs", files=files).json()["id"]
+    page = browsing.page
+    row = _row(page, job_id)
+    expect(row).to_have_attribute("data-status", "queued")
+    expect(row).to_contain_text("0 of 3")
+    expect(page.locator("#workers-none")).to_be_visible()
+    expect(page.locator("#waiting tr[data-pool='']")).to_contain_text("3")
+    row.get_by_role("button", name="Cancel").click()
+    expect(row).to_have_attribute("data-status", "cancelled")
+    expect(row.locator(".job-cancel")).to_have_count(0)
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    expect(page.locator("#waiting tr[data-pool='']")).to_have_count(0)
+    assert page.is_hidden("#alert")
+    assert browsing.problems == []
