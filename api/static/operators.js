@@ -15,10 +15,14 @@ function workerRow(worker) {
 }
 
 function waitingRows(operators) {
-  const rows = Object.entries(operators.waiting_by_lane).map(([lane, count]) => el("tr", { "data-lane": lane },
+  // The lanes in the order batches take them (JSON objects come with their keys sorted).
+  const waiting = operators.waiting_by_lane;
+  const lanes = [...Object.keys(LANES).filter((lane) => lane in waiting),
+    ...Object.keys(waiting).filter((lane) => !(lane in LANES))];
+  const rows = lanes.map((lane) => el("tr", { "data-lane": lane },
     el("th", { scope: "row", text: LANES[lane] || lane }),
-    el("td", { class: "number", text: count.toLocaleString("en") }),
-    el("td", { text: "waiting for a batch" })));
+    el("td", { class: "number", text: waiting[lane].toLocaleString("en") }),
+    el("td", { text: "waiting" })));
   for (const pool of operators.queued_by_pool) {
     const name = pool.pool ? `Model ${pool.pool}` : "Any model (default pool)";
     const who = pool.held ? `${pool.workers.toLocaleString("en")} worker${pool.workers === 1 ? "" : "s"} serve it`

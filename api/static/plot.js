@@ -1,8 +1,8 @@
 // Posters per second over the last hour as an inline SVG bar chart: drawn here, nothing from another host.
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 600;
-const HEIGHT = 150;
+const WIDTH = 900;
+const HEIGHT = 160;
 const LEFT = 40; // room for the y axis' labels
 const BOTTOM = 18; // room for the x axis' labels
 const TOP = 8;
