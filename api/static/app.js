@@ -126,6 +126,16 @@ function applyFilter() {
   $("shown").textContent = `${shown.toLocaleString("en")} of ${plural(run.posters.length, "poster")} shown`;
 }
 
+/** Show these posters (run's) in the grid, every one at first; withRun: the run's status and progress too. */
+function showPosters(posters, withRun) {
+  grid.reset(posters);
+  fillFilter($("filter"), posters);
+  $("filter").value = "";
+  applyFilter();
+  $("run").hidden = !withRun;
+  $("results").hidden = false;
+}
+
 /** A poster of a job opened from the dashboard, from its result row. */
 function posterOf(row, index, job) {
   const poster = { index, name: row.name, file: null };
@@ -153,12 +163,7 @@ async function openJob(entry) {
   const finished = job.done + job.failed;
   // Shaped as a finished Run, so that the filter and the downloads serve it unchanged.
   run = { posters, over: true, downloadable: () => (finished ? [job.id] : []) };
-  grid.reset(posters);
-  fillFilter($("filter"), posters);
-  $("filter").value = "";
-  applyFilter();
-  $("run").hidden = true;
-  $("results").hidden = false;
+  showPosters(posters, false);
   $("results").dataset.jobs = job.id;
   $("download-csv").disabled = !finished;
   $("download-jsonl").disabled = !finished;
@@ -180,12 +185,7 @@ async function start(posters) {
   hideAlert();
   posters.forEach((poster, index) => Object.assign(poster, { index, state: "pending" }));
   run = new Run(posters, limits, $("top-k").value, view);
-  grid.reset(posters);
-  fillFilter($("filter"), posters);
-  $("filter").value = "";
-  applyFilter();
-  $("run").hidden = false;
-  $("results").hidden = false;
+  showPosters(posters, true);
   setBusy(true);
   view.changed(run);
   await run.start();
