@@ -4,11 +4,12 @@ downloads; a queued job is cancelled from its row; the operators' section shows 
 queue, and the posters per second plotted. Every wait is one of Playwright's auto-waiting expectations.
 """
 
+import secrets
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from samples import poster_bytes, write_posters
+from samples import bad_file_kinds, poster_bytes, write_posters
 
 from .browsing import open_page
 
@@ -31,9 +32,10 @@ def test_a_folder_job_appears_opens_in_the_grid_and_its_worker_shows(browsing, a
     spawn_worker(WORKER)
     folder = data_root / "dashboard-page"
     write_posters(folder, 5)
+    (folder / "zz-broken.jpg").write_bytes(bad_file_kinds()["truncated_jpeg"].data)
     job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
     job = api.wait(job_id)
-    assert job["status"] == "done"
+    assert (job["status"], job["failed"]) == ("done", 1)
     results = api.get(f"/jobs/{job_id}", params={"limit": 1000}).json()["results"]
     page = browsing.page
 
@@ -43,19 +45,21 @@ def test_a_folder_job_appears_opens_in_the_grid_and_its_worker_shows(browsing, a
     expect(row.locator(".status")).to_have_text("done")
     expect(row).to_contain_text("directory")
     expect(row).to_contain_text("tiny-test@0.0.1")
-    expect(row).to_contain_text("5 of 5")
+    expect(row).to_contain_text("6 of 6, 1 failed")
     expect(row.locator(".job-cancel")).to_have_count(0)  # final: nothing to cancel
-    expect(row.locator(".job-retry")).to_have_count(0)  # no failed poster
+    expect(row.get_by_role("button", name="Retry the failed posters of")).to_be_visible()
     expect(row.locator("progress")).to_have_attribute("value", "1")
 
     # Opened, its results fill the grid: every poster with the genres the API gives it.
     row.locator(".job-open").click()
-    expect(page.locator("#results-title")).to_contain_text("done, 5 of 5 posters")
+    expect(page.locator("#results-title")).to_contain_text("done, 6 of 6 posters")
     expect(page.locator("#results")).to_have_attribute("data-jobs", job_id)
-    expect(page.locator("#grid .card")).to_have_count(5)
+    expect(page.locator("#grid .card")).to_have_count(6)
     cards = browsing.cards()
-    assert [(card["name"], card["state"], card["chips"]) for card in cards] \
-        == [(result["name"], "ok", result["genres"]) for result in results]
+    assert [(card["name"], card["state"], card["chips"], card["code"]) for card in cards] \
+        == [(result["name"], result["status"], result["genres"], (result["error"] or {}).get("code"))
+            for result in results]
+    assert cards[-1]["code"] == "truncated"
     with page.expect_download() as download:
         page.click("#download-csv")
     assert Path(download.value.path()).read_bytes() \
@@ -87,3 +91,25 @@ def test_a_queued_job_is_cancelled_from_its_row(browsing, api):
     expect(page.locator("#waiting tr[data-pool='']")).to_have_count(0)
     assert page.is_hidden("#alert")
     assert browsing.problems == []
+
+
+def test_with_api_keys_a_key_sees_its_own_jobs_only(browser, make_api, service_settings):
+    key_a, key_b = ("alpha-" + secrets.token_urlsafe(24)), ("bravo-" + secrets.token_urlsafe(24))
+    keyed = make_api(service_settings.replace(api_keys=f"{key_a}, {key_b}"))
+    files = [("files", ("poster.jpg", poster_bytes(0)))]
+    mine = keyed.post("/jobs", files=files, headers={"Authorization": f"Bearer {key_a}"}).json()["id"]
+    theirs = keyed.post("/jobs", files=files, headers={"Authorization": f"Bearer {key_b}"}).json()["id"]
+    tab = open_page(browser, keyed.url, wait_for_limits=False)
+    try:
+        page = tab.page
+        expect(page.locator("#jobs-state")).to_contain_text("API key")
+        page.fill("#api-key", key_a)
+        page.click("#key-use")
+        expect(_row(page, mine)).to_be_visible()
+        expect(page.locator("#jobs tr")).to_have_count(1)
+        expect(_row(page, theirs)).to_have_count(0)
+        # The workers and the queue are every key's: an operator's figures, not this key's.
+        expect(page.locator("#operators")).to_be_hidden()
+        assert [problem for problem in tab.problems if "401" not in problem] == []
+    finally:
+        page.context.close()
