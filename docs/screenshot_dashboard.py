@@ -70,7 +70,7 @@ def make_jobs(api: str, data: Path, minutes: float) -> str:
     deadline = time.monotonic() + minutes * 60
     while time.monotonic() < deadline:
         wait(api, submit(api, "nightly sample", json={"directory": str(trickle)}))
-        time.sleep(20)  # pacing the trickle of jobs over the minutes, not waiting for anything
+        time.sleep(45)  # pacing the trickle of jobs over the minutes, not waiting for anything
     return submit(api, "archive-1990s", json={"directory": str(draw_folder(data / "archive", 1500))})
 
 
@@ -101,8 +101,10 @@ def main() -> None:
                 page.goto(api.url + "/")
                 row = page.locator(f"#jobs tr[data-id='{running}']")
                 expect(row).to_have_attribute("data-status", "running", timeout=120_000)
-                # Saved once the big job has a rate and an ETA, while it still runs.
-                expect(row.locator("td.number").nth(1)).not_to_have_text("—", timeout=120_000)
+                # Saved a while into the big job, so that the last minute's rates are its own, with an ETA.
+                page.wait_for_function(f"document.querySelector(\"#jobs tr[data-id='{running}'] progress\")"
+                                       ".value >= 0.3", timeout=300_000)
+                expect(row.locator("td.number").nth(1)).not_to_have_text("—")
                 expect(page.locator(f"#workers tr[data-hostname='{WORKERS[1]}']")).to_be_visible()
                 page.screenshot(path=str(args.out), full_page=True)
                 browser.close()

@@ -6,6 +6,9 @@ import { showOperators } from "./operators.js";
 
 // How often the table is read again while the tab is visible.
 const POLL_MS = 2000;
+// Jobs shown at first, added by each "Show older jobs", and the most one answer of the API holds.
+const PAGE = 20;
+const MOST = 100;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the name column shows: the job's name, else the start of its id. */
@@ -33,7 +36,13 @@ export class Dashboard {
     this.body = section.querySelector("#jobs");
     this.state = section.querySelector("#jobs-state");
     this.wake = null;
+    this.limit = PAGE;
+    this.more = section.querySelector("#jobs-more");
     this.body.addEventListener("click", (event) => this.clicked(event));
+    this.more.addEventListener("click", () => {
+      this.limit = Math.min(MOST, this.limit + PAGE);
+      this.refresh();
+    });
   }
 
   /** Poll until the page closes: at once, then every POLL_MS while the tab is visible. */
@@ -49,7 +58,7 @@ export class Dashboard {
   async refresh() {
     let board;
     try {
-      board = await getDashboard();
+      board = await getDashboard({ limit: this.limit });
     } catch (error) {
       // Said here, not in the page's alert: a poll must not hide what a person's own action reported.
       this.state.textContent = error.status === 401
@@ -59,6 +68,7 @@ export class Dashboard {
       return;
     }
     this.show(board.jobs);
+    this.more.hidden = board.next_offset === null || this.limit >= MOST;
     this.state.textContent = `Updated ${new Date(board.now * 1000).toLocaleTimeString("en")}.`;
     this.section.dataset.state = "ok";
     this.operators.hidden = !board.operators;

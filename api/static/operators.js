@@ -3,7 +3,7 @@
 import { el, formatDuration, formatRate } from "./dom.js";
 import { drawThroughput } from "./plot.js";
 
-const LANES = { interactive: "Interactive lane (single posters)", bulk: "Bulk lane" };
+const LANES = { interactive: "Interactive lane", bulk: "Bulk lane" };
 
 function workerRow(worker) {
   return el("tr", { "data-hostname": worker.hostname },
