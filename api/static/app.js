@@ -1,6 +1,6 @@
 // The page's entry point: wires the controls to a Run, the grid, the filter, the detail dialog and downloads.
 
-import { ApiError, getJob, getLimits, getResults, setApiKey } from "./api.js";
+import { ApiError, FINAL, getJob, getLimits, getResults, setApiKey } from "./api.js";
 import { Dashboard, jobLabel } from "./dashboard.js";
 import { Detail } from "./detail.js";
 import { el, formatBytes, plural } from "./dom.js";
@@ -18,6 +18,8 @@ const grid = new Grid($("grid"), (poster, card) => detail.open(poster, card));
 const detail = new Detail($("detail"));
 let limits = null;
 let run = null;
+// The job the grid shows, opened from the dashboard and not final yet: {id, finished}; null otherwise.
+let opened = null;
 
 function showAlert(what, error) {
   if (error.status === 401) showKeyForm();
@@ -144,8 +146,11 @@ function posterOf(row, index, job) {
   return { ...poster, state: job.status === "cancelled" ? "cancelled" : "pending" };
 }
 
-/** Show a job's results (one the dashboard lists) in the grid, as a finished run's are shown. */
-async function openJob(entry) {
+/**
+ * Show a job's results (one the dashboard lists) in the grid, as a finished run's are shown.
+ * quiet: a refresh of the job already shown (the filter stays, the focus does not move).
+ */
+async function openJob(entry, { quiet = false } = {}) {
   if (run && !run.over) {
     showAlert("A run is under way.", new ApiError("busy", "wait for it to end, or cancel it, then open the job"));
     return;
@@ -163,7 +168,11 @@ async function openJob(entry) {
   const finished = job.done + job.failed;
   // Shaped as a finished Run, so that the filter and the downloads serve it unchanged.
   run = { posters, over: true, downloadable: () => (finished ? [job.id] : []) };
+  const filter = quiet ? $("filter").value : "";
   showPosters(posters, false);
+  $("filter").value = [...$("filter").options].some((option) => option.value === filter) ? filter : "";
+  applyFilter();
+  opened = FINAL.has(job.status) ? null : { id: job.id, finished };
   $("results").dataset.jobs = job.id;
   $("download-csv").disabled = !finished;
   $("download-jsonl").disabled = !finished;
@@ -171,11 +180,20 @@ async function openJob(entry) {
   title.textContent = `${jobLabel({ ...entry, ...job })}: ${job.status}, ${finished.toLocaleString("en")} of `
     + `${plural(job.total, "poster")}`;
   title.hidden = false;
-  title.focus();
+  if (!quiet) title.focus();
+}
+
+/** After each poll of the dashboard: the job the grid shows again, once more of its posters are done. */
+function polled(jobs) {
+  const job = opened && jobs.find((entry) => entry.id === opened.id);
+  if (!job || (job.done + job.failed === opened.finished && !FINAL.has(job.status))) return;
+  opened.finished = job.done + job.failed; // one refresh for this much progress, however long it takes
+  openJob(job, { quiet: true });
 }
 
 async function start(posters) {
   if (run && !run.over) return;
+  opened = null;
   $("results-title").hidden = true;
   if (!posters.length) {
     showAlert("Nothing to label.", new ApiError("no_posters", "the pick holds no files"));
@@ -245,7 +263,9 @@ document.addEventListener("drop", async (event) => {
   }
 });
 
-const dashboard = new Dashboard($("dashboard"), $("operators"), { open: openJob, failed: showAlert });
+const dashboard = new Dashboard($("dashboard"), $("operators"), {
+  open: (job) => openJob(job), failed: showAlert, polled,
+});
 
 const storedKey = sessionStorage.getItem(KEY_STORAGE);
 if (storedKey) {

@@ -26,7 +26,8 @@ function counts(job) {
 export class Dashboard {
   /**
    * section: the jobs section (ids jobs, jobs-empty, jobs-state); operators: the operators' section;
-   * actions: {open(job), failed(what, error)}: open a job's results, report a failed cancel or retry.
+   * actions: {open(job), failed(what, error), polled(jobs)}: open a job's results, report a failed
+   * cancel or retry, hear of each poll's jobs.
    */
   constructor(section, operators, actions) {
     this.section = section;
@@ -68,6 +69,7 @@ export class Dashboard {
       return;
     }
     this.show(board.jobs);
+    this.actions.polled(board.jobs);
     this.more.hidden = board.next_offset === null || this.limit >= MOST;
     this.state.textContent = `Updated ${new Date(board.now * 1000).toLocaleTimeString("en")}.`;
     this.section.dataset.state = "ok";

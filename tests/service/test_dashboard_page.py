@@ -93,6 +93,22 @@ def test_a_queued_job_is_cancelled_from_its_row(browsing, api):
     assert browsing.problems == []
 
 
+def test_an_opened_job_fills_in_as_a_worker_labels_it(browsing, api, spawn_worker):
+    files = [("files", (f"poster_{i}.jpg", poster_bytes(i))) for i in range(4)]
+    job_id = api.post("/jobs", files=files).json()["id"]
+    page = browsing.page
+    _row(page, job_id).locator(".job-open").click()
+    # No worker yet: every card waits for one.
+    expect(page.locator("#results-title")).to_contain_text("queued, 0 of 4 posters")
+    expect(page.locator("#grid .card[data-state=pending]")).to_have_count(4)
+    spawn_worker(WORKER)
+    expect(page.locator("#grid .card[data-state=ok]")).to_have_count(4)
+    expect(page.locator("#results-title")).to_contain_text("done, 4 of 4 posters")
+    results = api.get(f"/jobs/{job_id}").json()["results"]
+    assert [card["chips"] for card in browsing.cards()] == [result["genres"] for result in results]
+    assert browsing.problems == []
+
+
 def test_with_api_keys_a_key_sees_its_own_jobs_only(browser, make_api, service_settings):
     key_a, key_b = ("alpha-" + secrets.token_urlsafe(24)), ("bravo-" + secrets.token_urlsafe(24))
     keyed = make_api(service_settings.replace(api_keys=f"{key_a}, {key_b}"))
