@@ -113,7 +113,8 @@ class Keys:
         P:weights             hash   tenant -> its weight, where it is not 1
         P:arrivals            list   a short list pushed when posters become ready (claims wait on it)
         P:batch:<task id>     list   refs one Celery task claimed (its redelivery finds the same ones)
-        P:claims              zset   task ids holding claimed refs, by when they last claimed
+        P:claims              zset   task ids holding claimed refs, by when they last claimed (0: the
+                                     sweep gave the rest back and fails what is left)
         P:claimed_at          string when any batch last claimed a ref (the sweep's sign of life)
         P:attempts            hash   "<id>:<index>" -> deliveries that claimed the item (until written)
         P:sweep               string lock: the one worker sweeping now (TTL one sweep interval)

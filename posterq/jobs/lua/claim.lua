@@ -6,6 +6,10 @@
 -- moves. A batch holding refs is stamped in the claims set, which the sweep reads to find
 -- batches whose task is gone. Reads the claimed items in the same round trip.
 --
+-- Redis Cluster: KEYS[10..12] are key prefixes, and the keys built from them at run time
+-- are not declared; a cluster runs this only if every key of the prefix shares one hash slot
+-- (a {hash tag} in Settings.key_prefix). See fair_queue.lua.
+--
 -- KEYS[1]  batch       list   the refs this task (its Celery task id) holds
 -- KEYS[2]  claims      zset   task ids holding refs, by when they last claimed (Redis time)
 -- KEYS[3]  claimed_at  string when any batch last claimed a ref (the sweep's sign of life)

@@ -5,6 +5,10 @@
 -- batch list, whose claim is stamped 0 (stale at once) for the sweep to fail it now. A ref whose
 -- job is gone or final is dropped: nothing waits for it.
 --
+-- Redis Cluster: KEYS[8..10] are key prefixes, and the keys built from them at run time
+-- are not declared; a cluster runs this only if every key of the prefix shares one hash slot
+-- (a {hash tag} in Settings.key_prefix). See fair_queue.lua.
+--
 -- KEYS[1] claims      zset   task ids holding refs, by when they last claimed
 -- KEYS[2] batch       list   the refs the task holds
 -- KEYS[3] attempts    hash   ref -> how many deliveries have claimed it
