@@ -38,7 +38,7 @@ class BatchReport:
     """What one delivery of a batch task did."""
 
     batch_id: str
-    delivery: int
+    delivery: int  # the most claims any of its posters has had: 1 on a first delivery
     claimed: int
     written: int
     finished_jobs: tuple[str, ...] = ()
