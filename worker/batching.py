@@ -23,8 +23,9 @@ from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.claims import redelivered_too_often
 from posterq.jobs.keys import ItemKind, ResultStatus
+from posterq.jobs.redis_errors import refused
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
-from posterq.jobs.store import JobStore, refused
+from posterq.jobs.store import JobStore
 from posterq.results import row as result_row
 
 log = logging.getLogger(__name__)

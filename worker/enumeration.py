@@ -20,8 +20,9 @@ from posterq.exceptions import PosterqError
 from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.keys import JobStatus
+from posterq.jobs.redis_errors import transient
 from posterq.jobs.stats import Counter
-from posterq.jobs.store import JobStore, transient
+from posterq.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 

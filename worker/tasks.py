@@ -6,7 +6,7 @@ from celery import shared_task
 
 from posterq.exceptions import DatabaseUnavailable, OutputError
 from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
-from posterq.jobs.store import refused_for_memory
+from posterq.jobs.redis_errors import refused_for_memory
 from posterq.worker import runtime
 from posterq.worker.batching import run_batch
 from posterq.worker.enumeration import PAUSE_SECONDS, enumerate_folder
