@@ -10,7 +10,7 @@ matched. No key is logged, stored or echoed in an error.
     python -c "import secrets; print(secrets.token_urlsafe(32))"   # a new key
 
 In POSTERQ_API_KEYS_FILE a line may give a key's weight after it ("KEY 2"): its share of the
-workers against keys of weight 1 when both have work waiting (posterq.jobs.schedule). It may also
+workers against keys of weight 1 when both have work waiting (posterq.jobs.fair_queue). It may also
 give the key its own folders, each list separated by os.pathsep and each folder under a global
 root of its kind: `output_roots=/srv/out/team-a` (where its jobs' output files may go) and
 `data_roots=/srv/posters/team-a` (the folders its directory jobs may read):

@@ -55,7 +55,7 @@ def refuse_when_full(store: JobStore, owner: str = "") -> None:
         told = "the queue is full" if owner else (f"{everyone} posters are queued, the limit of "
                                                   f"{limits.total_limit}")
         refuse_queue_full(store, QueueFull(told, "queue_full", everyone, limits.total_limit, 1))
-    _refuse_when_redis_full(store, store.schedule.depth(), owner)
+    _refuse_when_redis_full(store, store.fair_queue.depth(), owner)
 
 
 def refuse_queue_full(store: JobStore, exc: QueueFull) -> None:
@@ -71,7 +71,7 @@ def queue_full_response(store: JobStore, exc: QueueFull):
     """
     share = 1
     if exc.code == "key_queue_full":
-        share = max(1, sum(1 for field in store.schedule.waiting() if field.startswith("tenant:")))
+        share = max(1, sum(1 for field in store.fair_queue.waiting() if field.startswith("tenant:")))
     # With keys, the service's figures stay out: they tell of other keys' work.
     told = exc.message if exc.code == "key_queue_full" or not auth.keys_enabled() else "the queue is full"
     seconds = drain_seconds(store, exc.excess * share)

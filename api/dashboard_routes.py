@@ -88,7 +88,7 @@ def operators(now: float) -> dict:
     by_pool = store.ledger.queued_by_pool() if store.database.ping() else {}
     lanes = dict.fromkeys((lane.value for lane in Lane), 0)
     for pool in sorted({DEFAULT_POOL, *by_pool}):
-        waiting = context.store(pool).schedule.waiting()
+        waiting = context.store(pool).fair_queue.waiting()
         for lane in lanes:
             lanes[lane] += waiting.get(f"lane:{lane}", 0)
     held = held_by(heartbeats)

@@ -64,7 +64,7 @@ class StoreCollector:
         for counter, doc in _COUNTERS:
             yield CounterMetricFamily(f"posterq_{counter.value}", doc, value=stats.get(counter.value, 0))
         # One read of the waiting counts and one of the waiting jobs serve every queue figure.
-        waiting, (ages, tenant_ages) = self.store.schedule.waiting(), self.store.jobs.queue_ages()
+        waiting, (ages, tenant_ages) = self.store.fair_queue.waiting(), self.store.jobs.queue_ages()
         yield GaugeMetricFamily("posterq_queue_posters", "Posters waiting for a batch",
                                 value=waiting.get("total", 0))
         yield GaugeMetricFamily("posterq_queue_age_seconds",

@@ -133,7 +133,7 @@ class Settings:
     result_ttl: int = 7 * 24 * 3600
     #: Seconds uploaded bytes are kept if nobody classifies them.
     upload_ttl: int = 24 * 3600
-    #: Deliveries of one batch after which its posters fail with `redelivered_too_often`.
+    #: Claims of one poster, after its first, after which it fails with `redelivered_too_often`.
     max_redeliveries: int = 3
     #: Tries of a job's output file that fails for a reason that may pass (a full disk, an I/O
     #: error) before its error is final; a reason that cannot pass (the name exists, is too long,

@@ -7,7 +7,8 @@ and takes whatever refs are ready, waiting at most max_batch_wait for stragglers
 refs atomically into a list named after the Celery task id; late acknowledgement means a killed
 worker's task is delivered again with the same id, finds that list, and classifies the same
 posters. The API sends ceil(n / batch_size) tokens per job, and a token either fills its batch or
-empties the ready list, so tokens never run out while refs wait.
+empties the ready list, so tokens never run out while refs wait. What a claim holds, how often a
+poster may be claimed, and what the sweep gives back is the claims registry's (posterq.jobs.claims).
 """
 
 import logging
@@ -15,22 +16,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
 from posterq import gate
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
+from posterq.jobs.claims import redelivered_too_often
 from posterq.jobs.keys import ItemKind, ResultStatus
 from posterq.jobs.pools import DEFAULT_POOL
+from posterq.jobs.redis_errors import refused
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
 from posterq.jobs.store import JobStore
 from posterq.results import row as result_row
 
 log = logging.getLogger(__name__)
 
-#: One poster's result as the store writes it (Batches.write_results): job id, index, result, outcome.
+#: One poster's result as the store writes it (Claims.write_results): job id, index, result, outcome.
 Outcome = tuple[str, int, dict, str]
 
 
@@ -39,7 +40,7 @@ class BatchReport:
     """What one delivery of a batch task did."""
 
     batch_id: str
-    delivery: int
+    delivery: int  # the most claims any of its posters has had: 1 on a first delivery
     claimed: int
     written: int
     finished_jobs: tuple[str, ...] = ()
@@ -83,57 +84,46 @@ def _result(item: dict, outcome, genres) -> dict:
     return {"index": item["index"], "name": item["name"], **result_row(item["name"], outcome, genres)}
 
 
-def _fail_items(items: list[dict], error: PosterqError) -> list[tuple[dict, str]]:
-    # Results that give every item the same error.
-    return [(_result(item, error, ()), error.code) for item in items]
-
-
 def _outcomes(items: list[dict], results: list[tuple[dict, str]]) -> list[Outcome]:
     # Each item's (result, outcome) as the store writes it.
     return [(item["job_id"], item["index"], result, outcome)
             for item, (result, outcome) in zip(items, results, strict=True)]
 
 
-def _live(store: JobStore, refs: list[tuple[str, int]]) -> list[dict]:
-    # The refs' items whose jobs still wait for them (not cancelled, finished or expired).
-    return [item for item in store.jobs.load(refs) if item is not None]
-
-
-def fail_refs(store: JobStore, refs: list[tuple[str, int]], error: PosterqError) -> list[Outcome]:
-    """Rows that give one error to each ref whose job still waits for it (for Batches.write_results)."""
-    live = _live(store, refs)
-    return _outcomes(live, _fail_items(live, error))
+def fail_items(items: list[dict], error: PosterqError) -> list[Outcome]:
+    """Outcomes that give one error to each of items (for Claims.write_results)."""
+    return _outcomes(items, [(_result(item, error, ()), error.code) for item in items])
 
 
 def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
               send_tokens: Callable[[int], None] | None = None) -> BatchReport:
     """Run one delivery of a batch task: claim, classify, write each result once, forget the batch.
 
-    Then tops up the windows of the directory jobs it served (send_tokens sends their tokens).
+    Posters claimed too often (posterq.jobs.claims: their batch kept dying, or kept being given
+    back) fail with `redelivered_too_often` instead of being classified. Then tops up the windows
+    of the directory jobs it served (send_tokens sends their tokens).
     """
-    settings, batches = store.settings, store.batches
-    claimed_at = None  # a batch failed for its redeliveries was claimed by an earlier delivery
-    delivery = batches.count_delivery(batch_id)
+    settings, claims = store.settings, store.claims
     started = time.monotonic()
-    if delivery > 1 + settings.max_redeliveries and batches.claimed(batch_id):
-        # A batch that keeps killing its worker (or keeps failing) must not circle forever.
-        refs = batches.claimed(batch_id)
-        log.warning("batch %s: delivery %d, failing its %d posters", batch_id, delivery, len(refs))
-        error = PosterqError(f"the batch was delivered {delivery} times without finishing",
-                             "redelivered_too_often")
-        outcomes, model = fail_refs(store, refs, error), _model_of(classifier_factory)
-    else:
-        refs, live = batches.claim_items(batch_id, settings.batch_size, settings.max_batch_wait)
-        claimed_at = time.time()
-        if live:
-            gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
-        outcomes, model = _classify_items(classifier_factory, live, settings)
+    refs, items = claims.claim_items(batch_id, settings.batch_size, settings.max_batch_wait)
+    claimed_at = time.time()
+    exhausted, live = claims.exhausted(items)
+    delivery = max((item["attempts"] for item in items), default=1)
+    if live:
+        gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
+    outcomes, model = _classify_items(classifier_factory, live, settings)
+    if exhausted:
+        # A poster that keeps killing its worker (or keeps failing) must not circle forever.
+        log.warning("batch %s: delivery %d, failing %d posters claimed too often", batch_id, delivery,
+                    len(exhausted))
+        outcomes += fail_items(exhausted, redelivered_too_often(delivery))
+        model = model or _model_of(classifier_factory)
     for _, _, result, _ in outcomes:
         result["worker"] = hostname
-    finished = batches.write_results(outcomes, model, claimed_at)
+    finished = claims.write_results(outcomes, model, claimed_at)
     # Done with the batch before its figures: a Redis too full to take them (they grow its
     # memory) must not make the batch run again.
-    batches.finish(batch_id)
+    claims.finish(batch_id)
     seconds = time.monotonic() - started
     observations = [(JOB_SECONDS, job.seconds) for job in finished]
     if outcomes:
@@ -143,7 +133,9 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
                                      [(Counter.BATCHES, 1)])
             # Throughput is the whole service's, whichever pool the batch served (the dashboard's plot).
             store.for_pool(DEFAULT_POOL).stats.count_posters(hostname, len(outcomes))
-        except redis.ResponseError as exc:
+        except Exception as exc:
+            if not refused(exc):
+                raise
             log.warning("batch %s: its figures were not counted: %s", batch_id, exc)
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
     if send_tokens is not None:
@@ -165,7 +157,7 @@ def _classify_items(classifier_factory, live: list[dict], settings) -> tuple[lis
         # The log has the reason; a result does not, since it names paths on this host.
         log.error("cannot load the model: %s", exc.message)
         error = PosterqError("the worker cannot load its model; its log says why", exc.code)
-        return _outcomes(live, _fail_items(live, error)), {}
+        return fail_items(live, error), {}
     return _outcomes(live, classify_items(classifier, live, settings)), model_of(classifier)
 
 

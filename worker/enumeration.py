@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from posterq import gate
-from posterq.exceptions import DatabaseUnavailable, PosterqError
+from posterq.exceptions import PosterqError
 from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.keys import JobStatus
+from posterq.jobs.redis_errors import transient
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 
@@ -29,8 +28,6 @@ log = logging.getLogger(__name__)
 
 #: The error code of the row that ends a listing that failed too often (see enumerate_folder).
 LISTING_FAILED = "listing_failed"
-#: Seconds a job's count of listing errors is kept: far longer than its tries take.
-LISTING_ERRORS_TTL = 24 * 3600
 #: Items per ledger transaction: large enough that COPY runs at full speed, small enough that a
 #: cancel or a crash loses little listing work.
 CHUNK = 5000
@@ -69,12 +66,11 @@ def enumerate_folder(store: JobStore, job_id: str, send_tokens: Callable[[int], 
     Stops after the chunk that passes `seconds` (report.more): a task then sends its
     continuation, so that listing a huge folder never holds a worker process for long.
     """
-    lock, token = store.keys.enumerating(job_id), uuid.uuid4().hex
-    ttl = lock_ttl(store.settings)
-    if not store.client.set(lock, token, nx=True, ex=ttl):
+    token, ttl = uuid.uuid4().hex, lock_ttl(store.settings)
+    if not store.claims.lock_listing(job_id, token, ttl):
         return EnumerationReport(job_id, skipped="another enumeration of the job is running")
     try:
-        return _enumerate(store, job_id, send_tokens, lambda: store.client.expire(lock, ttl),
+        return _enumerate(store, job_id, send_tokens, lambda: store.claims.renew_listing(job_id, ttl),
                           time.monotonic() + seconds)
     except Exception as exc:
         # A store that is down or full passes: the task tries again, as often as it takes. Any
@@ -86,9 +82,7 @@ def enumerate_folder(store: JobStore, job_id: str, send_tokens: Callable[[int], 
                       job_id, store.settings.max_redeliveries + 1)
         return _end_listing(store, job_id, exc)
     finally:
-        # Only this run's lock: one that lapsed may be another enumeration's by now.
-        if store.client.get(lock) == token.encode():
-            store.client.delete(lock)
+        store.claims.unlock_listing(job_id, token)
 
 
 def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float) -> EnumerationReport:
@@ -140,9 +134,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
     listed, found = listed + len(chunk), found + len(chunk)
     finished = store.ledger.finish_enumeration(job_id)
     if finished:  # every poster was already done (or the folder held only unlistable folders)
-        pipe = store.client.pipeline(transaction=False)
-        store.jobs.finished(pipe, job_id, finished.status)
-        pipe.execute()
+        store.jobs.finish(job_id, finished.status)
     log.info("job %s: listed %d files (%d in all); the folder is done", job_id, listed, found)
     return EnumerationReport(job_id, listed, finished=True, output_due=bool(finished and finished.has_output))
 
@@ -179,19 +171,9 @@ def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_to
     return written
 
 
-def transient(exc: BaseException) -> bool:
-    """True for an error that passes on its own: the database or Redis down, or Redis full."""
-    passing = (DatabaseUnavailable, redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
-    return isinstance(exc, passing) or (isinstance(exc, redis.ResponseError) and "maxmemory" in str(exc))
-
-
 def _gives_up(store: JobStore, job_id: str) -> bool:
     # Counted in Redis, not in the task's retries: the sweep starts new listing tasks too.
-    key = store.keys.listing_errors(job_id)
-    pipe = store.client.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, LISTING_ERRORS_TTL)
-    return pipe.execute()[0] > store.settings.max_redeliveries
+    return store.claims.count_listing_error(job_id) > store.settings.max_redeliveries
 
 
 def _end_listing(store: JobStore, job_id: str, exc: Exception) -> EnumerationReport:
@@ -210,8 +192,6 @@ def _end_listing(store: JobStore, job_id: str, exc: Exception) -> EnumerationRep
         return EnumerationReport(job_id, skipped="the job was cancelled or listed elsewhere")
     finished = store.ledger.finish_enumeration(job_id, error)
     if finished:
-        pipe = store.client.pipeline(transaction=False)
-        store.jobs.finished(pipe, job_id, finished.status)
-        pipe.execute()
+        store.jobs.finish(job_id, finished.status)
     return EnumerationReport(job_id, finished=True, output_due=bool(finished and finished.has_output),
                              failed=True)

@@ -8,8 +8,8 @@ pool (posterq.jobs.pools) the workers serve, that pool's jobs only:
 
 - a batch whose claim is older than batch_time_limit plus two sweeps has no live task (Celery
   kills a batch at its time limit and delivers it again at once, which claims afresh): its posters
-  go back to the head of the ready list, with new tokens; a poster given back more than
-  max_redeliveries times fails with `redelivered_too_often`, as a batch delivered too often does;
+  go back to the head of the ready list, with new tokens; a poster whose next claim would be one
+  too many (posterq.jobs.claims) fails with `redelivered_too_often` here instead;
 - posters on the ready list that no batch has claimed for three sweeps while the Celery queue is
   empty have lost their tokens: new ones are sent. A spare token costs one empty claim;
 - every job the database still runs: its hash is rebuilt if Redis lost it, its folder listing is
@@ -23,17 +23,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from posterq.exceptions import PosterqError
 from posterq.jobs.broker import Broker, tokens_for
+from posterq.jobs.claims import redelivered_too_often
 from posterq.jobs.records import SUBMISSION_LEASE
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
-from posterq.worker.batching import fail_refs
+from posterq.worker.batching import fail_items
 from posterq.worker.enumeration import lock_ttl
 from posterq.worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -52,16 +51,14 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
           send_enumeration: Callable[[str], None] = lambda job_id: None,
           send_output: Callable[[str], None] = lambda job_id: None) -> SweepReport:
     """Sweep once unless another worker is: give back lost batches, fail poisoned posters, send tokens."""
-    settings, batches = store.settings, store.batches
-    if not batches.lock_sweep(settings.sweep_interval):
+    settings, claims = store.settings, store.claims
+    if not claims.lock_sweep(settings.sweep_interval):
         return SweepReport()
-    older_than = settings.batch_time_limit + 2 * settings.sweep_interval
-    given_back = sum(batches.give_back(batch_id, older_than) or 0 for batch_id in batches.stale(older_than))
-    failed = _fail_poisoned(store)
+    given_back, failed = _give_back(store)
     topped_up, enumerations = _look_after_jobs(store, send_enumeration)
     tokens = sum(tokens_for(n, settings.batch_size) for n in (given_back, topped_up))
-    waiting = batches.queue_depth()
-    if waiting and batches.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
+    waiting = store.fair_queue.depth()
+    if waiting and claims.idle_seconds() > 3 * settings.sweep_interval and queued_tokens() == 0:
         tokens = max(tokens, tokens_for(waiting, settings.batch_size))
     if tokens:
         send_tokens(tokens)
@@ -72,7 +69,7 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
         store.stats.count(Counter.SWEEP_TOKENS, tokens)
     for job_id in store.ledger.outputs_due(store.pool):
         # One nudge a lock TTL: a task sent a moment ago may still be on its way.
-        if store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(settings)):
+        if claims.nudge(job_id, lock_ttl(settings)):
             send_output(job_id)
     expired = store.ledger.expire(settings.result_ttl)
     return SweepReport(given_back, failed, tokens, topped_up, enumerations, expired)
@@ -92,8 +89,8 @@ def _look_after_jobs(store: JobStore, send_enumeration: Callable[[str], None]) -
         # Every job listed is submitted: a job without its hash in Redis lost it (Redis restarted
         # without its data).
         store.window.restore(job)
-        if (not job["enumerated"] and not store.client.exists(store.keys.enumerating(job_id))
-                and store.client.set(store.keys.nudged(job_id), "1", nx=True, ex=lock_ttl(store.settings))):
+        if (not job["enumerated"] and not store.claims.listing_runs(job_id)
+                and store.claims.nudge(job_id, lock_ttl(store.settings))):
             send_enumeration(job_id)
             started += 1
         made += store.window.top_up(job_id)
@@ -102,16 +99,23 @@ def _look_after_jobs(store: JobStore, send_enumeration: Callable[[str], None]) -
     return made, started
 
 
-def _fail_poisoned(store: JobStore) -> int:
-    refs = store.batches.poisoned()
-    if not refs:
-        return 0
-    error = PosterqError(f"the poster's batch was lost more than {store.settings.max_redeliveries} times",
-                         "redelivered_too_often")
-    outcomes = fail_refs(store, refs, error)
-    store.batches.write_results(outcomes, {})
-    store.batches.forget_poisoned(refs)
-    return len(outcomes)
+def _give_back(store: JobStore) -> tuple[int, int]:
+    # Every batch whose task is gone gives its posters back, or fails those claimed too often:
+    # (posters given back, posters failed).
+    claims = store.claims
+    older_than = store.settings.batch_time_limit + 2 * store.settings.sweep_interval
+    given_back = failed = 0
+    for batch_id in claims.stale(older_than):
+        back = claims.give_back(batch_id, older_than)
+        if back is None:
+            continue
+        given_back += back.ready
+        if back.kept:
+            # Written first: a sweep that dies here leaves them in the batch for the next one.
+            claims.write_results(fail_items(back.exhausted, redelivered_too_often(claims.max_attempts)), {})
+            claims.finish(batch_id)
+            failed += len(back.exhausted)
+    return given_back, failed
 
 
 class Sweeper(Periodic):

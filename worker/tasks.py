@@ -2,11 +2,11 @@
 
 import logging
 
-import redis
 from celery import shared_task
 
 from posterq.exceptions import DatabaseUnavailable, OutputError
 from posterq.jobs.broker import ENUMERATE_TASK, OUTPUT_TASK, TASK_NAME, Broker
+from posterq.jobs.redis_errors import refused_for_memory
 from posterq.worker import runtime
 from posterq.worker.batching import run_batch
 from posterq.worker.enumeration import PAUSE_SECONDS, enumerate_folder
@@ -24,12 +24,6 @@ def _backoff(retries: int) -> float:
     return min(MAX_BACKOFF, 2 ** min(retries, 5))
 
 
-def refused_for_memory(exc: BaseException) -> bool:
-    """True for a command Redis refused because it is over its maxmemory (OOM), in a script or not."""
-    return isinstance(exc, redis.OutOfMemoryError) or (
-        isinstance(exc, redis.ResponseError) and "used memory > 'maxmemory'" in str(exc))
-
-
 @shared_task(name=TASK_NAME, bind=True, max_retries=None)
 def classify_batch(self, pool: str = ""):
     """Classify up to batch_size ready posters of a pool (see posterq.worker.batching for the protocol)."""
@@ -41,8 +35,7 @@ def classify_batch(self, pool: str = ""):
         # The results cannot be kept now: the batch keeps its posters and tries again, without
         # counting towards max_redeliveries (the posters are not at fault).
         log.warning("batch %s: %s; trying again", self.request.id, exc.message)
-        store.batches.uncount_delivery(self.request.id)
-        store.batches.touch(self.request.id)
+        store.claims.forgive(self.request.id)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     except Exception as exc:
         countdown = 1
@@ -53,8 +46,8 @@ def classify_batch(self, pool: str = ""):
             log.warning("batch %s: Redis is full (%s); trying again in %d s", self.request.id, exc, countdown)
         else:
             log.exception("batch %s failed; trying again", self.request.id)
-        # Retried with the same task id, so the batch keeps its posters and its delivery count,
-        # which ends the loop after max_redeliveries by failing the posters.
+        # Retried with the same task id, so the batch keeps its posters and their claims counted,
+        # which ends the loop after max_redeliveries by failing the posters (posterq.jobs.claims).
         raise self.retry(exc=exc, countdown=countdown) from None
     for job_id in report.outputs_due:
         broker.send_output(job_id)  # if this is lost, the sweep sends it again

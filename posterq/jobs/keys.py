@@ -113,11 +113,10 @@ class Keys:
         P:weights             hash   tenant -> its weight, where it is not 1
         P:arrivals            list   a short list pushed when posters become ready (claims wait on it)
         P:batch:<task id>     list   refs one Celery task claimed (its redelivery finds the same ones)
-        P:batch:<task id>:n   string deliveries of that task so far
-        P:claims              zset   task ids holding claimed refs, by when they last claimed
+        P:claims              zset   task ids holding claimed refs, by when they last claimed (0: the
+                                     sweep gave the rest back and fails what is left)
         P:claimed_at          string when any batch last claimed a ref (the sweep's sign of life)
-        P:attempts            hash   "<id>:<index>" -> times the sweep gave the item back (until written)
-        P:poisoned            list   refs given back too often, to be failed by the sweep
+        P:attempts            hash   "<id>:<index>" -> deliveries that claimed the item (until written)
         P:sweep               string lock: the one worker sweeping now (TTL one sweep interval)
         P:worker:<hostname>   string heartbeat JSON, TTL 3 heartbeats
         P:announced           zset   models ("name@version") workers announced, by when last
@@ -147,9 +146,7 @@ class Keys:
     claimed_at = _Key("claimed_at")
     """When any batch last claimed a ref."""
     attempts = _Key("attempts")
-    """How often the sweep gave each item back, until its result is written."""
-    poisoned = _Key("poisoned")
-    """Refs given back too often: the sweep fails them."""
+    """How many deliveries claimed each item, until its batch is finished."""
     sweep = _Key("sweep")
     """The sweep's lock."""
     announced = _Key("announced")
@@ -202,9 +199,18 @@ class Keys:
         """Refs one batch task claimed."""
         return self._name("batch", batch_id)
 
-    def deliveries(self, batch_id: str) -> str:
-        """How often one batch task has started."""
-        return self._name("batch", batch_id, "n")
+    def prefixes(self) -> list[str]:
+        """The prefixes of the keys a Lua script picks at run time: a job's ready list, a lane's, a job's.
+
+        Passed in KEYS (posterq/jobs/lua/fair_queue.lua builds the names from them).
+        """
+        return [self.ready(""), self.lane(""), self.job("")]
+
+    def suffixes(self) -> dict[str, str]:
+        """What follows those prefixes in the names built at run time, cut from this class's own names."""
+        job, lane = self.job("\0"), self.lane("\0")
+        return {"items": self.items("\0")[len(job):], "blob": self.blob("\0", 0)[len(job):-1],
+                "lane_tenant": self.lane_jobs("\0", "\1")[len(lane):-1]}
 
     def worker(self, hostname: str) -> str:
         """One worker's heartbeat."""
@@ -219,8 +225,7 @@ class Keys:
 
         Its jobs' own keys expire or empty (Redis deletes an empty list, hash or zset).
         """
-        return [self.arrivals, self.stats, self.weights, self.claimed_at, self.attempts, self.poisoned,
-                self.claims]
+        return [self.arrivals, self.stats, self.weights, self.claimed_at, self.attempts, self.claims]
 
 
 def job_hash(record: dict, fed: int) -> dict[str, object]:

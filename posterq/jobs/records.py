@@ -14,10 +14,11 @@ import redis
 
 from posterq.config import Settings
 from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
+from posterq.jobs import scripts
 from posterq.jobs.admission import Quota
+from posterq.jobs.fair_queue import FairQueue
 from posterq.jobs.keys import JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.ledger import Ledger
-from posterq.jobs.schedule import Schedule
 from posterq.jobs.stats import LabelledCounter
 
 log = logging.getLogger(__name__)
@@ -37,34 +38,18 @@ SUBMISSION_LEASE = 10
 #: to wake; everything else about the job is read from the ledger.
 FINISHED_TTL = 3600
 
-# Removes what a failed submission wrote, in one step: marks the id (so that a late EXEC of its
-# write is aborted by WATCH), deletes its hash, items and bytes and takes its count off the
-# stats (its waiting posters leave the queue through Schedule.drop first).
-# KEYS: mark, job, items, done, stats, then the submission's lease and the blobs. ARGV: mark ttl,
-# the stats field the submission counted in.
-_DISCARD = """
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-local existed = redis.call('EXISTS', KEYS[2])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
--- Last and protected: the failure being cleaned up may be this very hash (a Lua error would stop
--- the script, and scripts are not rolled back either).
-if existed == 1 then redis.pcall('HINCRBY', KEYS[5], ARGV[2], -1) end
-"""
-
-
 class Jobs:
     """Jobs: their rows in the ledger and, while they run, their hashes, items and bytes in Redis."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule,
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, fair_queue: FairQueue,
                  ledger: Ledger, pool: str = "", in_pool: "Callable[[str], Jobs] | None" = None):
-        self.client, self.settings, self.keys, self.schedule = client, settings, keys, schedule
+        self.client, self.settings, self.keys, self.fair_queue = client, settings, keys, fair_queue
         self.ledger = ledger
         # The pool whose Redis side these are, and the Jobs of any other pool: a job's hash, done
         # list and queue are its pool's (posterq.jobs.pools).
         self.pool = pool
         self._in_pool = in_pool or (lambda other: self)
-        self._discard_script = client.register_script(_DISCARD)
+        self._discard_script = scripts.register(client, "discard.lua")
 
     def of(self, job: dict) -> "Jobs":
         """The Jobs of the pool a job (a ledger row, or a view) lives in."""
@@ -224,7 +209,7 @@ class Jobs:
             for start, stop in _chunks(len(items)):
                 pipe.rpush(keys.ready(job_id), *[ref(job_id, i) for i in range(start, stop)])
             if items:
-                self.schedule.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(items),
+                self.fair_queue.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(items),
                                          weight)
             elif weight != 1:
                 pipe.hset(keys.weights, record["tenant"], weight)
@@ -244,9 +229,10 @@ class Jobs:
             log.warning("could not remove the half-written job %s from the database", job_id, exc_info=True)
         try:
             # Out of the queue first: a token already sent then finds nothing of this job to claim.
-            removed = self.schedule.drop(job_id, record["lane"], record["tenant"])
-            self._discard_script(keys=names, args=[_DISCARD_MARK_TTL,
-                                                   LabelledCounter.JOBS_SUBMITTED.field(record["source"])])
+            removed = self.fair_queue.drop(job_id, record["lane"], record["tenant"])
+            submitted = LabelledCounter.JOBS_SUBMITTED.field(record["source"])
+            self._discard_script(keys=names, args=[scripts.args(mark_ttl=_DISCARD_MARK_TTL,
+                                                                submitted_field=submitted)])
         except redis.RedisError:
             # The record and bytes have TTLs; refs still waiting get tokens from the sweep.
             log.warning("could not remove the half-written job %s", job_id, exc_info=True)
@@ -351,7 +337,7 @@ class Jobs:
                 self.client.delete(*[self.keys.blob(job_id, i) for i in range(start, stop)])
         if lane is not None and tenant is not None:
             # Its waiting posters leave the queue at once: they no longer count against anybody.
-            self.schedule.drop(job_id, lane.decode(), tenant.decode())
+            self.fair_queue.drop(job_id, lane.decode(), tenant.decode())
         pipe = self.client.pipeline(transaction=True)
         if cancelled:
             pipe.hset(key, "status", JobStatus.CANCELLED.value)
@@ -372,20 +358,15 @@ class Jobs:
         pipe.delete(self.keys.items(job_id))
         pipe.hincrby(self.keys.stats, LabelledCounter.JOBS_FINISHED.field(status), 1)
 
-    def load(self, refs: list[tuple[str, int]]) -> list[dict | None]:
-        """Each ref's item with its job's top_k and, for uploads, its bytes; None when its job is gone."""
+    def finish(self, job_id: str, status: str) -> None:
+        """Tell Redis at once that a job is final (Jobs.finished in a pipeline of its own)."""
         pipe = self.client.pipeline(transaction=False)
-        for job_id, index in refs:
-            pipe.hmget(self.keys.job(job_id), ["status", "top_k"])
-            pipe.hget(self.keys.items(job_id), str(index))
-            pipe.get(self.keys.blob(job_id, index))
-        answers = pipe.execute()
-        return [loaded_item(job_id, index, *answers[3 * n], *answers[3 * n + 1: 3 * n + 3])
-                for n, (job_id, index) in enumerate(refs)]
+        self.finished(pipe, job_id, status)
+        pipe.execute()
 
     def queue_ages(self) -> tuple[dict[str, float], dict[str, float]]:
         """Seconds the oldest poster still waiting has waited since its job came, by lane and by tenant."""
-        waiting = self.schedule.waiting_jobs()
+        waiting = self.fair_queue.waiting_jobs()
         pipe = self.client.pipeline(transaction=False)
         for lane_jobs in waiting.values():
             for _, job_id in lane_jobs:

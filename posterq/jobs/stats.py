@@ -19,7 +19,7 @@ class Counter(str, Enum):
     """A counter kept in one field of the stats hash."""
 
     BATCHES = "batches"  # batches run
-    REDELIVERIES = "redeliveries"  # batch tasks delivered again after their worker died
+    REDELIVERIES = "redeliveries"  # deliveries of a batch task that found posters an earlier one held
     SWEEP_GIVEN_BACK = "sweep_given_back"  # posters of lost batches the sweep gave back
     SWEEP_TOKENS = "sweep_tokens"  # tokens the sweep sent for posters none claimed
     REDIS_FULL = "redis_full"  # submissions refused because Redis had too little memory left

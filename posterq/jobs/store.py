@@ -6,13 +6,13 @@ import redis
 
 from posterq.config import Settings
 from posterq.exceptions import DatabaseUnavailable
-from posterq.jobs.batches import Batches
+from posterq.jobs.claims import Claims
 from posterq.jobs.database import Database
+from posterq.jobs.fair_queue import FairQueue
 from posterq.jobs.keys import Keys
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.pools import DEFAULT_POOL, pool_settings
 from posterq.jobs.records import Jobs
-from posterq.jobs.schedule import Schedule
 from posterq.jobs.stats import Stats
 from posterq.jobs.window import Window
 
@@ -23,7 +23,7 @@ SOCKET_TIMEOUT = 10.0
 
 
 class JobStore:
-    """`jobs` (records and results), `batches` (the worker side), `window` and `stats`, of one pool.
+    """`jobs`, `fair_queue`, `claims` (what the workers hold), `window` and `stats`, of one pool.
 
     A store made from settings is the default pool's; for_pool() gives the store of a model's pool
     (posterq.jobs.pools), over the same Redis client and database.
@@ -39,11 +39,11 @@ class JobStore:
         self.keys = Keys(settings.key_prefix)
         self.database = database or Database.shared(settings.database_url)
         self.ledger = Ledger(self.database, (root or self).settings.key_prefix)
-        self.schedule = Schedule(client, settings, self.keys)
-        self.jobs = Jobs(client, settings, self.keys, self.schedule, self.ledger, pool,
+        self.fair_queue = FairQueue(client, settings, self.keys)
+        self.jobs = Jobs(client, settings, self.keys, self.fair_queue, self.ledger, pool,
                          lambda other: self.for_pool(other).jobs)
-        self.batches = Batches(client, settings, self.keys, self.schedule, self.jobs)
-        self.window = Window(client, settings, self.keys, self.schedule, self.ledger)
+        self.claims = Claims(client, settings, self.keys, self.fair_queue, self.jobs)
+        self.window = Window(client, settings, self.keys, self.fair_queue, self.ledger)
         self.stats = Stats(client, settings, self.keys)
 
     @classmethod

@@ -13,9 +13,9 @@ import logging
 import redis
 
 from posterq.config import Settings
+from posterq.jobs.fair_queue import FairQueue
 from posterq.jobs.keys import FINAL_STATUSES, ItemKind, JobStatus, Keys, Lane, job_hash, ref
 from posterq.jobs.ledger import Ledger
-from posterq.jobs.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 class Window:
     """Tops up directory jobs' ready posters from the ledger."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, schedule: Schedule,
+    def __init__(self, client: redis.Redis, settings: Settings, keys: Keys, fair_queue: FairQueue,
                  ledger: Ledger):
         self.client, self.settings, self.keys = client, settings, keys
-        self.schedule, self.ledger = schedule, ledger
+        self.fair_queue, self.ledger = fair_queue, ledger
 
     def top_up(self, job_id: str) -> int:
         """Make the job's next pending posters ready until its window is full; return how many.
@@ -54,7 +54,7 @@ class Window:
             pipe.hset(self.keys.items(job_id), mapping=items)
             pipe.rpush(self.keys.ready(job_id), *[ref(job_id, index) for index, _, _ in rows])
             pipe.hset(key, "fed", rows[-1][0])
-            self.schedule.make_ready(pipe, job_id, Lane(lane.decode()), tenant.decode(), len(rows))
+            self.fair_queue.make_ready(pipe, job_id, Lane(lane.decode()), tenant.decode(), len(rows))
             try:
                 pipe.execute()
             except redis.WatchError:

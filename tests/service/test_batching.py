@@ -40,9 +40,9 @@ def test_small_jobs_that_arrive_together_share_one_batch(store, classifier):
 
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
-    store.batches.claim_items("t1", 4, 0)  # the first delivery claimed them, then its worker died...
-    for _ in range(1 + store.settings.max_redeliveries):
-        store.batches.count_delivery("t1")  # ...and so did every later one
+    store.claims.claim_items("t1", 4, 0)  # the first delivery claimed them, then its worker died...
+    for _ in range(store.settings.max_redeliveries):
+        store.claims.claim_items("t1", 4, 0)  # ...and so did every later one
     report = run_batch(store, lambda: classifier, "t1", "here@test")
     assert report.delivery == store.settings.max_redeliveries + 2
     view = store.jobs.get(job["id"])
@@ -53,10 +53,9 @@ def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
 
 def test_a_redelivered_batch_does_not_count_twice(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
-    store.batches.claim_items("t1", 4, 0)
-    store.batches.count_delivery("t1")  # a delivery that died after claiming
+    store.claims.claim_items("t1", 4, 0)  # a delivery that died after claiming
     run_batch(store, lambda: classifier, "t1", "here@test")
-    store.batches.claim_items("t1", 4, 0)  # pretend the task arrived once more after finishing
+    store.claims.claim_items("t1", 4, 0)  # pretend the task arrived once more after finishing
     run_batch(store, lambda: classifier, "t1", "there@test")
     view = store.jobs.get(job["id"])
     assert (view["done"], view["failed"]) == (2, 0)

@@ -93,7 +93,7 @@ def test_a_listing_resumes_after_its_last_chunk_and_lists_nothing_twice(store, d
     # Redis holds the window, not the folder: its refs, items and the tokens for them.
     window = store.settings.job_window
     assert store.client.llen(keys.ready(job["id"])) == store.client.hlen(keys.items(job["id"])) == window
-    assert store.batches.queue_depth() == window
+    assert store.fair_queue.depth() == window
     assert sum(sent) == tokens_for(window, store.settings.batch_size)
     assert enumerate_folder(store, job["id"], sent.append).skipped  # listed: nothing more to do
 
@@ -106,14 +106,14 @@ def test_the_window_is_topped_up_as_workers_drain_it(store, data_root):
     window, batch = store.settings.job_window, store.settings.batch_size
     claimed = 0
     while claimed < 100:
-        refs, items = store.batches.claim_items(f"task-{claimed}", batch, 0)
+        refs, items = store.claims.claim_items(f"task-{claimed}", batch, 0)
         assert refs, f"nothing ready after {claimed} posters"
-        store.batches.write_results([(job_id, item["index"], {"error": None}, "ok") for item in items], {})
-        store.batches.finish(f"task-{claimed}")
+        store.claims.write_results([(job_id, item["index"], {"error": None}, "ok") for item in items], {})
+        store.claims.finish(f"task-{claimed}")
         claimed += len(refs)
-        assert store.batches.queue_depth() <= window  # never more than the window in Redis
+        assert store.fair_queue.depth() <= window  # never more than the window in Redis
         store.window.top_up(job_id)
-    assert store.jobs.get(job_id)["status"] == JobStatus.DONE.value and store.batches.queue_depth() == 0
+    assert store.jobs.get(job_id)["status"] == JobStatus.DONE.value and store.fair_queue.depth() == 0
 
 
 def test_a_folder_that_cannot_be_listed_fails_alone(store, data_root, monkeypatch):
@@ -203,7 +203,7 @@ def test_a_listing_that_gives_up_after_some_posters_fails_the_job_not_done(store
                         else (_ for _ in ()).throw(RuntimeError("a disk that went away")))
     job_id = store.jobs.create_directory(str(folder), True)["id"]
     assert enumerate_folder(store, job_id, lambda tokens: None, seconds=0).found == 3
-    batch = store.batches.claim_items("drain", 3, 0)[0]
+    batch = store.claims.claim_items("drain", 3, 0)[0]
     store.ledger.write([(job, index, {"genres": ["Drama"], "scores": {}}, "ok") for job, index in batch],
                        {"version": "test"}, time.time())
     for _ in range(store.settings.max_redeliveries):
@@ -238,7 +238,7 @@ def test_a_cancel_stops_the_listing(store, data_root, database):
     assert enumerate_folder(store, job_id, lambda tokens: None, seconds=0).found == CHUNK
     store.jobs.cancel(job_id)
     assert enumerate_folder(store, job_id, lambda tokens: None).found == 0
-    assert _rows(database, job_id)["rows"] == CHUNK and store.batches.queue_depth() == 0
+    assert _rows(database, job_id)["rows"] == CHUNK and store.fair_queue.depth() == 0
 
 
 def test_an_empty_or_vanished_folder_is_a_clear_answer(api, data_root):

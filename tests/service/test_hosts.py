@@ -317,7 +317,7 @@ def cut_mid_batch(hosts: Hosts, host: str, job_id: str) -> list[tuple[str, int]]
             time.sleep(0.002)
             continue
         hosts.network.link(host, "down")
-        claimed = [ref for task_id in running for ref in hosts.store.batches.claimed(task_id)]
+        claimed = [ref for task_id in running for ref in hosts.store.claims.claimed(task_id)]
         held = [ref for ref in claimed if ref[0] == job_id]
         if held:
             return held

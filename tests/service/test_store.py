@@ -19,7 +19,7 @@ def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
     job = _job(store, 3)
     assert job["status"] == "queued" and job["total"] == 3 and job["progress"] == 0
     keys = Keys(store.settings.key_prefix)
-    assert redis_client.llen(keys.ready(job["id"])) == 3 and store.batches.queue_depth() == 3
+    assert redis_client.llen(keys.ready(job["id"])) == 3 and store.fair_queue.depth() == 3
     assert redis_client.get(keys.blob(job["id"], 2)) == b"x2"
     assert 0 < redis_client.ttl(keys.blob(job["id"], 2)) <= store.settings.upload_ttl
     assert [row["status"] for row in store.jobs.results(job["id"])] == ["pending"] * 3
@@ -27,18 +27,18 @@ def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
 
 def test_claim_is_atomic_and_a_redelivered_batch_finds_its_refs(store):
     job = _job(store, 6)
-    first = store.batches.claim_items("task-a", 4, 0)[0]
+    first = store.claims.claim_items("task-a", 4, 0)[0]
     assert first == [(job["id"], i) for i in range(4)]
     # The same task id (a redelivery) gets the same refs, not new ones.
-    assert store.batches.claim_items("task-a", 4, 0)[0] == first
-    assert store.batches.claim_items("task-b", 4, 0)[0] == [(job["id"], 4), (job["id"], 5)]
-    assert store.batches.claim_items("task-c", 4, 0)[0] == []
+    assert store.claims.claim_items("task-a", 4, 0)[0] == first
+    assert store.claims.claim_items("task-b", 4, 0)[0] == [(job["id"], 4), (job["id"], 5)]
+    assert store.claims.claim_items("task-c", 4, 0)[0] == []
 
 
 def test_a_part_filled_batch_waits_at_most_max_wait(store):
     _job(store, 1)
     started = time.monotonic()
-    refs = store.batches.claim_items("task-a", 4, 0.3)[0]
+    refs = store.claims.claim_items("task-a", 4, 0.3)[0]
     # The upper bound only tells "gave up after max_wait" from "waited for a full batch" (forever):
     # loose enough for a loaded machine.
     assert len(refs) == 1 and 0.25 <= time.monotonic() - started < 20
@@ -47,7 +47,7 @@ def test_a_part_filled_batch_waits_at_most_max_wait(store):
 def test_an_empty_claim_does_not_wait(store, monkeypatch):
     # Waiting is a blocking BLPOP on the arrivals list; a claim that finds nothing must not issue one.
     monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
-    assert store.batches.claim_items("task-a", 4, 5)[0] == []
+    assert store.claims.claim_items("task-a", 4, 5)[0] == []
 
 
 def _no_blocking_call(*args, **kwargs):
@@ -58,10 +58,10 @@ def test_results_are_written_once_and_counted_once(store, redis_client):
     job = _job(store, 2)
     outcomes = [(job["id"], 0, {"index": 0, "name": "p0.jpg", "error": None}, "ok"),
                 (job["id"], 1, {"index": 1, "name": "p1.jpg", "error": {"code": "empty"}}, "empty")]
-    store.batches.write_results(outcomes[:1], {"name": "m", "version": "1"})
-    store.batches.write_results(outcomes[:1], {"name": "m", "version": "1"})  # a redelivered batch
+    store.claims.write_results(outcomes[:1], {"name": "m", "version": "1"})
+    store.claims.write_results(outcomes[:1], {"name": "m", "version": "1"})  # a redelivered batch
     assert store.jobs.get(job["id"])["done"] == 1
-    finished = store.batches.write_results(outcomes, {"name": "m", "version": "1"})
+    finished = store.claims.write_results(outcomes, {"name": "m", "version": "1"})
     assert [(job.job_id, job.status, job.has_output) for job in finished] == [(job["id"], "done", False)]
     view = store.jobs.get(job["id"])
     assert (view["status"], view["done"], view["failed"], view["progress"]) == ("done", 1, 1, 1.0)
@@ -78,22 +78,22 @@ def test_results_are_written_once_and_counted_once(store, redis_client):
 
 def test_a_job_where_every_poster_failed_is_failed(store):
     job = _job(store, 1)
-    store.batches.write_results([(job["id"], 0, {"index": 0, "error": {"code": "empty"}}, "empty")], {})
+    store.claims.write_results([(job["id"], 0, {"index": 0, "error": {"code": "empty"}}, "empty")], {})
     assert store.jobs.get(job["id"])["status"] == JobStatus.FAILED.value
 
 
 def test_cancel_deletes_waiting_posters_keeps_results_and_blocks_late_writes(store, redis_client):
     job = _job(store, 3)
-    store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
+    store.claims.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
     view = store.jobs.cancel(job["id"])
     assert view["status"] == "cancelled" and view["done"] == 1
     keys = Keys(store.settings.key_prefix)
     assert redis_client.exists(keys.items(job["id"]), *[keys.blob(job["id"], i) for i in range(3)]) == 0
     # What was classified before the cancel stays readable.
     assert [row["status"] for row in store.jobs.results(job["id"])] == ["ok", "pending", "pending"]
-    store.batches.write_results([(job["id"], 1, {"index": 1, "error": None}, "ok")], {})
+    store.claims.write_results([(job["id"], 1, {"index": 1, "error": None}, "ok")], {})
     assert store.jobs.get(job["id"])["done"] == 1
-    assert store.jobs.load([(job["id"], 1)]) == [None]
+    assert not redis_client.hexists(keys.items(job["id"]), "1")  # nothing of it is left to classify
     assert store.jobs.cancel("no-such-job") is None
 
 
@@ -136,7 +136,7 @@ def test_waiting_clients_all_wake_when_the_job_finishes(store, redis_client):
     threads, answers = _waiters(store, job["id"], 3, timeout=120)
     _blocked_in_redis(redis_client, 3)
     assert answers == []  # all three block: the job is not final
-    store.batches.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
+    store.claims.write_results([(job["id"], 0, {"index": 0, "error": None}, "ok")], {})
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
@@ -164,7 +164,7 @@ def test_a_wait_ends_after_its_timeout_or_on_cancel(store, redis_client):
 def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store, monkeypatch):
     _job(store, 1)
     monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
-    assert len(store.batches.claim_items("task-a", 16, 0)[0]) == 1
+    assert len(store.claims.claim_items("task-a", 16, 0)[0]) == 1
 
 
 def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_settings):
@@ -180,11 +180,12 @@ def test_a_claim_reads_its_items_and_bytes_in_the_same_round_trip(store):
     job = _job(store, 3)
     other = _job(store, 1)
     store.jobs.cancel(other["id"])  # cancelled: nothing of it is claimed or read
-    refs, items = store.batches.claim_items("task-a", 4, 0)
+    refs, items = store.claims.claim_items("task-a", 4, 0)
     assert refs == [(job["id"], i) for i in range(3)]
-    assert items == store.jobs.load(refs)
+    assert [(item["job_id"], item["index"], item["kind"], item["top_k"]) for item in items] == [
+        (job["id"], i, "upload", None) for i in range(3)]
     assert [(item["index"], item["name"], item["data"]) for item in items] == [
         (0, "p0.jpg", b"x0"), (1, "p1.jpg", b"x1"), (2, "p2.jpg", b"x2")]
     # A redelivery finds the same refs; a job cancelled meanwhile has no items to classify.
     store.jobs.cancel(job["id"])
-    assert store.batches.claim_items("task-a", 4, 0) == (refs, [])
+    assert store.claims.claim_items("task-a", 4, 0) == (refs, [])

@@ -41,8 +41,8 @@ def test_ready_posters_without_a_token_get_tokens_and_one_sweeper_runs_at_a_time
 def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(service_settings, clean_redis):
     store = JobStore.from_settings(service_settings.replace(batch_time_limit=0.01, sweep_interval=0.01))
     job = _job(store, 6)
-    claimed = store.batches.claim_items("lost-task", 4, 0)[0]
-    assert len(claimed) == 4 and store.batches.queue_depth() == 2
+    claimed = store.claims.claim_items("lost-task", 4, 0)[0]
+    assert len(claimed) == 4 and store.fair_queue.depth() == 2
     time.sleep(0.1)  # older than the time limit plus two sweeps: its task is gone
     sent, run = _sweeper(store)
     report = run()
@@ -50,25 +50,26 @@ def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(serv
     assert store.stats.read()["sweep_given_back"] == 4  # /metrics: posterq_sweep_given_back_total
     ready = store.client.lrange(store.keys.ready(job["id"]), 0, -1)
     assert [value.decode() for value in ready] == [ref(job["id"], i) for i in range(6)]
-    assert store.batches.claimed("lost-task") == [] and store.batches.stale(0) == []
+    assert store.claims.claimed("lost-task") == [] and store.claims.stale(0) == []
 
 
 def test_a_batch_that_is_alive_is_left_alone(store):
     _job(store, 3)
-    store.batches.claim_items("live-task", 4, 0)
-    assert store.batches.give_back("live-task", older_than=60) is None
-    assert len(store.batches.claimed("live-task")) == 3
+    store.claims.claim_items("live-task", 4, 0)
+    assert store.claims.give_back("live-task", older_than=60) is None
+    assert len(store.claims.claimed("live-task")) == 3
 
 
 def test_posters_given_back_too_often_fail_instead_of_killing_more_workers(service_settings, clean_redis):
     store = JobStore.from_settings(service_settings.replace(batch_time_limit=0.01, sweep_interval=0.01))
     job = _job(store, 2)
     for attempt in range(store.settings.max_redeliveries + 1):
-        store.batches.claim_items(f"doomed-{attempt}", 4, 0)
-        store.batches.give_back(f"doomed-{attempt}", older_than=0)
-    assert len(store.batches.poisoned()) == 2 and store.batches.queue_depth() == 0
+        store.claims.claim_items(f"doomed-{attempt}", 4, 0)
+        store.claims.give_back(f"doomed-{attempt}", older_than=0)
+    poisoned = f"doomed-{store.settings.max_redeliveries}"  # kept there, for the sweep to fail
+    assert len(store.claims.claimed(poisoned)) == 2 and store.fair_queue.depth() == 0
     report = _sweeper(store)[1]()
-    assert report.failed == 2 and store.batches.poisoned() == []
+    assert report.failed == 2 and store.claims.claimed(poisoned) == [] and store.claims.stale(0) == []
     final = store.jobs.get(job["id"])
     assert final["status"] == "failed" and final["failed"] == 2
     assert {row["error"]["code"] for row in store.jobs.results(job["id"])} == {"redelivered_too_often"}

@@ -51,7 +51,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     workers = Counter(row["worker"] for row in results)
     assert workers["victim@test"] >= 4 and workers["rescuer@test"] > 0, workers
     keys = Keys(service_settings.key_prefix)
-    assert store.batches.queue_depth() == 0 and not list(store.client.scan_iter(match=keys.ready("*")))
+    assert store.fair_queue.depth() == 0 and not list(store.client.scan_iter(match=keys.ready("*")))
     assert list(store.client.scan_iter(match=keys.batch("*"))) == []  # every batch was finished
     # The killed batch was delivered again (with the same task id) rather than lost.
     assert store.stats.read().get("redeliveries", 0) >= 1
@@ -72,7 +72,7 @@ def test_cancel_removes_what_has_not_run(api, spawn_worker, service_settings, st
     view = api.get(f"/jobs/{job_id}").json()
     assert (view["status"], view["done"], view["failed"]) == ("cancelled", 0, 0)
     assert {row["status"] for row in view["results"]} == {"pending"}  # never run, never will
-    assert store.batches.queue_depth() == 0 and not list(store.client.scan_iter(match=keys.ready("*")))
+    assert store.fair_queue.depth() == 0 and not list(store.client.scan_iter(match=keys.ready("*")))
     # A finished job cannot be cancelled: the answer says so and its results stay.
     refused = api.delete(f"/jobs/{later}")
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "job_finished")

@@ -1,4 +1,4 @@
-"""The fair queue (posterq.jobs.schedule) against real Redis: claims take jobs in turn, keys before
+"""The fair queue (posterq.jobs.fair_queue) against real Redis: claims take jobs in turn, keys before
 jobs, weights, the interactive lane and its bound; and, with real workers over HTTP, a one-poster
 call overtaking a running bulk job and a second key's job overtaking a first key's bulk work.
 
@@ -30,7 +30,7 @@ def _claim(store, posters, size=4):
     # Claim `posters` refs in batches of `size`, as workers would; return the job id of each, in order.
     taken = []
     for _ in range(0, posters, size):
-        taken += [job_id for job_id, _ in store.batches.claim_items(uuid.uuid4().hex, size, 0)[0]]
+        taken += [job_id for job_id, _ in store.claims.claim_items(uuid.uuid4().hex, size, 0)[0]]
     return taken
 
 
@@ -39,7 +39,7 @@ def test_without_keys_each_job_gets_its_turn(store):
     first = _claim(store, 12, size=3)
     assert Counter(first) == {job: 4 for job in jobs}
     assert set(first[:3]) == set(jobs)  # even one batch mixes the jobs
-    assert store.batches.queue_depth() == 90 - 12
+    assert store.fair_queue.depth() == 90 - 12
 
 
 def test_keys_share_before_their_jobs_do(store):
@@ -70,7 +70,7 @@ def test_the_interactive_lane_goes_first_but_takes_only_its_share(store, service
     bulk = _job(store, 40)
     _claim(store, 4)
     one = _job(store, 1, lane=Lane.INTERACTIVE)
-    assert [job for job, _ in store.batches.claim_items("next", 2, 0)[0]][0] == one
+    assert [job for job, _ in store.claims.claim_items("next", 2, 0)[0]][0] == one
     # A flood of one-poster calls shares the workers with bulk by POSTERQ_INTERACTIVE_SHARE.
     flood = {_job(store, 1, lane=Lane.INTERACTIVE) for _ in range(30)}
     taken = _claim(store, 20, size=2)
@@ -82,18 +82,18 @@ def test_the_interactive_lane_goes_first_but_takes_only_its_share(store, service
 def test_cancel_takes_a_jobs_waiting_posters_out_at_once(store):
     doomed, kept = _job(store, 10, owner="a" * 64), _job(store, 5, owner="b" * 64)
     # The counts /metrics reads.
-    assert store.schedule.waiting()["tenant:" + "a" * 64] == 10
+    assert store.fair_queue.waiting()["tenant:" + "a" * 64] == 10
     store.jobs.cancel(doomed)
-    assert store.batches.queue_depth() == 5 and "tenant:" + "a" * 64 not in store.schedule.waiting()
+    assert store.fair_queue.depth() == 5 and "tenant:" + "a" * 64 not in store.fair_queue.waiting()
     assert set(_claim(store, 8)) == {kept}
-    assert store.batches.queue_depth() == 0 and store.schedule.waiting() == {}
+    assert store.fair_queue.depth() == 0 and store.fair_queue.waiting() == {}
     assert not store.client.exists(store.keys.lanes)
 
 
 def test_a_stale_queue_entry_is_skipped_not_looped_on(store):
     job = _job(store, 2)
     store.client.delete(store.keys.ready(job))  # as if its list vanished under the queue
-    assert store.batches.claim_items("task", 4, 0)[0] == []
+    assert store.claims.claim_items("task", 4, 0)[0] == []
     assert not store.client.exists(store.keys.lanes)
 
 
@@ -111,7 +111,7 @@ def test_equals_are_served_in_order_of_arrival_not_of_their_random_ids(store, la
     # then e and d in their order; c's last two jobs then go in theirs.
     assert served + _claim(store, 5, size=1) == [first[0], first[1], later[0], later[1], first[2], later[2]]
     # The arrival numbers are Redis's own and go once nothing waits.
-    assert store.schedule.waiting() == {} and not store.client.exists(store.keys.queue_order)
+    assert store.fair_queue.waiting() == {} and not store.client.exists(store.keys.queue_order)
 
 
 def test_the_order_of_posterq_before_issue_23_was_by_random_id(service_settings, clean_redis):
@@ -228,7 +228,7 @@ def test_a_keys_weight_comes_from_the_keys_file(tmp_path, service_settings):
 def test_the_waiting_jobs_are_listed_by_lane_and_tenant(store):
     a1, a2 = _job(store, 2, owner="a" * 64), _job(store, 2, owner="a" * 64)
     b1 = _job(store, 1, owner="b" * 64, lane=Lane.INTERACTIVE)
-    waiting = store.schedule.waiting_jobs()
+    waiting = store.fair_queue.waiting_jobs()
     assert sorted(waiting[Lane.BULK.value]) == sorted([("a" * 64, a1), ("a" * 64, a2)])
     assert waiting[Lane.INTERACTIVE.value] == [("b" * 64, b1)]
     by_lane, by_tenant = store.jobs.queue_ages()

@@ -1,0 +1,13 @@
+-- finish: forgets a batch whose results are all written: its list, its claim and its refs'
+-- attempts (a ref of a cancelled job, never written, is forgotten here too).
+--
+-- KEYS[1] batch       list   the refs the task holds
+-- KEYS[2] claims      zset   task ids holding refs, by when they last claimed
+-- KEYS[3] attempts    hash   ref -> how many deliveries have claimed it
+-- ARGV[1] JSON object: batch_id
+local batch, claims, attempts = KEYS[1], KEYS[2], KEYS[3]
+local args = start()
+
+for _, ref in ipairs(redis.call('LRANGE', batch, 0, -1)) do redis.call('HDEL', attempts, ref) end
+redis.call('DEL', batch)
+redis.call('ZREM', claims, args.batch_id)
