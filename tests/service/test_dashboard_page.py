@@ -109,6 +109,20 @@ def test_an_opened_job_fills_in_as_a_worker_labels_it(browsing, api, spawn_worke
     assert browsing.problems == []
 
 
+def test_older_jobs_come_on_request(browsing, api):
+    files = [("files", ("poster.jpg", poster_bytes(0)))]
+    ids = [api.post("/jobs", files=files).json()["id"] for _ in range(21)]
+    page = browsing.page
+    # The newest 20 first; the oldest on request.
+    expect(page.locator("#jobs tr")).to_have_count(20)
+    expect(_row(page, ids[0])).to_have_count(0)
+    page.get_by_role("button", name="Show older jobs").click()
+    expect(page.locator("#jobs tr")).to_have_count(21)
+    expect(_row(page, ids[0])).to_be_visible()
+    expect(page.locator("#jobs-more")).to_be_hidden()
+    assert browsing.problems == []
+
+
 def test_with_api_keys_a_key_sees_its_own_jobs_only(browser, make_api, service_settings):
     key_a, key_b = ("alpha-" + secrets.token_urlsafe(24)), ("bravo-" + secrets.token_urlsafe(24))
     keyed = make_api(service_settings.replace(api_keys=f"{key_a}, {key_b}"))
