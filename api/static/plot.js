@@ -1,8 +1,9 @@
 // Posters per second over the last hour as an inline SVG bar chart: drawn here, nothing from another host.
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 900;
 const HEIGHT = 160;
+// Drawn at the width it is shown at, so that its labels are the page's size on a phone as on a desktop.
+const widthOf = (chart) => Math.max(300, Math.round(chart.getBoundingClientRect().width) || 900);
 const LEFT = 40; // room for the y axis' labels
 const BOTTOM = 18; // room for the x axis' labels
 const TOP = 8;
@@ -25,20 +26,21 @@ function ceiling(peak) {
  * returns a sentence that says what the plot shows, for its accessible name.
  */
 export function drawThroughput(chart, series) {
-  chart.setAttribute("viewBox", `0 0 ${WIDTH} ${HEIGHT}`);
+  const width = widthOf(chart);
+  chart.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
   const rates = series.map((point) => point.posters_per_second);
   const peak = Math.max(0, ...rates);
   const top = ceiling(peak);
-  const plotWidth = WIDTH - LEFT;
+  const plotWidth = width - LEFT;
   const plotHeight = HEIGHT - TOP - BOTTOM;
   const slot = plotWidth / Math.max(1, rates.length);
   const nodes = [
-    svg("line", { class: "plot-axis", x1: LEFT, y1: TOP + plotHeight, x2: WIDTH, y2: TOP + plotHeight }),
-    svg("line", { class: "plot-grid", x1: LEFT, y1: TOP, x2: WIDTH, y2: TOP }),
+    svg("line", { class: "plot-axis", x1: LEFT, y1: TOP + plotHeight, x2: width, y2: TOP + plotHeight }),
+    svg("line", { class: "plot-grid", x1: LEFT, y1: TOP, x2: width, y2: TOP }),
     svg("text", { class: "plot-label", x: LEFT - 4, y: TOP + 4, "text-anchor": "end" }, String(top)),
     svg("text", { class: "plot-label", x: LEFT - 4, y: TOP + plotHeight, "text-anchor": "end" }, "0"),
     svg("text", { class: "plot-label", x: LEFT, y: HEIGHT - 4 }, "60 min ago"),
-    svg("text", { class: "plot-label", x: WIDTH, y: HEIGHT - 4, "text-anchor": "end" }, "now"),
+    svg("text", { class: "plot-label", x: width, y: HEIGHT - 4, "text-anchor": "end" }, "now"),
   ];
   rates.forEach((rate, index) => {
     const height = (rate / top) * plotHeight;
