@@ -10,7 +10,7 @@ import pytest
 from samples import poster_bytes
 
 from posterq import gate
-from posterq.jobs.broker import Broker, listing_queue
+from posterq.jobs.broker import Broker, ListingFirstCycle, listing_queue
 
 pytestmark = pytest.mark.big_jobs
 
@@ -73,8 +73,32 @@ def test_a_small_folder_is_listed_and_done_before_a_big_jobs_waiting_batches(
     assert api.wait(big_id, timeout=180)["status"] == "done"
 
 
+def test_a_model_pools_folder_is_listed_on_its_own_listing_queue(api, spawn_worker, data_root, store):
+    from posterq.jobs.pools import pool_settings
+
+    spawn_worker("pool-lane@test")
+    model = api.get("/models").json()["models"][0]["model"]
+    folder = _folder(data_root, "pool", 5)
+    posted = api.post("/jobs", json={"directory": str(folder), "model": model})
+    assert posted.status_code == 202, posted.text
+    done = api.wait(posted.json()["id"], timeout=120)
+    assert (done["status"], done["total"], done["done"]) == ("done", 5, 5), done
+    # The pool's last job ended: its listing queue went with its batch queue.
+    queue = pool_settings(store.settings, model).queue
+    assert not store.client.exists(queue, listing_queue(queue))
+
+
 def test_the_listing_queue_is_apart_from_every_batch_queue(service_settings):
     from posterq.jobs.pools import pool_settings
 
     queues = {pool_settings(service_settings, pool).queue for pool in ("", "listing", "a@1", "a@1-listing")}
     assert not queues & {listing_queue(queue) for queue in queues}
+
+
+def test_workers_read_listing_queues_first_and_batch_queues_in_turn():
+    cycle = ListingFirstCycle()
+    cycle.update(["q", "q.m@1", listing_queue("q"), "q.m", listing_queue("q.m@1")])
+    assert cycle.consume(5) == [listing_queue("q"), listing_queue("q.m@1"), "q", "q.m@1", "q.m"]
+    cycle.rotate("q")  # kombu moves the queue it took a message from to the end
+    cycle.rotate(listing_queue("q"))
+    assert cycle.consume(5) == [listing_queue("q.m@1"), listing_queue("q"), "q.m@1", "q.m", "q"]
