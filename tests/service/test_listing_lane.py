@@ -1,10 +1,8 @@
 """Folder listings on a queue of their own: a small directory job is listed, and done, while a big
 one's batch tokens still wait, with a real worker of one process whose batch a test gate holds.
 
-The order is read from events (the gate, the job's counts), never from the clock.
+The order is read from events (the gate, the order in which results were written), never from a time limit.
 """
-
-import time
 
 import pytest
 from samples import poster_bytes
@@ -23,14 +21,6 @@ def _folder(root, name: str, count: int):
     return folder
 
 
-def _until(condition, what, timeout: float = 120) -> None:
-    # Poll a state until it holds; the deadline only ends a test that would otherwise hang.
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what()
-        time.sleep(0.05)
-
-
 def _written_before(database, job_id: str, other_id: str) -> int:
     # How many of a job's results were written before the other job's first one (one worker process
     # writes them all, one batch after another: an order of events, read from its clock).
@@ -43,22 +33,18 @@ def _written_before(database, job_id: str, other_id: str) -> int:
 
 
 def test_a_small_folder_is_listed_and_done_before_a_big_jobs_waiting_batches(
-        api, spawn_worker_with, service_settings, data_root, tmp_path, database):
+        api, gated_worker, service_settings, data_root, database):
     big = _folder(data_root, "big", 3 * service_settings.job_window)
     small = _folder(data_root, "small", 2)
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    (gates / gate.BATCH).touch()
-    worker = spawn_worker_with("lane@test", service_settings.replace(test_gate=str(gates)))
-
+    worker, gates = gated_worker("lane@test")
     big_id = api.post("/jobs", json={"directory": str(big)}).json()["id"]
     # The worker's only process holds the big job's first batch; its other tokens wait in the queue.
-    _until(lambda: (gates / f"{gate.BATCH}.reached").exists(), worker.log)
+    worker.wait_until(lambda: (gates / f"{gate.BATCH}.reached").exists(), "the big job's first batch", 120)
     posted = api.post("/jobs", json={"directory": str(small)})
     assert posted.status_code == 202, posted.text
     small_id = posted.json()["id"]
     broker = Broker.from_settings(service_settings)
-    _until(lambda: broker.queued() > 0, lambda: "the big job's tokens never queued")
+    worker.wait_until(lambda: broker.queued() > 0, "the big job's waiting tokens", 120)
     waiting = broker.queued()
     queued = api.get(f"/jobs/{small_id}").json()
     assert (queued["status"], queued["total"]) == ("queued", 0), queued  # not listed yet: no process free
