@@ -8,7 +8,7 @@ from celery.worker import consumer, state
 from kombu.common import ignore_errors
 
 from posterq.config import Settings
-from posterq.jobs.broker import Broker, celery_config
+from posterq.jobs.broker import Broker, celery_config, listing_queue
 from posterq.jobs.memory import RedisMemory
 from posterq.worker import runtime
 from posterq.worker.sweep import Sweeper
@@ -104,10 +104,12 @@ def _remember_processes(sender=None, **_):
 def _consume_model_queues(sender=None, instance=None, **_):
     # Besides the default queue, the queues of the model this worker holds (by version and by
     # name): Celery's own routing sends a job that names a model only to workers that hold it.
-    for pool in runtime.pools()[1:]:
+    # Each pool's listing queue too, which kombu reads before the batch queues (ListingFirstCycle).
+    for pool in runtime.pools():
         queue = runtime.store(pool).settings.queue
-        instance.app.amqp.queues.select_add(queue)
-        log.info("worker %s consumes %s as well", sender, queue)
+        for name in ([queue] if pool else []) + [listing_queue(queue)]:
+            instance.app.amqp.queues.select_add(name)
+            log.info("worker %s consumes %s as well", sender, name)
 
 
 @signals.worker_ready.connect

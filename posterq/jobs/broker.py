@@ -3,11 +3,17 @@ batch tokens (one task, sent by name, so the API never imports worker code) and 
 
 A token is a Celery message that says "classify up to batch_size ready posters" (posterq.worker.batching);
 the posters themselves wait in the job store's ready list.
+
+A directory job's folder listing travels on a queue of its own, the listing queue beside each
+batch queue (listing_queue), which every worker reads before its batch queues (ListingFirstCycle):
+a listing never waits behind the tokens of another job's posters, only for one of the worker's
+processes to end the batch it is running.
 """
 
 import math
 
 from celery import Celery
+from kombu.utils.scheduling import round_robin_cycle
 
 from posterq.config import Settings
 
@@ -17,6 +23,33 @@ TASK_NAME = "posterq.classify_batch"
 ENUMERATE_TASK = "posterq.enumerate_folder"
 #: The task that writes a finished job's output file (posterq.worker.outputs).
 OUTPUT_TASK = "posterq.write_output"
+#: What a batch queue's name is followed by to name its listing queue: "/" is in no pool's queue
+#: name (posterq.jobs.pools allows no "/" in a model), so no model's queue can be a listing queue.
+LISTING_SUFFIX = "/listing"
+
+
+def listing_queue(queue: str) -> str:
+    """The Celery queue of the folder listings that go with the batch queue `queue`."""
+    return f"{queue}{LISTING_SUFFIX}"
+
+
+def is_listing_queue(queue: str) -> bool:
+    """True when `queue` is a listing queue (listing_queue)."""
+    return queue.endswith(LISTING_SUFFIX)
+
+
+class ListingFirstCycle(round_robin_cycle):
+    """kombu's queue order for a worker: its listing queues first, then its batch queues in turn.
+
+    kombu's Redis transport asks for a message with one BRPOP over every queue a worker reads, in
+    the order this gives, and takes it from the first that has one: a listing waiting anywhere is
+    taken before any batch token, while the batch queues (the default pool and a model's) still
+    take turns as with kombu's own round robin.
+    """
+
+    def consume(self, n):
+        """The first n queues, listing queues first (each group in kombu's round-robin order)."""
+        return sorted(self.items[:n], key=lambda queue: not is_listing_queue(queue))
 
 
 def celery_config(settings: Settings) -> dict:
@@ -31,6 +64,7 @@ def celery_config(settings: Settings) -> dict:
             # Sweep for a dead worker's unacknowledged batches every restore_interval seconds.
             "unacked_restore_interval": settings.restore_interval,
             "unacked_restore_throttle": 1,
+            "queue_order_strategy": f"{__name__}:{ListingFirstCycle.__name__}",
         },
         # A batch is acknowledged after it ran, and given back if its process died meanwhile.
         "task_acks_late": True,
@@ -94,9 +128,9 @@ class Broker:
                                    producer=producer, **self._options)
 
     def send_enumeration(self, job_id: str, countdown: float | None = None) -> None:
-        """Send the task that lists a directory job's folder, after countdown seconds if given."""
-        self.app.send_task(ENUMERATE_TASK, args=[job_id], kwargs=self._kwargs, queue=self.settings.queue,
-                           countdown=countdown, **self._options)
+        """Send a directory job's folder listing task to the listing queue, after countdown s if given."""
+        self.app.send_task(ENUMERATE_TASK, args=[job_id], kwargs=self._kwargs,
+                           queue=listing_queue(self.settings.queue), countdown=countdown, **self._options)
 
     def send_output(self, job_id: str) -> None:
         """Send the task that writes a finished job's output file."""
@@ -111,9 +145,10 @@ class Broker:
         """
         if not self.pool:
             return
-        queue = self.settings.queue
+        queues = (self.settings.queue, listing_queue(self.settings.queue))
         with self.app.connection_for_write() as connection:
-            connection.default_channel.client.delete(queue, *kombu_bindings(queue))
+            connection.default_channel.client.delete(*queues, *(key for queue in queues
+                                                                for key in kombu_bindings(queue)))
 
     def queued(self) -> int:
         """Batch tokens waiting in the queue, not counting ones a worker has reserved."""

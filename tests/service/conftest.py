@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from posterq import gate
 from posterq.config import Settings
 from posterq.jobs.database import Database
 from posterq.jobs.store import JobStore
@@ -126,6 +127,24 @@ def spawn_worker_with(spawn_worker):
 
     def start(hostname: str, settings: Settings, concurrency: int = 1) -> WorkerProcess:
         return spawn_worker(hostname, concurrency, settings=settings)
+
+    return start
+
+
+@pytest.fixture
+def gated_worker(spawn_worker_with, service_settings, tmp_path):
+    """Factory: a worker (settings: the service's, or given) whose batches wait at a closed gate.
+
+    Returns (worker, gates): the gate folder (posterq.gate) with the batch gate closed, so the
+    worker's batches wait once they hold their posters, until the test removes gates / BATCH.
+    """
+
+    def start(hostname: str, settings: Settings | None = None) -> tuple[WorkerProcess, Path]:
+        gates = tmp_path / "gates"
+        gates.mkdir()
+        (gates / gate.BATCH).touch()
+        worker = spawn_worker_with(hostname, (settings or service_settings).replace(test_gate=str(gates)))
+        return worker, gates
 
     return start
 

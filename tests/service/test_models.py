@@ -97,18 +97,15 @@ def _until(condition, what, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_a_rolling_upgrade_loses_and_repeats_nothing(api, spawn_worker_with, service_settings, new_bundle,
-                                                     data_root, store, tmp_path):
+def test_a_rolling_upgrade_loses_and_repeats_nothing(api, spawn_worker_with, gated_worker, service_settings,
+                                                     new_bundle, data_root, store):
     folder = data_root / "rolling"
     folder.mkdir()
     for i in range(200):
         (folder / f"poster_{i:03d}.png").write_bytes(encode(make_poster(i, (120, 180)), "PNG"))
     # The old worker's batches wait at a closed gate (posterq.gate) once they hold their posters:
     # the job cannot end before the upgrade, however fast or slow the machine.
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    (gates / gate.BATCH).touch()
-    old = spawn_worker_with("old@test", service_settings.replace(test_gate=str(gates)))
+    old, gates = gated_worker("old@test")
     job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
     _until(lambda: (gates / f"{gate.BATCH}.reached").exists(), old.log)
 
