@@ -1,4 +1,4 @@
-"""posterq's HTTP API: a Flask app factory; blueprints for jobs, health, metrics and the OpenAPI doc."""
+"""posterq's HTTP API: a Flask app factory; blueprints for jobs, dashboard, health, metrics, OpenAPI doc."""
 
 import logging
 
@@ -15,6 +15,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         analysis,
         auth,
         backpressure,
+        dashboard_routes,
         handlers,
         health,
         job_routes,
@@ -44,6 +45,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     handlers.register(app)
     backpressure.register(app)
     auth.register(app, auth.ApiKeys.from_settings(settings))
-    for module in (job_routes, analysis, health, metrics, model_routes, openapi, page):
+    for module in (job_routes, analysis, dashboard_routes, health, metrics, model_routes, openapi, page):
         app.register_blueprint(module.blueprint)
     return app

@@ -204,6 +204,20 @@ DOCUMENT = {
                     "type": "object", "properties": {
                         "model": {"type": "string"}, "name": {"type": "string"},
                         "version": {"type": "string"}, "workers": {"type": "integer"}}}}}}}}}}}},
+        "/dashboard": {"get": {
+            "summary": "The page's dashboard: the caller's jobs with rate and ETA (every job without API "
+                       "keys), and for operators the workers, the queue and posters/s over the last hour",
+            "operationId": "dashboard",
+            "parameters": [
+                {"name": "offset", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 10**15}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+            "responses": {
+                "200": {"description": "One page of jobs, and the operators' figures (null unless the "
+                                       "service has no API keys or the key is an operator's)",
+                        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Dashboard"}}}},
+                "400": _error("Bad offset or limit")}}},
         "/healthz": {"get": {
             "summary": "The API process is up", "operationId": "healthz",
             "responses": {"200": {"description": "Up", "content": {_JSON: {"schema": {"type": "object"}}}}}}},
@@ -293,6 +307,39 @@ DOCUMENT = {
             "offset": {"type": "integer"}, "limit": {"type": "integer"},
             "next_offset": {"type": "integer", "nullable": True},
             "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}}}}]},
+        "DashboardJob": {"type": "object", "required": ["id", "status", "total", "done", "failed"],
+                         "properties": {
+            "id": {"type": "string"}, "name": {"type": "string", "nullable": True},
+            "status": {"type": "string", "enum": [status.value for status in JobStatus]},
+            "source": {"type": "string"}, "output": {"type": "string", "nullable": True},
+            "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
+            "progress": {"type": "number"}, "enumerated": {"type": "boolean"},
+            # "name@version" once a worker labelled a poster, else the model the job named, else null.
+            "model": {"type": "string", "nullable": True},
+            "created_at": {"type": "number"}, "age_s": {"type": "number"},
+            # From its first result on; null before it has one.
+            "posters_per_second": {"type": "number", "nullable": True},
+            # Seconds left at that rate; null when final, without a rate, or while a folder is listed.
+            "eta_s": {"type": "number", "nullable": True},
+            "url": {"type": "string"}}},
+        "Dashboard": {"type": "object", "required": ["jobs", "operators"], "properties": {
+            "now": {"type": "number"},
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/DashboardJob"}},
+            "offset": {"type": "integer"}, "limit": {"type": "integer"},
+            "next_offset": {"type": "integer", "nullable": True},
+            "operators": {"type": "object", "nullable": True, "properties": {
+                "workers": {"type": "array", "items": {"type": "object", "properties": {
+                    "hostname": {"type": "string"}, "host": {"type": "string", "nullable": True},
+                    "model": {"type": "string", "nullable": True},
+                    "processes": {"type": "integer", "nullable": True},
+                    "posters_per_second": {"type": "number"}, "last_seen_s": {"type": "number"}}}},
+                "waiting_by_lane": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "queued_by_pool": {"type": "array", "items": {"type": "object", "properties": {
+                    "pool": {"type": "string", "nullable": True}, "queued": {"type": "integer"},
+                    "workers": {"type": "integer"}, "held": {"type": "boolean"}}}},
+                "posters_per_second": {"type": "number"},
+                "throughput": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": {"type": "integer"}, "posters_per_second": {"type": "number"}}}}}}}},
         "Ready": {"type": "object", "properties": {
             "status": {"type": "string", "enum": ["ready", "not_ready"]}, "redis": {"type": "boolean"},
             "database": {"type": "boolean"}, "worker_count": {"type": "integer"},

@@ -23,6 +23,7 @@ from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.claims import redelivered_too_often
 from posterq.jobs.keys import ItemKind, ResultStatus
+from posterq.jobs.pools import DEFAULT_POOL
 from posterq.jobs.redis_errors import refused
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
 from posterq.jobs.store import JobStore
@@ -130,6 +131,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         try:
             store.stats.observe_many([*observations, (BATCH_SIZE, len(outcomes)), (BATCH_SECONDS, seconds)],
                                      [(Counter.BATCHES, 1)])
+            # Throughput is the whole service's, whichever pool the batch served (the dashboard's plot).
+            store.for_pool(DEFAULT_POOL).stats.count_posters(hostname, len(outcomes))
         except Exception as exc:
             if not refused(exc):
                 raise

@@ -76,6 +76,16 @@ export async function cancelJob(id) {
   return (await request(jobPath(id), { method: "DELETE" })).json();
 }
 
+/** POST /jobs/<id>/retry: a new job of the failed posters only. */
+export async function retryJob(id) {
+  return (await request(`${jobPath(id)}/retry`, { method: "POST" })).json();
+}
+
+/** GET /dashboard: the caller's newest jobs with rate and ETA, and the operators' figures (or null). */
+export async function getDashboard({ offset = 0, limit = 20 } = {}) {
+  return (await request(`dashboard?${new URLSearchParams({ offset, limit })}`)).json();
+}
+
 /** The download URL of a job's results ("csv" or "jsonl"). */
 export function resultsUrl(id, format) {
   return `${jobPath(id)}/results?format=${encodeURIComponent(format)}`;

@@ -1,6 +1,7 @@
 // The page's entry point: wires the controls to a Run, the grid, the filter, the detail dialog and downloads.
 
-import { ApiError, getLimits, setApiKey } from "./api.js";
+import { ApiError, FINAL, getJob, getLimits, getResults, setApiKey } from "./api.js";
+import { Dashboard, jobLabel } from "./dashboard.js";
 import { Detail } from "./detail.js";
 import { el, formatBytes, plural } from "./dom.js";
 import { download } from "./download.js";
@@ -17,6 +18,8 @@ const grid = new Grid($("grid"), (poster, card) => detail.open(poster, card));
 const detail = new Detail($("detail"));
 let limits = null;
 let run = null;
+// The job the grid shows, opened from the dashboard and not final yet: {id, finished}; null otherwise.
+let opened = null;
 
 function showAlert(what, error) {
   if (error.status === 401) showKeyForm();
@@ -125,8 +128,73 @@ function applyFilter() {
   $("shown").textContent = `${shown.toLocaleString("en")} of ${plural(run.posters.length, "poster")} shown`;
 }
 
+/** Show these posters (run's) in the grid, every one at first; withRun: the run's status and progress too. */
+function showPosters(posters, withRun) {
+  grid.reset(posters);
+  fillFilter($("filter"), posters);
+  $("filter").value = "";
+  applyFilter();
+  $("run").hidden = !withRun;
+  $("results").hidden = false;
+}
+
+/** A poster of a job opened from the dashboard, from its result row. */
+function posterOf(row, index, job) {
+  const poster = { index, name: row.name, file: null };
+  if (row.status === "ok") return { ...poster, state: "ok", genres: row.genres, scores: row.scores };
+  if (row.status === "error") return { ...poster, state: "error", error: row.error };
+  return { ...poster, state: job.status === "cancelled" ? "cancelled" : "pending" };
+}
+
+/**
+ * Show a job's results (one the dashboard lists) in the grid, as a finished run's are shown.
+ * quiet: a refresh of the job already shown (the filter stays, the focus does not move).
+ */
+async function openJob(entry, { quiet = false } = {}) {
+  if (run && !run.over) {
+    showAlert("A run is under way.", new ApiError("busy", "wait for it to end, or cancel it, then open the job"));
+    return;
+  }
+  let job;
+  let rows;
+  try {
+    [job, rows] = await Promise.all([getJob(entry.id), getResults(entry.id)]);
+  } catch (error) {
+    showAlert(`${jobLabel(entry)} cannot be opened.`, error);
+    return;
+  }
+  hideAlert();
+  const posters = rows.map((row, index) => posterOf(row, index, job));
+  const finished = job.done + job.failed;
+  // Shaped as a finished Run, so that the filter and the downloads serve it unchanged.
+  run = { posters, over: true, downloadable: () => (finished ? [job.id] : []) };
+  const filter = quiet ? $("filter").value : "";
+  showPosters(posters, false);
+  $("filter").value = [...$("filter").options].some((option) => option.value === filter) ? filter : "";
+  applyFilter();
+  opened = FINAL.has(job.status) ? null : { id: job.id, finished };
+  $("results").dataset.jobs = job.id;
+  $("download-csv").disabled = !finished;
+  $("download-jsonl").disabled = !finished;
+  const title = $("results-title");
+  title.textContent = `${jobLabel({ ...entry, ...job })}: ${job.status}, ${finished.toLocaleString("en")} of `
+    + `${plural(job.total, "poster")}`;
+  title.hidden = false;
+  if (!quiet) title.focus();
+}
+
+/** After each poll of the dashboard: the job the grid shows again, once more of its posters are done. */
+function polled(jobs) {
+  const job = opened && jobs.find((entry) => entry.id === opened.id);
+  if (!job || (job.done + job.failed === opened.finished && !FINAL.has(job.status))) return;
+  opened.finished = job.done + job.failed; // one refresh for this much progress, however long it takes
+  openJob(job, { quiet: true });
+}
+
 async function start(posters) {
   if (run && !run.over) return;
+  opened = null;
+  $("results-title").hidden = true;
   if (!posters.length) {
     showAlert("Nothing to label.", new ApiError("no_posters", "the pick holds no files"));
     return;
@@ -135,12 +203,7 @@ async function start(posters) {
   hideAlert();
   posters.forEach((poster, index) => Object.assign(poster, { index, state: "pending" }));
   run = new Run(posters, limits, $("top-k").value, view);
-  grid.reset(posters);
-  fillFilter($("filter"), posters);
-  $("filter").value = "";
-  applyFilter();
-  $("run").hidden = false;
-  $("results").hidden = false;
+  showPosters(posters, true);
   setBusy(true);
   view.changed(run);
   await run.start();
@@ -164,6 +227,8 @@ $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   useKey($("api-key").value.trim());
   loadLimits();
+dashboard.start();
+  dashboard.refresh();
 });
 $("pick-files").addEventListener("click", () => $("files").click());
 $("pick-folder").addEventListener("click", () => $("folder").click());
@@ -198,6 +263,10 @@ document.addEventListener("drop", async (event) => {
   }
 });
 
+const dashboard = new Dashboard($("dashboard"), $("operators"), {
+  open: (job) => openJob(job), failed: showAlert, polled,
+});
+
 const storedKey = sessionStorage.getItem(KEY_STORAGE);
 if (storedKey) {
   $("api-key").value = storedKey;
@@ -205,3 +274,4 @@ if (storedKey) {
   $("key-form").hidden = false;
 }
 loadLimits();
+dashboard.start();

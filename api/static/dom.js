@@ -35,3 +35,17 @@ export function percent(score) {
 export function plural(count, word) {
   return `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
 }
+
+/** Seconds as a short human figure: "45 s", "12 min", "3.5 h", "2 d". */
+export function formatDuration(seconds) {
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 86400) return `${(seconds / 3600).toFixed(seconds < 36000 ? 1 : 0)} h`;
+  return `${Math.round(seconds / 86400)} d`;
+}
+
+/** Posters per second as a short figure ("—" when unknown). */
+export function formatRate(rate) {
+  if (rate === null || rate === undefined) return "—";
+  return `${rate.toFixed(rate < 10 ? 1 : 0)}/s`;
+}

@@ -61,7 +61,8 @@ export class Grid {
     for (const poster of this.posters) if (poster.thumb) URL.revokeObjectURL(poster.thumb);
     this.posters = posters;
     for (const poster of posters) {
-      poster.thumb = poster.file.type.startsWith("image/") ? URL.createObjectURL(poster.file) : null;
+      // A job opened from the dashboard has no local files: its cards show no preview.
+      poster.thumb = poster.file && poster.file.type.startsWith("image/") ? URL.createObjectURL(poster.file) : null;
     }
     this.cards = posters.map((poster) => el(
       "button", { type: "button", class: "card", "data-index": poster.index, "data-state": poster.state },

@@ -22,6 +22,9 @@ export function advice(error, limits) {
       return "The server does not know this API key: check it in the API key field (no spaces), or ask whoever runs the service for one.";
     case "job_not_found":
       return "The job expired or was deleted on the server: pick the posters again.";
+    case "not_found":
+    case "method_not_allowed":
+      return "This server does not offer that: it may run an older posterq than this page expects.";
     case "aborted":
       return "Pick the posters again to start over.";
     default:

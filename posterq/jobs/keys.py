@@ -121,6 +121,8 @@ class Keys:
         P:worker:<hostname>   string heartbeat JSON, TTL 3 heartbeats
         P:announced           zset   models ("name@version") workers announced, by when last
         P:stats               hash   counters and histogram buckets behind /metrics
+        P:throughput:<minute> hash   posters classified in that minute (epoch seconds // 60):
+                                     "total" and "worker:<hostname>"; TTL just over an hour
 
     A job that names a model lives in that model's pool (posterq.jobs.pools), whose keys are all
     of the above under the prefix "P:model:<pool>" (pool_prefix).
@@ -213,6 +215,10 @@ class Keys:
     def worker(self, hostname: str) -> str:
         """One worker's heartbeat."""
         return self._name("worker", hostname)
+
+    def throughput(self, minute: int) -> str:
+        """Posters classified in one minute (epoch seconds // 60), in total and by worker."""
+        return self._name("throughput", minute)
 
     def pool_bookkeeping(self) -> list[str]:
         """A pool's keys that outlive its jobs: what goes when its last job has ended (JobStore.forget_pool).

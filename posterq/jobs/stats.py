@@ -1,4 +1,4 @@
-"""Worker heartbeats, counters and histograms: the figures behind /readyz and /metrics.
+"""Worker heartbeats, counters, histograms, throughput: the figures of /readyz, /metrics, /dashboard.
 
 The stats hash's vocabulary is named here and nowhere else: its writers (the job and batch
 scripts, the workers, the sweep) and its readers (/metrics, backpressure) use these names.
@@ -86,6 +86,47 @@ BATCH_SIZE = Histogram("batch_size", (1, 2, 4, 8, 16, 32, 64, 128))
 BATCH_SECONDS = Histogram("batch_seconds", (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 JOB_SECONDS = Histogram("job_seconds", (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
 
+MINUTE = 60
+#: The whole minutes of throughput the dashboard plots (an hour), before the minute under way.
+THROUGHPUT_MINUTES = 60
+#: Seconds a minute's throughput hash outlives its minute: the hour read, plus a margin.
+THROUGHPUT_TTL = (THROUGHPUT_MINUTES + 2) * MINUTE
+#: The field of a throughput hash that counts every worker's posters; "worker:<hostname>" counts one's.
+THROUGHPUT_TOTAL = "total"
+
+
+def throughput_field(hostname: str) -> str:
+    """The field of a throughput hash that counts one worker's posters."""
+    return f"worker:{hostname}"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Posters classified per minute, oldest first, the last entry the minute under way at `now`."""
+
+    now: float
+    starts: list[int]  # each minute's first second (epoch)
+    counts: list[dict[str, int]]  # each minute's fields: THROUGHPUT_TOTAL and throughput_field(host)
+
+    def series(self) -> list[tuple[int, float]]:
+        """(minute's start, posters/s) per minute; the minute under way over the seconds it has run."""
+        last = len(self.starts) - 1
+        return [(start, round(count.get(THROUGHPUT_TOTAL, 0) / self._seconds(start, n == last), 3))
+                for n, (start, count) in enumerate(zip(self.starts, self.counts, strict=True))]
+
+    def rate(self, field: str = THROUGHPUT_TOTAL) -> float:
+        """Posters/s over the last 60 s: the minute under way, and the part of the one before in them."""
+        # The minute before counts as if its posters were spread evenly over it.
+        if len(self.counts) < 2:
+            return 0.0
+        under_way = self._seconds(self.starts[-1], True) / MINUTE
+        earlier = self.counts[-2].get(field, 0) * max(0.0, 1 - under_way)
+        return round((earlier + self.counts[-1].get(field, 0)) / MINUTE, 3)
+
+    def _seconds(self, start: int, under_way: bool) -> float:
+        # A minute under way has run only this long; at least a second, so a rate is never 1/0.
+        return max(1.0, min(MINUTE, self.now - start)) if under_way else MINUTE
+
 
 class Stats:
     """Live workers and the counters kept in one Redis hash, shared by every process."""
@@ -132,6 +173,26 @@ class Stats:
         for counter, amount in counters:
             pipe.hincrby(self.keys.stats, counter.value, amount)
         pipe.execute()
+
+    def count_posters(self, hostname: str, posters: int) -> None:
+        """Add a batch's posters to this minute's throughput, in total and for the worker that ran it."""
+        key = self.keys.throughput(int(time.time() // MINUTE))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(key, THROUGHPUT_TOTAL, posters)
+        pipe.hincrby(key, throughput_field(hostname), posters)
+        pipe.expire(key, THROUGHPUT_TTL)
+        pipe.execute()
+
+    def throughput(self, minutes: int = THROUGHPUT_MINUTES) -> Throughput:
+        """Posters classified in each of the last `minutes` whole minutes and in the one under way."""
+        now = time.time()
+        current = int(now // MINUTE)
+        starts = [minute * MINUTE for minute in range(current - minutes, current + 1)]
+        pipe = self.client.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self.keys.throughput(start // MINUTE))
+        counts = [{name.decode(): int(value) for name, value in fields.items()} for fields in pipe.execute()]
+        return Throughput(now, starts, counts)
 
     def count(self, counter: Counter, amount: int = 1) -> None:
         """Add to a counter."""
