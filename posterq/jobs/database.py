@@ -117,6 +117,10 @@ _MIGRATIONS = [
     # A job-level error ({code, message}): a listing that kept failing ends its job as failed,
     # whatever was labelled before it stopped, so that a half-listed folder never reads as done.
     (9, ["ALTER TABLE posterq_jobs ADD COLUMN error {json}"]),
+    # The job a retry (its failed posters) or a rerun (its posters with another model) was made
+    # from (api/rerun_routes.py), so that either can be traced back to the job it repeats.
+    (10, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
+          "ALTER TABLE posterq_jobs ADD COLUMN rerun_of text"]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
