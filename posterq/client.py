@@ -168,6 +168,10 @@ class ServiceClient:
             for job_id in pending[1:]:
                 jobs[job_id] = self.job(job_id)
 
+    def repeat(self, job_id: str, action: str, model: str | None = None) -> dict:
+        """A new job of a final job's failed posters ("retry"), or of its posters with `model` ("rerun")."""
+        return self._call("POST", f"/jobs/{job_id}/{action}", json={"model": model} if model else {}).json()
+
 
 def with_scheme(api_url: str) -> str:
     """The URL as given, or with http:// in front when it names no scheme ("127.0.0.1:8000")."""

@@ -4,6 +4,7 @@ failed posters, or of its posters with another model, linked to the job it repea
 import uuid
 
 import pytest
+from commands import posterq
 from samples import poster_bytes, rewrite_meta, write_posters
 
 OLD, NEW = "tiny-test@0.0.1", "tiny-test@0.0.2"
@@ -82,13 +83,14 @@ def test_another_keys_job_cannot_be_retried(make_api, service_settings, spawn_wo
     job_id = api.post("/jobs", json={"directory": str(folder)}, headers=alpha).json()["id"]
     assert api.get(f"/jobs/{job_id}", params={"wait": 20}, headers=alpha).json()["status"] == "failed"
     assert _error(api.post(f"/jobs/{job_id}/retry", headers=bravo), 404) == "job_not_found"
-    assert _error(api.post(f"/jobs/{job_id}/rerun", json={"model": OLD}, headers=bravo), 404) == "job_not_found"
+    other_rerun = api.post(f"/jobs/{job_id}/rerun", json={"model": OLD}, headers=bravo)
+    assert _error(other_rerun, 404) == "job_not_found"
     retried = api.post(f"/jobs/{job_id}/retry", headers=alpha)
     assert retried.status_code == 202 and retried.json()["retry_of"] == job_id
 
 
-def test_rerun_labels_a_folder_job_again_with_another_model(api, spawn_worker_with, service_settings, new_bundle,
-                                                            data_root):
+def test_rerun_labels_a_folder_job_again_with_another_model(api, spawn_worker_with, service_settings,
+                                                            new_bundle, data_root):
     spawn_worker_with("old@test", service_settings)
     spawn_worker_with("new@test", service_settings.replace(model=str(new_bundle)))
     folder = data_root / f"rerun-{uuid.uuid4().hex[:8]}"
@@ -104,3 +106,24 @@ def test_rerun_labels_a_folder_job_again_with_another_model(api, spawn_worker_wi
     assert [row["name"] for row in done["results"]] == [row["name"] for row in first["results"]]
     assert {row["model_version"] for row in done["results"]} == {"0.0.2"}
     assert {row["worker"] for row in done["results"]} == {"new@test"}
+
+
+def test_posterq_jobs_retry_and_rerun(api, spawn_worker, data_root):
+    spawn_worker("cli-retry@test")
+    folder = data_root / f"cli-{uuid.uuid4().hex[:8]}"
+    write_posters(folder, 2)
+    (folder / "broken.jpg").write_bytes(b"not a poster")
+    first = api.wait(api.post("/jobs", json={"directory": str(folder)}).json()["id"])
+    (folder / "broken.jpg").write_bytes(poster_bytes(3))
+    base = ["--api", api.url]
+    retried = posterq("jobs", "retry", first["id"], "--wait", *base)
+    assert retried.returncode == 0, retried.stderr
+    new_id = retried.stdout.strip()
+    assert new_id in retried.stderr and "done" in retried.stderr and "1/1 posters" in retried.stderr
+    assert api.get(f"/jobs/{new_id}").json()["retry_of"] == first["id"]
+    rerun = posterq("jobs", "rerun", first["id"], "--model", OLD, *base)
+    assert rerun.returncode == 0, rerun.stderr
+    assert api.wait(rerun.stdout.strip())["rerun_of"] == first["id"]
+    nothing = posterq("jobs", "retry", new_id, *base)
+    assert nothing.returncode == 1 and "(no_failed_posters)" in nothing.stderr
+    assert posterq("jobs", "rerun", first["id"], *base).returncode == 2  # --model is required
