@@ -24,11 +24,16 @@ DEFAULT_API = "http://127.0.0.1:8000"
 API_ENV = "POSTERQ_API"
 
 
+def add_api_argument(parser: argparse.ArgumentParser) -> None:
+    """Add --api, the service's root URL: every command that talks to the service takes it alike."""
+    parser.add_argument("--api", default=os.environ.get(API_ENV, DEFAULT_API), metavar="URL",
+                        help=f"the service's root URL (default: ${API_ENV}, else {DEFAULT_API})")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `posterq jobs`'s subcommands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--api", default=os.environ.get(API_ENV, DEFAULT_API), metavar="URL",
-                        help=f"the service (default: ${API_ENV}, else {DEFAULT_API})")
+    add_api_argument(common)
     common.add_argument("--api-key", metavar="KEY", help="the service's API key (default: $POSTERQ_API_KEY)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="your jobs, newest first")
