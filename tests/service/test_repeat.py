@@ -3,19 +3,10 @@ failed posters, or of its posters with another model, linked to the job it repea
 
 import uuid
 
-import pytest
 from commands import posterq
-from samples import poster_bytes, rewrite_meta, write_posters
+from samples import poster_bytes, write_posters
 
 OLD, NEW = "tiny-test@0.0.1", "tiny-test@0.0.2"
-
-
-@pytest.fixture
-def new_bundle(copy_bundle):
-    """The tiny bundle as version 0.0.2."""
-    folder = copy_bundle("tiny-0.0.2")
-    rewrite_meta(folder, version="0.0.2")
-    return folder
 
 
 def _error(response, status: int) -> str:
