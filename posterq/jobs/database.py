@@ -117,6 +117,9 @@ _MIGRATIONS = [
     # A job-level error ({code, message}): a listing that kept failing ends its job as failed,
     # whatever was labelled before it stopped, so that a half-listed folder never reads as done.
     (9, ["ALTER TABLE posterq_jobs ADD COLUMN error {json}"]),
+    # A job's name (free text the client gave at submission, NULL for none), for telling jobs
+    # apart in lists and finding them again (GET /jobs?name=).
+    (10, ["ALTER TABLE posterq_jobs ADD COLUMN name text"]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
