@@ -151,9 +151,8 @@ class ServiceClient:
         from posterq.frames import to_frame  # pandas loads here, for the callers that ask
 
         rows = list(self.results(job_id))
-        # The model's genres in its output order, as its rows score them; GET /limits has them
-        # once for a job with no poster labelled (the job view does not repeat them).
-        return to_frame(rows, scored_genres(rows) or self.limits()["genres"])
+        # The job view does not repeat its model's genres: GET /limits has them, in model order.
+        return to_frame(rows, scored_genres(rows, self.limits()["genres"]))
 
     def wait(self, job_ids: list[str], poll: float = 1.0, on_progress=None,
              timeout: float | None = None) -> list[dict]:

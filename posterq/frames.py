@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from posterq.results import CSV_FIELDS, row, scored_genres
+from posterq.results import CSV_FIELDS, row
 
 if TYPE_CHECKING:
     import pandas
@@ -37,7 +37,7 @@ def to_frame(results: Iterable[tuple[str, Prediction] | dict], genres: Sequence[
 
     rows = [_as_row(result, genres, model_version) for result in results]
     if genres is None:
-        genres = scored_genres(rows)
+        genres = next((list(result["scores"]) for result in rows if result["scores"]), [])
     records = [{"path": result["path"], "genres": list(result["genres"]),
                 "error": result["error"]["code"] if result["error"] else None,
                 "message": result["error"]["message"] if result["error"] else None,

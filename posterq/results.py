@@ -55,9 +55,15 @@ def row(path: str | os.PathLike, outcome: "Prediction | PosterqError", genres: S
     }
 
 
-def scored_genres(rows: Sequence[dict]) -> list[str]:
-    """The genres of the first row with scores, in its model's output order ([] when none has any)."""
-    return next((list(result["scores"]) for result in rows if result.get("scores")), [])
+def scored_genres(rows: Sequence[dict], known: Sequence[str]) -> list[str]:
+    """The genres of `known` that the rows score, in `known`'s order (all of `known` when none scores any).
+
+    What a client of the service writes its score columns by: a row's scores come back from the
+    database in no set order, and the job does not repeat its model's genres; `known` is GET
+    /limits' list, in the order the models' outputs have.
+    """
+    scored = {genre for result in rows for genre in result.get("scores") or {}}
+    return [genre for genre in known if genre in scored] or list(known)
 
 
 def csv_header(genres: Sequence[str]) -> list[str]:

@@ -110,9 +110,8 @@ def run(args: argparse.Namespace) -> int:
                     "code": final["status"], "message": f"job {job['id']} ended {final['status']}"}}
         for i, error in local_errors.items():
             rows[i] = {"genres": [], "scores": {}, "error": error}
-        # The model's genres in its output order, as its rows score them (the job view does not
-        # repeat them); GET /limits has them when no poster was labelled.
-        genres = scored_genres(list(rows.values())) or limits["genres"]
+        # The job view does not repeat its model's genres: GET /limits has them, in model order.
+        genres = scored_genres(list(rows.values()), limits["genres"])
         writer = None  # a Ctrl-C may come before the result file is open
         try:
             # `out` is replaced only if a poster was labelled (results.open_writer); else it stays

@@ -72,10 +72,10 @@ def test_jsonl_lines(tmp_path):
     assert lines[2]["model_version"] is None and texts[2].startswith('{"path": "c.jpg"')
 
 
-def test_scored_genres_are_the_first_scored_rows_in_its_order():
-    rows = [{"scores": {}}, {"scores": {"War": 0.1, "Action": 0.2}}, {"scores": {"Drama": 0.3}}]
-    assert scored_genres(rows) == ["War", "Action"]
-    assert scored_genres([{"scores": {}}]) == scored_genres([]) == []
+def test_scored_genres_are_those_the_rows_score_in_the_known_order():
+    rows = [{"scores": {}}, {"scores": {"War": 0.1, "Action": 0.2}}, {"scores": {"War": 0.3}}]
+    assert scored_genres(rows, GENRES) == ["Action", "War"]
+    assert scored_genres([{"scores": {}}], GENRES) == scored_genres([], GENRES) == list(GENRES)
 
 
 def test_every_row_is_flushed():
