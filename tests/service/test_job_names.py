@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import secrets
+import time
 import zipfile
 from datetime import datetime
 
@@ -16,6 +17,8 @@ import pytest
 from commands import posterq
 from samples import poster_bytes, write_posters
 
+from posterq.jobs.database import Database
+from posterq.jobs.ledger import Ledger
 from posterq.jobs.view_fields import MAX_NAME
 from posterq.testing import wait_for_job
 
@@ -169,3 +172,21 @@ def test_a_directory_job_shows_its_folder_and_output_and_its_file_says_the_model
     listed = posterq("jobs", "list", "--api", api.url, "--name", "nightly")
     assert listed.returncode == 0, listed.stderr
     assert f"  {folder}  " in listed.stdout and f"  nightly  output written: {target}" in listed.stdout
+
+
+def test_the_name_filter_reads_the_same_in_sqlite(tmp_path):
+    # `make serve` without a database URL runs on SQLite: its filter is the same substring test.
+    ledger = Ledger(Database(f"sqlite:///{tmp_path / 'jobs.sqlite3'}"))
+    ledger.db.migrate()
+    for i, name in enumerate(["cat 100%", "c_t", None]):
+        job_id = f"{i:032x}"
+        ledger.create({"id": job_id, "source": "upload", "lane": "bulk", "tenant": job_id, "enumerated": True,
+                       "created_at": time.time() + i, "name": name}, [])
+        ledger.mark_submitted(job_id)
+
+    def named(text: str) -> list[str]:
+        return [job["name"] for job in ledger.page(None, None, 0, 10, text)]
+
+    assert named("c") == ["c_t", "cat 100%"] and named("C") == []
+    assert named("_") == ["c_t"] and named("%") == ["cat 100%"]
+    assert len(ledger.page(None, None, 0, 10)) == 3
