@@ -156,7 +156,9 @@ def test_a_directory_job_shows_its_folder_and_output_and_its_file_says_the_model
         service_settings, make_api, spawn_worker_with, data_root, tmp_path):
     outputs = tmp_path / "outputs"
     outputs.mkdir()
-    settings = service_settings.replace(output_roots=(outputs.resolve(),))
+    # A service of its own: the module's worker (no output roots) must not take its output's task.
+    settings = service_settings.replace(output_roots=(outputs.resolve(),), key_prefix="pqtest-names",
+                                        queue="pqtest-names")
     api = make_api(settings)
     spawn_worker_with("names-outputs@test", settings)
     folder = data_root / f"names-out-{secrets.token_hex(4)}"
@@ -166,7 +168,7 @@ def test_a_directory_job_shows_its_folder_and_output_and_its_file_says_the_model
     done = wait_for_job(api.url, job["id"], http=api.http, timeout=120,
                         until=lambda seen: seen["output_status"] in ("written", "failed"))
     assert (done["name"], done["directory"], done["output"], done["output_status"]) == (
-        "nightly", str(folder), str(target), "written")
+        "nightly", str(folder), str(target), "written"), done["output_error"]
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert [row["model_version"] for row in rows] == [VERSION] * 4
     listed = posterq("jobs", "list", "--api", api.url, "--name", "nightly")
