@@ -4,7 +4,7 @@
     from posterq.frames import to_frame
 
     labeller = Labeller()
-    frame = to_frame(labeller.label_folder("posters/"), labeller.bundle.genres)
+    frame = to_frame(labeller.label_folder("posters/"), labeller.bundle.genres, labeller.bundle.version)
 
 pandas is imported only when a frame is made (`pip install 'posterq[frames]'`): `posterq label`,
 the workers and the rest of the runtime never load it.
