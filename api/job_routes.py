@@ -15,6 +15,7 @@ from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
 from posterq.jobs.export import export
 from posterq.jobs.keys import JobStatus, ResultStatus, is_job_id
+from posterq.jobs.view_fields import shown_folder
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__)
@@ -70,7 +71,8 @@ def submit():
         job = context.store(pool).jobs.create_directory(
             directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
             enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest,
-            quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite, name=name)
+            quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite, name=name,
+            folder=shown_folder(directory, settings.data_roots))
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))

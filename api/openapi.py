@@ -279,8 +279,9 @@ DOCUMENT = {
                     "status": {"type": "string",
                                "enum": [status.value for status in JobStatus]},
                     "source": {"type": "string", "enum": ["upload", "zip", "directory", "analysis"]},
-                    # A directory job's folder, null for the other sources.
-                    "directory": {"type": "string", "nullable": True},
+                    # A directory job's folder below its data root ("." for the root itself), null
+                    # for the other sources: the server's absolute paths are not shown.
+                    "folder": {"type": "string", "nullable": True},
                     "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
                     "progress": {"type": "number"},
                     # False while a directory job's folder is still being listed (total grows).

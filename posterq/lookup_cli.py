@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 def describe(job: dict) -> str:
     """One line about a job: id, status, counts, source, when, name; a second when its output file failed.
 
-    The source is the folder of a directory job (upload, zip or analysis otherwise); the name
+    The source is the folder of a directory job, below its data root (upload, zip or analysis
+    otherwise); the name
     comes last, as the client gave it (it may hold spaces), "-" for none.
     """
     from datetime import datetime
@@ -74,7 +75,7 @@ def describe(job: dict) -> str:
     listed = "" if job.get("enumerated", True) else " (folder still being listed)"
     # A job whose model no live worker holds waits for one to start: say so, or it looks stuck.
     waiting = f"  waiting for model {job['requested_model']}" if job.get("waiting_for_model") else ""
-    source = job.get("directory") or job["source"]
+    source = job.get("folder") or job["source"]
     line = (f"{job['id']}  {job['status']:<9}  {job['done'] + job['failed']}/{job['total']} posters{listed}, "
             f"{job['failed']} failed  {source}  {created}  {job.get('name') or '-'}{waiting}")
     # A job that failed as a whole (its folder's listing gave up) says why on a line of its own.

@@ -96,20 +96,22 @@ class Jobs:
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
                          output: str | None = None, idempotency_key: str | None = None,
                          request_digest: str | None = None, quota: Quota | None = None,
-                         overwrite: bool = False, name: str | None = None) -> dict:
+                         overwrite: bool = False, name: str | None = None, folder: str | None = None
+                         ) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
         (posterq.worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
         as create() is. `output`: the file the results go to once the job is done (posterq.worker.outputs),
-        replacing a file of that name only with `overwrite`. quota: refused (QueueFull) unless it
-        has room for a poster; its listing admits each chunk under the same key limit (kept in the
-        job's hash as key_limit).
+        replacing a file of that name only with `overwrite`. name: the client's name for the job,
+        folder: the directory as its view shows it (posterq.jobs.view_fields). quota: refused
+        (QueueFull) unless it has room for a poster; its listing admits each chunk under the same
+        key limit (kept in the job's hash as key_limit).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
                               idempotency_key=idempotency_key, request_digest=request_digest)
         record.update(directory=directory, recursive=recursive, output=output,
-                      output_overwrite=bool(output and overwrite), name=name)
+                      output_overwrite=bool(output and overwrite), name=name, folder=folder)
         if quota is not None and quota.key_limit is not None:
             record["key_limit"] = quota.key_limit
         self._begin(record, [], quota)

@@ -12,6 +12,7 @@ import secrets
 import time
 import zipfile
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from commands import posterq
@@ -19,7 +20,7 @@ from samples import poster_bytes, write_posters
 
 from posterq.jobs.database import Database
 from posterq.jobs.ledger import Ledger
-from posterq.jobs.view_fields import MAX_NAME
+from posterq.jobs.view_fields import MAX_NAME, shown_folder
 from posterq.testing import wait_for_job
 
 pytestmark = pytest.mark.names
@@ -58,14 +59,14 @@ def test_a_name_is_stored_shown_and_found(api, data_root):
     zipped = api.post(f"/jobs?name=zip+{tag}", data=_zip_of(1), headers={"Content-Type": "application/zip"})
     assert zipped.status_code == 202, zipped.text
     # No worker in this test: every job stays queued, and is shown as made.
-    assert (upload["name"], upload["source"], upload["directory"]) == (f"catalogue {tag} 100%", "upload",
-                                                                       None)
-    assert (listed["name"], listed["source"], listed["directory"]) == (f"folder {tag}", "directory",
-                                                                       str(folder))
+    assert (upload["name"], upload["source"], upload["folder"]) == (f"catalogue {tag} 100%", "upload", None)
+    # The folder below its data root: the server's absolute paths are not shown.
+    assert (listed["name"], listed["source"], listed["folder"]) == (f"folder {tag}", "directory", folder.name)
+    assert str(data_root) not in str(listed)
     assert plain["name"] is None and zipped.json()["name"] == f"zip {tag}"
 
     shown = api.get(f"/jobs/{listed['id']}").json()
-    assert (shown["name"], shown["directory"], shown["output"]) == (f"folder {tag}", str(folder), None)
+    assert (shown["name"], shown["folder"], shown["output"]) == (f"folder {tag}", folder.name, None)
 
     def named(text: str) -> list[str]:
         answer = api.get("/jobs", params={"name": text})
@@ -167,13 +168,13 @@ def test_a_directory_job_shows_its_folder_and_output_and_its_file_says_the_model
     job = api.post("/jobs", json={"directory": str(folder), "output": str(target), "name": "nightly"}).json()
     done = wait_for_job(api.url, job["id"], http=api.http, timeout=120,
                         until=lambda seen: seen["output_status"] in ("written", "failed"))
-    assert (done["name"], done["directory"], done["output"], done["output_status"]) == (
-        "nightly", str(folder), str(target), "written"), done["output_error"]
+    assert (done["name"], done["folder"], done["output"], done["output_status"]) == (
+        "nightly", folder.name, str(target), "written"), done["output_error"]
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert [row["model_version"] for row in rows] == [VERSION] * 4
     listed = posterq("jobs", "list", "--api", api.url, "--name", "nightly")
     assert listed.returncode == 0, listed.stderr
-    assert f"  {folder}  " in listed.stdout and f"  nightly  output written: {target}" in listed.stdout
+    assert f"  {folder.name}  " in listed.stdout and f"  nightly  output written: {target}" in listed.stdout
 
 
 def test_the_name_filter_reads_the_same_in_sqlite(tmp_path):
@@ -192,3 +193,11 @@ def test_the_name_filter_reads_the_same_in_sqlite(tmp_path):
     assert named("c") == ["c_t", "cat 100%"] and named("C") == []
     assert named("_") == ["c_t"] and named("%") == ["cat 100%"]
     assert len(ledger.page(None, None, 0, 10)) == 3
+
+
+def test_a_folder_is_shown_below_its_innermost_data_root():
+    roots = (Path("/srv/posters"), Path("/srv/posters/team-a"), Path("/data"))
+    assert shown_folder("/srv/posters/2024/may", roots) == "2024/may"
+    assert shown_folder("/srv/posters/team-a/x", roots) == "x"
+    assert shown_folder("/data", roots) == "."
+    assert shown_folder("/srv/postersX/y", roots) is shown_folder("/elsewhere", roots) is None
