@@ -335,6 +335,8 @@ DOCUMENT = {
             "id": {"type": "string"}, "name": {"type": "string", "nullable": True},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "source": {"type": "string"}, "output": {"type": "string", "nullable": True},
+            # A directory job's folder below its data root, as in Job.
+            "folder": {"type": "string", "nullable": True},
             "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
             "progress": {"type": "number"}, "enumerated": {"type": "boolean"},
             # "name@version" once a worker labelled a poster, else the model the job named, else null.

@@ -175,6 +175,10 @@ def test_a_directory_job_shows_its_folder_and_output_and_its_file_says_the_model
     listed = posterq("jobs", "list", "--api", api.url, "--name", "nightly")
     assert listed.returncode == 0, listed.stderr
     assert f"  {folder.name}  " in listed.stdout and f"  nightly  output written: {target}" in listed.stdout
+    # The page's dashboard shows the same name and folder.
+    [row] = [row for row in api.get("/dashboard").json()["jobs"] if row["id"] == job["id"]]
+    assert (row["name"], row["source"], row["folder"], row["output"]) == ("nightly", "directory", folder.name,
+                                                                         str(target))
 
 
 def test_the_name_filter_reads_the_same_in_sqlite(tmp_path):
