@@ -117,6 +117,11 @@ _MIGRATIONS = [
     # A job-level error ({code, message}): a listing that kept failing ends its job as failed,
     # whatever was labelled before it stopped, so that a half-listed folder never reads as done.
     (9, ["ALTER TABLE posterq_jobs ADD COLUMN error {json}"]),
+    # What tells jobs apart in a list: a job's name (free text the client gave at submission, NULL
+    # for none; GET /jobs?name= finds it) and a directory job's folder as clients see it, below
+    # its data root (the server's own paths are not theirs to see).
+    (10, ["ALTER TABLE posterq_jobs ADD COLUMN name text",
+          "ALTER TABLE posterq_jobs ADD COLUMN folder text"]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
