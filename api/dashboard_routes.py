@@ -67,8 +67,9 @@ def job_summary(job: dict, now: float) -> dict:
     eta = (round(remaining / rate, 1) if rate and job["enumerated"] and not JobStatus(job["status"]).final
            else None)
     return {"id": job["id"], "name": job.get("name"), "status": job["status"], "source": job["source"],
-            "output": job.get("output"), "total": job["total"], "done": job["done"], "failed": job["failed"],
-            "progress": job["progress"], "enumerated": job["enumerated"], "model": _model(job),
+            "folder": job.get("folder"), "output": job.get("output"), "total": job["total"],
+            "done": job["done"], "failed": job["failed"], "progress": job["progress"],
+            "enumerated": job["enumerated"], "model": _model(job),
             "created_at": created, "age_s": round(max(0.0, now - created), 1),
             "posters_per_second": rate, "eta_s": eta,
             "url": public_url_for("jobs.get_job", job_id=job["id"])}

@@ -16,6 +16,7 @@ from posterq.config import Settings, lies_under
 from posterq.exceptions import OutputError, PosterqError
 from posterq.genres import GENRES
 from posterq.jobs.keys import ItemKind
+from posterq.jobs.view_fields import MAX_NAME
 from posterq.results import format_for
 
 # Members that archivers add and that are never posters.
@@ -34,6 +35,21 @@ def parse_top_k(value) -> int | None:
     if isinstance(value, bool) or not 1 <= top_k <= len(GENRES):
         raise BadRequest(f"top_k must be a whole number from 1 to {len(GENRES)}", "bad_top_k")
     return top_k
+
+
+def parse_name(value) -> str | None:
+    """Validate an optional job name: text of 1 to MAX_NAME characters, no control characters.
+
+    Spaces around it are dropped; an empty name is no name.
+    """
+    if value is None:
+        return None
+    name = value.strip() if isinstance(value, str) else None
+    # Control characters (a newline, an escape) would break the one line a job takes in a list.
+    if name is None or len(name) > MAX_NAME or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise BadRequest(f"name must be text of at most {MAX_NAME} characters, without control characters",
+                         "bad_name")
+    return name or None
 
 
 def _too_large_item(name: str, size: int, settings: Settings) -> dict:

@@ -15,6 +15,7 @@ from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
 from posterq.jobs.export import export
 from posterq.jobs.keys import JobStatus, ResultStatus, is_job_id
+from posterq.jobs.view_fields import shown_folder
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__)
@@ -62,6 +63,7 @@ def submit():
         if not isinstance(body, dict):
             raise BadRequest("the body is not a JSON object", "bad_json")
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
+        name = intake.parse_name(body.get("name", request.args.get("name")))
         pool = _pool(body.get("model", request.args.get("model")),
                      body.get("wait_for_model", request.args.get("wait_for_model")))
         directory, recursive = intake.from_directory(body, settings, auth.data_roots())
@@ -69,14 +71,17 @@ def submit():
         job = context.store(pool).jobs.create_directory(
             directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
             enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest,
-            quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite)
+            quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite, name=name,
+            folder=shown_folder(directory, settings.data_roots))
         return _accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
+        name = intake.parse_name(request.args.get("name"))
         pool = _pool(request.args.get("model"), request.args.get("wait_for_model"))
         (items, blobs), source = intake.from_zip(request.get_data(cache=False), settings), "zip"
     elif mimetype == "multipart/form-data":
         top_k = intake.parse_top_k(request.form.get("top_k", request.args.get("top_k")))
+        name = intake.parse_name(request.form.get("name", request.args.get("name")))
         pool = _pool(request.form.get("model", request.args.get("model")),
                      request.form.get("wait_for_model", request.args.get("wait_for_model")))
         archives, files = request.files.getlist("zip"), request.files.getlist("files")
@@ -96,7 +101,7 @@ def submit():
     job = context.store(pool).jobs.create(source, items, blobs, top_k, owner=auth.owner(),
                                           enqueue=partial(enqueue, pool=pool), weight=auth.weight(),
                                           idempotency_key=key, request_digest=digest,
-                                          quota=admission_quota(context.store(), auth.owner()))
+                                          quota=admission_quota(context.store(), auth.owner()), name=name)
     log.info("job %s: %d posters from %s%s", job["id"], job["total"], source, f" for {pool}" if pool else "")
     return _accepted(job)
 
@@ -142,16 +147,17 @@ def _idempotency_key() -> str | None:
 def list_jobs():
     """The caller's jobs (every job where the service has no API keys), newest first, paged.
 
-    ?status= keeps one status; ?offset= and ?limit= page (next_offset says where the next page
-    starts, null on the last one).
+    ?status= keeps one status, ?name= the jobs whose name contains it (case-sensitive); ?offset=
+    and ?limit= page (next_offset says where the next page starts, null on the last one).
     """
     offset = _number_arg("offset", 0, 0, MAX_OFFSET)
     limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     status = request.args.get("status")
     if status is not None and status not in {item.value for item in JobStatus}:
         raise BadRequest(f"status must be one of {', '.join(item.value for item in JobStatus)}", "bad_status")
+    name = intake.parse_name(request.args.get("name"))
     owner = auth.owner() if auth.keys_enabled() else None
-    jobs = context.store().jobs.page(owner, status, offset, limit + 1)
+    jobs = context.store().jobs.page(owner, status, offset, limit + 1, name)
     # One read of the workers' heartbeats for the page, and none for a page without a named model.
     held = model_routes.held() if any(job.get("requested_model") for job in jobs) else {}
     return jsonify({"jobs": [_with_urls(job, held) for job in jobs[:limit]], "offset": offset, "limit": limit,
@@ -198,14 +204,15 @@ def get_job(job_id: str):
     """A job's status, counts, progress, timings, model, and one page of its results.
 
     With ?wait=S the answer comes as soon as the job is final, or after S seconds as it stands.
+    ?limit=0 answers the status alone (results empty, next_offset null): a poll reads no result.
     """
     offset = _number_arg("offset", 0, 0, MAX_OFFSET)
-    limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    limit = _number_arg("limit", DEFAULT_PAGE, 0, MAX_PAGE)
     wait = _number_arg("wait", 0.0, 0, MAX_WAIT_SECONDS, float, "bad_wait")
     _check_visible(job_id)
     job = context.store().jobs.wait(job_id, wait) if wait else None
     job = job or _job_or_404(job_id)
-    results = context.store().jobs.results(job_id, offset, limit)
+    results = context.store().jobs.results(job_id, offset, limit) if limit else []
     next_offset = offset + limit if offset + limit < job["total"] and results else None
     return jsonify({**job, "waiting_for_model": model_routes.waiting_for_model(job),
                     "offset": offset, "limit": limit, "next_offset": next_offset,
@@ -223,13 +230,15 @@ def _public(result: dict) -> dict:
 
 @blueprint.get("/jobs/<job_id>/results")
 def download(job_id: str):
-    """Every finished result as CSV or JSON Lines, the rows `posterq label` writes."""
-    job = _job_or_404(job_id)
+    """Every finished result as CSV or JSON Lines: `posterq label`'s rows, with their model_version."""
+    _job_or_404(job_id)
     fmt = request.args.get("format", "csv")
     if fmt not in _CONTENT_TYPES:
         raise BadRequest("format must be csv or jsonl", "bad_format")
+    # The ledger's row, not the view: it has the model's genres (the CSV's score columns).
+    row = context.store().ledger.get(job_id) or {}
     # The rows come from a server-side cursor a page at a time (the store is read here, in the request).
-    pieces = export(job, context.store().ledger.stream(job_id), fmt)
+    pieces = export(row, context.store().ledger.stream(job_id), fmt)
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{fmt}"'}
     return Response(pieces, mimetype=_CONTENT_TYPES[fmt].split(";")[0], headers=headers)
 

@@ -8,6 +8,7 @@ from posterq import __version__
 from posterq.api import auth
 from posterq.api.urls import public_root
 from posterq.jobs.keys import JobStatus, OutputStatus
+from posterq.jobs.view_fields import MAX_NAME
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -30,6 +31,8 @@ def _job_id() -> dict:
 
 
 _JSON = "application/json"
+# A job's name: free text on one line (no control characters), at most MAX_NAME characters.
+_NAME = {"type": "string", "maxLength": MAX_NAME, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}
 
 
 def _repeat(operation: str, summary: str, conflict: str, required: tuple = ()) -> dict:
@@ -72,6 +75,8 @@ DOCUMENT = {
             "parameters": [
                 {"name": "status", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": [status.value for status in JobStatus]}},
+                # Only the jobs whose name contains this text (case-sensitive, no wildcards).
+                {"name": "name", "in": "query", "required": False, "schema": _NAME},
                 {"name": "offset", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 0, "maximum": 10**15}},
                 {"name": "limit", "in": "query", "required": False,
@@ -82,7 +87,7 @@ DOCUMENT = {
                         "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
                         "offset": {"type": "integer"}, "limit": {"type": "integer"},
                         "next_offset": {"type": "integer", "nullable": True}}}}}},
-                "400": _error("Bad status, offset or limit")}},
+                "400": _error("Bad status, name (bad_name), offset or limit")}},
             "post": {
             "summary": "Submit a job: uploaded posters, a zip of posters, or a folder under a data root",
             "operationId": "submitJob",
@@ -93,6 +98,8 @@ DOCUMENT = {
                             "schema": {"type": "string", "minLength": 1}},
                            {"name": "wait_for_model", "in": "query", "required": False,
                             "schema": {"type": "boolean", "default": False}},
+                           # The job's name (a zip body's; the other bodies may carry it too).
+                           {"name": "name", "in": "query", "required": False, "schema": _NAME},
                            # The same key from the same API key within a day answers with the same job;
                            # with another request it answers 422.
                            {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -107,6 +114,7 @@ DOCUMENT = {
                     "zip": {"type": "string", "format": "binary"},
                     "model": {"type": "string", "minLength": 1},
                     "wait_for_model": {"type": "boolean", "default": False},
+                    "name": _NAME,
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
                 _JSON: {"schema": {
@@ -119,13 +127,15 @@ DOCUMENT = {
                     "overwrite": {"type": "boolean", "default": False},
                     "model": {"type": "string", "minLength": 1},
                     "wait_for_model": {"type": "boolean", "default": False},
+                    "name": _NAME,
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
             }},
             "responses": {
                 "202": {"description": "Accepted; the Location header is the job's URL",
                         "headers": {"Location": {"schema": {"type": "string"}}},
                         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                "400": _error("Malformed request, bad zip, bad top_k, no posters, or an output name the file "
+                "400": _error("Malformed request, bad zip, bad top_k, a name over 200 characters or with "
+                              "control characters (bad_name), no posters, or an output name the file "
                               "system cannot take (output_name_too_long, output_path_too_long, "
                               "output_is_directory, bad_output)"),
                 "403": _error("Directory outside the data roots, or directory jobs disabled; output outside "
@@ -157,8 +167,9 @@ DOCUMENT = {
                     _job_id(),
                     {"name": "offset", "in": "query",
                      "schema": {"type": "integer", "minimum": 0, "maximum": 10**15, "default": 0}},
+                    # 0: the status alone (results empty, next_offset null).
                     {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}},
                     {"name": "wait", "in": "query", "description":
                      "Answer as soon as the job is final, or after this many seconds as it stands",
                      "schema": {"type": "number", "minimum": 0, "maximum": 30, "default": 0}}],
@@ -178,7 +189,8 @@ DOCUMENT = {
                     "409": _error("The job is final already (job_finished): its results stay")}},
         },
         "/jobs/{job_id}/results": {"get": {
-            "summary": "Every result as CSV or JSON Lines (the columns of `posterq label`)",
+            "summary": "Every result as CSV or JSON Lines (the columns of `posterq label`, each row with "
+                       "the version of the model that labelled it: model_version)",
             "operationId": "downloadResults",
             "parameters": [_job_id(), {"name": "format", "in": "query",
                                        "schema": {"type": "string", "enum": ["csv", "jsonl"],
@@ -299,17 +311,23 @@ DOCUMENT = {
         "Job": {"type": "object", "required": ["id", "status", "total", "done", "failed", "progress"],
                 "properties": {
                     "id": {"type": "string"},
+                    # The name the client gave at submission, null for none.
+                    "name": {**_NAME, "nullable": True},
                     "status": {"type": "string",
                                "enum": [status.value for status in JobStatus]},
                     "source": {"type": "string", "enum": ["upload", "zip", "directory", "analysis"]},
+                    # A directory job's folder below its data root ("." for the root itself), null
+                    # for the other sources: the server's absolute paths are not shown.
+                    "folder": {"type": "string", "nullable": True},
                     "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
                     "progress": {"type": "number"},
                     # False while a directory job's folder is still being listed (total grows).
                     "enumerated": {"type": "boolean"},
                     "top_k": {"type": "integer", "nullable": True},
+                    # The model that labelled the job's first posters (each result has its own
+                    # model_version); its genres are GET /limits'.
                     "model": {"type": "object", "nullable": True, "properties": {
-                        "name": {"type": "string"}, "version": {"type": "string"},
-                        "genres": {"type": "array", "items": {"type": "string"}}}},
+                        "name": {"type": "string"}, "version": {"type": "string"}}},
                     # The model the job named at submission; null: any worker's model serves it.
                     "requested_model": {"type": "string", "nullable": True},
                     # True while the job is not final and no live worker holds the model it named.
@@ -318,6 +336,11 @@ DOCUMENT = {
                     "claimed_at": {"type": "number", "nullable": True},
                     "started_at": {"type": "number", "nullable": True},
                     "finished_at": {"type": "number", "nullable": True},
+                    # The same moments as RFC 3339 in UTC, with milliseconds.
+                    "created": {"type": "string", "format": "date-time"},
+                    "claimed": {"type": "string", "format": "date-time", "nullable": True},
+                    "started": {"type": "string", "format": "date-time", "nullable": True},
+                    "finished": {"type": "string", "format": "date-time", "nullable": True},
                     "elapsed_s": {"type": "number"},
                     "posters_per_second": {"type": "number", "nullable": True},
                     # Why the job failed as a whole (listing_failed), else null.
@@ -352,6 +375,8 @@ DOCUMENT = {
             "id": {"type": "string"}, "name": {"type": "string", "nullable": True},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "source": {"type": "string"}, "output": {"type": "string", "nullable": True},
+            # A directory job's folder below its data root, as in Job.
+            "folder": {"type": "string", "nullable": True},
             "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
             "progress": {"type": "number"}, "enumerated": {"type": "boolean"},
             # "name@version" once a worker labelled a poster, else the model the job named, else null.

@@ -49,7 +49,8 @@ def _repeat(job_id: str, link: str, failed_only: bool):
     pool = _pool(body.get("model", original["requested_model"]), body.get("wait_for_model"))
     jobs = context.store(pool).jobs
     try:
-        job = jobs.repeat(original, link, failed_only, top_k=top_k, owner=auth.owner(), weight=auth.weight(),
+        job = jobs.repeat(original, link, failed_only, top_k=top_k, name=original.get("name"),
+                          owner=auth.owner(), weight=auth.weight(),
                           enqueue=partial(enqueue, pool=pool), idempotency_key=key, request_digest=digest,
                           quota=admission_quota(context.store(), auth.owner()))
     except PostersGone as exc:

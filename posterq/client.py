@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 from posterq.exceptions import PosterqError
 from posterq.files import display_name
 from posterq.jobs.keys import JobStatus
+from posterq.results import scored_genres
 
 if TYPE_CHECKING:
     import pandas
@@ -73,8 +74,8 @@ class ServiceClient:
         return self._call("GET", "/limits").json()
 
     def submit(self, files: list[tuple[str, bytes]], top_k: int | None = None,
-               idempotency_key: str | None = None) -> dict:
-        """Upload (name, bytes) pairs as one job; return the job.
+               idempotency_key: str | None = None, name: str | None = None) -> dict:
+        """Upload (name, bytes) pairs as one job (called `name`, if given); return the job.
 
         With an idempotency_key every try of this submission (a retry after a dropped connection,
         or a later call with the same key) gets the one job it made.
@@ -84,7 +85,7 @@ class ServiceClient:
         # with one (an escaped name such as bad\xff.jpg, or a\b.jpg) would come back as another.
         parts = [("files", (name.replace("\\", "\\\\"), data, "application/octet-stream"))
                  for name, data in files]
-        data = {"top_k": str(top_k)} if top_k else None
+        data = {**({"top_k": str(top_k)} if top_k else {}), **({"name": name} if name else {})} or None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         deadline = time.monotonic() + IN_PROGRESS_WAIT
         while True:
@@ -97,9 +98,10 @@ class ServiceClient:
                     raise
                 time.sleep(1)
 
-    def submit_directory(self, folder: str | Path) -> dict:
+    def submit_directory(self, folder: str | Path, name: str | None = None) -> dict:
         """Submit a folder under one of the server's data roots as one job (listed by the server)."""
-        return self._call("POST", "/jobs", json={"directory": str(folder)}).json()
+        body = {"directory": str(folder), **({"name": name} if name else {})}
+        return self._call("POST", "/jobs", json=body).json()
 
     def submit_encoded(self, body: bytes, content_type: str) -> dict:
         """POST a multipart body encoded beforehand (field `files`) as one job; return the job."""
@@ -111,9 +113,14 @@ class ServiceClient:
         return self._call("POST", "/analysis/", data=base64.b64encode(data),
                           headers={"Content-Type": "text/plain"}).json()
 
-    def jobs(self, status: str | None = None, offset: int = 0, limit: int = 100) -> dict:
-        """A page of this key's jobs, newest first (GET /jobs): {"jobs", "next_offset", ...}."""
-        params = {"offset": offset, "limit": limit, **({"status": status} if status else {})}
+    def jobs(self, status: str | None = None, offset: int = 0, limit: int = 100, name: str | None = None
+             ) -> dict:
+        """A page of this key's jobs, newest first (GET /jobs): {"jobs", "next_offset", ...}.
+
+        name: only the jobs whose name contains it.
+        """
+        params = {"offset": offset, "limit": limit, **({"status": status} if status else {}),
+                  **({"name": name} if name else {})}
         return self._call("GET", "/jobs", params=params).json()
 
     def cancel(self, job_id: str) -> dict:
@@ -129,8 +136,8 @@ class ServiceClient:
             copied += len(chunk)
         return copied
 
-    def job(self, job_id: str, offset: int = 0, limit: int = 1, wait: float = 0) -> dict:
-        """A job's status and a page of results; with wait, once it is final or after wait seconds."""
+    def job(self, job_id: str, offset: int = 0, limit: int = 0, wait: float = 0) -> dict:
+        """A job's status and a page of results (none with limit 0); with wait, once final or after wait s."""
         params = {"offset": offset, "limit": limit, **({"wait": wait} if wait else {})}
         return self._call("GET", f"/jobs/{job_id}", params=params, timeout=self.timeout + wait).json()
 
@@ -145,8 +152,9 @@ class ServiceClient:
         """A job's results so far as a pandas DataFrame, the columns of its CSV (posterq.frames.to_frame)."""
         from posterq.frames import to_frame  # pandas loads here, for the callers that ask
 
-        model = self.job(job_id).get("model") or {}  # empty until a poster of the job is classified
-        return to_frame(self.results(job_id), model.get("genres") or self.limits()["genres"])
+        rows = list(self.results(job_id))
+        # The job view does not repeat its model's genres: GET /limits has them, in model order.
+        return to_frame(rows, scored_genres(rows, self.limits()["genres"]))
 
     def wait(self, job_ids: list[str], poll: float = 1.0, on_progress=None,
              timeout: float | None = None) -> list[dict]:

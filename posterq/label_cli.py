@@ -89,7 +89,8 @@ def _print_one(path: str, bundle, top_k: int | None, result_format: str | None) 
     prediction = labeller.label_path(path)
     name = Path(path).as_posix()
     if result_format:
-        make_writer(sys.stdout, result_format, bundle.genres).write(row(name, prediction, bundle.genres))
+        make_writer(sys.stdout, result_format, bundle.genres).write(
+            row(name, prediction, bundle.genres, bundle.version))
     elif prediction.error is None:
         print(_describe_prediction(name, prediction))
     if prediction.error is not None:
@@ -126,7 +127,7 @@ def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) 
             for name, prediction in label_files(files, bundle, args.workers, args.batch_size,
                                                 args.top_k, not args.no_progress):
                 with interrupts.deferred():
-                    writer.write(row(name, prediction, bundle.genres))
+                    writer.write(row(name, prediction, bundle.genres, bundle.version))
                     summary.add(prediction)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept(out, writer)}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """`posterq jobs`: find your jobs on a posterq service again: list, show, wait for, cancel, download.
 
-    posterq jobs list --api http://127.0.0.1:8000 [--status running]
+    posterq jobs list --api http://127.0.0.1:8000 [--status running] [--name NAME]
     posterq jobs show JOB_ID --api ...
     posterq jobs wait JOB_ID --api ...
     posterq jobs download JOB_ID --api ... --out genres.csv      # or genres.jsonl
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="your jobs, newest first")
     listing.add_argument("--status", choices=[status.value for status in JobStatus])
+    listing.add_argument("--name", metavar="NAME", help="only the jobs whose name contains NAME")
     listing.add_argument("--limit", type=int, default=20, help="most jobs shown (default 20)")
     for name, what in (("show", "a job's status and counts"), ("wait", "wait until a job is final"),
                        ("cancel", "cancel what of a job has not run (its results stay)")):
@@ -77,15 +78,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def describe(job: dict) -> str:
-    """One line about a job: id, status, counts, source, when; a second when its output file failed."""
+    """One line about a job: id, status, counts, source, when, name; a second when its output file failed.
+
+    The source is the folder of a directory job, below its data root (upload, zip or analysis
+    otherwise); the name
+    comes last, as the client gave it (it may hold spaces), "-" for none.
+    """
     from datetime import datetime
 
     created = datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
     listed = "" if job.get("enumerated", True) else " (folder still being listed)"
     # A job whose model no live worker holds waits for one to start: say so, or it looks stuck.
     waiting = f"  waiting for model {job['requested_model']}" if job.get("waiting_for_model") else ""
+    source = job.get("folder") or job["source"]
     line = (f"{job['id']}  {job['status']:<9}  {job['done'] + job['failed']}/{job['total']} posters{listed}, "
-            f"{job['failed']} failed  {job['source']}  {created}{waiting}")
+            f"{job['failed']} failed  {source}  {created}  {job.get('name') or '-'}{waiting}")
     # A job that failed as a whole (its folder's listing gave up) says why on a line of its own.
     failed = f"\n  failed: {job['error']['message']} ({job['error']['code']})" if job.get("error") else ""
     return line + failed + _output_line(job)
@@ -103,7 +110,7 @@ def _output_line(job: dict) -> str:
 
 
 def _list(client, args: argparse.Namespace) -> int:
-    page = client.jobs(status=args.status, limit=args.limit)
+    page = client.jobs(status=args.status, limit=args.limit, name=args.name)
     for job in page["jobs"]:
         print(describe(job))
     if not page["jobs"]:

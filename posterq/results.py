@@ -1,10 +1,12 @@
 """Result rows: the one shape `posterq label`, the queue service and `posterq submit` write.
 
-A row is a dict {path, genres: [...], error: {code, message} | None, scores: {genre: float}},
-and only that. JSON Lines writes it as it is; CSV flattens it to a CSV record (csv_record: a list
-of cells) with the columns path, genres (joined by "|"), error (the code), message, then one score
-column per genre, in the model's output order, its text cells made safe to open in a spreadsheet
-(csv_cell). posterq.frames puts rows in a pandas DataFrame with the same columns.
+A row is a dict {path, genres: [...], error: {code, message} | None, model_version, scores:
+{genre: float}}, and only that: model_version is the version of the model that labelled the
+poster (a job that ran across a rollout has rows of two versions), None where none did. JSON Lines
+writes it with its keys in that order; CSV flattens it to a CSV record (csv_record: a list of
+cells) with the columns path, genres (joined by "|"), error (the code), message, model_version,
+then one score column per genre, in the model's output order, its text cells made safe to open
+in a spreadsheet (csv_cell). posterq.frames puts rows in a pandas DataFrame with the same columns.
 """
 
 import contextlib
@@ -25,7 +27,9 @@ if TYPE_CHECKING:  # the API writes rows too and must not load LiteRT just for a
     from posterq.classifier import Prediction
 
 FORMATS = ("csv", "jsonl")
-CSV_FIELDS = ("path", "genres", "error", "message")
+#: A row's keys, in the order JSON Lines writes them.
+ROW_FIELDS = ("path", "genres", "error", "model_version", "scores")
+CSV_FIELDS = ("path", "genres", "error", "message", "model_version")
 GENRE_SEPARATOR = "|"
 SCORE_DECIMALS = 6
 #: What a CSV text cell may not start with, lest a spreadsheet run it as a formula (OWASP).
@@ -34,18 +38,32 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-def row(path: str | os.PathLike, outcome: "Prediction | PosterqError", genres: Sequence[str]) -> dict:
-    """Build one result row from a poster's Prediction (or the error it failed with)."""
+def row(path: str | os.PathLike, outcome: "Prediction | PosterqError", genres: Sequence[str],
+        model_version: str | None = None) -> dict:
+    """Build one result row from a poster's Prediction (or the error it failed with) by model_version."""
     error = outcome if isinstance(outcome, PosterqError) else outcome.error
     if error is not None:
-        return {"path": _name(path), "genres": [], "error": error.as_dict(), "scores": {}}
+        return {"path": _name(path), "genres": [], "error": error.as_dict(), "model_version": model_version,
+                "scores": {}}
     return {
         "path": _name(path),
         "genres": list(outcome.genres),
         "error": None,
+        "model_version": model_version,
         # Scores are float32 underneath; more decimals would only print noise.
         "scores": {genre: round(float(outcome.scores[genre]), SCORE_DECIMALS) for genre in genres},
     }
+
+
+def scored_genres(rows: Sequence[dict], known: Sequence[str]) -> list[str]:
+    """The genres of `known` that the rows score, in `known`'s order (all of `known` when none scores any).
+
+    What a client of the service writes its score columns by: a row's scores come back from the
+    database in no set order, and the job does not repeat its model's genres; `known` is GET
+    /limits' list, in the order the models' outputs have.
+    """
+    scored = {genre for result in rows for genre in result.get("scores") or {}}
+    return [genre for genre in known if genre in scored] or list(known)
 
 
 def csv_header(genres: Sequence[str]) -> list[str]:
@@ -70,6 +88,7 @@ def csv_record(result: dict, genres: Sequence[str]) -> list[str]:
         csv_cell(GENRE_SEPARATOR.join(result["genres"])),
         csv_cell(error["code"]),
         csv_cell(error["message"]),
+        csv_cell(result.get("model_version") or ""),
         *(f"{scores[genre]:.{SCORE_DECIMALS}f}" if genre in scores else "" for genre in genres),
     ]
 
@@ -113,8 +132,11 @@ class JsonlWriter(_Writer):
     format = "jsonl"
 
     def write(self, result: dict) -> None:
-        """Write one row as one line and flush it."""
-        self.stream.write(json.dumps(result, ensure_ascii=False) + "\n")
+        """Write one row as one line (its keys in ROW_FIELDS order) and flush it."""
+        # In one order whoever built the row, so that a download, an output file and a local
+        # run give the same bytes; a row from before model_version (a side file) has it null.
+        ordered = {key: result.get(key) for key in ROW_FIELDS}
+        self.stream.write(json.dumps(ordered, ensure_ascii=False) + "\n")
         self._counted(result)  # before the flush, as in CsvWriter.write
         self.stream.flush()
 

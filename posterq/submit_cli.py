@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="result file (default: genres.csv), replaced only when a poster was "
                              "labelled; otherwise, and on Ctrl-C, the rows go to FILE.partial")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="result format (default: from --out)")
+    parser.add_argument("--name", metavar="NAME",
+                        help="the jobs' name, shown by `posterq jobs list` and found by its --name")
     parser.add_argument("--top-k", type=int, metavar="K",
                         help="most genres per poster (default: the model's)")
     parser.add_argument("--poll", type=float, default=1.0, metavar="S",
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from posterq.client import API_KEY_ENV, ServiceClient, relative_name
     from posterq.exceptions import PosterqError
     from posterq.files import iter_files
-    from posterq.results import aside_paths, format_for, kept, open_writer
+    from posterq.results import aside_paths, format_for, kept, open_writer, scored_genres
 
     root, out = Path(args.directory), Path(args.out)
     if not root.is_dir():
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 files = [(relative_name(paths[i], root), paths[i].read_bytes()) for i in indices]
                 # One key per chunk: every retry of this upload (a dropped connection, a restarted
                 # API) gets the one job it made, never a second.
-                job = client.submit(files, args.top_k, idempotency_key=uuid.uuid4().hex)
+                job = client.submit(files, args.top_k, idempotency_key=uuid.uuid4().hex, name=args.name)
                 jobs.append((job, indices))
                 bar.write(f"job {job['id']}: {len(indices)} posters accepted", file=sys.stderr)
             finals = client.wait([job["id"] for job, _ in jobs], poll=args.poll, on_progress=progress)
@@ -99,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
             return _interrupted(client, args, jobs, paths, root, out, result_format, limits, local_errors)
         bar.close()
-        model = next((job["model"] for job in finals if job.get("model")), None)
-        genres = model["genres"] if model and model.get("genres") else limits["genres"]
         rows = {}
         for (job, indices), final in zip(jobs, finals, strict=True):
             by_name = {row["path"]: row for row in client.results(job["id"])}
@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
                     "code": final["status"], "message": f"job {job['id']} ended {final['status']}"}}
         for i, error in local_errors.items():
             rows[i] = {"genres": [], "scores": {}, "error": error}
+        # The job view does not repeat its model's genres: GET /limits has them, in model order.
+        genres = scored_genres(list(rows.values()), limits["genres"])
         writer = None  # a Ctrl-C may come before the result file is open
         try:
             # `out` is replaced only if a poster was labelled (results.open_writer); else it stays

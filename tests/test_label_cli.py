@@ -9,6 +9,7 @@ import pytest
 from commands import interrupt_when, posterq, running
 from samples import write_posters
 
+from posterq.bundle import load_bundle
 from posterq.genres import GENRES
 
 
@@ -30,7 +31,9 @@ def test_label_csv(tiny_bundle, folder, tmp_path, bad_files):
     assert done.returncode == 0, done.stderr
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["path", "genres", "error", "message", *GENRES]
+    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", *GENRES]
+    # Every row says the model that labelled it: the bundle's version (one model in a local run).
+    assert {r["model_version"] for r in rows} == {load_bundle(tiny_bundle).version}
     assert len(rows) == 5 + 4 + len(bad_files)
     assert [r["path"] for r in rows] == sorted((r["path"] for r in rows), key=lambda p: p.split("/"))
     errors = {r["path"]: r["error"] for r in rows if r["error"]}

@@ -113,6 +113,10 @@ def test_folder_results_as_a_frame_hold_what_the_csv_holds(labeller, folder, tmp
     assert frame[list(genres)].equals(written[list(genres)])  # the same figures, NaN for the error
     assert to_frame(results).equals(frame)  # genres in the model's output order by default
     assert list(to_frame([], genres).columns) == csv_header(genres)
+    # The model's version, as `posterq label` writes it in every row, when the caller names it.
+    assert frame["model_version"].isna().all()
+    versioned = to_frame(results, genres, labeller.bundle.version)
+    assert versioned["model_version"].tolist() == [labeller.bundle.version] * 6
 
 
 def test_folder_refuses_a_file_at_once(labeller, poster_images):

@@ -19,6 +19,7 @@ from posterq.results import (
     open_writer,
     partial_path,
     row,
+    scored_genres,
 )
 
 GENRES = ("Action", "Drama", "War")
@@ -27,41 +28,54 @@ FAILED = Prediction([], {}, ImageError("the file is empty", "empty"))
 
 
 def test_row_of_a_prediction():
-    assert row("a/b.jpg", OK, GENRES) == {
-        "path": "a/b.jpg", "genres": ["Drama", "War"], "error": None,
+    assert row("a/b.jpg", OK, GENRES, "1.4.0") == {
+        "path": "a/b.jpg", "genres": ["Drama", "War"], "error": None, "model_version": "1.4.0",
         "scores": {"Action": 0.1, "Drama": 0.912346, "War": 0.6}}
+    assert row("a/b.jpg", OK, GENRES)["model_version"] is None  # no model named: none said
 
 
 def test_row_of_an_error_or_a_failed_prediction():
     expected = {"path": "x.png", "genres": [], "error": {"code": "empty", "message": "the file is empty"},
-                "scores": {}}
-    assert row("x.png", FAILED, GENRES) == expected
-    assert row("x.png", ImageError("the file is empty", "empty"), GENRES) == expected
+                "model_version": "1.4.0", "scores": {}}
+    assert row("x.png", FAILED, GENRES, "1.4.0") == expected
+    assert row("x.png", ImageError("the file is empty", "empty"), GENRES, "1.4.0") == expected
 
 
 def test_csv_columns_and_cells(tmp_path):
     out = tmp_path / "out.csv"
     with open_writer(out, None, GENRES) as writer:
-        writer.write(row("a.jpg", OK, GENRES))
+        writer.write(row("a.jpg", OK, GENRES, "1.4.0"))
         writer.write(row("b, \"odd\".jpg", FAILED, GENRES))
     assert writer.count == 2
     with open(out, newline="", encoding="utf-8") as handle:
         records = list(csv.reader(handle))
-    assert records[0] == ["path", "genres", "error", "message", "Action", "Drama", "War"]
-    assert records[1] == ["a.jpg", "Drama|War", "", "", "0.100000", "0.912346", "0.600000"]
-    assert records[2] == ["b, \"odd\".jpg", "", "empty", "the file is empty", "", "", ""]
+    assert records[0] == ["path", "genres", "error", "message", "model_version", "Action", "Drama", "War"]
+    assert records[1] == ["a.jpg", "Drama|War", "", "", "1.4.0", "0.100000", "0.912346", "0.600000"]
+    assert records[2] == ["b, \"odd\".jpg", "", "empty", "the file is empty", "", "", "", ""]
 
 
 def test_jsonl_lines(tmp_path):
     out = tmp_path / "out.jsonl"
     with open_writer(out, None, GENRES) as writer:
-        writer.write(row("a.jpg", OK, GENRES))
-        writer.write(row("ü.jpg", FAILED, GENRES))
-    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        writer.write(row("a.jpg", OK, GENRES, "1.5.0"))
+        writer.write(row("ü.jpg", FAILED, GENRES, "1.5.0"))
+        # A row built without the key (an older side file's) is written with it, null.
+        writer.write({"path": "c.jpg", "genres": [], "error": None, "scores": {}})
+    texts = out.read_text(encoding="utf-8").splitlines()
+    lines = [json.loads(line) for line in texts]
     assert lines[0]["genres"] == ["Drama", "War"] and lines[0]["error"] is None
     assert lines[0]["scores"] == {"Action": 0.1, "Drama": 0.912346, "War": 0.6}
-    assert lines[1] == {"path": "ü.jpg", "genres": [],
+    assert lines[1] == {"path": "ü.jpg", "genres": [], "model_version": "1.5.0",
                         "error": {"code": "empty", "message": "the file is empty"}, "scores": {}}
+    # One order of keys whoever built the row: path, genres, error, model_version, scores.
+    assert all(list(line) == ["path", "genres", "error", "model_version", "scores"] for line in lines)
+    assert lines[2]["model_version"] is None and texts[2].startswith('{"path": "c.jpg"')
+
+
+def test_scored_genres_are_those_the_rows_score_in_the_known_order():
+    rows = [{"scores": {}}, {"scores": {"War": 0.1, "Action": 0.2}}, {"scores": {"War": 0.3}}]
+    assert scored_genres(rows, GENRES) == ["Action", "War"]
+    assert scored_genres([{"scores": {}}], GENRES) == scored_genres([], GENRES) == list(GENRES)
 
 
 def test_every_row_is_flushed():

@@ -96,7 +96,8 @@ export class Dashboard {
       // Only a final folder job's failed posters can be sent again: an upload's bytes go once labelled.
       retriable(job) ? el("button", { type: "button", class: "job-retry", text: "Retry failed",
         "aria-label": `Retry the failed posters of ${jobLabel(job)}` }) : null);
-    const source = job.output ? `${job.source} → ${job.output}` : job.source;
+    const origin = job.folder ? `${job.source} ${job.folder}` : job.source;
+    const source = job.output ? `${origin} → ${job.output}` : origin;
     const focused = row.contains(document.activeElement) ? document.activeElement.className : null;
     row.replaceChildren(
       el("th", { scope: "row" }, el("button", { type: "button", class: "job-open link", text: jobLabel(job),

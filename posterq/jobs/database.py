@@ -117,9 +117,14 @@ _MIGRATIONS = [
     # A job-level error ({code, message}): a listing that kept failing ends its job as failed,
     # whatever was labelled before it stopped, so that a half-listed folder never reads as done.
     (9, ["ALTER TABLE posterq_jobs ADD COLUMN error {json}"]),
+    # What tells jobs apart in a list: a job's name (free text the client gave at submission, NULL
+    # for none; GET /jobs?name= finds it) and a directory job's folder as clients see it, below
+    # its data root (the server's own paths are not theirs to see).
+    (10, ["ALTER TABLE posterq_jobs ADD COLUMN name text",
+          "ALTER TABLE posterq_jobs ADD COLUMN folder text"]),
     # The job a retry (its failed posters) or a rerun (its posters with another model) was made
     # from (api/rerun_routes.py), so that either can be traced back to the job it repeats.
-    (10, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
+    (11, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
           "ALTER TABLE posterq_jobs ADD COLUMN rerun_of text"]),
 ]
 #: The schema's version once every migration has run.

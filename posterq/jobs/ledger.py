@@ -24,7 +24,7 @@ _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "d
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
                 "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed",
-                "error", "retry_of", "rerun_of")
+                "error", "name", "folder", "retry_of", "rerun_of")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
@@ -343,8 +343,12 @@ class Ledger:
             tx.execute("UPDATE posterq_jobs SET idempotency_key = NULL WHERE id = %s", (job["id"],))
         return None
 
-    def page(self, owner: str | None, status: str | None, offset: int, limit: int) -> list[dict]:
-        """Submitted jobs, newest first: an owner's (None: everybody's), of one status or all."""
+    def page(self, owner: str | None, status: str | None, offset: int, limit: int,
+             name: str | None = None) -> list[dict]:
+        """Submitted jobs, newest first: an owner's (None: everybody's), of one status or all.
+
+        name: only jobs whose name contains it (case-sensitive, no wildcards).
+        """
         where, params = ["submitted", "namespace = %s"], [self.namespace]
         if owner is not None:
             where.append("owner = %s")
@@ -352,6 +356,11 @@ class Ledger:
         if status is not None:
             where.append("status = %s")
             params.append(status)
+        if name is not None:
+            # A plain substring test (LIKE would read % and _ in the name as wildcards, and ignore
+            # case in SQLite only): the same answer in both databases.
+            where.append("strpos(name, %s) > 0" if self.db.dialect == "postgresql" else "instr(name, %s) > 0")
+            params.append(name)
         with self.db.transaction() as tx:
             rows = tx.execute(f"{_SELECT_JOBS} WHERE {' AND '.join(where)} "
                               "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
@@ -405,11 +414,13 @@ class Ledger:
         return [(int(index), name, path) for index, name, path in rows]
 
     def link(self, job_id: str, column: str, original: str) -> None:
-        """Record that job_id repeats `original`: column is "retry_of" or "rerun_of"."""
+        """Record that job_id repeats `original` (column: "retry_of" or "rerun_of"), with its folder."""
         if column not in ("retry_of", "rerun_of"):
             raise ValueError(f"no link column {column!r}")
         with self.db.transaction() as tx:
-            tx.execute(f"UPDATE posterq_jobs SET {column} = %s WHERE id = %s", (original, job_id))
+            # The folder too, so that the new job shows where its posters came from as the old one did.
+            tx.execute(f"UPDATE posterq_jobs SET {column} = %s, folder = (SELECT folder FROM posterq_jobs "
+                       "WHERE id = %s) WHERE id = %s", (original, original, job_id))
 
 
 def _text(value: str | None) -> str | None:

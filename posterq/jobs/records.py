@@ -20,6 +20,7 @@ from posterq.jobs.fair_queue import FairQueue
 from posterq.jobs.keys import ItemKind, JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.stats import LabelledCounter
+from posterq.jobs.view_fields import public_model, view_fields
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class Jobs:
                top_k: int | None = None, owner: str = "",
                enqueue: Callable[[int], object] | None = None, lane: Lane = Lane.BULK,
                weight: float = 1, idempotency_key: str | None = None,
-               request_digest: str | None = None, quota: Quota | None = None) -> dict:
+               request_digest: str | None = None, quota: Quota | None = None,
+               name: str | None = None) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
@@ -70,10 +72,12 @@ class Jobs:
         an owner is a tenant of its own. lane: Lane.INTERACTIVE for one-poster calls.
         idempotency_key: the client's key for this submission, and request_digest the fingerprint
         of the request it came with (see replay()). quota: the limits its posters are admitted
-        under (posterq.jobs.admission; QueueFull when they do not fit).
+        under (posterq.jobs.admission; QueueFull when they do not fit). name: the client's name
+        for the job (posterq.jobs.view_fields), or None.
         """
         record = self._record(source, top_k, owner, lane, enumerated=True, idempotency_key=idempotency_key,
                               request_digest=request_digest)
+        record["name"] = name
         record["total"] = len(items)
         self._begin(record, items, quota)
         try:
@@ -92,20 +96,22 @@ class Jobs:
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
                          output: str | None = None, idempotency_key: str | None = None,
                          request_digest: str | None = None, quota: Quota | None = None,
-                         overwrite: bool = False) -> dict:
+                         overwrite: bool = False, name: str | None = None, folder: str | None = None
+                         ) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
         (posterq.worker.enumeration) and Redis a window at a time (posterq.jobs.window). All or nothing
         as create() is. `output`: the file the results go to once the job is done (posterq.worker.outputs),
-        replacing a file of that name only with `overwrite`. quota: refused (QueueFull) unless it
-        has room for a poster; its listing admits each chunk under the same key limit (kept in the
-        job's hash as key_limit).
+        replacing a file of that name only with `overwrite`. name: the client's name for the job,
+        folder: the directory as its view shows it (posterq.jobs.view_fields). quota: refused
+        (QueueFull) unless it has room for a poster; its listing admits each chunk under the same
+        key limit (kept in the job's hash as key_limit).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
                               idempotency_key=idempotency_key, request_digest=request_digest)
         record.update(directory=directory, recursive=recursive, output=output,
-                      output_overwrite=bool(output and overwrite))
+                      output_overwrite=bool(output and overwrite), name=name, folder=folder)
         if quota is not None and quota.key_limit is not None:
             record["key_limit"] = quota.key_limit
         self._begin(record, [], quota)
@@ -262,7 +268,7 @@ class Jobs:
             "progress": (1.0 if enumerated else 0.0) if total == 0 else round((done + failed) / total, 4),
             "enumerated": enumerated,
             "top_k": int(row.get("top_k") or 0) or None,
-            "model": row.get("model"),
+            "model": public_model(row.get("model")),
             # The model the job named (posterq.jobs.pools), or None: any worker's model serves it.
             "requested_model": row.get("pool") or None,
             "created_at": created,
@@ -274,6 +280,7 @@ class Jobs:
             # Why the job failed as a whole ({code, message}: a listing that gave up), else None.
             "error": row.get("error"),
             **_output_view(row),
+            **view_fields(row),
             # The job this one repeats: its failed posters (a retry) or with another model (a rerun).
             "retry_of": row.get("retry_of"),
             "rerun_of": row.get("rerun_of"),
@@ -311,9 +318,9 @@ class Jobs:
         return self.get(job_id)
 
     def page(self, owner: str | None, status: str | None = None, offset: int = 0,
-             limit: int = 100) -> list[dict]:
-        """Jobs newest first: an owner's (None: everybody's), of one status or all."""
-        return [self.view(row) for row in self.ledger.page(owner, status, offset, limit)]
+             limit: int = 100, name: str | None = None) -> list[dict]:
+        """Jobs newest first: an owner's (None: everybody's), of one status or all, named like `name`."""
+        return [self.view(row) for row in self.ledger.page(owner, status, offset, limit, name)]
 
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
         """Items offset..offset+limit in submission order, each with its result once it has one."""
@@ -408,7 +415,7 @@ class Jobs:
                 datas.append(blobs[index])
         job = self.create(original["source"], items, datas, **create)
         self.ledger.link(job["id"], link, original["id"])
-        return {**job, link: original["id"]}
+        return {**job, link: original["id"], "folder": original.get("folder")}
 
     def kept_bytes(self, job_id: str, indexes: list[int]) -> dict[int, bytes | None]:
         """The upload bytes Redis still keeps of a job's items, by index (None where gone)."""

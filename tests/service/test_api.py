@@ -104,14 +104,15 @@ def test_results_download_as_csv_and_jsonl(api):
     response = api.get(f"/jobs/{job_id}/results", params={"format": "csv"})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(rows[0]) == ["path", "genres", "error", "message", *GENRES]
+    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", *GENRES]
     assert [row["path"] for row in rows] == ["a.jpg", "b.txt", "c.jpg"]
+    assert {row["model_version"] for row in rows} == {"0.0.1"}  # the worker's model labelled (or read) each
     assert rows[1]["error"] == "not_an_image" and rows[1]["genres"] == ""
     assert rows[0]["genres"] and float(rows[0]["Drama"]) >= 0
     lines = api.get(f"/jobs/{job_id}/results", params={"format": "jsonl"}).text.splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["path"] for r in records] == ["a.jpg", "b.txt", "c.jpg"]
-    assert set(records[0]) == {"path", "genres", "error", "scores"}
+    assert list(records[0]) == ["path", "genres", "error", "model_version", "scores"]
     assert api.get(f"/jobs/{job_id}/results",
                    params={"format": "xml"}).json()["error"]["code"] == "bad_format"
 
@@ -124,7 +125,10 @@ def test_results_are_paged(api):
     assert [row["index"] for row in page["results"]] == [2, 3, 4] and page["next_offset"] == 5
     last = api.get(f"/jobs/{job_id}", params={"offset": 5, "limit": 3}).json()
     assert [row["name"] for row in last["results"]] == ["p5.jpg", "p6.jpg"] and last["next_offset"] is None
-    assert api.get(f"/jobs/{job_id}", params={"limit": 0}).json()["error"]["code"] == "bad_paging"
+    # limit=0: the status alone, no result read.
+    alone = api.get(f"/jobs/{job_id}", params={"limit": 0}).json()
+    assert (alone["status"], alone["results"], alone["next_offset"]) == ("done", [], None)
+    assert api.get(f"/jobs/{job_id}", params={"limit": -1}).json()["error"]["code"] == "bad_paging"
 
 
 @pytest.mark.parametrize("request_kwargs, status, code", [

@@ -4,6 +4,9 @@ The tiny test bundle is "tiny-test@0.0.1"; a copy of it says it is 0.0.2 (same w
 tells the versions apart is what each result records and which worker wrote it).
 """
 
+import csv
+import io
+import json
 import time
 from collections import Counter
 
@@ -117,6 +120,13 @@ def test_a_rolling_upgrade_loses_and_repeats_nothing(api, spawn_worker_with, gat
     assert done["failed"] == 0
     versions = Counter((row["worker"], row["model_version"]) for row in done["results"])
     assert set(versions) == {("old@test", "0.0.1"), ("new@test", "0.0.2")}, versions
+    # Every downloaded row says the model that labelled it, as the job's results do: the rows of
+    # both versions, told apart in the CSV and the JSON Lines alike.
+    by_name = {row["name"]: row["model_version"] for row in done["results"]}
+    table = csv.DictReader(io.StringIO(api.get(f"/jobs/{job_id}/results").text))
+    assert {row["path"]: row["model_version"] for row in table} == by_name
+    lines = api.get(f"/jobs/{job_id}/results", params={"format": "jsonl"}).text.splitlines()
+    assert {row["path"]: row["model_version"] for row in map(json.loads, lines)} == by_name
     # Nothing repeated: no batch delivered twice, and 200 posters classified in all.
     stats = store.stats.read()
     assert stats.get("redeliveries", 0) == 0 and stats["batch_size_sum"] == 200, stats

@@ -19,7 +19,8 @@ def test_retry_makes_a_job_of_the_failed_posters_only(api, spawn_worker, data_ro
     folder = data_root / f"retry-{uuid.uuid4().hex[:8]}"
     write_posters(folder, 3)
     (folder / "broken.jpg").write_bytes(b"not a poster")
-    first = api.wait(api.post("/jobs", json={"directory": str(folder), "top_k": 2}).json()["id"])
+    first = api.wait(api.post("/jobs", json={"directory": str(folder), "top_k": 2,
+                                             "name": "catalogue"}).json()["id"])
     assert (first["status"], first["done"], first["failed"]) == ("done", 3, 1)
     (folder / "broken.jpg").write_bytes(poster_bytes(7))  # the user mends the broken file
 
@@ -27,9 +28,12 @@ def test_retry_makes_a_job_of_the_failed_posters_only(api, spawn_worker, data_ro
     assert retried.status_code == 202, retried.text
     job = retried.json()
     assert job["retry_of"] == first["id"] and job["total"] == 1 and job["top_k"] == 2
+    # It keeps the job's name and shows the same folder.
+    assert (job["name"], job["folder"]) == ("catalogue", folder.name) == (first["name"], first["folder"])
     assert retried.headers["Location"] == job["url"]
     done = api.wait(job["id"])
     assert (done["status"], done["done"], done["failed"], done["retry_of"]) == ("done", 1, 0, first["id"])
+    assert (done["name"], done["folder"]) == ("catalogue", folder.name)
     assert [row["name"] for row in done["results"]] == ["broken.jpg"]
     assert len(done["results"][0]["genres"]) == 2
     # The same Idempotency-Key answers with the same job, as POST /jobs does.
