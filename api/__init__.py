@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         model_routes,
         openapi,
         page,
+        rerun_routes,
     )
     from posterq.api.deadline import BodyDeadline
     from posterq.jobs.broker import Broker
@@ -45,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     handlers.register(app)
     backpressure.register(app)
     auth.register(app, auth.ApiKeys.from_settings(settings))
-    for module in (job_routes, analysis, dashboard_routes, health, metrics, model_routes, openapi, page):
+    for module in (job_routes, rerun_routes, analysis, dashboard_routes, health, metrics, model_routes,
+                   openapi, page):
         app.register_blueprint(module.blueprint)
     return app

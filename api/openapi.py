@@ -34,6 +34,36 @@ _JSON = "application/json"
 # A job's name: free text on one line (no control characters), at most MAX_NAME characters.
 _NAME = {"type": "string", "maxLength": MAX_NAME, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}
 
+
+def _repeat(operation: str, summary: str, conflict: str, required: tuple = ()) -> dict:
+    """A retry's or a rerun's operation: both make a new job of an old one's posters (api/rerun_routes.py)."""
+    body = {"type": "object", "additionalProperties": False, "properties": {
+        "model": {"type": "string", "minLength": 1}, "wait_for_model": {"type": "boolean", "default": False},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}
+    if required:
+        body["required"] = list(required)
+    return {
+        "summary": summary, "operationId": operation,
+        "parameters": [_job_id(), {"name": "Idempotency-Key", "in": "header", "required": False,
+                                   "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                              "pattern": "^[\\x21-\\x7e]+$"}}],
+        "requestBody": {"required": bool(required), "content": {_JSON: {"schema": body}}},
+        "responses": {
+            "202": {"description": "Accepted; the Location header is the new job's URL",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
+            "400": _error("Malformed body, bad model, top_k or Idempotency-Key"),
+            "404": _error("No such job (or it expired, or it is another key's)"),
+            "409": _error("The job is not final yet (job_not_final)" + (f", {conflict}" if conflict else "")
+                          + "; no live worker holds the model named (model_unavailable); a submission "
+                          "with this Idempotency-Key is still being made"),
+            "410": _error("An upload's bytes are no longer kept (posters_gone): they go once its poster is "
+                          "labelled"),
+            "413": _error("More posters than a job may hold (too_many_posters)"),
+            "422": _error("The Idempotency-Key was used for another request (idempotency_key_reused)"),
+            "429": _busy(),
+            "503": _error("Redis, the database or the queue unavailable; nothing of the new job was kept")}}
+
 DOCUMENT = {
     "openapi": "3.0.3",
     "info": {"title": "posterq", "version": __version__,
@@ -171,6 +201,13 @@ DOCUMENT = {
                     "application/x-ndjson": {"schema": {"type": "string"}}}},
                 "400": _error("Unknown format"),
                 "404": _error("No such job (or it expired)")}}},
+        "/jobs/{job_id}/retry": {"post": _repeat(
+            "retryJob", "A new job of a final job's failed posters (same key, top_k and model unless the "
+            "body names others); the new job's retry_of names the job", "the job has no failed posters "
+            "(no_failed_posters)")},
+        "/jobs/{job_id}/rerun": {"post": _repeat(
+            "rerunJob", "A new job of a final job's posters, labelled by the model the body names; the new "
+            "job's rerun_of names the job", "", required=["model"])},
         "/analysis/": {
             "get": {
                 "summary": "The original project's hint: POST a poster here",
@@ -315,6 +352,9 @@ DOCUMENT = {
                                       "enum": [status.value for status in OutputStatus] + [None]},
                     "output_error": {"type": "object", "nullable": True, "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"}}},
+                    # The job this one repeats: its failed posters (retry) or with another model (rerun).
+                    "retry_of": {"type": "string", "nullable": True},
+                    "rerun_of": {"type": "string", "nullable": True},
                     "url": {"type": "string"}, "results_url": {"type": "string"}}},
         "Result": {"type": "object", "required": ["index", "name", "status"], "properties": {
             "index": {"type": "integer"}, "name": {"type": "string"},

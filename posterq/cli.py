@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # A request that fails is reported in one line by posterq.client: urllib3's notes of each
+        # retry before it would only repeat it.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

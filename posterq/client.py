@@ -1,6 +1,7 @@
 """A small HTTP client of the posterq service: limits, submit, poll, download."""
 
 import base64
+import http.client
 import json
 import logging
 import time
@@ -63,7 +64,8 @@ class ServiceClient:
             try:
                 error = response.json()["error"]
             except (ValueError, KeyError, TypeError):
-                error = {"code": f"http_{response.status_code}", "message": response.text[:200]}
+                error = {"code": f"http_{response.status_code}",
+                         "message": not_posterq(response, self.api_url)}
             raise PosterqError(f"{method} {path}: {error['message']}", error["code"])
         return response
 
@@ -176,6 +178,10 @@ class ServiceClient:
             for job_id in pending[1:]:
                 jobs[job_id] = self.job(job_id)
 
+    def repeat(self, job_id: str, action: str, model: str | None = None) -> dict:
+        """A new job of a final job's failed posters ("retry"), or of its posters with `model` ("rerun")."""
+        return self._call("POST", f"/jobs/{job_id}/{action}", json={"model": model} if model else {}).json()
+
 
 def with_scheme(api_url: str) -> str:
     """The URL as given, or with http:// in front when it names no scheme ("127.0.0.1:8000")."""
@@ -186,15 +192,24 @@ def reason(exc: BaseException) -> str:
     """The root cause of a failed request in a few words ("Connection refused"), not urllib3's chain."""
     seen = exc
     while seen is not None:
+        if isinstance(seen, http.client.HTTPException):
+            # Something listens there but does not speak HTTP (a Redis port, say): no answer came.
+            return "no HTTP answer came (is --api the posterq service's root URL?)"
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror
         if isinstance(getattr(seen, "reason", None), BaseException):
             seen = seen.reason
-        elif seen.args and isinstance(seen.args[0], BaseException):
-            seen = seen.args[0]
         else:
-            seen = seen.__cause__ or seen.__context__
+            # urllib3's ProtocolError holds its cause second: ("Connection aborted.", RemoteDisconnected).
+            cause = next((arg for arg in seen.args if isinstance(arg, BaseException)), None)
+            seen = cause or seen.__cause__ or seen.__context__
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def not_posterq(response: requests.Response, api_url: str) -> str:
+    """Why an answer without posterq's JSON error fails, in one line: a wrong --api, most likely."""
+    return (f"{api_url} answered {response.status_code} {response.reason} without a posterq error: --api is "
+            "the service's root URL (http://HOST:PORT, where GET /limits answers)")
 
 
 def relative_name(path: Path, root: Path) -> str:

@@ -52,6 +52,10 @@ class TooManyPosters(PosterqError, code="too_many_posters"):
     """A job with more posters than its key (or the service) may ever have queued: it can never fit (413)."""
 
 
+class PostersGone(PosterqError, code="posters_gone"):
+    """A retry or rerun names posters whose bytes the service no longer keeps."""
+
+
 class QueueFull(PosterqError, code="queue_full"):
     """Admitting these posters would pass a queue limit: the key's own (`key_queue_full`) or the service's.
 

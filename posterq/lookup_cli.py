@@ -5,6 +5,8 @@
     posterq jobs wait JOB_ID --api ...
     posterq jobs download JOB_ID --api ... --out genres.csv      # or genres.jsonl
     posterq jobs cancel JOB_ID --api ...
+    posterq jobs retry JOB_ID --api ... [--wait]                 # a new job of its failed posters
+    posterq jobs rerun JOB_ID --model name@version --api ... [--wait]
 
 With API keys (POSTERQ_API_KEY, or --api-key) a key sees and handles only its own jobs.
 """
@@ -22,11 +24,16 @@ DEFAULT_API = "http://127.0.0.1:8000"
 API_ENV = "POSTERQ_API"
 
 
+def add_api_argument(parser: argparse.ArgumentParser) -> None:
+    """Add --api, the service's root URL: every command that talks to the service takes it alike."""
+    parser.add_argument("--api", default=os.environ.get(API_ENV, DEFAULT_API), metavar="URL",
+                        help=f"the service's root URL (default: ${API_ENV}, else {DEFAULT_API})")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `posterq jobs`'s subcommands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--api", default=os.environ.get(API_ENV, DEFAULT_API), metavar="URL",
-                        help=f"the service (default: ${API_ENV}, else {DEFAULT_API})")
+    add_api_argument(common)
     common.add_argument("--api-key", metavar="KEY", help="the service's API key (default: $POSTERQ_API_KEY)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="your jobs, newest first")
@@ -36,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, what in (("show", "a job's status and counts"), ("wait", "wait until a job is final"),
                        ("cancel", "cancel what of a job has not run (its results stay)")):
         actions.add_parser(name, parents=[common], help=what).add_argument("job_id", metavar="JOB_ID")
+    for name, what in (("retry", "a new job of a final job's failed posters"),
+                       ("rerun", "a new job of a final job's posters, labelled by another model")):
+        repeat = actions.add_parser(name, parents=[common], help=what)
+        repeat.add_argument("job_id", metavar="JOB_ID")
+        repeat.add_argument("--model", required=name == "rerun", help="name@version, or a name (GET /models)")
+        repeat.add_argument("--wait", action="store_true", help="wait until the new job is final")
     download = actions.add_parser("download", parents=[common], help="a job's results into a file")
     download.add_argument("job_id", metavar="JOB_ID")
     download.add_argument("--out", required=True, metavar="FILE", help="result file (.csv or .jsonl)")
@@ -53,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             return _list(client, args)
         if args.action == "download":
             return _download(client, args)
+        if args.action in ("retry", "rerun"):
+            return _repeat(client, args)
         job = {"show": client.job, "cancel": client.cancel,
                "wait": lambda job_id: client.wait([job_id], poll=10)[0]}[args.action](args.job_id)
         print(describe(job))
@@ -102,6 +117,17 @@ def _list(client, args: argparse.Namespace) -> int:
         print("no jobs", file=sys.stderr)
     elif page["next_offset"] is not None:
         print(f"(more: --limit {args.limit * 2})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _repeat(client, args: argparse.Namespace) -> int:
+    # The new job's id alone on stdout, for scripts; with --wait, the job once final on stderr.
+    job = client.repeat(args.job_id, args.action, args.model)
+    print(job["id"])
+    if args.wait:
+        job = client.wait([job["id"]], poll=10)[0]
+        print(describe(job), file=sys.stderr)
+        return EXIT_OK if job["status"] == JobStatus.DONE else EXIT_FAILED
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""`posterq submit DIR --api URL [--out FILE]`: send a folder to a posterq service, wait, write results.
+"""`posterq submit DIR [--api URL] [--out FILE]`: send a folder to a posterq service, wait, write results.
 
     posterq submit posters/ --api http://127.0.0.1:8000 --out genres.csv
     POSTERQ_API_KEY=... posterq submit posters/ --api https://posterq.example   # a service with keys
@@ -16,13 +16,13 @@ import uuid
 from pathlib import Path
 
 from posterq.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from posterq.lookup_cli import add_api_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `posterq submit`'s arguments."""
     parser.add_argument("directory", metavar="DIR", help="folder of posters (searched recursively)")
-    parser.add_argument("--api", required=True, metavar="URL",
-                        help="the service, e.g. http://127.0.0.1:8000")
+    add_api_argument(parser)
     parser.add_argument("--out", default="genres.csv", metavar="FILE",
                         help="result file (default: genres.csv), replaced only when a poster was "
                              "labelled; otherwise, and on Ctrl-C, the rows go to FILE.partial")

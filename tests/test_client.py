@@ -2,6 +2,7 @@
 
 import logging
 import socket
+import socketserver
 import threading
 
 import pytest
@@ -162,3 +163,51 @@ def test_a_folder_is_submitted_by_its_path_for_the_server_to_list(tmp_path):
         http.shutdown()
     assert job == {"id": "0123456789abcdef0123456789abcdef", "enumerated": False}
     assert seen == [("POST", "/jobs", {"directory": str(tmp_path / "posters")})]
+
+
+class _NotHttp(socketserver.BaseRequestHandler):
+    """Answers a request with a line that is not HTTP and hangs up, as a Redis port does."""
+
+    def handle(self):
+        self.request.recv(65536)
+        self.request.sendall(b"-ERR unknown command\r\n")
+
+
+@pytest.mark.parametrize("argv", [["jobs", "list"], ["jobs", "show", "f" * 32]])
+def test_an_api_that_is_not_http_is_one_clear_line(argv, capsys, caplog):
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _NotHttp) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            code = main([*argv, "--api", f"127.0.0.1:{server.server_address[1]}"])
+        finally:
+            server.shutdown()
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and len(err) < 200, err
+    assert "no HTTP answer" in err and "--api" in err and err.strip().endswith("(unreachable)")
+    assert not [record for record in caplog.records if "Retrying" in record.getMessage()]
+
+
+def test_an_api_url_with_a_wrong_path_says_that_api_is_the_services_root(capsys):
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    http = make_server("127.0.0.1", 0, Flask("no-routes"), threaded=True)  # Flask's stock HTML 404
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        code = main(["jobs", "list", "--api", f"127.0.0.1:{http.server_port}/wrong"])
+    finally:
+        http.shutdown()
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "<" not in err, err
+    assert "404 NOT FOUND" in err and "--api is the service's root URL" in err and "(http_404)" in err
+
+
+@pytest.mark.parametrize("argv", [["submit", "{tmp}/p", "--out", "{tmp}/x.csv"], ["jobs", "list"],
+                                  ["jobs", "retry", "f" * 32]])
+def test_every_command_with_api_reads_posterq_api(argv, tmp_path, monkeypatch, capsys):
+    write_posters(tmp_path / "p", 1)
+    port = free_port()
+    monkeypatch.setenv("POSTERQ_API", f"http://127.0.0.1:{port}")
+    code = main([arg.format(tmp=tmp_path) for arg in argv])
+    err = capsys.readouterr().err
+    assert code == 1 and f"cannot reach http://127.0.0.1:{port}" in err, err

@@ -32,3 +32,14 @@ def test_threads_respect_cpu_affinity():
         assert default_threads(1, Settings()) == 1
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+@pytest.mark.parametrize("given, node, shown", [
+    ("new-1", "celery@new-1", "new-1"),  # Celery's prefix of a bare name goes
+    ("posterq@gpu-box", "posterq@gpu-box", "posterq@gpu-box"),  # name@host stays whole
+    ("celery@kept", "celery@kept", "celery@kept"),  # given with its "celery@": kept
+    ("", "celery@other", "celery@other"),  # started by `celery` itself: Celery's name
+])
+def test_a_worker_is_shown_by_the_name_it_was_given(monkeypatch, given, node, shown):
+    monkeypatch.setitem(runtime._given, "name", given)
+    assert runtime.shown_name(node) == shown

@@ -114,7 +114,7 @@ def _consume_model_queues(sender=None, instance=None, **_):
 
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **_):
-    hostname = sender.hostname
+    hostname = runtime.shown_name(sender.hostname)
     processes = getattr(getattr(sender, "controller", None), "concurrency", 0) or 0
     # The main process's one store, shared by both threads (see runtime.store).
     store = runtime.store()

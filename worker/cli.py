@@ -19,10 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the worker; returns when it stops."""
     from posterq.config import available_cores
+    from posterq.worker import runtime
     from posterq.worker.celery_app import app
 
     concurrency = args.concurrency or available_cores()
     hostname = args.hostname or f"posterq-{os.getpid()}@{socket.gethostname()}"
+    runtime.set_given_name(hostname)
     argv = ["worker", "--loglevel", args.loglevel, "--hostname", hostname,
             "--concurrency", str(concurrency), "--pool", "prefork",
             "--queues", app.conf.task_default_queue,

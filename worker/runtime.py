@@ -15,11 +15,30 @@ log = logging.getLogger(__name__)
 # Set in the worker's main process before the pool forks, so each child can size its threads.
 _processes = {"count": 0}
 _state: dict = {}
+# The name `posterq worker --hostname` was given, set in the main process before the pool forks.
+_given = {"name": ""}
+#: What Celery puts before a node name given without "@" (celery.utils.nodenames.default_nodename).
+CELERY_PREFIX = "celery@"
 
 
 def set_processes(count: int) -> None:
     """Remember how many pool processes share this host's cores."""
     _processes["count"] = count
+
+
+def set_given_name(name: str) -> None:
+    """Remember the worker's name as its operator gave it (`posterq worker --hostname NAME`)."""
+    _given["name"] = name
+
+
+def shown_name(node: str) -> str:
+    """The worker's name in heartbeats and result rows: as given, without the "celery@" Celery added.
+
+    Celery needs a node name of the form name@host and makes "celery@new-1" of a bare "new-1";
+    a name given as name@host (or a worker started by `celery` itself) is shown as it is.
+    """
+    given = _given["name"]
+    return given if given and "@" not in given and node == CELERY_PREFIX + given else node
 
 
 def _local() -> dict:

@@ -30,7 +30,8 @@ def classify_batch(self, pool: str = ""):
     store = runtime.store(pool)
     broker = Broker(self.app, store.settings, pool)
     try:
-        report = run_batch(store, runtime.classifier, self.request.id, self.request.hostname, broker.send)
+        hostname = runtime.shown_name(self.request.hostname)
+        report = run_batch(store, runtime.classifier, self.request.id, hostname, broker.send)
     except DatabaseUnavailable as exc:
         # The results cannot be kept now: the batch keeps its posters and tries again, without
         # counting towards max_redeliveries (the posters are not at fault).

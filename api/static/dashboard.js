@@ -93,7 +93,8 @@ export class Dashboard {
     const actions = el("td", { class: "actions" },
       FINAL.has(job.status) ? null : el("button", { type: "button", class: "job-cancel", text: "Cancel",
         "aria-label": `Cancel ${jobLabel(job)}` }),
-      job.failed ? el("button", { type: "button", class: "job-retry", text: "Retry failed",
+      // Only a final folder job's failed posters can be sent again: an upload's bytes go once labelled.
+      retriable(job) ? el("button", { type: "button", class: "job-retry", text: "Retry failed",
         "aria-label": `Retry the failed posters of ${jobLabel(job)}` }) : null);
     const origin = job.folder ? `${job.source} ${job.folder}` : job.source;
     const source = job.output ? `${origin} → ${job.output}` : origin;
@@ -137,4 +138,9 @@ export class Dashboard {
     }
     if (this.wake) this.wake();
   }
+}
+
+/** True for a job whose failed posters POST /jobs/<id>/retry can send again: final, from a folder. */
+function retriable(job) {
+  return job.failed > 0 && FINAL.has(job.status) && job.source === "directory";
 }

@@ -122,6 +122,10 @@ _MIGRATIONS = [
     # its data root (the server's own paths are not theirs to see).
     (10, ["ALTER TABLE posterq_jobs ADD COLUMN name text",
           "ALTER TABLE posterq_jobs ADD COLUMN folder text"]),
+    # The job a retry (its failed posters) or a rerun (its posters with another model) was made
+    # from (api/rerun_routes.py), so that either can be traced back to the job it repeats.
+    (11, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
+          "ALTER TABLE posterq_jobs ADD COLUMN rerun_of text"]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

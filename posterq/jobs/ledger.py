@@ -24,7 +24,7 @@ _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "d
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
                 "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed",
-                "error", "name", "folder")
+                "error", "name", "folder", "retry_of", "rerun_of")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
 _RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
 # Makes a job final once every item it will ever have is known and has its result: a job that
@@ -402,6 +402,25 @@ class Ledger:
             return tx.execute("DELETE FROM posterq_jobs WHERE id IN (SELECT id FROM posterq_jobs "
                               "WHERE namespace = %s AND finished_at < %s LIMIT %s)",
                               (self.namespace, time.time() - older_than, most)).rowcount
+
+    def items_of(self, job_id: str, failed_only: bool) -> list[tuple[int, str, str | None]]:
+        """A job's items in order as (index, name, path): the failed ones only, or every one."""
+        where, params = "job_id = %s", [job_id]
+        if failed_only:
+            where, params = f"{where} AND status = %s", [job_id, ResultStatus.ERROR.value]
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT idx, name, path FROM posterq_results WHERE {where} ORDER BY idx",
+                              params).fetchall()
+        return [(int(index), name, path) for index, name, path in rows]
+
+    def link(self, job_id: str, column: str, original: str) -> None:
+        """Record that job_id repeats `original` (column: "retry_of" or "rerun_of"), with its folder."""
+        if column not in ("retry_of", "rerun_of"):
+            raise ValueError(f"no link column {column!r}")
+        with self.db.transaction() as tx:
+            # The folder too, so that the new job shows where its posters came from as the old one did.
+            tx.execute(f"UPDATE posterq_jobs SET {column} = %s, folder = (SELECT folder FROM posterq_jobs "
+                       "WHERE id = %s) WHERE id = %s", (original, original, job_id))
 
 
 def _text(value: str | None) -> str | None:

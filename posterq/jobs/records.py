@@ -13,11 +13,11 @@ from collections.abc import Callable
 import redis
 
 from posterq.config import Settings
-from posterq.exceptions import IdempotencyKeyReused, SubmissionExists
+from posterq.exceptions import IdempotencyKeyReused, PostersGone, SubmissionExists
 from posterq.jobs import scripts
 from posterq.jobs.admission import Quota
 from posterq.jobs.fair_queue import FairQueue
-from posterq.jobs.keys import JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
+from posterq.jobs.keys import ItemKind, JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.stats import LabelledCounter
 from posterq.jobs.view_fields import public_model, view_fields
@@ -281,6 +281,9 @@ class Jobs:
             "error": row.get("error"),
             **_output_view(row),
             **view_fields(row),
+            # The job this one repeats: its failed posters (a retry) or with another model (a rerun).
+            "retry_of": row.get("retry_of"),
+            "rerun_of": row.get("rerun_of"),
         }
 
     def owner(self, job_id: str) -> str | None:
@@ -388,6 +391,40 @@ class Jobs:
                     by_lane[lane] = max(by_lane[lane], now - float(created))
                     by_tenant[tenant] = max(by_tenant.get(tenant, 0.0), now - float(created))
         return by_lane, by_tenant
+
+    def repeat(self, original: dict, link: str, failed_only: bool, **create) -> dict:
+        """A new job of `original`'s posters (its failed ones only, or all), linked to it by `link`.
+
+        `link` is "retry_of" or "rerun_of"; `create` goes to create() (top_k, owner, enqueue, ...).
+        Folder posters are named by path again; an upload's bytes only while Redis still keeps them
+        (they go once their poster is classified, or after upload_ttl): PostersGone otherwise.
+        """
+        rows = self.ledger.items_of(original["id"], failed_only)
+        uploads = [index for index, _, path in rows if path is None]
+        blobs = self.of(original).kept_bytes(original["id"], uploads)
+        items, datas = [], []
+        for index, name, path in rows:
+            if path is not None:
+                items.append({"name": name, "kind": ItemKind.PATH.value, "path": path})
+                datas.append(None)
+            elif blobs.get(index) is None:
+                raise PostersGone(f"the bytes of {name!r} (and maybe others) are no longer kept: an upload's "
+                                  "poster is kept only until it is labelled; send it again in a new job")
+            else:
+                items.append({"name": name, "kind": ItemKind.UPLOAD.value})
+                datas.append(blobs[index])
+        job = self.create(original["source"], items, datas, **create)
+        self.ledger.link(job["id"], link, original["id"])
+        return {**job, link: original["id"], "folder": original.get("folder")}
+
+    def kept_bytes(self, job_id: str, indexes: list[int]) -> dict[int, bytes | None]:
+        """The upload bytes Redis still keeps of a job's items, by index (None where gone)."""
+        found: dict[int, bytes | None] = {}
+        for start, stop in _chunks(len(indexes)):
+            chunk = indexes[start:stop]
+            kept = self.client.mget([self.keys.blob(job_id, index) for index in chunk])
+            found.update(zip(chunk, kept, strict=True))
+        return found
 
 
 def loaded_item(job_id: str, index: int, status: bytes | None, top_k: bytes | None, item: bytes | None,

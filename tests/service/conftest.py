@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from samples import rewrite_meta
 
 from posterq import gate
 from posterq.config import Settings
@@ -129,6 +130,14 @@ def spawn_worker_with(spawn_worker):
         return spawn_worker(hostname, concurrency, settings=settings)
 
     return start
+
+
+@pytest.fixture
+def new_bundle(copy_bundle):
+    """The tiny bundle as version 0.0.2 (the same weights: a second model for rollouts and reruns)."""
+    folder = copy_bundle("tiny-0.0.2")
+    rewrite_meta(folder, version="0.0.2")
+    return folder
 
 
 @pytest.fixture

@@ -143,3 +143,30 @@ def test_with_api_keys_a_key_sees_its_own_jobs_only(browser, make_api, service_s
         assert [problem for problem in tab.problems if "401" not in problem] == []
     finally:
         page.context.close()
+
+
+def test_retry_failed_makes_a_job_of_the_failed_posters(browsing, api, spawn_worker, data_root):
+    spawn_worker(WORKER)
+    folder = data_root / f"dashboard-retry-{secrets.token_hex(4)}"
+    write_posters(folder, 2)
+    (folder / "broken.jpg").write_bytes(b"not a poster")
+    job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
+    assert api.wait(job_id)["failed"] == 1
+    (folder / "broken.jpg").write_bytes(poster_bytes(5))  # mended before the retry
+    # An upload's bytes are gone once labelled: its failed poster offers no retry.
+    upload = api.post("/jobs", files=[("files", ("bad.jpg", b"not a poster"))]).json()["id"]
+    assert api.wait(upload)["failed"] == 1
+    page = browsing.page
+    expect(_row(page, upload)).to_have_attribute("data-status", "failed")
+    expect(_row(page, upload).locator(".job-retry")).to_have_count(0)
+    row = _row(page, job_id)
+    expect(row).to_have_attribute("data-status", "done")
+    row.get_by_role("button", name="Retry the failed posters of").click()
+    # The new job (the failed poster alone) appears above the one it retries, and is labelled.
+    expect(page.locator("#jobs tr")).to_have_count(3)
+    new = next(job for job in api.get("/jobs").json()["jobs"] if job["retry_of"] == job_id)
+    expect(_row(page, new["id"])).to_have_attribute("data-status", "done")
+    expect(_row(page, new["id"])).to_contain_text("1 of 1")
+    assert api.wait(new["id"])["results"][0]["name"] == "broken.jpg"
+    assert page.is_hidden("#alert")
+    assert browsing.problems == []

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from samples import encode, make_poster, poster_bytes, rewrite_meta
+from samples import encode, make_poster, poster_bytes
 
 from posterq import gate
 from posterq.testing import assert_exactly_once
@@ -19,14 +19,6 @@ from posterq.testing import assert_exactly_once
 pytestmark = pytest.mark.models
 
 OLD, NEW = "tiny-test@0.0.1", "tiny-test@0.0.2"
-
-
-@pytest.fixture
-def new_bundle(copy_bundle):
-    """The tiny bundle as version 0.0.2."""
-    folder = copy_bundle("tiny-0.0.2")
-    rewrite_meta(folder, version="0.0.2")
-    return folder
 
 
 def _files(count: int) -> list:
