@@ -12,7 +12,7 @@ from datetime import datetime
 from flask import Blueprint, jsonify
 
 from posterq.api import auth, context
-from posterq.api.job_routes import MAX_OFFSET, _number_arg
+from posterq.api.job_routes import MAX_OFFSET, number_arg
 from posterq.api.urls import public_url_for
 from posterq.jobs.keys import JobStatus, Lane
 from posterq.jobs.pools import DEFAULT_POOL, held_by, is_held
@@ -27,8 +27,8 @@ DEFAULT_JOBS, MAX_JOBS = 20, 100
 @blueprint.get("/dashboard")
 def dashboard():
     """The caller's jobs, newest first and paged, each with rate and ETA; and the operators' figures."""
-    offset = _number_arg("offset", 0, 0, MAX_OFFSET)
-    limit = _number_arg("limit", DEFAULT_JOBS, 1, MAX_JOBS)
+    offset = number_arg("offset", 0, 0, MAX_OFFSET)
+    limit = number_arg("limit", DEFAULT_JOBS, 1, MAX_JOBS)
     owner = auth.owner() if auth.keys_enabled() else None
     jobs = context.store().jobs.page(owner, None, offset, limit + 1)
     now = time.time()

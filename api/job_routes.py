@@ -43,7 +43,7 @@ def submit():
     same key with another request (posterq.api.fingerprint) answers 422 idempotency_key_reused.
     """
     settings = context.settings()
-    key = _idempotency_key()
+    key = idempotency_key()
     digest = fingerprint.of_request(request) if key is not None else None
     if key is not None:
         # Before the queue is asked: a retry of an accepted job is answered as the first try was,
@@ -51,7 +51,7 @@ def submit():
         replayed = context.store().jobs.replay(auth.owner(), key, digest)
         if replayed is not None:
             log.info("job %s: submission replayed for its Idempotency-Key", replayed["id"])
-            return _accepted(replayed, replayed=True)
+            return accepted(replayed, replayed=True)
     # Before the body is parsed: a full queue refuses at the cost of one LLEN.
     refuse_when_full(context.store(), auth.owner())
     mimetype = request.mimetype
@@ -64,8 +64,8 @@ def submit():
             raise BadRequest("the body is not a JSON object", "bad_json")
         top_k = intake.parse_top_k(body.get("top_k", request.args.get("top_k")))
         name = intake.parse_name(body.get("name", request.args.get("name")))
-        pool = _pool(body.get("model", request.args.get("model")),
-                     body.get("wait_for_model", request.args.get("wait_for_model")))
+        pool = pool_of(body.get("model", request.args.get("model")),
+                       body.get("wait_for_model", request.args.get("wait_for_model")))
         directory, recursive = intake.from_directory(body, settings, auth.data_roots())
         output, overwrite = intake.output_of(body, settings, auth.output_roots(), auth.may_overwrite())
         job = context.store(pool).jobs.create_directory(
@@ -73,17 +73,17 @@ def submit():
             enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest,
             quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite, name=name,
             folder=shown_folder(directory, settings.data_roots))
-        return _accepted(job)
+        return accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
         name = intake.parse_name(request.args.get("name"))
-        pool = _pool(request.args.get("model"), request.args.get("wait_for_model"))
+        pool = pool_of(request.args.get("model"), request.args.get("wait_for_model"))
         (items, blobs), source = intake.from_zip(request.get_data(cache=False), settings), "zip"
     elif mimetype == "multipart/form-data":
         top_k = intake.parse_top_k(request.form.get("top_k", request.args.get("top_k")))
         name = intake.parse_name(request.form.get("name", request.args.get("name")))
-        pool = _pool(request.form.get("model", request.args.get("model")),
-                     request.form.get("wait_for_model", request.args.get("wait_for_model")))
+        pool = pool_of(request.form.get("model", request.args.get("model")),
+                       request.form.get("wait_for_model", request.args.get("wait_for_model")))
         archives, files = request.files.getlist("zip"), request.files.getlist("files")
         if archives and files or len(archives) > 1:
             raise BadRequest("send either `files` or one `zip`, not both", "bad_upload")
@@ -103,10 +103,10 @@ def submit():
                                           idempotency_key=key, request_digest=digest,
                                           quota=admission_quota(context.store(), auth.owner()), name=name)
     log.info("job %s: %d posters from %s%s", job["id"], job["total"], source, f" for {pool}" if pool else "")
-    return _accepted(job)
+    return accepted(job)
 
 
-def _pool(model, wait_for_model) -> str:
+def pool_of(model, wait_for_model) -> str:
     """The pool of the model a submission names ("" for none), checked.
 
     Its posters count against the same limits as any other pool's (posterq.jobs.admission),
@@ -115,7 +115,7 @@ def _pool(model, wait_for_model) -> str:
     return model_routes.requested_pool(model, model_routes.parse_wait(wait_for_model))
 
 
-def _accepted(job: dict, replayed: bool = False):
+def accepted(job: dict, replayed: bool = False):
     """202 with the job, its URL and where its results download from."""
     response = jsonify(_with_urls(job))
     response.status_code = 202
@@ -132,7 +132,7 @@ def _with_urls(job: dict, held: dict | None = None) -> dict:
             "waiting_for_model": model_routes.waiting_for_model(job, held)}
 
 
-def _idempotency_key() -> str | None:
+def idempotency_key() -> str | None:
     """The request's Idempotency-Key header, checked (None when it has none)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -150,8 +150,8 @@ def list_jobs():
     ?status= keeps one status, ?name= the jobs whose name contains it (case-sensitive); ?offset=
     and ?limit= page (next_offset says where the next page starts, null on the last one).
     """
-    offset = _number_arg("offset", 0, 0, MAX_OFFSET)
-    limit = _number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    offset = number_arg("offset", 0, 0, MAX_OFFSET)
+    limit = number_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     status = request.args.get("status")
     if status is not None and status not in {item.value for item in JobStatus}:
         raise BadRequest(f"status must be one of {', '.join(item.value for item in JobStatus)}", "bad_status")
@@ -174,7 +174,8 @@ def _check_visible(job_id: str) -> None:
         raise NotFound(f"no job {job_id} (it may have expired)", "job_not_found")
 
 
-def _job_or_404(job_id: str) -> dict:
+def job_or_404(job_id: str) -> dict:
+    """The job the caller may see, or 404 (another key's job is as unknown as none)."""
     _check_visible(job_id)
     job = context.store().jobs.get(job_id)
     if job is None:
@@ -182,7 +183,7 @@ def _job_or_404(job_id: str) -> dict:
     return job
 
 
-def _number_arg(name: str, default, low, high=None, kind=int, code: str = "bad_paging"):
+def number_arg(name: str, default, low, high=None, kind=int, code: str = "bad_paging"):
     """A query argument of `kind` between low and high (inclusive), or a 400 with `code`."""
     raw = request.args.get(name)
     if raw is None:
@@ -206,12 +207,12 @@ def get_job(job_id: str):
     With ?wait=S the answer comes as soon as the job is final, or after S seconds as it stands.
     ?limit=0 answers the status alone (results empty, next_offset null): a poll reads no result.
     """
-    offset = _number_arg("offset", 0, 0, MAX_OFFSET)
-    limit = _number_arg("limit", DEFAULT_PAGE, 0, MAX_PAGE)
-    wait = _number_arg("wait", 0.0, 0, MAX_WAIT_SECONDS, float, "bad_wait")
+    offset = number_arg("offset", 0, 0, MAX_OFFSET)
+    limit = number_arg("limit", DEFAULT_PAGE, 0, MAX_PAGE)
+    wait = number_arg("wait", 0.0, 0, MAX_WAIT_SECONDS, float, "bad_wait")
     _check_visible(job_id)
     job = context.store().jobs.wait(job_id, wait) if wait else None
-    job = job or _job_or_404(job_id)
+    job = job or job_or_404(job_id)
     results = context.store().jobs.results(job_id, offset, limit) if limit else []
     next_offset = offset + limit if offset + limit < job["total"] and results else None
     return jsonify({**job, "waiting_for_model": model_routes.waiting_for_model(job),
@@ -231,7 +232,7 @@ def _public(result: dict) -> dict:
 @blueprint.get("/jobs/<job_id>/results")
 def download(job_id: str):
     """Every finished result as CSV or JSON Lines: `posterq label`'s rows, with their model_version."""
-    _job_or_404(job_id)
+    job_or_404(job_id)
     fmt = request.args.get("format", "csv")
     if fmt not in _CONTENT_TYPES:
         raise BadRequest("format must be csv or jsonl", "bad_format")
@@ -246,7 +247,7 @@ def download(job_id: str):
 @blueprint.delete("/jobs/<job_id>")
 def cancel(job_id: str):
     """Cancel what has not run: the job's waiting posters and the rest of its folder; results stay."""
-    job = _job_or_404(job_id)
+    job = job_or_404(job_id)
     if JobStatus(job["status"]).final:
         raise ApiError(f"job {job_id} is {job['status']} already: nothing is left to cancel, and its "
                        "results stay", "job_finished", 409)

@@ -9,7 +9,7 @@ from posterq.api import auth, context, fingerprint, intake
 from posterq.api.backpressure import admission_quota, refuse_when_full
 from posterq.api.dispatch import enqueue
 from posterq.api.exceptions import ApiError, BadRequest
-from posterq.api.job_routes import _accepted, _idempotency_key, _job_or_404, _pool
+from posterq.api.job_routes import accepted, idempotency_key, job_or_404, pool_of
 from posterq.exceptions import PostersGone
 from posterq.jobs.keys import JobStatus
 
@@ -31,13 +31,13 @@ def rerun(job_id: str):
 
 def _repeat(job_id: str, link: str, failed_only: bool):
     body = _body()
-    original = _job_or_404(job_id)
-    key = _idempotency_key()
+    original = job_or_404(job_id)
+    key = idempotency_key()
     digest = fingerprint.of_request(request) if key is not None else None
     if key is not None:
         replayed = context.store().jobs.replay(auth.owner(), key, digest)
         if replayed is not None:
-            return _accepted(replayed, replayed=True)
+            return accepted(replayed, replayed=True)
     if not JobStatus(original["status"]).final:
         raise ApiError(f"job {job_id} is {original['status']}: wait until it is final", "job_not_final", 409)
     if failed_only and not original["failed"]:
@@ -46,7 +46,7 @@ def _repeat(job_id: str, link: str, failed_only: bool):
         raise BadRequest("a rerun names the model to label with: {\"model\": \"name@version\"}", "bad_model")
     refuse_when_full(context.store(), auth.owner())
     top_k = intake.parse_top_k(body["top_k"]) if "top_k" in body else original["top_k"]
-    pool = _pool(body.get("model", original["requested_model"]), body.get("wait_for_model"))
+    pool = pool_of(body.get("model", original["requested_model"]), body.get("wait_for_model"))
     jobs = context.store(pool).jobs
     try:
         job = jobs.repeat(original, link, failed_only, top_k=top_k, name=original.get("name"),
@@ -57,7 +57,7 @@ def _repeat(job_id: str, link: str, failed_only: bool):
         raise ApiError(exc.message, exc.code, 410) from None
     log.info("job %s: %d posters of job %s (%s)%s", job["id"], job["total"], job_id, link,
              f" for {pool}" if pool else "")
-    return _accepted(job)
+    return accepted(job)
 
 
 def _body() -> dict:
