@@ -52,7 +52,7 @@ from posterq.classifier import Classifier
 from posterq.config import available_cores
 from posterq.imaging import load_input
 from posterq.jobs.keys import JobStatus
-from posterq.testing import wait_for_job
+from tests.harness import wait_for_job
 
 
 def percentile(values: list[float], q: float) -> float:

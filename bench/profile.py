@@ -30,7 +30,7 @@ from bench.scale import multipart
 from bench.service import RESULTS, Service, bench_settings, chosen_posters, module_parser, provenance
 from posterq.bundle import load_bundle
 from posterq.config import DEFAULT_MODEL_DIR
-from posterq.testing import all_results, exactly_once_problems, wait_for_job
+from tests.harness import all_results, exactly_once_problems, wait_for_job
 
 #: Path components of a frame's file that put a stack in a bucket, tried from the leaf up.
 BUCKETS = (("invoke", {"ai_edge_litert", "tflite_runtime"}),

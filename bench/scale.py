@@ -35,7 +35,7 @@ import urllib3
 from bench.service import JOB_TIMEOUT, Service, bench_settings, chosen_posters, module_parser, provenance
 from posterq.bundle import load_bundle
 from posterq.config import Settings, available_cores
-from posterq.testing import all_results, exactly_once_problems, wait_for_job
+from tests.harness import all_results, exactly_once_problems, wait_for_job
 
 ONE_THREAD = {"threads": 1, "solo_threads": 1}
 #: Settings every configuration starts from at their defaults, whatever the environment says.

@@ -1,5 +1,5 @@
 """What the service benchmarks share: settings under a private key prefix, the API and workers as
-processes (posterq.testing's, as the tests use), posters, provenance."""
+processes (tests/harness.py's, as the tests use), posters, provenance."""
 
 import argparse
 import contextlib
@@ -20,7 +20,7 @@ import redis
 import requests
 
 from posterq.config import Settings
-from posterq.testing import (
+from tests.harness import (
     SOURCE_ROOT,
     ApiProcess,
     WorkerProcess,
@@ -168,7 +168,7 @@ def worktree(commit: str) -> Iterator[Path]:
 
 
 def imported_from(source_root: Path) -> dict[str, str]:
-    """The files posterq, api and worker come from in a process started as posterq.testing starts one
+    """The files posterq, api and worker come from in a process started as tests/harness.py starts one
     from source_root (its cwd and PYTHONPATH), despite the editable install of this checkout."""
     code = ("import json, posterq, api, worker; "
             "print(json.dumps({m.__name__: m.__file__ for m in (posterq, api, worker)}))")

@@ -5,13 +5,13 @@ import socket
 import threading
 
 import pytest
+from harness import free_port  # a port nothing listens on
 from samples import write_posters
 
 from posterq.chunking import plan_chunks
 from posterq.cli import main
 from posterq.client import ServiceClient
 from posterq.exceptions import PosterqError
-from posterq.testing import free_port  # a port nothing listens on
 
 
 def test_chunks_respect_both_limits():

@@ -1,6 +1,6 @@
 """The service harness of the tests, tests/docker and bench/: real processes, real Redis, real HTTP.
 
-    from posterq.testing import ApiProcess, WorkerProcess, assert_exactly_once, wait_for_job
+    from harness import ApiProcess, WorkerProcess, assert_exactly_once, wait_for_job
 
     worker = WorkerProcess("alpha@test", settings, log_dir).wait_ready()
     api = ApiProcess(settings, log_dir / "api.log").wait_ready()
@@ -8,8 +8,9 @@
     assert_exactly_once(job, job["results"])
 
 Like flask.testing or celery.contrib.testing, it imports no test framework: a failure raises
-AssertionError, which pytest reports as a failed test and a benchmark as a crash. It needs the
-`service` extra (requests, redis) and is never imported by the runtime (`posterq label`).
+AssertionError, which pytest reports as a failed test and a benchmark as a crash. It lives in
+tests/, outside the wheel: the tests import it as `harness` (tests/ is on sys.path under pytest),
+bench/ as `tests.harness` (from the repository root). It needs the `service` extra (requests, redis).
 """
 
 import functools
@@ -32,7 +33,7 @@ import requests
 from posterq.config import Settings
 from posterq.jobs.keys import JobStatus, ResultStatus
 
-#: Where the posterq, api and worker packages are imported from (the checkout, in development).
+#: Where the posterq, api and worker packages are imported from: the checkout this file is in.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 #: The API's largest page of results.
 PAGE = 1000
