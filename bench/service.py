@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
-import requests
 
+from posterq.client import ServiceClient
 from posterq.config import Settings
+from posterq.exceptions import PosterqError
 from tests.harness import (
     SOURCE_ROOT,
     ApiProcess,
@@ -71,6 +72,20 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def client(url: str, timeout: float = 600) -> ServiceClient:
+    """A ServiceClient that retries nothing: a benchmark reports the service's answers as they come."""
+    return ServiceClient(url, timeout=timeout, retry=False)
+
+
+def analysed(service: ServiceClient, data: bytes) -> bool:
+    """True when POST /analysis/ answered the poster's genres; False when it answered an error."""
+    try:
+        service.analyse(data)
+    except PosterqError:
+        return False
+    return True
 
 
 class Service:
@@ -125,13 +140,12 @@ class Service:
 
     def run_job(self, folder: Path, links: list[Path], upload: bool) -> dict:
         """Submit the posters as one job, wait for it, and check every poster was done exactly once."""
-        if upload:
-            files = [("files", (link.name, link.read_bytes())) for link in links]
-            response = requests.post(self.url + "/jobs", files=files, timeout=600)
-        else:
-            response = requests.post(self.url + "/jobs", json={"directory": str(folder)}, timeout=60)
-        response.raise_for_status()
-        job = self.finish(response.json()["id"])
+        with client(self.url) as http:
+            if upload:
+                job = http.submit([(link.name, link.read_bytes()) for link in links])
+            else:
+                job = http.submit_directory(folder)
+        job = self.finish(job["id"])
         results = all_results(self.url, job["id"], job["total"])
         seconds = job["finished_at"] - job["created_at"]
         return {"job": job["id"], "status": job["status"], "posters": job["total"], "ok": job["done"],
