@@ -162,3 +162,24 @@ def test_a_folder_is_submitted_by_its_path_for_the_server_to_list(tmp_path):
         http.shutdown()
     assert job == {"id": "0123456789abcdef0123456789abcdef", "enumerated": False}
     assert seen == [("POST", "/jobs", {"directory": str(tmp_path / "posters")})]
+
+
+def test_without_retry_a_busy_answer_comes_at_once_and_request_gives_it_raw():
+    from harness import AppServer
+    from werkzeug.wrappers import Request, Response
+
+    seen = []
+
+    @Request.application
+    def busy(request):
+        # A proxy's 503 in front of the API: not the API's error shape.
+        seen.append(request.path)
+        return Response("<html>upstream unavailable</html>", 503, {"Retry-After": "1"})
+
+    with AppServer(busy) as server, ServiceClient(server.url, timeout=30, retry=False) as client:
+        assert client.request("GET", "/metrics").status_code == 503
+        with pytest.raises(PosterqError) as failure:
+            client.metrics()
+    assert seen == ["/metrics", "/metrics"]  # each once: nothing sent again
+    assert failure.value.code == "http_503"
+    assert failure.value.message == "GET /metrics: HTTP 503: <html>upstream unavailable</html>"
