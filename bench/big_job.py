@@ -22,7 +22,7 @@ client's keys would count; --redis-url uses a given one under a private prefix i
 PostgreSQL database of its own (--database-url, default posterq_bench on 127.0.0.1, created if
 missing and emptied first), `posterq api` (gunicorn, default settings) and one `posterq worker`
 (default settings: a process per core, batches of 2, a window of 2,000 posters a job), started
-through posterq.testing (bench.service.Service). Every job is POST /jobs {"directory": ...}.
+through tests/harness.py (bench.service.Service). Every job is POST /jobs {"directory": ...}.
 
 1. The tests' tiny model (tests/samples.py, 48x32 input; built once with TensorFlow in a
    subprocess and cached in runs/cache/), so that classification does not dominate: the small
@@ -80,7 +80,7 @@ from bench.ledger_ceiling import DATABASE_URL, WRITERS, database_facts, fresh_da
 from bench.service import RESULTS, Service, bench_settings, provenance
 from posterq.bundle import load_bundle
 from posterq.config import DEFAULT_MODEL_DIR
-from posterq.testing import RedisServer
+from tests.harness import RedisServer
 
 FILES, QUICK_FILES = 200_000, 5_000
 SOURCES = 1000

@@ -74,7 +74,7 @@ from bench.service import (
 )
 from posterq.bundle import load_bundle
 from posterq.config import Settings, available_cores
-from posterq.testing import SOURCE_ROOT
+from tests.harness import SOURCE_ROOT
 
 #: The recorded commit with today's FIFO claim (one `P:ready` list), before the fair scheduler.
 FIFO_COMMIT = "5e740e2"

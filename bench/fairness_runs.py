@@ -13,7 +13,7 @@ import urllib3
 from bench.service import JOB_TIMEOUT
 from posterq.client import ServiceClient
 from posterq.exceptions import PosterqError
-from posterq.testing import all_results, exactly_once_problems, is_final
+from tests.harness import all_results, exactly_once_problems, is_final
 
 SMALL = 20
 #: Seconds between two sequential /analysis/ calls (idle and during the bulk job alike: a poster

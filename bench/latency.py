@@ -31,7 +31,6 @@ It prints a table with the issue's targets, writes bench/results/latency-<time>.
 """
 
 import argparse
-import base64
 import json
 import statistics
 import sys
@@ -43,16 +42,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import requests
 
 from bench.report import markdown_table, targets_table
-from bench.service import JOB_TIMEOUT, RESULTS, Service, bench_settings, pick_posters, provenance, run_threads
+from bench.service import (
+    JOB_TIMEOUT,
+    RESULTS,
+    Service,
+    bench_settings,
+    client,
+    pick_posters,
+    provenance,
+    run_threads,
+)
 from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
 from posterq.config import available_cores
+from posterq.exceptions import PosterqError
 from posterq.imaging import load_input
 from posterq.jobs.keys import JobStatus
-from posterq.testing import wait_for_job
+from tests.harness import wait_for_job
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -86,19 +94,19 @@ class Caller:
 
     def __init__(self, url: str, mode: str, poll: float):
         self.url, self.mode, self.poll = url, mode, poll
-        self.http = requests.Session()
+        self.client = client(url, timeout=120)
 
     def __call__(self, name: str, data: bytes) -> tuple[str, bool]:
         """Send one poster; return (job id, whether it got genres) once its answer is in."""
         if self.mode == "analysis":
-            response = self.http.post(self.url + "/analysis/", data=base64.b64encode(data),
-                                      headers={"Content-Type": "text/plain"}, timeout=120)
-            body = response.json()
-            return body.get("job", ""), response.ok and bool(body.get("result"))
-        response = self.http.post(self.url + "/jobs", files=[("files", (name, data))], timeout=120)
-        job_id = response.json()["id"]
+            try:
+                body = self.client.analyse(data)
+            except PosterqError:
+                return "", False  # an error answer names no job
+            return body.get("job", ""), bool(body.get("result"))
+        job_id = self.client.submit([(name, data)])["id"]
         job = wait_for_job(self.url, job_id, wait=30 if self.mode == "jobs-wait" else 0, limit=1,
-                           interval=self.poll, http=self.http, timeout=JOB_TIMEOUT)
+                           interval=self.poll, http=self.client.http, timeout=JOB_TIMEOUT)
         return job_id, job["status"] == JobStatus.DONE
 
 
@@ -133,7 +141,9 @@ def load(url: str, mode: str, poll: float, posters: list[tuple[str, bytes]], cli
 def batch_counts(url: str) -> tuple[float, float]:
     """(posters, invokes) the workers have run so far, from the batch-size histogram in /metrics."""
     values = {}
-    for line in requests.get(url + "/metrics", timeout=30).text.splitlines():
+    with client(url, timeout=30) as service:
+        text = service.metrics()
+    for line in text.splitlines():
         name, _, value = line.partition(" ")
         if name in ("posterq_batch_size_sum", "posterq_batch_size_count"):
             values[name] = float(value)
@@ -143,10 +153,9 @@ def batch_counts(url: str) -> tuple[float, float]:
 def stages(url: str, records: list[dict]) -> dict:
     """Median ms of each stage of single-client requests, from the jobs' own timestamps."""
     spans: dict[str, list[float]] = {}
-    for record in records:
-        if not record["job"]:
-            continue
-        job = requests.get(f"{url}/jobs/{record['job']}", params={"limit": 1}, timeout=30).json()
+    with client(url, timeout=30) as service:
+        jobs = [(record, service.job(record["job"])) for record in records if record["job"]]
+    for record, job in jobs:
         points = [("client sent", record["sent"]), ("job stored", job.get("created_at")),
                   ("batch claimed", job.get("claimed_at")), ("results written", job.get("finished_at")),
                   ("client received", record["received"])]

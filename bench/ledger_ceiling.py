@@ -30,7 +30,7 @@ from posterq.genres import GENRES
 from posterq.jobs.database import Database
 from posterq.jobs.keys import new_job_id
 from posterq.jobs.ledger import Ledger
-from posterq.testing import ensure_database
+from tests.harness import ensure_database
 
 #: The bench's own database (never the service's or the tests').
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/posterq_bench"

@@ -41,7 +41,7 @@ from bench.service import RESULTS, Service, bench_settings, git_commit, provenan
 from posterq.client import ServiceClient
 from posterq.exceptions import PosterqError
 from posterq.jobs.keys import JobStatus
-from posterq.testing import SOURCE_ROOT
+from tests.harness import SOURCE_ROOT
 
 #: The commit before listings had a queue of their own (main when issue 25 item 5 began).
 BEFORE_COMMIT = "fbf723e"

@@ -10,14 +10,11 @@ and its pool children, and whether any of them mapped TensorFlow (/proc/<pid>/ma
 Prints the figures as JSON. bench.all calls `measure`.
 """
 
-import base64
 import sys
 import tempfile
 from pathlib import Path
 
-import requests
-
-from bench.service import Service, bench_settings, provenance, run_alone
+from bench.service import Service, analysed, bench_settings, client, provenance, run_alone
 from posterq.config import DEFAULT_MODEL_DIR
 
 TARGETS_MB = {"worker": 250, "api": 120}  # from the issue: RSS of one process of each role
@@ -79,12 +76,8 @@ def measure(posters: list[Path], quick: bool) -> dict:
           Service(settings, Path(tmp)) as service):
         worker = service.start_worker()
         job = service.run_job(Path(tmp), posters, upload=True)
-        answered = 0
-        http = requests.Session()
-        for path in calls:
-            response = http.post(service.url + "/analysis/", data=base64.b64encode(path.read_bytes()),
-                                 headers={"Content-Type": "text/plain"}, timeout=120)
-            answered += response.ok
+        with client(service.url, timeout=120) as http:
+            answered = sum(analysed(http, path.read_bytes()) for path in calls)
         api = role(service.api.pid, "gunicorn master", "gunicorn worker")
         workers = role(worker.pid, "celery main", "celery pool child")
     targets = [{"target": f"{name} process peak RSS under {limit} MB (largest process of the role)",

@@ -41,7 +41,7 @@ from bench.service import (
     run_threads,
 )
 from posterq.config import DEFAULT_MODEL_DIR
-from posterq.testing import ServiceProcess, free_port
+from tests.harness import ServiceProcess, free_port
 
 SEED_CACHE = ROOT / "runs" / "cache" / "seed-fp16.tflite"
 DEFAULT_CLIENTS = 2  # the cores of the development machine

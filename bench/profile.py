@@ -24,13 +24,12 @@ from collections import Counter
 from pathlib import Path
 
 import redis
-import requests
 
 from bench.scale import multipart
-from bench.service import RESULTS, Service, bench_settings, chosen_posters, module_parser, provenance
+from bench.service import RESULTS, Service, bench_settings, chosen_posters, client, module_parser, provenance
 from posterq.bundle import load_bundle
 from posterq.config import DEFAULT_MODEL_DIR
-from posterq.testing import all_results, exactly_once_problems, wait_for_job
+from tests.harness import all_results, exactly_once_problems, wait_for_job
 
 #: Path components of a frame's file that put a stack in a bucket, tried from the leaf up.
 BUCKETS = (("invoke", {"ai_edge_litert", "tflite_runtime"}),
@@ -116,10 +115,9 @@ def snapshot(named: dict[str, int], worker, client: redis.Redis) -> dict:
 
 def submit(url: str, payload: tuple[bytes, str]) -> dict:
     """POST a multipart body as one job; the job once final (long polls)."""
-    response = requests.post(url + "/jobs", data=payload[0], headers={"Content-Type": payload[1]},
-                             timeout=600)
-    response.raise_for_status()
-    return wait_for_job(url, response.json()["id"], wait=30, limit=1, timeout=3600)
+    with client(url) as http:
+        job_id = http.submit_encoded(*payload)["id"]
+        return wait_for_job(url, job_id, wait=30, limit=1, timeout=3600, http=http.http)
 
 
 def profile(posters: list[Path], spy: str) -> dict:

@@ -13,7 +13,6 @@ host's posters/s in the same mode. These counters are server-wide: other clients
 run counts too. Prints the figures as JSON. bench.all calls `measure`.
 """
 
-import base64
 import os
 import sys
 import tempfile
@@ -23,9 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
-import requests
 
-from bench.service import Service, bench_settings, provenance, run_alone
+from bench.service import Service, analysed, bench_settings, client, provenance, run_alone
 from posterq.config import DEFAULT_MODEL_DIR
 
 # This benchmark's own commands (snapshots, memory samples), left out of the per-poster counts.
@@ -102,21 +100,20 @@ def cost(client: redis.Redis, posters: int, run) -> dict:
 
 def analysis_calls(url: str, posters: list[Path], clients: int = 2) -> float:
     """Each poster once through POST /analysis/ from `clients` threads; posters/s."""
-    texts = [base64.b64encode(path.read_bytes()) for path in posters]
+    images = [path.read_bytes() for path in posters]
     local = threading.local()
 
-    def call(text: bytes) -> bool:
-        if not hasattr(local, "http"):
-            local.http = requests.Session()
-        return local.http.post(url + "/analysis/", data=text, headers={"Content-Type": "text/plain"},
-                               timeout=120).ok
+    def call(data: bytes) -> bool:
+        if not hasattr(local, "client"):
+            local.client = client(url, timeout=120)
+        return analysed(local.client, data)
 
     started = time.monotonic()
     with ThreadPoolExecutor(clients) as pool:
-        ok = sum(pool.map(call, texts))
-    if ok != len(texts):
-        raise RuntimeError(f"{len(texts) - ok} of {len(texts)} /analysis/ calls failed")
-    return round(len(texts) / (time.monotonic() - started), 1)
+        ok = sum(pool.map(call, images))
+    if ok != len(images):
+        raise RuntimeError(f"{len(images) - ok} of {len(images)} /analysis/ calls failed")
+    return round(len(images) / (time.monotonic() - started), 1)
 
 
 def measure(posters: list[Path], quick: bool) -> dict:

@@ -29,13 +29,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import requests
 import urllib3
 
-from bench.service import JOB_TIMEOUT, Service, bench_settings, chosen_posters, module_parser, provenance
+from bench.service import (
+    JOB_TIMEOUT,
+    Service,
+    bench_settings,
+    chosen_posters,
+    client,
+    module_parser,
+    provenance,
+)
 from posterq.bundle import load_bundle
 from posterq.config import Settings, available_cores
-from posterq.testing import all_results, exactly_once_problems, wait_for_job
+from tests.harness import all_results, exactly_once_problems, wait_for_job
 
 ONE_THREAD = {"threads": 1, "solo_threads": 1}
 #: Settings every configuration starts from at their defaults, whatever the environment says.
@@ -45,17 +52,14 @@ TUNING = ("threads", "solo_threads", "batch_size", "max_batch_wait")
 def run_upload_job(service: Service, names: list[str], body: bytes, content_type: str) -> dict:
     """Upload a prepared multipart body as one job; time it to the last result row downloaded."""
     url = service.url
-    started = time.monotonic()
-    response = requests.post(url + "/jobs", data=body, headers={"Content-Type": content_type}, timeout=600)
-    answered = time.monotonic()
-    response.raise_for_status()
-    job_id = response.json()["id"]
-    job = wait_for_job(url, job_id, wait=30, limit=1, timeout=JOB_TIMEOUT)
-    final = time.monotonic()
-    download = requests.get(f"{url}/jobs/{job_id}/results", params={"format": "jsonl"}, timeout=600)
-    download.raise_for_status()
-    rows = [json.loads(line) for line in download.text.splitlines() if line.strip()]
-    finished = time.monotonic()
+    with client(url) as http:
+        started = time.monotonic()
+        job_id = http.submit_encoded(body, content_type)["id"]
+        answered = time.monotonic()
+        job = wait_for_job(url, job_id, wait=30, limit=1, timeout=JOB_TIMEOUT, http=http.http)
+        final = time.monotonic()
+        rows = list(http.results(job_id))
+        finished = time.monotonic()
     # Who did what, outside the timed part: the paged results name each poster's worker.
     results = all_results(url, job_id, job["total"])
     workers = Counter(row.get("worker") for row in results)
@@ -81,10 +85,8 @@ def run_configuration(service: Service, label: str, hosts: list[dict], names: li
             workers.append(service.start_worker(host.get("processes"), host["name"], host.get("cpus"),
                                                 **host.get("settings", {})))
         # Untimed: every process loads its model before the timed job starts.
-        response = requests.post(service.url + "/jobs", data=warmup[0], headers={"Content-Type": warmup[1]},
-                                 timeout=120)
-        response.raise_for_status()
-        service.finish(response.json()["id"])
+        with client(service.url, timeout=120) as http:
+            service.finish(http.submit_encoded(*warmup)["id"])
         run = run_upload_job(service, names, body, content_type)
     finally:
         for worker in workers:

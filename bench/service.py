@@ -1,5 +1,5 @@
 """What the service benchmarks share: settings under a private key prefix, the API and workers as
-processes (posterq.testing's, as the tests use), posters, provenance."""
+processes (tests/harness.py's, as the tests use), posters, provenance."""
 
 import argparse
 import contextlib
@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
-import requests
 
+from posterq.client import ServiceClient
 from posterq.config import Settings
-from posterq.testing import (
+from posterq.exceptions import PosterqError
+from tests.harness import (
     SOURCE_ROOT,
     ApiProcess,
     WorkerProcess,
@@ -71,6 +72,20 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def client(url: str, timeout: float = 600) -> ServiceClient:
+    """A ServiceClient that retries nothing: a benchmark reports the service's answers as they come."""
+    return ServiceClient(url, timeout=timeout, retry=False)
+
+
+def analysed(service: ServiceClient, data: bytes) -> bool:
+    """True when POST /analysis/ answered the poster's genres; False when it answered an error."""
+    try:
+        service.analyse(data)
+    except PosterqError:
+        return False
+    return True
 
 
 class Service:
@@ -125,13 +140,12 @@ class Service:
 
     def run_job(self, folder: Path, links: list[Path], upload: bool) -> dict:
         """Submit the posters as one job, wait for it, and check every poster was done exactly once."""
-        if upload:
-            files = [("files", (link.name, link.read_bytes())) for link in links]
-            response = requests.post(self.url + "/jobs", files=files, timeout=600)
-        else:
-            response = requests.post(self.url + "/jobs", json={"directory": str(folder)}, timeout=60)
-        response.raise_for_status()
-        job = self.finish(response.json()["id"])
+        with client(self.url) as http:
+            if upload:
+                job = http.submit([(link.name, link.read_bytes()) for link in links])
+            else:
+                job = http.submit_directory(folder)
+        job = self.finish(job["id"])
         results = all_results(self.url, job["id"], job["total"])
         seconds = job["finished_at"] - job["created_at"]
         return {"job": job["id"], "status": job["status"], "posters": job["total"], "ok": job["done"],
@@ -168,7 +182,7 @@ def worktree(commit: str) -> Iterator[Path]:
 
 
 def imported_from(source_root: Path) -> dict[str, str]:
-    """The files posterq, api and worker come from in a process started as posterq.testing starts one
+    """The files posterq, api and worker come from in a process started as tests/harness.py starts one
     from source_root (its cwd and PYTHONPATH), despite the editable install of this checkout."""
     code = ("import json, posterq, api, worker; "
             "print(json.dumps({m.__name__: m.__file__ for m in (posterq, api, worker)}))")

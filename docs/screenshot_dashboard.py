@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from screenshot_page import CHROMIUM_ARGS, TITLES, draw_poster  # noqa: E402 (beside this script)
 
 from posterq.config import Settings  # noqa: E402
-from posterq.testing import ApiProcess, RedisServer, WorkerProcess  # noqa: E402
+from tests.harness import ApiProcess, RedisServer, WorkerProcess  # noqa: E402
 
 MODEL = ROOT / "models" / "effnet-lite0-posters"
 WORKERS = ("studio-a@render-1", "studio-b@render-2")

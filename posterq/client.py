@@ -36,42 +36,69 @@ IN_PROGRESS_WAIT = 30
 
 
 class ServiceClient:
-    """Talks to one posterq API; every failure is a PosterqError with the server's code."""
+    """Talks to one posterq API; every failure is a PosterqError with the server's code.
+
+    retry: send again what the server refused as busy and a request whose connection dropped (as
+    `posterq submit` does); False reports each answer as it comes, for callers that watch the
+    service's every answer themselves (the test harness, benchmarks).
+    """
 
     def __init__(self, api_url: str, timeout: float = 120, session: requests.Session | None = None,
-                 api_key: str | None = None):
+                 api_key: str | None = None, retry: bool = True):
         self.api_url = with_scheme(api_url).rstrip("/")
         self.timeout = timeout
         self.http = session or requests.Session()
-        # Only what the server asked for is retried: 429 (the queue is full) and 503 (Redis or the
-        # queue unavailable) mean nothing was written, so the same request is sent again after the
-        # server's Retry-After; a connection dropped mid-request is tried again a few times. A
-        # refused connection (connect=0) fails at once: nothing listens, and waiting changes nothing.
-        retry = Retry(total=None, connect=0, other=0, read=DROPPED_RETRIES, status=RETRIES,
-                      status_forcelist=(429, 503), allowed_methods=None, backoff_factor=1,
-                      respect_retry_after_header=True, raise_on_status=False)
-        self.http.mount(self.api_url + "/", HTTPAdapter(max_retries=retry))
+        if retry:
+            # Only what the server asked for is retried: 429 (the queue is full) and 503 (Redis or
+            # the queue unavailable) mean nothing was written, so the same request is sent again
+            # after the server's Retry-After; a connection dropped mid-request is tried again a few
+            # times. A refused connection (connect=0) fails at once: nothing listens, and waiting
+            # changes nothing.
+            retries = Retry(total=None, connect=0, other=0, read=DROPPED_RETRIES, status=RETRIES,
+                            status_forcelist=(429, 503), allowed_methods=None, backoff_factor=1,
+                            respect_retry_after_header=True, raise_on_status=False)
+            self.http.mount(self.api_url + "/", HTTPAdapter(max_retries=retries))
         if api_key:
             self.http.headers["Authorization"] = f"Bearer {api_key}"
 
-    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+    def close(self) -> None:
+        """Close the client's connections (its session's)."""
+        self.http.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The server's answer to METHOD path, whatever its status (PosterqError only when unreachable)."""
         kwargs.setdefault("timeout", self.timeout)
         try:
-            response = self.http.request(method, self.api_url + path, **kwargs)
+            return self.http.request(method, self.api_url + path, **kwargs)
         except requests.RequestException as exc:
             raise PosterqError(f"cannot reach {self.api_url}: {reason(exc)}", "unreachable") from None
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        response = self.request(method, path, **kwargs)
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
+                code, message = error["code"], error["message"]
             except (ValueError, KeyError, TypeError):
-                error = {"code": f"http_{response.status_code}",
-                         "message": not_posterq(response, self.api_url)}
-            raise PosterqError(f"{method} {path}: {error['message']}", error["code"])
+                # Not the API's error shape (a proxy's page, a wrong --api): one line that says so.
+                code = f"http_{response.status_code}"
+                message = not_posterq(response, self.api_url)
+            raise PosterqError(f"{method} {path}: {message}", code)
         return response
 
     def limits(self) -> dict:
         """The server's limits (GET /limits)."""
         return self._call("GET", "/limits").json()
+
+    def metrics(self) -> str:
+        """The server's Prometheus metrics as text (GET /metrics)."""
+        return self._call("GET", "/metrics").text
 
     def submit(self, files: list[tuple[str, bytes]], top_k: int | None = None,
                idempotency_key: str | None = None, name: str | None = None) -> dict:
@@ -138,7 +165,9 @@ class ServiceClient:
 
     def job(self, job_id: str, offset: int = 0, limit: int = 0, wait: float = 0) -> dict:
         """A job's status and a page of results (none with limit 0); with wait, once final or after wait s."""
-        params = {"offset": offset, "limit": limit, **({"wait": wait} if wait else {})}
+        # What the server defaults to goes unsaid: the first page needs no offset, an answer now no wait.
+        params = {**({"offset": offset} if offset else {}), "limit": limit,
+                  **({"wait": wait} if wait else {})}
         return self._call("GET", f"/jobs/{job_id}", params=params, timeout=self.timeout + wait).json()
 
     def results(self, job_id: str) -> Iterator[dict]:

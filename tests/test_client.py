@@ -6,13 +6,13 @@ import socketserver
 import threading
 
 import pytest
+from harness import free_port  # a port nothing listens on
 from samples import write_posters
 
 from posterq.chunking import plan_chunks
 from posterq.cli import main
 from posterq.client import ServiceClient
 from posterq.exceptions import PosterqError
-from posterq.testing import free_port  # a port nothing listens on
 
 
 def test_chunks_respect_both_limits():
@@ -211,3 +211,24 @@ def test_every_command_with_api_reads_posterq_api(argv, tmp_path, monkeypatch, c
     code = main([arg.format(tmp=tmp_path) for arg in argv])
     err = capsys.readouterr().err
     assert code == 1 and f"cannot reach http://127.0.0.1:{port}" in err, err
+
+
+def test_without_retry_a_busy_answer_comes_at_once_and_request_gives_it_raw():
+    from harness import AppServer
+    from werkzeug.wrappers import Request, Response
+
+    seen = []
+
+    @Request.application
+    def busy(request):
+        # A proxy's 503 in front of the API: not the API's error shape.
+        seen.append(request.path)
+        return Response("<html>upstream unavailable</html>", 503, {"Retry-After": "1"})
+
+    with AppServer(busy) as server, ServiceClient(server.url, timeout=30, retry=False) as client:
+        assert client.request("GET", "/metrics").status_code == 503
+        with pytest.raises(PosterqError) as failure:
+            client.metrics()
+    assert seen == ["/metrics", "/metrics"]  # each once: nothing sent again
+    assert failure.value.code == "http_503"
+    assert failure.value.message.startswith(f"GET /metrics: {server.url} answered 503 SERVICE UNAVAILABLE")

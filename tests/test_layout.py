@@ -61,3 +61,9 @@ def test_the_database_has_its_own_error():
     exceptions = importlib.import_module("posterq.exceptions")
     assert exceptions.DatabaseUnavailable.code == "database_unavailable"
     assert not hasattr(exceptions, "StoreUnavailable")
+
+
+def test_the_harness_is_no_runtime_module():
+    # The service harness of tests and bench/ lives in tests/, outside the wheel.
+    assert not (ROOT / "posterq" / "testing.py").exists()
+    assert (ROOT / "tests" / "harness.py").is_file()

@@ -28,11 +28,11 @@ import pytest
 import redis
 import requests
 import yaml
+from harness import assert_exactly_once, free_port, listening, wait_for_job
 from samples import poster_bytes
 
 from posterq.jobs.database import SCHEMA_VERSION
 from posterq.jobs.keys import Keys
-from posterq.testing import assert_exactly_once, free_port, listening, wait_for_job
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

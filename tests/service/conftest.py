@@ -1,6 +1,6 @@
 """Fixtures for the queue service: real Redis (a dedicated database, flushed around each test),
 real Celery worker subprocesses (`posterq worker`), the API served over real HTTP, and the page's
-headless browser. The processes and servers themselves are posterq.testing's (bench/ uses them too).
+headless browser. The processes and servers themselves are tests/harness.py's (bench/ uses them too).
 
 POSTERQ_TEST_REDIS_URL picks the Redis database (default redis://127.0.0.1:6379/13), and
 POSTERQ_TEST_DATABASE_URL the PostgreSQL database (default posterq_test on 127.0.0.1:5432,
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from harness import ApiProcess, AppServer, WorkerProcess, empty_database, ensure_database
 from samples import rewrite_meta
 
 from posterq import gate
 from posterq.config import Settings
 from posterq.jobs.database import Database
 from posterq.jobs.store import JobStore
-from posterq.testing import ApiProcess, AppServer, WorkerProcess, empty_database, ensure_database
 
 from .browsing import CHROMIUM, CHROMIUM_ARGS
 

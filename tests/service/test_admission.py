@@ -15,6 +15,7 @@ import time
 
 import pytest
 from commands import posterq
+from harness import assert_exactly_once
 from prometheus_client.parser import text_string_to_metric_families
 from samples import poster_bytes, write_posters
 
@@ -23,7 +24,6 @@ from posterq.jobs.keys import Keys
 from posterq.jobs.pools import pool_settings
 from posterq.jobs.records import FINISHED_TTL
 from posterq.jobs.store import JobStore
-from posterq.testing import assert_exactly_once
 
 pytestmark = pytest.mark.admission
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from harness import RedisServer, is_final, wait_for_job
 from samples import poster_bytes
 
 from posterq import gate
@@ -23,7 +24,6 @@ from posterq.files import iter_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.keys import JobStatus, Keys
 from posterq.jobs.store import JobStore
-from posterq.testing import RedisServer, is_final, wait_for_job
 from posterq.worker.enumeration import CHUNK, enumerate_folder
 
 pytestmark = pytest.mark.big_jobs

@@ -6,9 +6,8 @@ import io
 import time
 
 import pytest
+from harness import PostgresServer, all_results, assert_exactly_once, is_final, wait_for_job
 from samples import poster_bytes, write_posters
-
-from posterq.testing import PostgresServer, all_results, assert_exactly_once, is_final, wait_for_job
 
 pytestmark = pytest.mark.database
 

@@ -8,10 +8,10 @@ import time
 import pytest
 import requests
 from commands import interrupt, interrupt_when, posterq, running
+from harness import all_results, assert_exactly_once, wait_for_job
 from samples import poster_bytes, write_posters
 
 from posterq.jobs.keys import JobStatus
-from posterq.testing import all_results, assert_exactly_once, wait_for_job
 
 pytestmark = pytest.mark.finding
 KEY_A, KEY_B = "alpha-finding-key", "bravo-finding-key"

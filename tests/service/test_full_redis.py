@@ -10,9 +10,9 @@ import time
 
 import pytest
 import redis
+from harness import RedisServer, assert_exactly_once, wait_for_job
 from samples import poster_bytes
 
-from posterq.testing import RedisServer, assert_exactly_once, wait_for_job
 from posterq.worker.tasks import refused_for_memory
 
 MAXMEMORY = 16 << 20

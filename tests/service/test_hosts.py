@@ -21,11 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from samples import poster_bytes
-
-from posterq.config import Settings
-from posterq.jobs.store import JobStore
-from posterq.testing import (
+from harness import (
     PAGE,
     ApiProcess,
     PostgresServer,
@@ -36,6 +32,10 @@ from posterq.testing import (
     is_final,
     wait_for_job,
 )
+from samples import poster_bytes
+
+from posterq.config import Settings
+from posterq.jobs.store import JobStore
 
 pytestmark = pytest.mark.hosts
 

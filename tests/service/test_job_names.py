@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from commands import posterq
+from harness import wait_for_job
 from samples import poster_bytes, write_posters
 
 from posterq.jobs.database import Database
 from posterq.jobs.ledger import Ledger
 from posterq.jobs.view_fields import MAX_NAME, shown_folder
-from posterq.testing import wait_for_job
 
 pytestmark = pytest.mark.names
 VERSION = "0.0.1"  # the tiny test bundle's (tests/service/test_models.py: tiny-test@0.0.1)

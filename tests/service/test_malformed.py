@@ -11,9 +11,8 @@ import zipfile
 
 import pytest
 import requests
+from harness import RedisServer, free_port
 from samples import poster_bytes, write_posters, zip_bytes
-
-from posterq.testing import RedisServer, free_port
 
 pytestmark = pytest.mark.malformed
 

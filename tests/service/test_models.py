@@ -11,10 +11,10 @@ import time
 from collections import Counter
 
 import pytest
+from harness import assert_exactly_once
 from samples import encode, make_poster, poster_bytes
 
 from posterq import gate
-from posterq.testing import assert_exactly_once
 
 pytestmark = pytest.mark.models
 

@@ -17,11 +17,10 @@ import pytest
 import redis
 import requests
 import yaml
+from harness import RedisServer, free_port
 from ops_files import RULES, SCRAPE_SERIES, binary, dashboard_expressions, expressions, metric_names
 from prometheus_client.parser import text_string_to_metric_families
 from samples import poster_bytes
-
-from posterq.testing import RedisServer, free_port
 
 pytestmark = pytest.mark.ops
 

@@ -16,11 +16,11 @@ import shutil
 import pytest
 import requests
 from commands import posterq
+from harness import wait_for_job
 from samples import deep_folder, write_posters
 
 from posterq.api.auth import ApiKeys
 from posterq.exceptions import PosterqError
-from posterq.testing import wait_for_job
 
 pytestmark = pytest.mark.outputs
 

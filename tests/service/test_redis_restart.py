@@ -7,9 +7,8 @@ SIGKILL loses nothing Redis acknowledged) in a temporary folder, on a port of it
 import time
 
 import pytest
+from harness import RedisServer, assert_exactly_once, is_final, wait_for_job
 from samples import poster_bytes
-
-from posterq.testing import RedisServer, assert_exactly_once, is_final, wait_for_job
 
 pytestmark = pytest.mark.redis_restart
 POSTERS = 300

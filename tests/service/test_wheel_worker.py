@@ -4,10 +4,9 @@ checkout, serves a job that the API takes, with every module imported from that 
 import subprocess
 
 import pytest
+from harness import all_results, assert_exactly_once, settings_env, wait_for_job
 from samples import poster_bytes
 from wheels import build_wheel, copy_tree, outside_env, pip_into, run, scratch_venv
-
-from posterq.testing import all_results, assert_exactly_once, settings_env, wait_for_job
 
 pytestmark = pytest.mark.slow
 

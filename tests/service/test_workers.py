@@ -3,10 +3,10 @@
 import time
 from collections import Counter
 
+from harness import assert_exactly_once
 from samples import poster_bytes
 
 from posterq.jobs.keys import Keys
-from posterq.testing import assert_exactly_once
 
 
 def _poster_folder(root, name: str, count: int, size: tuple[int, int]):

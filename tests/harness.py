@@ -1,6 +1,6 @@
 """The service harness of the tests, tests/docker and bench/: real processes, real Redis, real HTTP.
 
-    from posterq.testing import ApiProcess, WorkerProcess, assert_exactly_once, wait_for_job
+    from harness import ApiProcess, WorkerProcess, assert_exactly_once, wait_for_job
 
     worker = WorkerProcess("alpha@test", settings, log_dir).wait_ready()
     api = ApiProcess(settings, log_dir / "api.log").wait_ready()
@@ -8,10 +8,12 @@
     assert_exactly_once(job, job["results"])
 
 Like flask.testing or celery.contrib.testing, it imports no test framework: a failure raises
-AssertionError, which pytest reports as a failed test and a benchmark as a crash. It needs the
-`service` extra (requests, redis) and is never imported by the runtime (`posterq label`).
+AssertionError, which pytest reports as a failed test and a benchmark as a crash. It lives in
+tests/, outside the wheel: the tests import it as `harness` (tests/ is on sys.path under pytest),
+bench/ as `tests.harness` (from the repository root). It needs the `service` extra (requests, redis).
 """
 
+import contextlib
 import functools
 import os
 import shutil
@@ -22,17 +24,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 
 import redis
 import requests
 
+from posterq.client import ServiceClient
 from posterq.config import Settings
+from posterq.exceptions import PosterqError
 from posterq.jobs.keys import JobStatus, ResultStatus
 
-#: Where the posterq, api and worker packages are imported from (the checkout, in development).
+#: Where the posterq, api and worker packages are imported from: the checkout this file is in.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 #: The API's largest page of results.
 PAGE = 1000
@@ -132,7 +136,7 @@ class ServiceProcess:
             try:
                 if ready():
                     return
-            except (requests.RequestException, redis.RedisError):
+            except (PosterqError, requests.RequestException, redis.RedisError):
                 pass
             time.sleep(0.1)
         raise AssertionError(f"{what} did not start:\n{self.log()}")
@@ -187,8 +191,9 @@ class ApiProcess(ServiceProcess):
 
     def wait_ready(self, timeout: float = 60) -> "ApiProcess":
         """Wait until /healthz answers."""
-        self.wait_until(lambda: requests.get(self.url + "/healthz", timeout=2).status_code == 200,
-                        "posterq api", timeout)
+        with service_client(self.url) as client:
+            self.wait_until(lambda: client.request("GET", "/healthz", timeout=2).status_code == 200,
+                            "posterq api", timeout)
         return self
 
     def log(self, tail: int | None = None) -> str:
@@ -314,7 +319,11 @@ class PostgresServer:
 
 
 class AppServer:
-    """A WSGI app (the API's create_app) served over real HTTP in a thread, with a requests session."""
+    """A WSGI app (the API's create_app) served over real HTTP in a thread, with a ServiceClient.
+
+    get, post and delete answer whatever the server answers, for the tests to read; http is the
+    client's requests session (its headers go with every request).
+    """
 
     def __init__(self, app):
         from werkzeug.serving import make_server
@@ -324,19 +333,20 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.http = requests.Session()
+        self.client = ServiceClient(self.url, timeout=30, retry=False)
+        self.http = self.client.http
 
     def get(self, path: str, **kwargs) -> requests.Response:
         """GET a path."""
-        return self.http.get(self.url + path, timeout=30, **kwargs)
+        return self.client.request("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs) -> requests.Response:
         """POST to a path."""
-        return self.http.post(self.url + path, timeout=30, **kwargs)
+        return self.client.request("POST", path, **kwargs)
 
     def delete(self, path: str, **kwargs) -> requests.Response:
         """DELETE a path."""
-        return self.http.delete(self.url + path, timeout=30, **kwargs)
+        return self.client.request("DELETE", path, **kwargs)
 
     def wait(self, job_id: str, timeout: float = 60) -> dict:
         """Poll a job until it is final; return it with every result."""
@@ -344,7 +354,7 @@ class AppServer:
 
     def close(self) -> None:
         """Stop serving, and close the app's Redis connections."""
-        self.http.close()
+        self.client.close()
         self.server.shutdown()
         self.thread.join(timeout=5)
         # The app may be a plain WSGI callable (tests of the harness itself): no store then.
@@ -376,6 +386,21 @@ def _brief(job) -> object:
     return {k: v for k, v in job.items() if k != "results"} if isinstance(job, dict) else job
 
 
+@contextlib.contextmanager
+def service_client(url: str, http: requests.Session | None = None,
+                   timeout: float = 30) -> Iterator[ServiceClient]:
+    """A ServiceClient on url that retries nothing (the harness sees each answer), on http if given.
+
+    Without http it has a session of its own, closed on leaving the with block.
+    """
+    client = ServiceClient(url, timeout=timeout, session=http, retry=False)
+    try:
+        yield client
+    finally:
+        if http is None:
+            client.close()
+
+
 def wait_for_job(url: str, job_id: str, *, until: Callable[[dict], bool] = is_final, timeout: float = 60,
                  wait: float = 0, limit: int = PAGE, interval: float = 0.1,
                  http: requests.Session | None = None, ride_out: bool = False,
@@ -383,40 +408,30 @@ def wait_for_job(url: str, job_id: str, *, until: Callable[[dict], bool] = is_fi
     """Poll GET url/jobs/<id> (with `limit` results) until `until(job)`; the job then.
 
     wait: the server's long poll (?wait=) in seconds; ride_out: keep polling through connection
-    errors and non-200 answers (an API or Redis restarting); explain: more text for the failure.
+    errors and error answers (an API or Redis restarting); explain: more text for the failure.
     """
-    http = http or requests
-    params = {"limit": limit, **({"wait": wait} if wait else {})}
     deadline = time.monotonic() + timeout
     last: object = "no answer yet"
-    while time.monotonic() < deadline:
-        try:
-            response = http.get(f"{url}/jobs/{job_id}", params=params, timeout=wait + 30)
-            if response.status_code != 200 and ride_out:
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
-            else:
-                response.raise_for_status()
-                last = response.json()
+    with service_client(url, http) as client:
+        while time.monotonic() < deadline:
+            try:
+                last = client.job(job_id, limit=limit, wait=wait)
                 if until(last):
                     return last
-        except requests.RequestException as exc:
-            if not ride_out:
-                raise
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(interval)
+            except PosterqError as exc:
+                if not ride_out:
+                    raise
+                last = f"{exc.code}: {exc.message}"
+            time.sleep(interval)
     more = f"\n{explain()}" if explain else ""
     raise AssertionError(f"job {job_id} still not as awaited after {timeout} s: {_brief(last)}{more}")
 
 
 def all_results(url: str, job_id: str, total: int, http: requests.Session | None = None) -> list[dict]:
     """Every result row of a job, page by page."""
-    http = http or requests
-    rows: list[dict] = []
-    for offset in range(0, total, PAGE):
-        response = http.get(f"{url}/jobs/{job_id}", params={"offset": offset, "limit": PAGE}, timeout=60)
-        response.raise_for_status()
-        rows += response.json()["results"]
-    return rows
+    with service_client(url, http, timeout=60) as client:
+        pages = [client.job(job_id, offset, PAGE) for offset in range(0, total, PAGE)]
+    return [row for page in pages for row in page["results"]]
 
 
 def exactly_once_problems(job: Mapping, results: list[dict], total: int | None = None) -> list[str]:

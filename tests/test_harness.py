@@ -1,12 +1,10 @@
-"""posterq.testing, the harness the service tests and bench/ stand on: its checks catch what they claim to."""
+"""tests/harness.py, the harness the service tests and bench/ stand on: its checks catch what they claim."""
 
 import json
 
 import pytest
 from commands import running
-from werkzeug.wrappers import Request, Response
-
-from posterq.testing import (
+from harness import (
     AppServer,
     ServiceProcess,
     assert_exactly_once,
@@ -16,6 +14,7 @@ from posterq.testing import (
     listening,
     wait_for_job,
 )
+from werkzeug.wrappers import Request, Response
 
 GOOD = {"status": "done", "total": 3, "done": 2, "failed": 1}
 ROWS = [{"index": 0, "status": "ok"}, {"index": 1, "status": "error"}, {"index": 2, "status": "ok"}]
