@@ -376,6 +376,14 @@ class AppServer:
 # ---------------------------------------------------------------------------------------------
 
 
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll condition() until true; fail naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.1)
+
+
 def is_final(job: dict) -> bool:
     """True once nothing more will happen to the job (done, failed or cancelled)."""
     return JobStatus(job["status"]).final

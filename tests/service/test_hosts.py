@@ -29,6 +29,7 @@ from harness import (
     WorkerProcess,
     all_results,
     assert_exactly_once,
+    eventually,
     is_final,
     wait_for_job,
 )
@@ -228,14 +229,6 @@ def hosts(request, tmp_path_factory):
         yield state
     leftover = set(ip("netns", "list").stdout.split()) & {network.server, *network.hosts.values()}
     assert not leftover, f"namespaces left behind: {leftover}"
-
-
-def eventually(condition, what: str, timeout: float = 60) -> None:
-    """Poll condition() until true; fail naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
-        time.sleep(0.1)
 
 
 def batch_tasks(worker: WorkerProcess) -> tuple[int, list[str]]:
