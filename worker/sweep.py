@@ -37,14 +37,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SweepReport:
-    """What one sweep did."""
+    """What one sweep did: posters given back and failed, tokens sent, posters topped up, listings
+    started and jobs expired (all none where another worker holds the sweep)."""
 
-    given_back: int = 0
-    failed: int = 0
-    tokens: int = 0
-    topped_up: int = 0
-    enumerations: int = 0
-    expired: int = 0
+    given_back: int
+    failed: int
+    tokens: int
+    topped_up: int
+    enumerations: int
+    expired: int
 
 
 def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Callable[[], int],
@@ -53,7 +54,7 @@ def sweep(store: JobStore, send_tokens: Callable[[int], None], queued_tokens: Ca
     """Sweep once unless another worker is: give back lost batches, fail poisoned posters, send tokens."""
     settings, claims = store.settings, store.claims
     if not claims.lock_sweep(settings.sweep_interval):
-        return SweepReport()
+        return SweepReport(0, 0, 0, 0, 0, 0)
     given_back, failed = _give_back(store)
     topped_up, enumerations = _look_after_jobs(store, send_enumeration)
     tokens = sum(tokens_for(n, settings.batch_size) for n in (given_back, topped_up))

@@ -76,8 +76,8 @@ class _Key:
 class _JobKey:
     """A key of one job, read as a method: Keys.items(job_id) -> "P:job:<id>:items"."""
 
-    def __init__(self, *suffix: str):
-        self.suffix = suffix
+    def __init__(self, suffix: str = ""):
+        self.suffix = (suffix,) if suffix else ()
 
     def __get__(self, keys: "Keys | None", owner: type) -> "Callable[[str], str] | _JobKey":
         if keys is None:
@@ -157,19 +157,19 @@ class Keys:
     # Keys of one job, called with its id.
     job = _JobKey()
     """The job's hash (its fields: job_hash)."""
-    items = _JobKey("items")
+    items = _JobKey(suffix="items")
     """The job's items, by index."""
-    enumerating = _JobKey("enumerating")
+    enumerating = _JobKey(suffix="enumerating")
     """Held by the one task listing a directory job's folder."""
-    listing_errors = _JobKey("listing_errors")
+    listing_errors = _JobKey(suffix="listing_errors")
     """How many listings of a directory job's folder failed with an error that does not pass."""
-    done = _JobKey("done")
+    done = _JobKey(suffix="done")
     """Non-empty once the job is final: what a client waiting for the job blocks on."""
-    discarded = _JobKey("discarded")
+    discarded = _JobKey(suffix="discarded")
     """Marks a job whose submission failed and was removed, so that a late write of it is aborted."""
-    submitting = _JobKey("submitting")
+    submitting = _JobKey(suffix="submitting")
     """Held while a request writes the job; a job not submitted without it was cut off."""
-    nudged = _JobKey("nudged")
+    nudged = _JobKey(suffix="nudged")
     """Set while a listing task the sweep sent for the job may still be on its way."""
 
     def _name(self, *parts: object) -> str:
