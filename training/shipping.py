@@ -41,7 +41,8 @@ def cpu_note(facts: dict | None, machine: str | None = None) -> str:
     return ("int8's lead over float16 depends on the CPU: int8 kernels gain most where the CPU has "
             "fast int8 dot products (AVX-512 VNNI, AVX-VNNI or AMX; on Arm, the dot-product and i8mm "
             f"extensions). These times were measured on {where}, {which}. "
-            "`python -m bench.variants` times bundles side by side on yours.")
+            "`python -m bench.variants` times bundles side by side on yours; docs/benchmarks.md "
+            "(int8 against float16: the CPU decides) has figures from CPUs with and without them.")
 
 
 def metric(entry: dict, key: str) -> float:
