@@ -68,3 +68,12 @@ def test_every_benchmark_provenance_carries_the_cpu():
 
     machine = provenance()["machine"]
     assert machine["cpu"] == cpu_facts()
+
+
+def test_a_result_file_says_as_much_of_its_cpu_as_it_recorded():
+    from bench.report import recorded_cpu
+
+    assert recorded_cpu({"cpu": cpu_facts(AVX2_ONLY), "cpus": 2}) == "AMD EPYC 7B12 (avx2, fma; 2 cores)"
+    assert recorded_cpu({"cpu_model": "AMD EPYC", "cpus": 2}) == (
+        "AMD EPYC (2 CPUs; vector features not recorded)")
+    assert recorded_cpu({"cpus": 2}) == "2 CPUs (CPU not recorded)"
