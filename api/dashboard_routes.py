@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify
 from posterq.api import auth, context
 from posterq.api.job_routes import MAX_OFFSET, number_arg
 from posterq.api.urls import public_url_for
+from posterq.cpu import describe
 from posterq.jobs.keys import JobStatus, Lane
 from posterq.jobs.pools import DEFAULT_POOL, held_by, is_held
 from posterq.jobs.stats import throughput_field
@@ -81,6 +82,7 @@ def operators(now: float) -> dict:
     heartbeats = store.stats.workers()
     throughput = store.stats.throughput()
     workers = [{"hostname": name, "host": info.get("host"), "model": info.get("model"),
+                "cpu": describe(info["cpu"]) if info.get("cpu") else None,
                 "processes": info.get("processes"),
                 "posters_per_second": throughput.rate(throughput_field(name)),
                 "last_seen_s": round(max(0.0, now - info.get("seen_at", now)), 1)}

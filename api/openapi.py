@@ -396,6 +396,8 @@ DOCUMENT = {
                 "workers": {"type": "array", "items": {"type": "object", "properties": {
                     "hostname": {"type": "string"}, "host": {"type": "string", "nullable": True},
                     "model": {"type": "string", "nullable": True},
+                    # Its CPU's model, vector features and cores, as one line.
+                    "cpu": {"type": "string", "nullable": True},
                     "processes": {"type": "integer", "nullable": True},
                     "posters_per_second": {"type": "number"}, "last_seen_s": {"type": "number"}}}},
                 "waiting_by_lane": {"type": "object", "additionalProperties": {"type": "integer"}},

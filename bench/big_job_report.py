@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import markdown_table, targets_table
+from bench.report import markdown_table, recorded_cpu, targets_table
 
 
 def targets(figures: dict) -> list[dict]:
@@ -113,7 +113,7 @@ def markdown(report: dict) -> str:
     made = report["provenance"]
     load = made["machine"].get("load_during", {}).get("loadavg_1m", {})
     head = (f"Run of {made['git']['commit'][:7]}{' (dirty tree)' if made['git']['dirty'] else ''}, "
-            f"{report['settings']['files']} files, {made['machine']['cpus']} CPUs, "
+            f"{report['settings']['files']} files, {recorded_cpu(made['machine'])}, "
             f"{report['seconds']} s in all; load average through the run: median "
             f"{load.get('median')}, max {load.get('max')}.")
     return "\n".join([head, "", *markdown_table(pd.DataFrame(rows, columns=["measured", "figure"])), "",

@@ -41,13 +41,14 @@ def label_rate(paths: list[Path], batch_size: int, workers: int) -> float:
     return count / (time.monotonic() - started)
 
 
-def invoke_ms(paths: list[Path], sizes=SIZES) -> dict[int, float]:
-    """Median ms per poster of one invoke at each batch size, one interpreter thread."""
+def invoke_ms(paths: list[Path], sizes=SIZES, model: str | Path | None = None) -> dict[int, float]:
+    """Median ms per poster of one invoke at each batch size, one interpreter thread (model: a bundle
+    folder or name; None: the default)."""
     import numpy as np
 
     from posterq.pool import load_classifier
 
-    classifier = load_classifier(None, num_threads=1)
+    classifier = load_classifier(model, num_threads=1)
     decoded = np.stack([classifier.preprocess(path.read_bytes()) for path in paths[:max(sizes)]])
     figures = {}
     for size in sizes:

@@ -39,6 +39,7 @@ from PIL import Image
 
 from bench.service import RESULTS, Service, bench_settings, git_commit, provenance, worktree
 from posterq.client import ServiceClient
+from posterq.cpu import describe
 from posterq.exceptions import PosterqError
 from posterq.jobs.keys import JobStatus
 from tests.harness import SOURCE_ROOT
@@ -153,7 +154,7 @@ def measure(args) -> dict:
         side.pop("source_root")
     return {"big_files": args.big, "small_files": args.small, "delay_s": args.delay,
             "workers": args.workers, "processes_per_worker": args.processes,
-            "cpu_model": produced["machine"]["cpu_model"], "cpus": produced["machine"]["cpus"],
+            "cpu": produced["machine"]["cpu"], "cpus": produced["machine"]["cpus"],
             "before": {"commit": before, **sides["before"]},
             "after": {"commit": produced["git"]["commit"], "dirty": produced["git"]["dirty"],
                       **sides["after"]},
@@ -168,7 +169,7 @@ def table(figures: dict) -> str:
             ("big job's posters finished by then", "big_finished_then")]
     lines = [f"{figures['small_files']}-file folder job posted {figures['delay_s']} s after a "
              f"{figures['big_files']}-file one; {figures['workers']} workers x "
-             f"{figures['processes_per_worker']} process; CPU: {figures['cpu_model']}", "",
+             f"{figures['processes_per_worker']} process; CPU: {describe(figures['cpu'])}", "",
              f"| | before ({figures['before']['commit'][:7]}) | after ({figures['after']['commit'][:7]}) |",
              "|---|---|---|"]
     lines += [f"| {label} | {figures['before'][key]} | {figures['after'][key]} |" for label, key in rows]

@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from posterq.cpu import describe
+
 #: The stages of one job on the client's clock, consecutive: the POST answered, the job final, every row read.
 STAGES = {"upload_and_store": "upload and store", "wait_answered_after_post": "queue and classify",
           "download": "download results"}
@@ -115,11 +117,20 @@ def _figures(report: dict) -> pd.DataFrame:
     return pd.DataFrame(_rows(report), columns=["measured", "figure"])
 
 
+def recorded_cpu(machine: dict) -> str:
+    """The CPU a result file's provenance names, in words; older files say less, and this says so."""
+    if machine.get("cpu"):
+        return describe(machine["cpu"])
+    if machine.get("cpu_model"):
+        return f"{machine['cpu_model']} ({machine.get('cpus')} CPUs; vector features not recorded)"
+    return f"{machine.get('cpus')} CPUs (CPU not recorded)"
+
+
 def markdown(report: dict) -> str:
     """Every headline figure and every target with its measured figure, as Markdown tables."""
     lines = [f"Run of {report['git']['commit'][:7]}{' (dirty tree)' if report['git']['dirty'] else ''}, "
              f"model {report['model']['name']} {report['model']['version']}, "
-             f"{report['parameters']['posters']} posters, {report['machine']['cpus']} CPUs, "
+             f"{report['parameters']['posters']} posters, {recorded_cpu(report['machine'])}, "
              f"{report['seconds']} s in all.", "", *markdown_table(_figures(report)), "",
              *targets_table(report["targets"])]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ import redis
 
 from posterq.client import ServiceClient
 from posterq.config import Settings
+from posterq.cpu import cpu_facts
 from posterq.exceptions import PosterqError
 from tests.harness import (
     SOURCE_ROOT,
@@ -52,26 +53,15 @@ def pick_posters(source: Path, count: int) -> list[Path]:
 
 
 def provenance() -> dict:
-    """The commit the figures came from, whether the tree was dirty, and the machine."""
+    """The commit the figures came from, whether the tree was dirty, and the machine with its CPU's
+    model and vector features (posterq.cpu.cpu_facts: a model's speed depends on them)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True,
                               text=True).stdout.strip()
     return {"git": {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))},
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpu_model": cpu_model(), "cpus": os.cpu_count(),
+                        "cpu": cpu_facts(), "cpus": os.cpu_count(),
                         "loadavg_before": [round(v, 2) for v in os.getloadavg()]}}
-
-
-def cpu_model() -> str:
-    """The CPU's model name as Linux reports it (platform.processor() is often empty)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def client(url: str, timeout: float = 600) -> ServiceClient:

@@ -8,6 +8,7 @@ from samples import write_posters
 
 from posterq.bundle import load_bundle
 from posterq.classifier import Classifier
+from posterq.cpu import cpu_facts, describe
 from posterq.genres import GENRES
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,11 @@ def test_effnet_pipeline_writes_a_verified_bundle_with_its_comparison(labelled_c
     assert shipped.meta["metrics"]["macro_roc_auc"] == variant["metrics"]["macro_roc_auc"]
     assert (tmp_path / "shipped" / "model.tflite").read_bytes() == (
         work / "variants" / shipped.meta["variant"] / "model.tflite").read_bytes()
-    assert "## The front" in (tmp_path / "shipped" / "README.md").read_text()
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert "## The front" in card
+    # The times are this CPU's, and the bundle, the card and ship's output say so.
+    assert front["cpu"] == meta["training"]["cpu"] == cpu_facts()
+    assert f"on {describe(cpu_facts())}." in card and summary["cpu_note"] in card
     assert (tmp_path / "shipped" / "front.png").exists()
     assert (tmp_path / "shipped" / "precision_recall.png").exists()
     # The fast bundle exists only when the front earns it, and then it is faster.

@@ -2,6 +2,11 @@
 
     python -m posterq.training.card models/effnet-lite0-posters --work runs/effnet-lite0-posters \
         --seed bench/results/seed_network.json
+    python -m posterq.training.card models/effnet-lite0-posters --text-only \
+        --seed bench/results/seed_network.json
+
+--text-only rewrites README.md alone, linking the plots already beside the bundle: the card's text
+changes without the training run's work folder, and without touching the model or its plots.
 """
 
 import argparse
@@ -16,33 +21,48 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
+from posterq.cpu import describe
+from posterq.training.shipping import cpu_note
+
 MAIN_GENRES = 6  # the precision-recall plot shows the genres with the most validation posters
+#: Each plot's file and title, in the card's order.
+PLOTS = {"front.png": "Accuracy against speed: every input size and precision",
+         "training_curves.png": "Training curves",
+         "per_genre_ap.png": "Average precision per genre (validation)",
+         "precision_recall.png": "Precision-recall, main genres (validation)"}
 
 
-def write_card(bundle: Path, work: Path, seed_meta: Path | None = None, scores: Path | None = None) -> Path:
+def write_card(bundle: Path, work: Path | None, seed_meta: Path | None = None, scores: Path | None = None,
+               text_only: bool = False) -> Path:
     """Write README.md and its plots into the bundle folder; return the README's path.
 
     `scores` holds the shipped variant's validation labels and scores (default work/validation_scores.npz).
+    With text_only, write README.md alone, linking the plots already in the folder (work is not read).
     """
-    bundle, work = Path(bundle), Path(work)
+    bundle = Path(bundle)
     meta = json.loads((bundle / "model.json").read_text())
     seed = json.loads(Path(seed_meta).read_text()) if seed_meta and Path(seed_meta).exists() else None
-    plots = []
-    history = work / "history.csv"
-    if history.exists():
-        plots.append(("Training curves", _plot_history(history, bundle / "training_curves.png")))
-    plots.append(("Average precision per genre (validation)",
-                  _plot_per_genre(meta, seed, bundle / "per_genre_ap.png")))
-    if "front" in meta:
-        plots.insert(0, ("Accuracy against speed: every input size and precision",
-                         _plot_front(meta["front"], bundle / "front.png")))
-    scores = Path(scores) if scores else work / "validation_scores.npz"
-    if scores.exists():
-        plots.append(("Precision-recall, main genres (validation)",
-                      _plot_pr(scores, meta["genres"], bundle / "precision_recall.png")))
-    text = _markdown(meta, seed, plots)
+    if text_only:
+        drawn = [name for name in PLOTS if (bundle / name).exists()]
+    else:
+        drawn = _draw(bundle, Path(work), meta, seed, scores)
+    text = _markdown(meta, seed, [(PLOTS[name], name) for name in PLOTS if name in drawn])
     (bundle / "README.md").write_text(text, encoding="utf-8")
     return bundle / "README.md"
+
+
+def _draw(bundle: Path, work: Path, meta: dict, seed: dict | None, scores: Path | None) -> list[str]:
+    """Draw every plot the bundle and the work folder have the data for; return their file names."""
+    drawn = [_plot_per_genre(meta, seed, bundle / "per_genre_ap.png")]
+    if "front" in meta:
+        drawn.append(_plot_front(meta["front"], bundle / "front.png"))
+    history = work / "history.csv"
+    if history.exists():
+        drawn.append(_plot_history(history, bundle / "training_curves.png"))
+    scores = Path(scores) if scores else work / "validation_scores.npz"
+    if scores.exists():
+        drawn.append(_plot_pr(scores, meta["genres"], bundle / "precision_recall.png"))
+    return drawn
 
 
 def _plot_front(front: dict, out: Path) -> str:
@@ -207,6 +227,7 @@ def _markdown(meta: dict, seed: dict | None, plots) -> str:
                      f"({seed['training']['recipe']['epochs']} epochs at 350x350) needs hours "
                      "on this 2-core CPU."
                      + (f" Its figures: {seed['how']}." if seed.get("how") else "") + "\n")
+    trained_on = _on(training.get("cpu"), training["machine"])
     figures = "\n".join(f"### {title}\n\n![{title}]({name})\n" for title, name in plots)
     return f"""# {meta['name']} {meta['version']}
 
@@ -228,7 +249,7 @@ with at least 5 validation positives; F1 is of the labels the label rule assigns
 {chr(10).join(rows)}
 {seed_note}
 Speed: median of single-poster invokes through `posterq.classifier.Classifier` with one interpreter thread,
-on {training['machine']}.
+on {_on(_timing_cpu(meta), training['machine'])}.
 
 {_front_section(meta)}## Keras vs TFLite variants at {meta['input']['height']}x{meta['input']['width']}
 
@@ -250,7 +271,7 @@ score when none passes) and at most {meta['label_rule']['top_k']}, best first. S
 validation posters.
 - Recipe: {recipe['epochs']} epochs, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']}; \
 {'; '.join(recipe['notes'])}.
-- Took {training['seconds'] / 60:.1f} minutes on {training['machine']} from the data to the end of fitting
+- Took {training['seconds'] / 60:.1f} minutes on {trained_on} from the data to the end of fitting
   (decoding, features, fitting); {_export_time(training)}.
 - Reproduce: {_reproduce(meta)}
 
@@ -268,12 +289,22 @@ validation posters.
 """
 
 
+def _timing_cpu(meta: dict) -> dict | None:
+    # posterq ship times every variant again, on its own machine: the training run's CPU is not theirs.
+    return meta["front"].get("cpu") if "front" in meta else meta["training"].get("cpu")
+
+
+def _on(cpu: dict | None, machine: str) -> str:
+    return describe(cpu) if cpu else f"{machine} (CPU model and vector features not recorded)"
+
+
 def _rule_line(meta: dict) -> str:
     if "front" in meta:
         return "The variant that ships was chosen from every input size's variants: see the front above."
     comparison = meta["comparison"]
     why = f" {comparison['why']}." if "why" in comparison else ""
-    return f"Rule for shipping: {comparison['rule']}.{why}"
+    return (f"Rule for shipping: {comparison['rule']}.{why}\n\n"
+            + cpu_note(_timing_cpu(meta), meta["training"]["machine"]))
 
 
 def _front_section(meta: dict) -> str:
@@ -298,6 +329,8 @@ whole validation split through posterq's runtime with its own thresholds, and wa
 others ({front['timing']}). Shipping rule for the default: {front['default_rule']}.
 
 **This bundle: {front['shipped']}**, because {front['why']}.{others}
+
+{cpu_note(front.get('cpu'), meta['training']['machine'])}
 
 {chr(10).join(rows)}
 
@@ -339,13 +372,18 @@ def _export_time(training: dict) -> str:
 def main():
     parser = argparse.ArgumentParser(description="Write a bundle's model card.")
     parser.add_argument("bundle")
-    parser.add_argument("--work", required=True,
-                        help="the training run's work folder (history, validation scores)")
+    parser.add_argument("--work", default=None,
+                        help="the training run's work folder (history, validation scores); "
+                             "required unless --text-only")
+    parser.add_argument("--text-only", action="store_true",
+                        help="rewrite README.md alone, linking the plots already in the bundle folder")
     parser.add_argument("--seed", default=None,
                         help="the seed network run's model.json (or bench/results/seed_network.json), "
                              "for the comparison row")
     args = parser.parse_args()
-    print(write_card(Path(args.bundle), Path(args.work), args.seed))
+    if not (args.work or args.text_only):
+        parser.error("--work is required unless --text-only")
+    print(write_card(Path(args.bundle), args.work, args.seed, text_only=args.text_only))
 
 
 if __name__ == "__main__":

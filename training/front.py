@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from posterq.classifier import Classifier
+from posterq.cpu import cpu_facts
 from posterq.training.bundle_io import write_bundle
-from posterq.training.shipping import RULE, choose_variant, on_front
+from posterq.training.shipping import RULE, choose_variant, cpu_note, on_front
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def write_choice(candidates: dict[str, dict], metas: dict[str, dict], chosen: di
                "default": chosen["default"]["shipped"], "fast": chosen.get("fast", {}).get("shipped"),
                "timing": "each variant timed again side by side in one process: the best of 3 "
                          "interleaved rounds of the median of 40 single-poster invokes, one thread",
+               "cpu": chosen["cpu"],
                "candidates": {n: _brief(c, n in chosen["front"]) for n, c in candidates.items()}})
     # The run's own choice among its variants gave way to the front's: keep only its measurements.
     meta["comparison"] = {key: meta["comparison"][key] for key in ("reference", "keras", "variants")}
@@ -129,7 +131,7 @@ def ship(runs: list[Path], out: Path, version: str, fast_out: Path | None = None
 
     candidates, metas = gather(runs)
     retime(candidates)
-    chosen = choose(candidates)
+    chosen = {**choose(candidates), "cpu": cpu_facts()}  # the CPU retime measured on
     written = {}
     targets = [("default", Path(out))]
     if "fast" in chosen and fast_out is not None:
@@ -142,4 +144,4 @@ def ship(runs: list[Path], out: Path, version: str, fast_out: Path | None = None
         write_card(folder, work, seed, scores=work / f"front_scores_{folder.name}.npz")
         written[role] = {"bundle": str(folder), "shipped": meta["front"]["shipped"]}
     return {"chosen": {role: chosen[role]["shipped"] for role in ("default", "fast") if role in chosen},
-            "front": chosen["front"], "written": written}
+            "front": chosen["front"], "written": written, "cpu_note": cpu_note(chosen["cpu"])}

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
+from posterq.cpu import cpu_facts
 from posterq.training.datasets import load_dataset
 from posterq.training.effnet_port import pretrained_backbone
 from posterq.training.metrics import evaluate_scores
@@ -70,7 +71,7 @@ def main():
         rows.append(row)
     result = {"what": "frozen EfficientNet-Lite0 ImageNet features + logistic regression per genre",
               "train_posters": len(train), "val_posters": len(val),
-              "machine": platform.processor() or platform.machine(),
+              "machine": platform.processor() or platform.machine(), "cpu": cpu_facts(),
               "command": "python -m posterq.training.input_shape --data DIR", "results": rows}
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from posterq.cpu import cpu_facts
 from posterq.training.datasets import load_dataset
 from posterq.training.effnet_train import ValidationMetrics, linear_probe, lower_outputs, split_models
 from posterq.training.train import RECIPES, decoded_split
@@ -57,7 +58,7 @@ def main():
         print(json.dumps(measured[size]), flush=True)
         out.write_text(json.dumps({"what": "the effnet-lite0 recipe's linear probe on frozen taps, "
                                            "per input size",
-                                   "machine": f"{platform.machine()}",
+                                   "machine": f"{platform.machine()}", "cpu": cpu_facts(),
                                    "command":
                                    "python -m posterq.training.probe_resolution --data DIR --sizes HxW",
                                    "results": [measured[key] for key in sorted(measured)]}, indent=2) + "\n")

@@ -27,4 +27,5 @@ def run(args) -> int:
     for role, written in summary["written"].items():
         print(f"{role}: {written['shipped']} -> {written['bundle']}")
     print("front (fastest first): " + ", ".join(summary["front"]))
+    print(summary["cpu_note"])
     return EXIT_OK

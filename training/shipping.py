@@ -7,7 +7,12 @@ Agreement with Keras is kept in the report as information only: the metrics are 
 The front and the rule read the same figures the same way (times within SAME_SPEED are equally
 fast for both), and the rule picks among the front's variants only, so the variant that ships is
 on the front by construction, however noisy the timing run was.
+
+The times are one CPU's: int8's lead over float depends on the CPU (cpu_note), so the bundle
+records the CPU they came from, and the card says it.
 """
+
+from posterq.cpu import describe, has_int8_dot_products
 
 #: How far below the best variant's figure a variant may score and still ship.
 TOLERANCE = {"macro_roc_auc": 0.003, "macro_average_precision": 0.006, "micro_f1": 0.006}
@@ -20,6 +25,24 @@ RULE = ("the fastest variant on the front (ms per poster on one core) whose macr
         + " of the best variant's, each variant with its own thresholds tuned on validation; variants "
         f"within {SAME_SPEED - 1:.0%} of each other's time count as equally fast, on the front and here, "
         "and among the equally fast the smallest file wins")
+
+
+def cpu_note(facts: dict | None, machine: str | None = None) -> str:
+    """What RULE's timings say about other CPUs: int8's lead depends on the CPU's int8 dot products.
+
+    facts: posterq.cpu.cpu_facts() of the CPU the times were measured on (None: not recorded, and
+    then `machine`, what was recorded instead, is named).
+    """
+    has = has_int8_dot_products(facts) if facts else None
+    where = describe(facts) if facts else "a CPU" + (f" ({machine})" if machine else "")
+    which = {True: "which has them: on a CPU without them int8 may be no faster than float16",
+             False: "which has none of them: on a CPU with them int8 may gain more",
+             None: "whose model and vector features were not recorded"}[has]
+    return ("int8's lead over float16 depends on the CPU: int8 kernels gain most where the CPU has "
+            "fast int8 dot products (AVX-512 VNNI, AVX-VNNI or AMX; on Arm, the dot-product and i8mm "
+            f"extensions). These times were measured on {where}, {which}. "
+            "`python -m bench.variants` times bundles side by side on yours; docs/benchmarks.md "
+            "(int8 against float16: the CPU decides) has figures from CPUs with and without them.")
 
 
 def metric(entry: dict, key: str) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 from posterq import __version__
 from posterq.classifier import Classifier
 from posterq.config import available_cores
+from posterq.cpu import cpu_facts
 from posterq.genres import GENRES
 from posterq.training.bundle_io import write_bundle
 from posterq.training.callbacks import TimeBudget
@@ -151,6 +152,7 @@ def train(data, arch: str = "effnet-lite0", out="models/effnet-lite0-posters", w
             f"time budget of {max_minutes} min spent after {budget.stopped_at} steps "
             f"(the recipe asks for {recipe.epochs} epochs)",
             "machine": f"{platform.machine()}, {available_cores()} cores",
+            "cpu": cpu_facts(),  # the variants' timings and the training time depend on it
             "posterq": __version__,
         },
         "metrics": report["variants"][shipped]["metrics"],

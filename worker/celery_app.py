@@ -8,6 +8,7 @@ from celery.worker import consumer, state
 from kombu.common import ignore_errors
 
 from posterq.config import Settings
+from posterq.cpu import cpu_facts, describe
 from posterq.jobs.broker import Broker, celery_config, listing_queue
 from posterq.jobs.memory import RedisMemory
 from posterq.worker import runtime
@@ -119,7 +120,9 @@ def _start_heartbeat(sender=None, **_):
     # The main process's one store, shared by both threads (see runtime.store).
     store = runtime.store()
     store.migrate()
-    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model())
+    cpu = cpu_facts()
+    log.info("worker %s runs on %s", hostname, describe(cpu))
+    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model(), cpu)
     app.posterq_heartbeat.start()
     # One sweep per pool this worker serves (each under its pool's lock); the sweep's tokens go out
     # as the API sends a new job's, through this app.

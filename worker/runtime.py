@@ -119,11 +119,13 @@ def default_threads(processes: int, settings: Settings) -> int:
 class Heartbeat(Periodic):
     """Tells Redis every heartbeat_interval that this worker is alive, from its main process."""
 
-    def __init__(self, store: JobStore, hostname: str, processes: int, model: str | None = None):
+    def __init__(self, store: JobStore, hostname: str, processes: int, model: str | None = None,
+                 cpu: dict | None = None):
         self.store, self.hostname = store, hostname
-        # The model is what GET /models lists and what a job naming one is checked against.
+        # The model is what GET /models lists and what a job naming one is checked against; the CPU
+        # (posterq.cpu.cpu_facts) says why one host's posters/s differ from another's.
         info = {"hostname": hostname, "host": socket.gethostname(), "pid": os.getpid(),
-                "processes": processes, "model": model}
+                "processes": processes, "model": model, "cpu": cpu}
         super().__init__("posterq-heartbeat", store.settings.heartbeat_interval,
                          lambda: store.stats.heartbeat(hostname, info), at_once=True)
 

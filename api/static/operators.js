@@ -8,7 +8,7 @@ const LANES = { interactive: "Interactive lane", bulk: "Bulk lane" };
 function workerRow(worker) {
   return el("tr", { "data-hostname": worker.hostname },
     el("th", { scope: "row", text: worker.hostname }),
-    el("td", { text: worker.host || "—" }),
+    el("td", { text: worker.host || "—", title: worker.cpu || undefined }),
     el("td", { text: worker.model || "—" }),
     el("td", { class: "number", text: formatRate(worker.posters_per_second) }),
     el("td", { class: "number", text: `${formatDuration(worker.last_seen_s)} ago` }));

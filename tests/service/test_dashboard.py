@@ -10,6 +10,7 @@ import pytest
 from samples import poster_bytes, write_posters
 
 from posterq.api.dashboard_routes import job_summary
+from posterq.cpu import cpu_facts, describe
 
 WORKER = "dash-worker@test"
 KEY_A = "alpha-" + secrets.token_urlsafe(24)
@@ -42,7 +43,7 @@ def _with_worker(server, headers=None, timeout: float = 20) -> dict:
         time.sleep(0.1)  # polling a condition, with a deadline
 
 
-def test_jobs_rate_workers_and_throughput_after_a_folder_job(api, data_root):
+def test_jobs_rate_workers_and_throughput_after_a_folder_job(api, data_root, worker):
     folder = data_root / "dashboard-shelf"
     write_posters(folder, 12)
     job_id = api.post("/jobs", json={"directory": str(folder)}).json()["id"]
@@ -63,6 +64,9 @@ def test_jobs_rate_workers_and_throughput_after_a_folder_job(api, data_root):
     operators = board["operators"]
     [seen] = [one for one in operators["workers"] if one["hostname"] == WORKER]
     assert seen["model"] == "tiny-test@0.0.1" and seen["posters_per_second"] > 0 and seen["last_seen_s"] < 10
+    # The worker said its CPU at start, and its heartbeat says it: a host's speed depends on it.
+    assert seen["cpu"] == describe(cpu_facts())
+    assert f"worker {WORKER} runs on {describe(cpu_facts())}" in worker.log(None)
     # The minute under way (or the one before it, had the minute turned) counted the 14 posters.
     series = operators["throughput"]
     assert len(series) == 61 and series[-1]["at"] > series[0]["at"]
