@@ -1,7 +1,7 @@
 """How far one Redis and one PostgreSQL go: worker processes with a model that costs next to nothing,
 raised until posters/s stops growing, and the CPU of Redis, PostgreSQL, the workers and the machine.
 
-    .venv/bin/python -m bench.ceiling [--processes 1 2 4 8 16] [--posters 6000] [--jobs 1] [--per-host 2] \
+    .venv/bin/python -m bench.ceiling [--processes 1 2 4 8 16] [--posters 6000] [--jobs 1 8] [--per-host 2] \
         [--redis-url URL] [--database-url URL] [--host-rate P] [--quick] [--out DIR]
 
 The model is the tests' tiny bundle (tests/samples.py: a 48x32 input, one small convolution; built
@@ -18,15 +18,16 @@ database --database-url (default posterq_bench_ceiling on 127.0.0.1, created if 
 before each step), `posterq api`, and worker hosts of --per-host processes each (`posterq worker
 --concurrency`; a step of one process has one host of one). For each count of worker processes
 (--processes, in order) it starts or stops hosts, runs a warm-up job, measures the idle service for
-a few seconds, then POSTs the posters as one directory job (--jobs N: N folders, N jobs posted
-together) and waits for it (the job rows polled in PostgreSQL every 0.2 s); posters/s = posters /
-(all final - first POST). Meanwhile bench.proc_cpu reads every
-0.5 s, from /proc, the CPU of: redis-server (INFO server process_id), this database's PostgreSQL
-backends (pg_stat_activity), PostgreSQL's background processes (server-wide: other databases'
-work counts too), the worker hosts (Celery's main processes and their pool processes apart), the
-API's processes, this
-benchmark, and the whole machine (/proc/stat). It stops after the step that makes posters/s stop
-growing (two steps in a row under 1.05 x the best before them).
+a few seconds, then POSTs the posters as one directory job and waits for it (the job row polled in
+PostgreSQL every 0.2 s); posters/s = posters / (final - POST). With --jobs 1 8, at every step the
+same posters are also split into 8 folders posted together as 8 jobs (the database emptied in
+between), side by side with the one job. Meanwhile bench.proc_cpu reads every 0.5 s, from /proc,
+the CPU of: redis-server (INFO server process_id), this database's PostgreSQL backends
+(pg_stat_activity, which also counts those waiting on a lock), PostgreSQL's background processes
+(server-wide: other databases' work counts too), the worker hosts (Celery's main processes and
+their pool processes apart), the API's processes, this benchmark, and the whole machine
+(/proc/stat). It stops after the step that makes posters/s stop growing (two steps in a row under
+1.05 x the best before them, for the first --jobs value).
 
 From the CPU per poster at the ceiling: the posters/s one Redis core and one PostgreSQL core can
 feed, and how many worker hosts with the real model (--host-rate posters/s; default: the latest
@@ -145,11 +146,8 @@ def per_poster(window: dict, posters: int) -> dict:
                                 for group, cpu in window["cpu_s"].items()}}
 
 
-def step(bench: Bench, processes: int, per_host: int, folders: list[Path], warm: Path, posters: int,
-         idle_seconds: float) -> dict:
-    """One count of worker processes: hosts, a warm-up job, the idle service, then the measured jobs."""
-    hosts = bench.resize(processes, per_host)
-    bench.jobs([warm])
+def run(bench: Bench, folders: list[Path], posters: int, idle_seconds: float) -> dict:
+    """The idle service on an empty database for a few seconds, then the folders as jobs posted together."""
     fresh_database(bench.database_url)
     idle = GroupCPU(bench.finder())
     idle.start()
@@ -165,7 +163,7 @@ def step(bench: Bench, processes: int, per_host: int, folders: list[Path], warm:
                                / posters, 1) for group in window["cpu_s"]}
     rows_window = max(row["finished_at"] for row in rows) - min(row["started_at"] for row in rows)
     checks = [check_rows(bench.sql, row["id"], written(row)) for row in rows]
-    return {"processes": processes, "hosts": hosts, "posters": posters, "jobs": [row["id"] for row in rows],
+    return {"posters": posters, "jobs": len(rows), "job_ids": [row["id"] for row in rows],
             "statuses": sorted({row["status"] for row in rows}), "seconds": round(seconds, 2),
             "posters_per_second": round(posters / seconds, 1),
             "rows_per_second_started_to_finished": round(sum(map(written, rows)) / rows_window, 1),
@@ -178,6 +176,18 @@ def step(bench: Bench, processes: int, per_host: int, folders: list[Path], warm:
             "processes_seen": window["processes"], "cpu_samples": window["samples"],
             "postgres_lock_waiters_mean": round(sum(bench.lock_waits) / max(1, len(bench.lock_waits)), 2),
             "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+
+
+def layouts(source: Path, posters: list[Path], jobs: list[int]) -> dict[int, list[Path]]:
+    """For each count of jobs, that many folders of hard links splitting the posters between them."""
+    folders = {}
+    for count in jobs:
+        folders[count] = [source.parent / f"{count}-jobs" / f"job-{n}" for n in range(count)]
+        for folder in folders[count]:
+            folder.mkdir(parents=True)
+        for n, poster in enumerate(posters):
+            os.link(poster, folders[count][n % count] / poster.name)
+    return folders
 
 
 def grown(rates: list[float]) -> bool:
@@ -198,21 +208,18 @@ def recorded_host_rate() -> dict | None:
     return None
 
 
-def measure(processes, posters: int, jobs: int, per_host: int, redis_url: str | None, database_url: str,
+def measure(processes, posters: int, jobs: list[int], per_host: int, redis_url: str | None, database_url: str,
             quick: bool, host_rate: dict | None) -> dict:
-    """Every step, in order, until posters/s stops growing; JSON-ready figures."""
+    """Every step in order until posters/s (of the first count of jobs) stops growing; JSON-ready figures."""
     produced = provenance()
     steps = []
     with tempfile.TemporaryDirectory(prefix="posterq-ceiling-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         samples = tests_samples()
         folder, warm = tmp / "posters", tmp / "warm"
-        # Distinct posters, `jobs` folders of them: no two files share their bytes.
-        folders = [folder / f"job-{n}" for n in range(jobs)]
-        for n, part in enumerate(folders):
-            share = posters // jobs
-            samples.write_posters(part, share + (n < posters % jobs), start=n * (share + 1))
-        samples.write_posters(warm, 2 * max(processes), start=posters + jobs)
+        # Distinct posters (no two files share their bytes), split into each count of jobs.
+        folders = layouts(folder / "all", samples.write_posters(folder / "all", posters), jobs)
+        samples.write_posters(warm, 2 * max(processes), start=posters)
         private = not redis_url
         if private:
             server = RedisServer(tmp / "redis", "--appendonly", "yes", "--maxmemory-policy", "noeviction")
@@ -226,11 +233,15 @@ def measure(processes, posters: int, jobs: int, per_host: int, redis_url: str | 
         bench = Bench(service, redis.Redis.from_url(redis_url), database_url)
         stack.callback(bench.close)
         for count in processes:
-            steps.append(step(bench, count, per_host, folders, warm, posters, QUICK_IDLE if quick else IDLE))
-            print(f"{count} worker processes ({len(steps[-1]['hosts'])} hosts): "
-                  f"{steps[-1]['posters_per_second']} posters/s; cores: {steps[-1]['cores']}, "
-                  f"machine {steps[-1]['machine_cores_busy']}", flush=True)
-            if not grown([entry["posters_per_second"] for entry in steps]):
+            hosts = bench.resize(count, per_host)
+            bench.jobs([warm])
+            for split in jobs:
+                steps.append({"processes": count, "hosts": hosts,
+                              **run(bench, folders[split], posters, QUICK_IDLE if quick else IDLE)})
+                print(f"{count} worker processes ({len(hosts)} hosts), {split} jobs: "
+                      f"{steps[-1]['posters_per_second']} posters/s; cores: {steps[-1]['cores']}, "
+                      f"machine {steps[-1]['machine_cores_busy']}", flush=True)
+            if not grown([entry["posters_per_second"] for entry in steps if entry["jobs"] == jobs[0]]):
                 break
         facts = database_facts(database_url)
         redis_facts = {key: bench.redis.info("server")[key] for key in ("redis_version", "io_threads_active")}
@@ -257,8 +268,10 @@ def main() -> int:
                              f"{' '.join(map(str, QUICK_PROCESSES))})")
     parser.add_argument("--posters", type=int, default=None,
                         help=f"posters of a step ({POSTERS}; quick {QUICK_POSTERS})")
-    parser.add_argument("--jobs", type=int, default=1, help="directory jobs the posters are split into, "
-                        "posted together (1: one bulk job, whose batches all lock its row)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1],
+                        help="directory jobs the posters are split into, posted together (1: one bulk job, "
+                             "whose batches all lock its row); several: each measured at every step, the "
+                             "first deciding when to stop")
     parser.add_argument("--per-host", type=int, default=PER_HOST,
                         help=f"processes a worker host ({PER_HOST})")
     parser.add_argument("--redis-url", default=None, help="a given Redis (default: a private redis-server)")

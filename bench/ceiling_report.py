@@ -39,31 +39,42 @@ def per_core(usec: float) -> float | None:
     return round(1e6 / usec) if usec > 0 else None
 
 
-def summary(report: dict) -> dict:
-    """The ceiling and what follows from the CPU per poster at it."""
-    steps, cores = report["steps"], report["provenance"]["machine"]["cpus"]
+def of_jobs(report: dict, jobs: int) -> list[dict]:
+    """The steps measured with `jobs` jobs."""
+    return [entry for entry in report["steps"] if entry["jobs"] == jobs]
+
+
+def ceiling(steps: list[dict], cores: int) -> dict:
+    """The best step of some, what saturated first there, and the CPU per poster there."""
     best = max(steps, key=lambda entry: entry["posters_per_second"])
-    usec = best["usec_per_poster"]
-    postgres = usec["postgres"] + usec["postgres_background"]
-    host = (report.get("host_rate") or {}).get("posters_per_second")
-    feeds = {"redis_core": per_core(usec["redis"]), "postgres_core_backends": per_core(usec["postgres"]),
-             "postgres_core_with_background": per_core(postgres)}
     return {"ceiling_posters_per_second": best["posters_per_second"], "at_processes": best["processes"],
             "hosts_at_ceiling": best["hosts"], "saturated_first": first_saturated(best, cores),
             "cores_at_ceiling": {**best["cores"], "other": other_cores(best),
                                  "machine_busy": best["machine_cores_busy"]},
-            "usec_per_poster_at_ceiling": usec,
+            "postgres_lock_waiters_mean_at_ceiling": best["postgres_lock_waiters_mean"],
+            "usec_per_poster_at_ceiling": best["usec_per_poster"],
             "usec_per_poster_range": {group: [min(entry["usec_per_poster"][group] for entry in steps),
                                               max(entry["usec_per_poster"][group] for entry in steps)]
-                                      for group in usec},
-            "posters_per_second_one_core_feeds": feeds,
+                                      for group in best["usec_per_poster"]},
+            "rates": {entry["processes"]: entry["posters_per_second"] for entry in steps}}
+
+
+def summary(report: dict) -> dict:
+    """The ceiling (of the first count of jobs) and what follows from the CPU per poster at it."""
+    cores, jobs = report["provenance"]["machine"]["cpus"], report["settings"]["jobs"]
+    found = ceiling(of_jobs(report, jobs[0]), cores)
+    usec = found["usec_per_poster_at_ceiling"]
+    host = (report.get("host_rate") or {}).get("posters_per_second")
+    feeds = {"redis_core": per_core(usec["redis"]), "postgres_core_backends": per_core(usec["postgres"]),
+             "postgres_core_with_background": per_core(usec["postgres"] + usec["postgres_background"])}
+    return {"jobs": jobs[0], **found, "posters_per_second_one_core_feeds": feeds,
             "worker_core_posters_per_second_noop_model":
                 per_core(usec["workers_main"] + usec["workers_pool"]),
             "host_rate": report.get("host_rate"),
             "worker_hosts_fed": {name: round(rate / host, 1) if rate and host else None
                                  for name, rate in feeds.items()},
-            "every_poster_once": all(entry["check"]["one_row_per_file"] for entry in steps),
-            "rates": {entry["processes"]: entry["posters_per_second"] for entry in steps}}
+            "every_poster_once": all(entry["check"]["one_row_per_file"] for entry in report["steps"]),
+            "other_jobs": {count: ceiling(of_jobs(report, count), cores) for count in jobs[1:]}}
 
 
 def plot(report: dict, path: Path) -> None:
@@ -73,24 +84,32 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = report["steps"]
-    x = [entry["processes"] for entry in steps]
+    jobs = report["settings"]["jobs"]
     fig, (rate, cores, usec) = plt.subplots(1, 3, figsize=(16, 4.8))
-    rate.plot(x, [entry["posters_per_second"] for entry in steps], marker="o")
-    rate.set(title="posters/s, one directory job (no-op model)", xlabel="worker processes",
-             ylabel="posters/s", ylim=(0, None))
+    for count, style in zip(jobs, ("-", "--", ":", "-."), strict=False):
+        steps = of_jobs(report, count)
+        x = [entry["processes"] for entry in steps]
+        rate.plot(x, [entry["posters_per_second"] for entry in steps], marker="o", linestyle=style,
+                  label=f"{count} job{'s' if count > 1 else ''}")
+        for group, colour in (("redis", "C0"), ("postgres", "C1"), ("postgres_background", "C2")):
+            usec.plot(x, [entry["usec_per_poster"][group] for entry in steps], marker="o", color=colour,
+                      linestyle=style, label=f"{PARTS[group]}, {count} job{'s' if count > 1 else ''}")
+    rate.set(title="posters/s, directory jobs (no-op model)", xlabel="worker processes", ylabel="posters/s",
+             ylim=(0, None))
+    rate.legend(fontsize=7)
+    usec.set(title="CPU per poster", xlabel="worker processes", ylabel="µs a poster", ylim=(0, None))
+    usec.legend(fontsize=6)
+    steps = of_jobs(report, jobs[0])
+    x = [entry["processes"] for entry in steps]
     for group in ("redis", "postgres", "postgres_background", "workers_main", "workers_pool", "api"):
         cores.plot(x, [entry["cores"][group] for entry in steps], marker="o", label=PARTS[group])
     cores.plot(x, [other_cores(entry) for entry in steps], marker=".", linestyle=":", label="other processes")
     cores.plot(x, [entry["machine_cores_busy"] for entry in steps], color="black", label="the machine, busy")
     cores.axhline(report["provenance"]["machine"]["cpus"], color="grey", linestyle="--",
                   label="the machine's cores")
-    cores.set(title="cores used during the job", xlabel="worker processes", ylabel="cores", ylim=(0, None))
-    cores.legend(fontsize=7)
-    for group in ("redis", "postgres", "postgres_background"):
-        usec.plot(x, [entry["usec_per_poster"][group] for entry in steps], marker="o", label=PARTS[group])
-    usec.set(title="CPU per poster", xlabel="worker processes", ylabel="µs a poster", ylim=(0, None))
-    usec.legend(fontsize=7)
+    cores.set(title=f"cores used during the job{'s' if jobs[0] > 1 else ''} ({jobs[0]})",
+              xlabel="worker processes", ylabel="cores", ylim=(0, None))
+    cores.legend(fontsize=7, loc="center right")
     for axis in (rate, cores, usec):
         axis.set_xscale("log", base=2)
         axis.set_xticks(x, [str(n) for n in x])
