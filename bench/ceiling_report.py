@@ -86,19 +86,24 @@ def plot(report: dict, path: Path) -> None:
 
     jobs = report["settings"]["jobs"]
     fig, (rate, cores, usec) = plt.subplots(1, 3, figsize=(16, 4.8))
+    waiters = rate.twinx()
     for count, style in zip(jobs, ("-", "--", ":", "-."), strict=False):
         steps = of_jobs(report, count)
         x = [entry["processes"] for entry in steps]
         rate.plot(x, [entry["posters_per_second"] for entry in steps], marker="o", linestyle=style,
-                  label=f"{count} job{'s' if count > 1 else ''}")
+                  label=f"posters/s, {count} job{'s' if count > 1 else ''}")
+        waiters.plot(x, [entry["postgres_lock_waiters_mean"] for entry in steps], marker="x", color="grey",
+                     linestyle=style, label=f"PostgreSQL backends waiting on a lock, {count} job(s)")
         for group, colour in (("redis", "C0"), ("postgres", "C1"), ("postgres_background", "C2")):
             usec.plot(x, [entry["usec_per_poster"][group] for entry in steps], marker="o", color=colour,
                       linestyle=style, label=f"{PARTS[group]}, {count} job{'s' if count > 1 else ''}")
     rate.set(title="posters/s, directory jobs (no-op model)", xlabel="worker processes", ylabel="posters/s",
              ylim=(0, None))
-    rate.legend(fontsize=7)
+    waiters.set(ylabel="PostgreSQL backends waiting on a lock (mean)", ylim=(0, None))
+    lines = rate.get_legend_handles_labels()[0] + waiters.get_legend_handles_labels()[0]
+    rate.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
     usec.set(title="CPU per poster", xlabel="worker processes", ylabel="µs a poster", ylim=(0, None))
-    usec.legend(fontsize=6)
+    usec.legend(fontsize=6, loc="lower left")
     steps = of_jobs(report, jobs[0])
     x = [entry["processes"] for entry in steps]
     for group in ("redis", "postgres", "postgres_background", "workers_main", "workers_pool", "api"):
@@ -109,7 +114,7 @@ def plot(report: dict, path: Path) -> None:
                   label="the machine's cores")
     cores.set(title=f"cores used during the job{'s' if jobs[0] > 1 else ''} ({jobs[0]})",
               xlabel="worker processes", ylabel="cores", ylim=(0, None))
-    cores.legend(fontsize=7, loc="center right")
+    cores.legend(fontsize=7, loc="center right", bbox_to_anchor=(1.0, 0.62))
     for axis in (rate, cores, usec):
         axis.set_xscale("log", base=2)
         axis.set_xticks(x, [str(n) for n in x])
