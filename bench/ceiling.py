@@ -15,7 +15,7 @@ changes: the API and the workers run with their defaults, except one interpreter
 The service: a redis-server of its own (append-only, as docker-compose.yml runs it; --redis-url
 uses a given Redis under a private prefix instead, whose CPU then counts every client's work), the
 database --database-url (default posterq_bench_ceiling on 127.0.0.1, created if missing, emptied
-before each step), `posterq api`, and worker hosts of --per-host processes each (`posterq worker
+before each measurement), `posterq api`, and worker hosts of --per-host processes each (`posterq worker
 --concurrency`; a step of one process has one host of one). For each count of worker processes
 (--processes, in order) it starts or stops hosts, runs a warm-up job, measures the idle service for
 a few seconds, then POSTs the posters as one directory job and waits for it (the job row polled in
@@ -61,7 +61,7 @@ DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/posterq_bench_ceiling"
 PROCESSES, QUICK_PROCESSES = (1, 2, 4, 8, 16), (1, 2, 4)
 POSTERS, QUICK_POSTERS = 6000, 600
 PER_HOST = 2
-#: Seconds of the idle service measured before each job: its own polling and heartbeats.
+#: Seconds of the idle service measured before each measurement: its own polling and heartbeats.
 IDLE, QUICK_IDLE = 3.0, 1.0
 #: A step "grows" when it beats the best before it by this much; two steps in a row that do not end the run.
 GROWTH, FLAT_STEPS = 1.05, 2
@@ -109,6 +109,8 @@ class Bench:
         self.lock_waits = []
 
         def find() -> dict[str, list[int]]:
+            # On the main thread's connection (psycopg serializes its use), so that the job polls'
+            # backend, left out as pg_backend_pid(), is never counted as the service's.
             rows = self.sql.execute("SELECT pid, datname = %s, backend_type, wait_event_type "
                                     "FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
                                     (self.database,)).fetchall()
