@@ -214,7 +214,7 @@ def measure(processes, posters: int, jobs: list[int], per_host: int, redis_url: 
             quick: bool, host_rate: dict | None) -> dict:
     """Every step in order until posters/s (of the first count of jobs) stops growing; JSON-ready figures."""
     produced = provenance()
-    steps = []
+    steps, stopped_growing = [], False
     with tempfile.TemporaryDirectory(prefix="posterq-ceiling-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         samples = tests_samples()
@@ -244,13 +244,14 @@ def measure(processes, posters: int, jobs: list[int], per_host: int, redis_url: 
                       f"{steps[-1]['posters_per_second']} posters/s; cores: {steps[-1]['cores']}, "
                       f"machine {steps[-1]['machine_cores_busy']}", flush=True)
             if not grown([entry["posters_per_second"] for entry in steps if entry["jobs"] == jobs[0]]):
+                stopped_growing = True
                 break
         facts = database_facts(database_url)
         redis_facts = {key: bench.redis.info("server")[key] for key in ("redis_version", "io_threads_active")}
         redis_facts.update(bench.redis.config_get("appendonly"))
         fresh_database(database_url)
     produced["machine"]["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-    return {"name": "ceiling", "steps": steps, "provenance": produced,
+    return {"name": "ceiling", "steps": steps, "stopped_growing": stopped_growing, "provenance": produced,
             "settings": {"processes": list(processes), "posters": posters, "jobs": jobs, "per_host": per_host,
                          "model": "tests/samples.py tiny bundle (48x32 input)", "threads": 1,
                          "solo_threads": 1, "batch_size": settings.batch_size,

@@ -67,7 +67,9 @@ def summary(report: dict) -> dict:
     host = (report.get("host_rate") or {}).get("posters_per_second")
     feeds = {"redis_core": per_core(usec["redis"]), "postgres_core_backends": per_core(usec["postgres"]),
              "postgres_core_with_background": per_core(usec["postgres"] + usec["postgres_background"])}
-    return {"jobs": jobs[0], **found, "posters_per_second_one_core_feeds": feeds,
+    # Where posters/s still grew at the last step, the ceiling is a floor: more processes might go further.
+    return {"jobs": jobs[0], "stopped_growing": report.get("stopped_growing"), **found,
+            "posters_per_second_one_core_feeds": feeds,
             "worker_core_posters_per_second_noop_model":
                 per_core(usec["workers_main"] + usec["workers_pool"]),
             "host_rate": report.get("host_rate"),
