@@ -3,6 +3,8 @@ and in worker hosts) and its plot."""
 
 from pathlib import Path
 
+from bench.report import recorded_cpu
+
 #: A part counts as saturated at this share of what it has (Redis: one core; the machine: every core).
 SATURATED = 0.85
 #: The groups bench.ceiling measures, as the summary and the plot name them.
@@ -122,8 +124,8 @@ def plot(report: dict, path: Path) -> None:
         axis.set_xticks(x, [str(n) for n in x])
         axis.grid(alpha=0.3)
     machine = report["provenance"]["machine"]
-    fig.suptitle(f"bench.ceiling, {report['provenance']['git']['commit'][:7]}, {machine['cpu_model']} "
-                 f"({machine['cpus']} cores), load before {machine['loadavg_before'][0]}", fontsize=10)
+    fig.suptitle(f"bench.ceiling, {report['provenance']['git']['commit'][:7]}, {recorded_cpu(machine)}, "
+                 f"load before {machine['loadavg_before'][0]}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
