@@ -106,18 +106,19 @@ class Service:
         forget_keys(self.settings)
 
     def start_worker(self, processes: int | None = None, name: str | None = None,
-                     cpus: set[int] | None = None, **changes) -> WorkerProcess:
-        """Start `posterq worker` (default concurrency unless given); wait for its heartbeat.
+                     cpus: set[int] | None = None, wait: bool = True, **changes) -> WorkerProcess:
+        """Start `posterq worker` (default concurrency unless given); wait for its heartbeat unless told not.
 
         name: part of the Celery hostname (default: the process count); cpus: pin the worker to
-        those CPUs; changes: settings of this worker that differ from the service's.
+        those CPUs; wait: False returns at once (start several, then call wait_ready on each);
+        changes: settings of this worker that differ from the service's.
         """
         name = name or str(processes or "default")
         hostname = f"bench-{name}-{os.getpid()}@{socket.gethostname()}"
         worker = WorkerProcess(hostname, self.settings.replace(**changes), self.log_dir, processes,
                                loglevel="WARNING", cpus=cpus, source_root=self.source_root)
         self.workers.append(worker)
-        return worker.wait_ready()
+        return worker.wait_ready() if wait else worker
 
     def stop_worker(self, worker: WorkerProcess) -> None:
         """Stop one worker (warm shutdown, then kill)."""
