@@ -126,6 +126,24 @@ _MIGRATIONS = [
     # from (api/rerun_routes.py), so that either can be traced back to the job it repeats.
     (11, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
           "ALTER TABLE posterq_jobs ADD COLUMN rerun_of text"]),
+    # Each result row written once: what intake knows of an item (its name and path) is a row of
+    # posterq_items, written when the item is known and never updated, and a result is inserted
+    # into posterq_results once it exists (posterq.jobs.result_writes). A pending row filled in
+    # later left a dead tuple per result; an item without a result row is pending.
+    (12, [
+        """CREATE TABLE posterq_items (
+            job_id text NOT NULL REFERENCES posterq_jobs (id) ON DELETE CASCADE,
+            idx bigint NOT NULL,
+            name text NOT NULL,
+            path text,
+            PRIMARY KEY (job_id, idx)
+        )""",
+        "INSERT INTO posterq_items (job_id, idx, name, path) "
+        "SELECT job_id, idx, name, path FROM posterq_results",
+        "DELETE FROM posterq_results WHERE status = 'pending'",
+        "ALTER TABLE posterq_results DROP COLUMN name",
+        "ALTER TABLE posterq_results DROP COLUMN path",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
@@ -215,6 +233,23 @@ class Database:
                     raise
                 finally:
                     connection.close()
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator["Transaction"]:
+        """Statements that each commit alone: in PostgreSQL no BEGIN and no COMMIT, so one statement
+        is one round trip and holds its row locks only while it runs. SQLite: one transaction."""
+        if self.dialect != "postgresql":
+            with self.transaction() as tx:
+                yield tx
+            return
+        with self._guard(), self._postgres_pool().connection() as connection:
+            connection.autocommit = True
+            try:
+                yield Transaction(self, connection)
+            finally:
+                # The pool's next user expects a connection that opens transactions.
+                with contextlib.suppress(Exception):
+                    connection.autocommit = False
 
     @contextlib.contextmanager
     def unique_violation(self, error: Exception):
