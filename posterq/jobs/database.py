@@ -236,8 +236,9 @@ class Database:
 
     @contextlib.contextmanager
     def autocommit(self) -> Iterator["Transaction"]:
-        """Statements that each commit alone: in PostgreSQL no BEGIN and no COMMIT, so one statement
-        is one round trip and holds its row locks only while it runs. SQLite: one transaction."""
+        """Statements that each commit alone in PostgreSQL (SQLite: one transaction)."""
+        # No BEGIN and no COMMIT: one statement is one round trip (after the pool's check of the
+        # connection), and holds its row locks only while it runs, never while the client waits.
         if self.dialect != "postgresql":
             with self.transaction() as tx:
                 yield tx
@@ -312,8 +313,8 @@ class Database:
         except DatabaseUnavailable:
             return False
 
-    def migrate(self) -> list[int]:
-        """Create or upgrade the schema; return the steps this call applied (none when up to date)."""
+    def migrate(self, upto: int | None = None) -> list[int]:
+        """Create or upgrade the schema (to step `upto`, default the last); return the steps applied."""
         with self.transaction() as tx:
             if self.dialect == "postgresql":
                 # Processes starting together: one applies the steps, the others then find them done.
@@ -322,7 +323,7 @@ class Database:
             current = tx.execute("SELECT COALESCE(MAX(version), 0) FROM posterq_schema").fetchone()[0]
             applied = []
             for version, statements in _MIGRATIONS:
-                if version > current:
+                if current < version <= (upto or SCHEMA_VERSION):
                     for statement in statements:
                         tx.execute(statement)
                     tx.execute("INSERT INTO posterq_schema (version) VALUES (%s)", (version,))
