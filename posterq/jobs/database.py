@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a connection (or SQLite's write lock) before the store counts as down.
 CONNECT_TIMEOUT = 5
+#: Seconds a pooled PostgreSQL connection may have been idle and still be used without a check first.
+CHECK_AFTER_IDLE = 1.0
 # Any number, the same in every process: the advisory lock migrate() holds in PostgreSQL.
 _MIGRATION_LOCK = 0x706F73746572
 
@@ -219,6 +222,7 @@ class Database:
             if self.dialect == "postgresql":
                 with self._postgres_pool().connection() as connection:
                     yield Transaction(self, connection)
+                    _used(connection)
             else:
                 connection = self._sqlite_connection()
                 try:
@@ -237,8 +241,8 @@ class Database:
     @contextlib.contextmanager
     def autocommit(self) -> Iterator["Transaction"]:
         """Statements that each commit alone in PostgreSQL (SQLite: one transaction)."""
-        # No BEGIN and no COMMIT: one statement is one round trip (after the pool's check of the
-        # connection), and holds its row locks only while it runs, never while the client waits.
+        # No BEGIN and no COMMIT: one statement is one round trip, and holds its row locks only
+        # while it runs, never while the client waits.
         if self.dialect != "postgresql":
             with self.transaction() as tx:
                 yield tx
@@ -247,6 +251,7 @@ class Database:
             connection.autocommit = True
             try:
                 yield Transaction(self, connection)
+                _used(connection)
             finally:
                 # The pool's next user expects a connection that opens transactions.
                 with contextlib.suppress(Exception):
@@ -289,7 +294,7 @@ class Database:
                 # A pool per process (a forked child must not share its parent's sockets); each
                 # connection is checked on the way out, so a restarted server costs one reconnect.
                 self._pool = ConnectionPool(self.url, min_size=0, max_size=self._pool_size, open=True,
-                                            timeout=CONNECT_TIMEOUT, check=ConnectionPool.check_connection,
+                                            timeout=CONNECT_TIMEOUT, check=_check,
                                             kwargs={"connect_timeout": CONNECT_TIMEOUT},
                                             name="posterq")
                 self._pool_pid = os.getpid()
@@ -337,6 +342,22 @@ class Database:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _used(connection) -> None:
+    # When the connection last answered (the pool's check of it may be skipped for a moment after).
+    connection.posterq_answered_at = time.monotonic()
+
+
+def _check(connection) -> None:
+    # The pool's check of a connection before it is lent, a round trip of its own: a connection
+    # that answered less than CHECK_AFTER_IDLE ago is lent without it, so that a statement costs
+    # one round trip, not two. One idle longer is checked (a restarted server costs a reconnect);
+    # a server gone since it answered fails the statement instead, as one gone mid-transaction does.
+    from psycopg_pool import ConnectionPool
+
+    if time.monotonic() - getattr(connection, "posterq_answered_at", float("-inf")) > CHECK_AFTER_IDLE:
+        ConnectionPool.check_connection(connection)
 
 
 class Transaction:
