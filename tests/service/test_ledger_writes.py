@@ -208,3 +208,25 @@ def test_the_migration_from_pending_rows_keeps_every_items_answer(old_database):
     with db.transaction() as tx:
         assert [tx.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("posterq_jobs", "posterq_items", "posterq_results")] == [0, 0, 0]
+
+
+def test_a_batch_is_one_round_trip_in_postgresql(database, tmp_path):
+    # What the client sends for two batches, from libpq's own trace: each waits for the server
+    # once (one Sync), with no BEGIN, COMMIT or pool check of its own.
+    single = Database(DATABASE_URL, pool_size=1)
+    try:
+        ledger = Ledger(single)
+        job_id = _job(ledger, 6)
+        ledger.write([_outcome(job_id, 0)], MODEL, time.time())  # the pool's connection made
+        with single.transaction() as tx:
+            pgconn = tx.connection.pgconn
+        with open(tmp_path / "trace", "w") as trace:
+            pgconn.trace(trace.fileno())
+            for start in (1, 3):
+                ledger.write([_outcome(job_id, start), _outcome(job_id, start + 1)], MODEL, time.time())
+            pgconn.untrace()
+    finally:
+        single.close()
+    sent = [line.split("\t")[3].split(" ")[0] for line in (tmp_path / "trace").read_text().splitlines()
+            if line.split("\t")[1:2] == ["F"]]
+    assert [message for message in sent if message in ("Sync", "Query", "Flush")] == ["Sync", "Sync"], sent
