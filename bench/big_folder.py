@@ -170,26 +170,32 @@ def written(row: dict) -> int:
 
 
 def check_rows(connection, job_id: str, files: int) -> dict:
-    """Every file has exactly one row, with a result: counted by PostgreSQL."""
+    """Every file has exactly one item row, with a result: counted by PostgreSQL."""
     count, distinct, pending, first, last = connection.execute(
-        "SELECT count(*), count(DISTINCT idx), count(*) FILTER (WHERE status = 'pending'), min(idx), "
-        "max(idx) FROM posterq_results WHERE job_id = %s", (job_id,)).fetchone()
+        "SELECT count(*), count(DISTINCT items.idx), count(*) FILTER (WHERE results.idx IS NULL), "
+        "min(items.idx), max(items.idx) FROM posterq_items AS items LEFT JOIN posterq_results AS results "
+        "ON results.job_id = items.job_id AND results.idx = items.idx WHERE items.job_id = %s",
+        (job_id,)).fetchone()
     return {"rows": count, "distinct_idx": distinct, "pending": pending, "min_idx": first, "max_idx": last,
             "one_row_per_file": (count, distinct, pending, first, last) == (files, files, 0, 0, files - 1)}
 
 
 def table_size(connection) -> dict:
-    """The results table's size on disk per row (heap, TOAST and indexes), and its dead tuples."""
+    """The results table's size on disk per row (heap, TOAST and indexes), and its dead tuples.
+
+    items_bytes_per_row: the items table's (name and path of each poster, posterq.jobs.ledger) beside it.
+    """
     connection.execute("ANALYZE posterq_results")  # fresh n_live_tup and n_dead_tup
-    total, heap, indexes, rows = connection.execute(
+    total, heap, indexes, rows, items = connection.execute(
         "SELECT pg_total_relation_size('posterq_results'), pg_relation_size('posterq_results'), "
-        "pg_indexes_size('posterq_results'), (SELECT count(*) FROM posterq_results)").fetchone()
+        "pg_indexes_size('posterq_results'), (SELECT count(*) FROM posterq_results), "
+        "pg_total_relation_size('posterq_items')").fetchone()
     live, dead = connection.execute("SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables "
                                     "WHERE relname = 'posterq_results'").fetchone()
     rows = max(rows, 1)
     return {"rows": rows, "total_mb": mb(total), "bytes_per_row": round(total / rows),
             "heap_bytes_per_row": round(heap / rows), "index_bytes_per_row": round(indexes / rows),
-            "live_tuples": live, "dead_tuples": dead}
+            "items_bytes_per_row": round(items / rows), "live_tuples": live, "dead_tuples": dead}
 
 
 def rss(pid: int) -> int:

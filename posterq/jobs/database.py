@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a connection (or SQLite's write lock) before the store counts as down.
 CONNECT_TIMEOUT = 5
+#: Seconds a pooled PostgreSQL connection may have been idle and still be used without a check first.
+CHECK_AFTER_IDLE = 1.0
 # Any number, the same in every process: the advisory lock migrate() holds in PostgreSQL.
 _MIGRATION_LOCK = 0x706F73746572
 
@@ -126,6 +129,24 @@ _MIGRATIONS = [
     # from (api/rerun_routes.py), so that either can be traced back to the job it repeats.
     (11, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
           "ALTER TABLE posterq_jobs ADD COLUMN rerun_of text"]),
+    # Each result row written once: what intake knows of an item (its name and path) is a row of
+    # posterq_items, written when the item is known and never updated, and a result is inserted
+    # into posterq_results once it exists (posterq.jobs.result_writes). A pending row filled in
+    # later left a dead tuple per result; an item without a result row is pending.
+    (12, [
+        """CREATE TABLE posterq_items (
+            job_id text NOT NULL REFERENCES posterq_jobs (id) ON DELETE CASCADE,
+            idx bigint NOT NULL,
+            name text NOT NULL,
+            path text,
+            PRIMARY KEY (job_id, idx)
+        )""",
+        "INSERT INTO posterq_items (job_id, idx, name, path) "
+        "SELECT job_id, idx, name, path FROM posterq_results",
+        "DELETE FROM posterq_results WHERE status = 'pending'",
+        "ALTER TABLE posterq_results DROP COLUMN name",
+        "ALTER TABLE posterq_results DROP COLUMN path",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
@@ -201,6 +222,7 @@ class Database:
             if self.dialect == "postgresql":
                 with self._postgres_pool().connection() as connection:
                     yield Transaction(self, connection)
+                    _used(connection)
             else:
                 connection = self._sqlite_connection()
                 try:
@@ -215,6 +237,25 @@ class Database:
                     raise
                 finally:
                     connection.close()
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator["Transaction"]:
+        """Statements that each commit alone in PostgreSQL (SQLite: one transaction)."""
+        # No BEGIN and no COMMIT: one statement is one round trip, and holds its row locks only
+        # while it runs, never while the client waits.
+        if self.dialect != "postgresql":
+            with self.transaction() as tx:
+                yield tx
+            return
+        with self._guard(), self._postgres_pool().connection() as connection:
+            connection.autocommit = True
+            try:
+                yield Transaction(self, connection)
+                _used(connection)
+            finally:
+                # The pool's next user expects a connection that opens transactions.
+                with contextlib.suppress(Exception):
+                    connection.autocommit = False
 
     @contextlib.contextmanager
     def unique_violation(self, error: Exception):
@@ -253,7 +294,7 @@ class Database:
                 # A pool per process (a forked child must not share its parent's sockets); each
                 # connection is checked on the way out, so a restarted server costs one reconnect.
                 self._pool = ConnectionPool(self.url, min_size=0, max_size=self._pool_size, open=True,
-                                            timeout=CONNECT_TIMEOUT, check=ConnectionPool.check_connection,
+                                            timeout=CONNECT_TIMEOUT, check=_check,
                                             kwargs={"connect_timeout": CONNECT_TIMEOUT},
                                             name="posterq")
                 self._pool_pid = os.getpid()
@@ -277,8 +318,8 @@ class Database:
         except DatabaseUnavailable:
             return False
 
-    def migrate(self) -> list[int]:
-        """Create or upgrade the schema; return the steps this call applied (none when up to date)."""
+    def migrate(self, upto: int | None = None) -> list[int]:
+        """Create or upgrade the schema (to step `upto`, default the last); return the steps applied."""
         with self.transaction() as tx:
             if self.dialect == "postgresql":
                 # Processes starting together: one applies the steps, the others then find them done.
@@ -287,7 +328,7 @@ class Database:
             current = tx.execute("SELECT COALESCE(MAX(version), 0) FROM posterq_schema").fetchone()[0]
             applied = []
             for version, statements in _MIGRATIONS:
-                if version > current:
+                if current < version <= (upto or SCHEMA_VERSION):
                     for statement in statements:
                         tx.execute(statement)
                     tx.execute("INSERT INTO posterq_schema (version) VALUES (%s)", (version,))
@@ -301,6 +342,22 @@ class Database:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def _used(connection) -> None:
+    # When the connection last answered (the pool's check of it may be skipped for a moment after).
+    connection.posterq_answered_at = time.monotonic()
+
+
+def _check(connection) -> None:
+    # The pool's check of a connection before it is lent, a round trip of its own: a connection
+    # that answered less than CHECK_AFTER_IDLE ago is lent without it, so that a statement costs
+    # one round trip, not two. One idle longer is checked (a restarted server costs a reconnect);
+    # a server gone since it answered fails the statement instead, as one gone mid-transaction does.
+    from psycopg_pool import ConnectionPool
+
+    if time.monotonic() - getattr(connection, "posterq_answered_at", float("-inf")) > CHECK_AFTER_IDLE:
+        ConnectionPool.check_connection(connection)
 
 
 class Transaction:

@@ -1,10 +1,11 @@
 """The ledger: jobs and their results as rows in the database (posterq.jobs.database).
 
-A job is one row of posterq_jobs, and each of its items one row of posterq_results, written
-`pending` when the item becomes known (at submission for uploads, chunk by chunk as a folder is
-enumerated) and filled in once by the batch that classifies it. The counts, the status and the
-timings a client reads are the job row's, updated in the same transaction as its results, so a
-redelivered batch (whose rows are no longer pending) changes nothing, and a job is final exactly
+A job is one row of posterq_jobs. Each of its items is one row of posterq_items, written when the
+item becomes known (at submission for uploads, chunk by chunk as a folder is enumerated) and never
+updated, and its result one row of posterq_results, written once by the batch that classifies it
+(posterq.jobs.result_writes); an item without a result is pending. The counts, the status and the
+timings a client reads are the job row's, moved in the same statement as its results, so a
+redelivered batch (whose results are written already) changes nothing, and a job is final exactly
 when its last result lands.
 """
 
@@ -13,10 +14,11 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from posterq.exceptions import QueueFull, SubmissionExists, TooManyPosters
-from posterq.files import display_name
+from posterq.jobs import result_writes
 from posterq.jobs.admission import Quota
 from posterq.jobs.database import Database
 from posterq.jobs.keys import FINAL_STATUSES, JobStatus, ResultStatus
+from posterq.jobs.result_writes import Made, text
 
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
 _FINAL_MARKS = ", ".join(["%s"] * len(_FINAL))  # one parameter per final status
@@ -26,18 +28,21 @@ _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "d
                 "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed",
                 "error", "name", "folder", "retry_of", "rerun_of")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
-_RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
-# Makes a job final once every item it will ever have is known and has its result: a job that
-# classified none of them, or whose listing gave up (a job-level error), failed. Run after each
-# change of the counts or of `enumerated`, in the same transaction (the row is locked), so exactly
-# one of them finishes the job.
-_FINISH = f"""UPDATE posterq_jobs SET
-    status = CASE WHEN done = 0 OR error IS NOT NULL THEN '{JobStatus.FAILED.value}'
-        ELSE '{JobStatus.DONE.value}' END,
-    finished_at = %s
-    WHERE id = %s AND enumerated AND done + failed >= total
+_ITEM_COLUMNS = ("job_id", "idx", "name", "path")
+# An item and its result, a pending item's result columns NULL (its status reads `pending`).
+_RESULT_COLUMNS = ("items.idx, items.name, COALESCE(results.status, %s), results.genres, results.scores, "
+                   "results.error_code, results.error_message, results.worker, results.model_version")
+_ITEMS_AND_RESULTS = ("posterq_items AS items LEFT JOIN posterq_results AS results "
+                      "ON results.job_id = items.job_id AND results.idx = items.idx")
+_NO_RESULT = ("NOT EXISTS (SELECT 1 FROM posterq_results AS results WHERE results.job_id = items.job_id "
+              "AND results.idx = items.idx)")
+# Makes a job final once every item it will ever have is known and has its result (the rule the
+# batch's own write applies too, posterq.jobs.result_writes). Run after a change of `enumerated`,
+# in the same transaction (the row is locked), so exactly one statement finishes the job.
+_FINISH = f"""UPDATE posterq_jobs SET status = {result_writes.final_status('0')}, finished_at = %s
+    WHERE id = %s AND {result_writes.complete('0', '0')}
       AND status IN ('{JobStatus.QUEUED.value}', '{JobStatus.RUNNING.value}')
-    RETURNING status, finished_at - created_at, output IS NOT NULL"""
+    RETURNING {result_writes.FINISHED}"""
 
 
 # Posters queued (admitted, not yet written) by one owner and by everyone, over the jobs not final.
@@ -63,7 +68,7 @@ class Ledger:
         self.db, self.namespace = database, namespace
 
     def create(self, record: dict, items: list[dict], quota: Quota | None = None) -> None:
-        """Store a new job's row and a pending row for each of its items (all or nothing).
+        """Store a new job's row and a row for each of its items, all pending (all or nothing).
 
         The row is not `submitted` until mark_submitted(). Raises SubmissionExists when the
         owner's idempotency key already names a job (a retry racing its first try), and QueueFull
@@ -82,9 +87,7 @@ class Ledger:
             marks = ", ".join("%s" for _ in names)
             tx.execute(f"INSERT INTO posterq_jobs ({', '.join(names)}) VALUES ({marks})",
                        [row[name] for name in names])
-            tx.copy("posterq_results", ("job_id", "idx", "name", "path", "status"),
-                    [(record["id"], index, _text(item["name"]), item.get("path"), ResultStatus.PENDING.value)
-                     for index, item in enumerate(items)])
+            tx.copy("posterq_items", _ITEM_COLUMNS, _item_rows(record["id"], enumerate(items)))
 
     def delete(self, job_id: str) -> None:
         """Remove a job and its results (a submission that failed after its row was written)."""
@@ -160,14 +163,13 @@ class Ledger:
                  JobStatus.RUNNING.value)).rowcount
             if not moved:
                 return None
-            rows = []
-            for index, item in enumerate(items, start=found_before):
-                error = item.get("error") or {}
-                status = ResultStatus.ERROR if error else ResultStatus.PENDING
-                rows.append((job_id, index, _text(item["name"]), item.get("path"), status.value,
-                             error.get("code"), _text(error.get("message"))))
-            columns = ("job_id", "idx", "name", "path", "status", "error_code", "error_message")
-            tx.copy("posterq_results", columns, rows)
+            numbered = list(enumerate(items, start=found_before))
+            tx.copy("posterq_items", _ITEM_COLUMNS, _item_rows(job_id, numbered))
+            # Failed at listing: the result is known now, and written now.
+            now = time.time()
+            tx.copy("posterq_results", result_writes.NAMES,
+                    [result_writes.row(self.db, Made(job_id, index, {"error": item["error"]}, None, now))
+                     for index, item in numbered if item.get("error")])
         return len(items)
 
     def finish_enumeration(self, job_id: str, error: dict | None = None) -> "Finished | None":
@@ -185,59 +187,26 @@ class Ledger:
         """Up to `limit` pending items with an index above `after`, in order: (index, name, path)."""
         with self.db.transaction() as tx:
             return [tuple(row) for row in tx.execute(
-                "SELECT idx, name, path FROM posterq_results WHERE job_id = %s AND idx > %s AND status = %s "
-                "ORDER BY idx LIMIT %s", (job_id, after, ResultStatus.PENDING.value, limit))]
+                f"SELECT idx, name, path FROM posterq_items AS items WHERE job_id = %s AND idx > %s "
+                f"AND {_NO_RESULT} ORDER BY idx LIMIT %s", (job_id, after, limit))]
 
     def write(self, outcomes: list[tuple[str, int, dict, str]], model: dict, claimed_at: float
               ) -> tuple[list[tuple[str, int, dict, str]], list["Finished"]]:
-        """Fill in each outcome's pending row once; return (outcomes written, jobs finished).
+        """Write each outcome's result once; return (outcomes written, jobs finished).
 
-        Outcomes whose row is no longer pending (a redelivered batch) or whose job is final
-        (cancelled) write nothing.
+        Outcomes whose result is written already (a redelivered batch) or whose job is final
+        (cancelled) write nothing. PostgreSQL: one statement, committed alone (one round trip).
         """
-        by_job: dict[str, list] = {}
-        for outcome in outcomes:
-            by_job.setdefault(outcome[0], []).append(outcome)
-        written, finished, now = [], [], time.time()
-        with self.db.transaction() as tx:
-            for job_id in sorted(by_job):  # one order of row locks in every transaction: no deadlock
-                lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
-                state = tx.execute(f"SELECT status FROM posterq_jobs WHERE id = %s{lock}",
-                                   (job_id,)).fetchone()
-                if state is None or state[0] in _FINAL:
-                    continue
-                filled = {index for (index,) in self._fill(tx, by_job[job_id], model, now)}
-                mine = [outcome for outcome in by_job[job_id] if outcome[1] in filled]
-                written += mine
-                done = sum(1 for outcome in mine if outcome[3] == ResultStatus.OK.value)
-                failed = len(mine) - done
-                if done + failed == 0:
-                    continue
-                tx.execute(
-                    "UPDATE posterq_jobs SET done = done + %s, failed = failed + %s, status = %s, "
-                    "started_at = COALESCE(started_at, %s), claimed_at = COALESCE(claimed_at, %s), "
-                    "model = COALESCE(model, %s) WHERE id = %s",
-                    (done, failed, JobStatus.RUNNING.value, now, claimed_at, self.db.json(model or None),
-                     job_id))
-                row = tx.execute(_FINISH, (now, job_id)).fetchone()
-                if row:
-                    finished.append(Finished(job_id, row[0], float(row[1]), bool(row[2])))
-        return written, finished
-
-    def _fill(self, tx, outcomes: list[tuple[str, int, dict, str]], model: dict, now: float) -> list[tuple]:
-        # Pending rows filled in, in one round trip; the indexes of those that were still pending.
-        version = model.get("version") if model else None
-        rows = []
-        for job_id, index, result, _ in outcomes:
-            error = result.get("error") or {}
-            rows.append((ResultStatus.ERROR.value if error else ResultStatus.OK.value,
-                         self.db.json(result.get("genres")), self.db.json(result.get("scores")),
-                         error.get("code"), _text(error.get("message")), result.get("worker"), version, now,
-                         job_id, index, ResultStatus.PENDING.value))
-        return tx.returning_each(
-            "UPDATE posterq_results SET status = %s, genres = %s, scores = %s, error_code = %s, "
-            "error_message = %s, worker = %s, model_version = %s, finished_at = %s "
-            "WHERE job_id = %s AND idx = %s AND status = %s RETURNING idx", rows)
+        now, version = time.time(), (model or {}).get("version")
+        made = [Made(job_id, index, result, version, now) for job_id, index, result, _ in outcomes]
+        if self.db.dialect == "postgresql":
+            with self.db.autocommit() as tx:
+                keys, finished = result_writes.write_postgresql(tx, made, model, claimed_at, now)
+        else:
+            with self.db.transaction() as tx:
+                keys, finished = result_writes.write_sqlite(tx, made, model, claimed_at, now)
+        return ([outcome for outcome in outcomes if (outcome[0], outcome[1]) in keys],
+                [Finished(*job) for job in finished])
 
     def get(self, job_id: str) -> dict | None:
         """The job's row as a dict (None when this service has no such job)."""
@@ -268,16 +237,18 @@ class Ledger:
     def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict]:
         """Items offset..offset+limit in order, each with its result once it has one."""
         with self.db.transaction() as tx:
-            rows = tx.execute(f"SELECT {_RESULT_COLUMNS} FROM posterq_results WHERE job_id = %s "
-                              "AND idx >= %s AND idx < %s ORDER BY idx",
-                              (job_id, offset, offset + limit if limit is not None else 2**62)).fetchall()
+            rows = tx.execute(f"SELECT {_RESULT_COLUMNS} FROM {_ITEMS_AND_RESULTS} WHERE items.job_id = %s "
+                              "AND items.idx >= %s AND items.idx < %s ORDER BY items.idx",
+                              (ResultStatus.PENDING.value, job_id, offset,
+                               offset + limit if limit is not None else 2**62)).fetchall()
         return [self._result(row) for row in rows]
 
     def stream(self, job_id: str) -> Iterator[dict]:
         """Every finished result of a job in order, read a page at a time (for downloads)."""
         with self.db.transaction() as tx:
-            for row in tx.stream(f"SELECT {_RESULT_COLUMNS} FROM posterq_results WHERE job_id = %s "
-                                 "AND status <> %s ORDER BY idx", (job_id, ResultStatus.PENDING.value)):
+            for row in tx.stream(f"SELECT {_RESULT_COLUMNS} FROM {_ITEMS_AND_RESULTS} "
+                                 "WHERE items.job_id = %s AND results.idx IS NOT NULL ORDER BY items.idx",
+                                 (ResultStatus.PENDING.value, job_id)):
                 yield self._result(row)
 
     def _result(self, row) -> dict:
@@ -405,12 +376,12 @@ class Ledger:
 
     def items_of(self, job_id: str, failed_only: bool) -> list[tuple[int, str, str | None]]:
         """A job's items in order as (index, name, path): the failed ones only, or every one."""
-        where, params = "job_id = %s", [job_id]
+        where, params = "items.job_id = %s", [job_id]
         if failed_only:
-            where, params = f"{where} AND status = %s", [job_id, ResultStatus.ERROR.value]
+            where, params = f"{where} AND results.status = %s", [job_id, ResultStatus.ERROR.value]
         with self.db.transaction() as tx:
-            rows = tx.execute(f"SELECT idx, name, path FROM posterq_results WHERE {where} ORDER BY idx",
-                              params).fetchall()
+            rows = tx.execute(f"SELECT items.idx, items.name, items.path FROM {_ITEMS_AND_RESULTS} "
+                              f"WHERE {where} ORDER BY items.idx", params).fetchall()
         return [(int(index), name, path) for index, name, path in rows]
 
     def link(self, job_id: str, column: str, original: str) -> None:
@@ -423,7 +394,6 @@ class Ledger:
                        "WHERE id = %s) WHERE id = %s", (original, original, job_id))
 
 
-def _text(value: str | None) -> str | None:
-    # PostgreSQL's text cannot hold a NUL byte, and no file system allows one in a name: dropped.
-    # Nor a lone surrogate (a name's bytes that are not UTF-8): shown as \xNN, never refused.
-    return display_name(value.replace("\x00", "")) if value else value
+def _item_rows(job_id: str, numbered) -> list[tuple]:
+    # posterq_items' rows of (index, item) pairs: what intake knows of each item.
+    return [(job_id, index, text(item["name"]), item.get("path")) for index, item in numbered]

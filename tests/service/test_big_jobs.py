@@ -45,13 +45,16 @@ def _linked_folder(folder: Path, count: int, per_folder: int = 1000) -> list[str
 
 
 def _rows(database, job_id: str) -> dict:
-    # What the ledger holds for a job, counted by PostgreSQL itself (200,000 rows are not paged here).
+    # What the ledger holds for a job, counted by PostgreSQL itself (200,000 rows are not paged here):
+    # its items, and those without a result row (pending).
     with database.transaction() as tx:
         count, distinct, pending, first, last = tx.execute(
-            "SELECT count(*), count(DISTINCT idx), count(*) FILTER (WHERE status = 'pending'), min(idx), "
-            "max(idx) FROM posterq_results WHERE job_id = %s", (job_id,)).fetchone()
+            "SELECT count(*), count(DISTINCT items.idx), count(*) FILTER (WHERE results.idx IS NULL), "
+            "min(items.idx), max(items.idx) FROM posterq_items AS items LEFT JOIN posterq_results AS results "
+            "ON results.job_id = items.job_id AND results.idx = items.idx WHERE items.job_id = %s",
+            (job_id,)).fetchone()
         names = hashlib.sha256()
-        query = "SELECT name FROM posterq_results WHERE job_id = %s ORDER BY idx"
+        query = "SELECT name FROM posterq_items WHERE job_id = %s ORDER BY idx"
         for (name,) in tx.stream(query, (job_id,)):
             names.update(name.encode() + b"\n")
     return {"rows": count, "distinct": distinct, "pending": pending, "first": first, "last": last,
