@@ -31,7 +31,7 @@ def test_label_csv(tiny_bundle, folder, tmp_path, bad_files):
     assert done.returncode == 0, done.stderr
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", *GENRES]
+    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", "reused", *GENRES]
     # Every row says the model that labelled it: the bundle's version (one model in a local run).
     assert {r["model_version"] for r in rows} == {load_bundle(tiny_bundle).version}
     assert len(rows) == 5 + 4 + len(bad_files)

@@ -119,7 +119,8 @@ def _start_heartbeat(sender=None, **_):
     # The main process's one store, shared by both threads (see runtime.store).
     store = runtime.store()
     store.migrate()
-    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model())
+    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model(),
+                                              runtime.model_sha256())
     app.posterq_heartbeat.start()
     # One sweep per pool this worker serves (each under its pool's lock); the sweep's tokens go out
     # as the API sends a new job's, through this app.

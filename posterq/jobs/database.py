@@ -126,6 +126,22 @@ _MIGRATIONS = [
     # from (api/rerun_routes.py), so that either can be traced back to the job it repeats.
     (11, ["ALTER TABLE posterq_jobs ADD COLUMN retry_of text",
           "ALTER TABLE posterq_jobs ADD COLUMN rerun_of text"]),
+    # Results reused by content (posterq.jobs.reuse): each result names the bytes it was made from
+    # (the poster's sha256) and the model that made them (its name beside model_version, and the
+    # sha256 of its file), and says whether it was reused; the index finds a poster's stored
+    # result by the two hashes. twin_of: an item whose bytes an earlier item of the same job holds,
+    # left out of the queue and given that item's result when it lands. A job's `reuse` is its
+    # submission's "reuse" (false: classify every poster again).
+    (13, [
+        "ALTER TABLE posterq_results ADD COLUMN sha256 text",
+        "ALTER TABLE posterq_results ADD COLUMN model_name text",
+        "ALTER TABLE posterq_results ADD COLUMN model_sha256 text",
+        "ALTER TABLE posterq_results ADD COLUMN reused boolean NOT NULL DEFAULT FALSE",
+        "ALTER TABLE posterq_results ADD COLUMN twin_of bigint",
+        "CREATE INDEX posterq_results_by_content ON posterq_results (sha256, model_sha256)",
+        "CREATE INDEX posterq_results_by_twin ON posterq_results (job_id, twin_of) WHERE twin_of IS NOT NULL",
+        "ALTER TABLE posterq_jobs ADD COLUMN reuse boolean NOT NULL DEFAULT TRUE",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

@@ -24,9 +24,10 @@ _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "d
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
                 "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed",
-                "error", "name", "folder", "retry_of", "rerun_of")
+                "error", "name", "folder", "retry_of", "rerun_of", "reuse")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
-_RESULT_COLUMNS = "idx, name, status, genres, scores, error_code, error_message, worker, model_version"
+_RESULT_COLUMNS = ("idx, name, status, genres, scores, error_code, error_message, worker, model_version, "
+                   "reused")
 # Makes a job final once every item it will ever have is known and has its result: a job that
 # classified none of them, or whose listing gave up (a job-level error), failed. Run after each
 # change of the counts or of `enumerated`, in the same transaction (the row is locked), so exactly
@@ -82,9 +83,9 @@ class Ledger:
             marks = ", ".join("%s" for _ in names)
             tx.execute(f"INSERT INTO posterq_jobs ({', '.join(names)}) VALUES ({marks})",
                        [row[name] for name in names])
-            tx.copy("posterq_results", ("job_id", "idx", "name", "path", "status"),
-                    [(record["id"], index, _text(item["name"]), item.get("path"), ResultStatus.PENDING.value)
-                     for index, item in enumerate(items)])
+            tx.copy("posterq_results", ("job_id", "idx", "name", "path", "status", "twin_of"),
+                    [(record["id"], index, _text(item["name"]), item.get("path"), ResultStatus.PENDING.value,
+                      item.get("twin_of")) for index, item in enumerate(items)])
 
     def delete(self, job_id: str) -> None:
         """Remove a job and its results (a submission that failed after its row was written)."""
@@ -165,8 +166,8 @@ class Ledger:
                 error = item.get("error") or {}
                 status = ResultStatus.ERROR if error else ResultStatus.PENDING
                 rows.append((job_id, index, _text(item["name"]), item.get("path"), status.value,
-                             error.get("code"), _text(error.get("message"))))
-            columns = ("job_id", "idx", "name", "path", "status", "error_code", "error_message")
+                             error.get("code"), _text(error.get("message")), item.get("twin_of")))
+            columns = ("job_id", "idx", "name", "path", "status", "error_code", "error_message", "twin_of")
             tx.copy("posterq_results", columns, rows)
         return len(items)
 
@@ -185,8 +186,10 @@ class Ledger:
         """Up to `limit` pending items with an index above `after`, in order: (index, name, path)."""
         with self.db.transaction() as tx:
             return [tuple(row) for row in tx.execute(
+                # A twin (posterq.jobs.reuse) is never queued: it gets its first's result.
                 "SELECT idx, name, path FROM posterq_results WHERE job_id = %s AND idx > %s AND status = %s "
-                "ORDER BY idx LIMIT %s", (job_id, after, ResultStatus.PENDING.value, limit))]
+                "AND twin_of IS NULL ORDER BY idx LIMIT %s",
+                (job_id, after, ResultStatus.PENDING.value, limit))]
 
     def write(self, outcomes: list[tuple[str, int, dict, str]], model: dict, claimed_at: float
               ) -> tuple[list[tuple[str, int, dict, str]], list["Finished"]]:
@@ -226,17 +229,20 @@ class Ledger:
 
     def _fill(self, tx, outcomes: list[tuple[str, int, dict, str]], model: dict, now: float) -> list[tuple]:
         # Pending rows filled in, in one round trip; the indexes of those that were still pending.
-        version = model.get("version") if model else None
+        model = model or {}
         rows = []
         for job_id, index, result, _ in outcomes:
             error = result.get("error") or {}
+            # The poster's hash and the model's identity: what posterq.jobs.reuse finds it by.
             rows.append((ResultStatus.ERROR.value if error else ResultStatus.OK.value,
                          self.db.json(result.get("genres")), self.db.json(result.get("scores")),
-                         error.get("code"), _text(error.get("message")), result.get("worker"), version, now,
-                         job_id, index, ResultStatus.PENDING.value))
+                         error.get("code"), _text(error.get("message")), result.get("worker"),
+                         model.get("version"), now, result.get("sha256"), model.get("name"),
+                         model.get("sha256"), bool(result.get("reused")), job_id, index, ResultStatus.PENDING.value))
         return tx.returning_each(
             "UPDATE posterq_results SET status = %s, genres = %s, scores = %s, error_code = %s, "
-            "error_message = %s, worker = %s, model_version = %s, finished_at = %s "
+            "error_message = %s, worker = %s, model_version = %s, finished_at = %s, sha256 = %s, "
+            "model_name = %s, model_sha256 = %s, reused = %s "
             "WHERE job_id = %s AND idx = %s AND status = %s RETURNING idx", rows)
 
     def get(self, job_id: str) -> dict | None:
@@ -256,6 +262,7 @@ class Ledger:
         job["error"] = self.db.from_json(job["error"])
         job["output_overwrite"] = bool(job["output_overwrite"])
         job["output_failed"] = bool(job["output_failed"])
+        job["reuse"] = bool(job["reuse"])
         return job
 
     def owner(self, job_id: str) -> str | None:
@@ -281,14 +288,14 @@ class Ledger:
                 yield self._result(row)
 
     def _result(self, row) -> dict:
-        index, name, status, genres, scores, code, message, worker, version = row
+        index, name, status, genres, scores, code, message, worker, version, reused = row
         if status == ResultStatus.PENDING.value:
             return {"index": index, "name": name, "status": status}
         return {"index": index, "name": name, "path": name, "status": status,
                 "genres": self.db.from_json(genres) or [],
                 "scores": self.db.from_json(scores) or {},
                 "error": {"code": code, "message": message or ""} if code else None, "worker": worker,
-                "model_version": version}
+                "model_version": version, "reused": bool(reused)}
 
     def cancel(self, job_id: str) -> bool:
         """Mark a job cancelled unless it is final; True when this call cancelled it."""
