@@ -8,7 +8,8 @@ posterq.jobs.reuse, `posterq label --reuse`) rather than one classified now. JSO
 writes it with its keys in that order; CSV flattens it to a CSV record (csv_record: a list of
 cells) with the columns path, genres (joined by "|"), error (the code), message, model_version,
 reused (true or false), then one score column per genre, in the model's output order, its text
-cells made safe to open in a spreadsheet (csv_cell). posterq.frames puts rows in a pandas DataFrame with the same columns.
+cells made safe to open in a spreadsheet (csv_cell). posterq.frames puts rows in a pandas DataFrame
+with the same columns.
 """
 
 import contextlib

@@ -29,7 +29,8 @@ FAILED = Prediction([], {}, ImageError("the file is empty", "empty"))
 
 def test_row_of_a_prediction():
     assert row("a/b.jpg", OK, GENRES, "1.4.0") == {
-        "path": "a/b.jpg", "genres": ["Drama", "War"], "error": None, "model_version": "1.4.0", "reused": False,
+        "path": "a/b.jpg", "genres": ["Drama", "War"], "error": None, "model_version": "1.4.0",
+        "reused": False,
         "scores": {"Action": 0.1, "Drama": 0.912346, "War": 0.6}}
     assert row("a/b.jpg", OK, GENRES)["model_version"] is None  # no model named: none said
 
@@ -69,7 +70,8 @@ def test_jsonl_lines(tmp_path):
     assert lines[1] == {"path": "ü.jpg", "genres": [], "model_version": "1.5.0", "reused": False,
                         "error": {"code": "empty", "message": "the file is empty"}, "scores": {}}
     # One order of keys whoever built the row: path, genres, error, model_version, reused, scores.
-    assert all(list(line) == ["path", "genres", "error", "model_version", "reused", "scores"] for line in lines)
+    keys = ["path", "genres", "error", "model_version", "reused", "scores"]
+    assert all(list(line) == keys for line in lines)
     assert lines[2]["model_version"] is None and texts[2].startswith('{"path": "c.jpg"')
     assert [line["reused"] for line in lines] == [False, False, False]  # said false where the row had none
 

@@ -238,7 +238,8 @@ class Ledger:
                          self.db.json(result.get("genres")), self.db.json(result.get("scores")),
                          error.get("code"), _text(error.get("message")), result.get("worker"),
                          model.get("version"), now, result.get("sha256"), model.get("name"),
-                         model.get("sha256"), bool(result.get("reused")), job_id, index, ResultStatus.PENDING.value))
+                         model.get("sha256"), bool(result.get("reused")), job_id, index,
+                         ResultStatus.PENDING.value))
         return tx.returning_each(
             "UPDATE posterq_results SET status = %s, genres = %s, scores = %s, error_code = %s, "
             "error_message = %s, worker = %s, model_version = %s, finished_at = %s, sha256 = %s, "

@@ -95,7 +95,8 @@ def test_the_same_poster_twice_in_a_job_is_classified_once(api, gated_worker, da
     _opened(gates)
     done = api.wait(job["id"])
     rows = _by_name(done)
-    assert [rows[name]["reused"] for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg")] == [False, True, True, False]
+    names = ("a.jpg", "b.jpg", "c.jpg", "d.jpg")
+    assert [rows[name]["reused"] for name in names] == [False, True, True, False]
     assert rows["a.jpg"]["genres"] == rows["b.jpg"]["genres"] == rows["c.jpg"]["genres"]
     assert rows["a.jpg"]["scores"] == rows["c.jpg"]["scores"]
     assert (done["done"], done["failed"]) == (4, 0)
@@ -177,4 +178,5 @@ def test_another_model_never_reuses_a_result(api, store, spawn_worker_with, serv
         assert row["model_version"] == NEW
     # A job naming the version reuses its results too.
     named = api.post("/jobs", json={"directory": str(folder), "model": f"tiny-test@{NEW}"}).json()
-    assert [(row["reused"], row["model_version"]) for row in api.wait(named["id"])["results"]] == [(True, NEW)] * 4
+    rows = api.wait(named["id"])["results"]
+    assert [(row["reused"], row["model_version"]) for row in rows] == [(True, NEW)] * 4
