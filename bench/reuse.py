@@ -74,6 +74,16 @@ def timed_job(service: Service, folder: Path) -> tuple[dict, list[dict]]:
             "client_s": round(client_s, 3)}, rows
 
 
+def vector_features() -> list[str]:
+    """The CPU's vector features that decide the model's speed (AVX2, AVX-512, VNNI), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line.partition(":")[2].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if flag in flags]
+
+
 def measure(args) -> dict:
     """The warm-up and the three runs; their figures, ratios and where they came from."""
     produced = provenance()
@@ -112,7 +122,8 @@ def measure(args) -> dict:
             "same_genres_grown": all(genres["grown"][name] == found
                                      for name, found in genres["first"].items()),
             "cpu_model": produced["machine"]["cpu_model"], "cpus": produced["machine"]["cpus"],
-            "loadavg_after": [round(v, 2) for v in os.getloadavg()], "provenance": produced}
+            "cpu_features": vector_features(), "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+            "provenance": produced}
 
 
 def table(figures: dict) -> str:
@@ -120,7 +131,7 @@ def table(figures: dict) -> str:
     runs = figures["runs"]
     lines = [f"{figures['posters']}-poster folder job, then again, then with {figures['new']} new posters; "
              f"one worker, default settings, shipped model; CPU: {figures['cpu_model']} "
-             f"({figures['cpus']} cores); load average before "
+             f"({figures['cpus']} cores; {', '.join(figures['cpu_features'])}); load average before "
              f"{figures['provenance']['machine']['loadavg_before']}, "
              f"after {figures['loadavg_after']}", "",
              "| run | posters | classified | reused | server s | client s | x first (target) |",
