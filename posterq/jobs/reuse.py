@@ -97,20 +97,31 @@ class Reuse:
         ordered = sorted(hashes)
         for start in range(0, len(ordered), LOOKUP_CHUNK):
             chunk = ordered[start:start + LOOKUP_CHUNK]
-            marks = ", ".join(["%s"] * len(chunk))
             with self.db.transaction() as tx:
-                # The job's top_k too: genres are cut to at most k (posterq.label_rule).
-                rows = tx.execute(
-                    "SELECT r.sha256, r.genres, r.scores, r.worker, j.model FROM posterq_results r "
-                    "JOIN posterq_jobs j ON j.id = r.job_id "
-                    f"WHERE r.sha256 IN ({marks}) AND r.model_sha256 = %s AND r.model_name = %s "
-                    f"AND r.model_version = %s AND r.status = '{_OK}' AND j.top_k = %s",
-                    (*chunk, identity.sha256, identity.name, identity.version, top_k or 0)).fetchall()
+                rows = tx.execute(*self._query(chunk, identity, top_k)).fetchall()
             for digest, row_genres, scores, worker, model in rows:
                 found.setdefault(digest, {"genres": self.db.from_json(row_genres) or [],
                                           "scores": self.db.from_json(scores) or {}, "worker": worker})
                 genres = genres or (self.db.from_json(model) or {}).get("genres")
         return found, genres
+
+    def _query(self, hashes: list[str], identity: Identity, top_k: int | None) -> tuple[str, tuple]:
+        # One stored row per hash, however many results share it (a poster labelled in many jobs):
+        # the lookup reads as many rows as the intake has posters, never the whole history. The
+        # job's top_k too: genres are cut to at most k (posterq.label_rule).
+        where = (f"r.model_sha256 = %s AND r.model_name = %s AND r.model_version = %s AND r.status = '{_OK}' "
+                 "AND j.top_k = %s")
+        model = (identity.sha256, identity.name, identity.version, top_k or 0)
+        columns = ("r.genres, r.scores, r.worker, j.model FROM posterq_results r "
+                   "JOIN posterq_jobs j ON j.id = r.job_id")
+        if self.db.dialect == "postgresql":
+            return (f"SELECT h.sha256, found.* FROM unnest(%s::text[]) AS h(sha256) CROSS JOIN LATERAL "
+                    f"(SELECT {columns} WHERE r.sha256 = h.sha256 AND {where} LIMIT 1) AS found",
+                    (list(hashes), *model))
+        # SQLite takes a bare column beside GROUP BY from one row of its group.
+        marks = ", ".join(["%s"] * len(hashes))
+        return (f"SELECT r.sha256, {columns} WHERE r.sha256 IN ({marks}) AND {where} GROUP BY r.sha256",
+                (*hashes, *model))
 
     def outcomes(self, job_id: str, names: list[str], plan: Plan, offset: int = 0
                  ) -> list[tuple[str, int, dict, str]]:

@@ -180,3 +180,22 @@ def test_another_model_never_reuses_a_result(api, store, spawn_worker_with, serv
     named = api.post("/jobs", json={"directory": str(folder), "model": f"tiny-test@{NEW}"}).json()
     rows = api.wait(named["id"])["results"]
     assert [(row["reused"], row["model_version"]) for row in rows] == [(True, NEW)] * 4
+
+
+def test_the_lookup_matches_bytes_model_and_top_k_and_reads_one_row_a_poster(store):
+    from posterq.jobs.reuse import Identity
+
+    ledger, reuse = store.ledger, store.jobs.reuse
+    for job_id, top_k in (("a" * 32, 0), ("b" * 32, 0), ("c" * 32, 2)):
+        ledger.create({"id": job_id, "source": "upload", "lane": "bulk", "tenant": "t", "top_k": top_k,
+                       "enumerated": True, "created_at": 0.0, "owner": ""}, [{"name": "x"}, {"name": "y"}])
+        ledger.write([(job_id, i, {"genres": ["Drama"], "scores": {"Drama": 0.9}, "sha256": "same"}, "ok")
+                      for i in range(2)], {"name": "m", "version": "1", "sha256": "file"}, 0.0)
+    found, _ = reuse.lookup(Identity("m", "1", "file"), None, {"same", "unknown"})
+    assert found == {"same": {"genres": ["Drama"], "scores": {"Drama": 0.9}, "worker": None}}
+    assert reuse.lookup(Identity("m", "1", "file"), 2, {"same"})[0].keys() == {"same"}
+    assert reuse.lookup(Identity("m", "1", "file"), 1, {"same"})[0] == {}  # no job at that top_k
+    assert reuse.lookup(Identity("m", "2", "file"), None, {"same"})[0] == {}  # another version
+    assert reuse.lookup(Identity("m", "1", "other"), None, {"same"})[0] == {}  # another model file
+    plan = reuse.plan(["same", "new", "new", None], Identity("m", "1", "file"), None)
+    assert (sorted(plan.reused), plan.twins, plan.queued()) == ([0], {2: 1}, [1, 3])
