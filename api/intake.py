@@ -37,6 +37,20 @@ def parse_top_k(value) -> int | None:
     return top_k
 
 
+def parse_reuse(value, settings: Settings) -> bool:
+    """Whether a job reuses results by content: its optional "reuse" (JSON true/false, a form's 1/0,
+    true/false), true unless it or the service (POSTERQ_REUSE_RESULTS=0) says not to."""
+    if value is None or value == "":
+        wanted = True
+    elif isinstance(value, bool):
+        wanted = value
+    elif isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+        wanted = value.lower() in ("1", "true", "yes")
+    else:
+        raise BadRequest("reuse must be true or false", "bad_reuse")
+    return wanted and settings.reuse_results
+
+
 def parse_name(value) -> str | None:
     """Validate an optional job name: text of 1 to MAX_NAME characters, no control characters.
 

@@ -15,6 +15,7 @@ from posterq.chunking import PART_OVERHEAD, REQUEST_SLACK
 from posterq.genres import GENRES
 from posterq.jobs.export import export
 from posterq.jobs.keys import JobStatus, ResultStatus, is_job_id
+from posterq.jobs.reuse import identity_of
 from posterq.jobs.view_fields import shown_folder
 
 log = logging.getLogger(__name__)
@@ -66,24 +67,27 @@ def submit():
         name = intake.parse_name(body.get("name", request.args.get("name")))
         pool = pool_of(body.get("model", request.args.get("model")),
                        body.get("wait_for_model", request.args.get("wait_for_model")))
+        reuse = intake.parse_reuse(body.get("reuse", request.args.get("reuse")), settings)
         directory, recursive = intake.from_directory(body, settings, auth.data_roots())
         output, overwrite = intake.output_of(body, settings, auth.output_roots(), auth.may_overwrite())
         job = context.store(pool).jobs.create_directory(
             directory, recursive, top_k, owner=auth.owner(), weight=auth.weight(), output=output,
             enumerate_job=partial(enqueue_enumeration, pool=pool), idempotency_key=key, request_digest=digest,
             quota=admission_quota(context.store(), auth.owner()), overwrite=overwrite, name=name,
-            folder=shown_folder(directory, settings.data_roots))
+            folder=shown_folder(directory, settings.data_roots), reuse=reuse)
         return accepted(job)
     elif mimetype in ("application/zip", "application/x-zip-compressed"):
         top_k = intake.parse_top_k(request.args.get("top_k"))
         name = intake.parse_name(request.args.get("name"))
         pool = pool_of(request.args.get("model"), request.args.get("wait_for_model"))
+        reuse = intake.parse_reuse(request.args.get("reuse"), settings)
         (items, blobs), source = intake.from_zip(request.get_data(cache=False), settings), "zip"
     elif mimetype == "multipart/form-data":
         top_k = intake.parse_top_k(request.form.get("top_k", request.args.get("top_k")))
         name = intake.parse_name(request.form.get("name", request.args.get("name")))
         pool = pool_of(request.form.get("model", request.args.get("model")),
                        request.form.get("wait_for_model", request.args.get("wait_for_model")))
+        reuse = intake.parse_reuse(request.form.get("reuse", request.args.get("reuse")), settings)
         archives, files = request.files.getlist("zip"), request.files.getlist("files")
         if archives and files or len(archives) > 1:
             raise BadRequest("send either `files` or one `zip`, not both", "bad_upload")
@@ -97,11 +101,15 @@ def submit():
         raise BadRequest("send multipart/form-data, application/zip or application/json",
                          "unsupported_media_type", 415)
     blobs = blobs or [None] * len(items)
+    # The model the job's posters would be classified by, known from the workers' heartbeats: the
+    # results it stored are reused (posterq.jobs.reuse); none known, none reused.
+    identity = identity_of(context.store().stats.workers(), pool) if reuse else None
     # All or nothing: if the tokens cannot be sent, the job's record, bytes and refs are removed.
     job = context.store(pool).jobs.create(source, items, blobs, top_k, owner=auth.owner(),
                                           enqueue=partial(enqueue, pool=pool), weight=auth.weight(),
                                           idempotency_key=key, request_digest=digest,
-                                          quota=admission_quota(context.store(), auth.owner()), name=name)
+                                          quota=admission_quota(context.store(), auth.owner()), name=name,
+                                          reuse=reuse, identity=identity)
     log.info("job %s: %d posters from %s%s", job["id"], job["total"], source, f" for {pool}" if pool else "")
     return accepted(job)
 
@@ -226,7 +234,8 @@ def _public(result: dict) -> dict:
     status = ResultStatus.ERROR if result["error"] else ResultStatus.OK
     return {"index": result["index"], "name": result["name"], "status": status.value,
             "genres": result["genres"], "scores": result["scores"], "error": result["error"],
-            "worker": result.get("worker"), "model_version": result.get("model_version")}
+            "worker": result.get("worker"), "model_version": result.get("model_version"),
+            "reused": bool(result.get("reused"))}
 
 
 @blueprint.get("/jobs/<job_id>/results")

@@ -98,6 +98,10 @@ DOCUMENT = {
                             "schema": {"type": "string", "minLength": 1}},
                            {"name": "wait_for_model", "in": "query", "required": False,
                             "schema": {"type": "boolean", "default": False}},
+                           # false: classify every poster, even one its model labelled before (a zip body's;
+                           # the other bodies may carry it too).
+                           {"name": "reuse", "in": "query", "required": False,
+                            "schema": {"type": "boolean", "default": True}},
                            # The job's name (a zip body's; the other bodies may carry it too).
                            {"name": "name", "in": "query", "required": False, "schema": _NAME},
                            # The same key from the same API key within a day answers with the same job;
@@ -114,6 +118,7 @@ DOCUMENT = {
                     "zip": {"type": "string", "format": "binary"},
                     "model": {"type": "string", "minLength": 1},
                     "wait_for_model": {"type": "boolean", "default": False},
+                    "reuse": {"type": "boolean", "default": True},
                     "name": _NAME,
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
@@ -127,6 +132,8 @@ DOCUMENT = {
                     "overwrite": {"type": "boolean", "default": False},
                     "model": {"type": "string", "minLength": 1},
                     "wait_for_model": {"type": "boolean", "default": False},
+                    # Posters its model classified before get their stored result (marked reused).
+                    "reuse": {"type": "boolean", "default": True},
                     "name": _NAME,
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 24}}}},
             }},
@@ -134,9 +141,9 @@ DOCUMENT = {
                 "202": {"description": "Accepted; the Location header is the job's URL",
                         "headers": {"Location": {"schema": {"type": "string"}}},
                         "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                "400": _error("Malformed request, bad zip, bad top_k, a name over 200 characters or with "
-                              "control characters (bad_name), no posters, or an output name the file "
-                              "system cannot take (output_name_too_long, output_path_too_long, "
+                "400": _error("Malformed request, bad zip, bad top_k or reuse (bad_reuse), a name over 200 "
+                              "characters or with control characters (bad_name), no posters, or an output "
+                              "name the file system cannot take (output_name_too_long, output_path_too_long, "
                               "output_is_directory, bad_output)"),
                 "403": _error("Directory outside the data roots, or directory jobs disabled; output outside "
                               "the output roots; with API keys, a directory or output outside the key's own "
@@ -355,6 +362,8 @@ DOCUMENT = {
                     # The job this one repeats: its failed posters (retry) or with another model (rerun).
                     "retry_of": {"type": "string", "nullable": True},
                     "rerun_of": {"type": "string", "nullable": True},
+                    # Whether the job reuses results by content (its "reuse", and the service's).
+                    "reuse": {"type": "boolean"},
                     "url": {"type": "string"}, "results_url": {"type": "string"}}},
         "Result": {"type": "object", "required": ["index", "name", "status"], "properties": {
             "index": {"type": "integer"}, "name": {"type": "string"},
@@ -365,7 +374,9 @@ DOCUMENT = {
                 "code": {"type": "string"}, "message": {"type": "string"}}},
             "worker": {"type": "string", "nullable": True},
             # The version of the model that classified the poster (each result's own).
-            "model_version": {"type": "string", "nullable": True}}},
+            "model_version": {"type": "string", "nullable": True},
+            # A result stored for the same bytes and model earlier, not classified for this job.
+            "reused": {"type": "boolean"}}},
         "JobWithResults": {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "properties": {
             "offset": {"type": "integer"}, "limit": {"type": "integer"},
             "next_offset": {"type": "integer", "nullable": True},

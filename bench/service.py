@@ -39,9 +39,13 @@ JOB_TIMEOUT = 3600
 
 def bench_settings(name: str, **changes) -> Settings:
     """The service's settings from the environment (POSTERQ_REDIS_URL, or the service's default Redis),
-    under a key prefix and queue of this benchmark's own, with changes."""
+    under a key prefix and queue of this benchmark's own, with changes.
+
+    Results are not reused by content (POSTERQ_REUSE_RESULTS=0) unless changes say reuse_results:
+    a benchmark of inference sends the same posters again and again, and must see each classified.
+    """
     prefix = f"bench-{name}-{os.getpid()}"
-    return Settings.from_env(None, key_prefix=prefix, queue=prefix, **changes)
+    return Settings.from_env(None, key_prefix=prefix, queue=prefix, **{"reuse_results": False, **changes})
 
 
 def pick_posters(source: Path, count: int) -> list[Path]:

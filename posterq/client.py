@@ -101,8 +101,10 @@ class ServiceClient:
         return self._call("GET", "/metrics").text
 
     def submit(self, files: list[tuple[str, bytes]], top_k: int | None = None,
-               idempotency_key: str | None = None, name: str | None = None) -> dict:
+               idempotency_key: str | None = None, name: str | None = None, reuse: bool = True) -> dict:
         """Upload (name, bytes) pairs as one job (called `name`, if given); return the job.
+
+        reuse=False classifies every poster again, even one the model labelled before (posterq.jobs.reuse).
 
         With an idempotency_key every try of this submission (a retry after a dropped connection,
         or a later call with the same key) gets the one job it made.
@@ -112,7 +114,8 @@ class ServiceClient:
         # with one (an escaped name such as bad\xff.jpg, or a\b.jpg) would come back as another.
         parts = [("files", (name.replace("\\", "\\\\"), data, "application/octet-stream"))
                  for name, data in files]
-        data = {**({"top_k": str(top_k)} if top_k else {}), **({"name": name} if name else {})} or None
+        data = {**({"top_k": str(top_k)} if top_k else {}), **({"name": name} if name else {}),
+                **({} if reuse else {"reuse": "false"})} or None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         deadline = time.monotonic() + IN_PROGRESS_WAIT
         while True:
@@ -125,9 +128,13 @@ class ServiceClient:
                     raise
                 time.sleep(1)
 
-    def submit_directory(self, folder: str | Path, name: str | None = None) -> dict:
-        """Submit a folder under one of the server's data roots as one job (listed by the server)."""
-        body = {"directory": str(folder), **({"name": name} if name else {})}
+    def submit_directory(self, folder: str | Path, name: str | None = None, reuse: bool = True) -> dict:
+        """Submit a folder under one of the server's data roots as one job (listed by the server).
+
+        reuse=False classifies every poster again (posterq.jobs.reuse).
+        """
+        body = {"directory": str(folder), **({"name": name} if name else {}),
+                **({} if reuse else {"reuse": False})}
         return self._call("POST", "/jobs", json=body).json()
 
     def submit_encoded(self, body: bytes, content_type: str) -> dict:

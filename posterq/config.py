@@ -201,6 +201,10 @@ class Settings:
     #: Operators' keys (commas or spaces between them), with API keys on: only they read /metrics
     #: (every key's work, by design) and the worker names in /readyz; they are API keys too.
     operator_keys: str = field(default="", repr=False)
+    #: Reuse results by content (posterq.jobs.reuse): a poster whose bytes the job's model already
+    #: classified gets the stored result instead of being classified again. 0 classifies every
+    #: poster (what the benchmarks that measure inference set); a job may say "reuse": false too.
+    reuse_results: bool = True
     #: Tests only, never in production: a folder of gate files that hold a worker's batches and
     #: listings at known points (posterq.gate), so that a test waits on events, not on time.
     #: Empty (the default) turns every gate off.
@@ -320,8 +324,16 @@ def _under(path: str | os.PathLike, roots: tuple[Path, ...], variable: str) -> P
     raise PosterqError(f"the path is not under a configured {kind} root ({variable})", "path_outside_roots")
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+             "off": False}
+
+
 def _parse(name: str, raw: str, kind: type):
     try:
+        if kind is bool:
+            if raw.strip().lower() not in _BOOLEANS:
+                raise ValueError(raw)
+            return _BOOLEANS[raw.strip().lower()]
         if kind is tuple:
             return _paths(raw)
         if kind is int:

@@ -28,7 +28,8 @@ def to_frame(results: Iterable[tuple[str, Prediction] | dict], genres: Sequence[
     """A DataFrame of results, one line a poster: (name, Prediction) pairs or result rows (dicts).
 
     Columns: path, genres (a list, best first), error (the code) and message (both missing where
-    the poster was labelled), model_version (a row's own; `model_version` for pairs), then one
+    the poster was labelled), model_version (a row's own; `model_version` for pairs), reused (a
+    bool: the row is a stored result, posterq.jobs.reuse), then one
     float column of scores per genre in `genres` order (NaN where it failed), the figures the CSV
     has (6 decimals). `genres` None: the order of the first scores met (the model's output
     order). Labeller.label_folder's pairs and ServiceClient.results' rows both fit.
@@ -41,7 +42,7 @@ def to_frame(results: Iterable[tuple[str, Prediction] | dict], genres: Sequence[
     records = [{"path": result["path"], "genres": list(result["genres"]),
                 "error": result["error"]["code"] if result["error"] else None,
                 "message": result["error"]["message"] if result["error"] else None,
-                "model_version": result.get("model_version"),
+                "model_version": result.get("model_version"), "reused": bool(result.get("reused")),
                 **result["scores"]} for result in rows]
     frame = pd.DataFrame.from_records(records, columns=[*CSV_FIELDS, *genres])
     return frame.astype({genre: "float64" for genre in genres})

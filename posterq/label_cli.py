@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=_positive, metavar="K",
                         help="most genres per poster (default: the model's)")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the rows of the existing result file for files whose size, mtime and "
+                             "sha256 have not changed since (same model and top_k), marked reused; what "
+                             "they were is kept in OUT.posterq-cache.json beside it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,23 +113,37 @@ def _describe_prediction(name: str, prediction) -> str:
 
 
 def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) -> int:
+    from posterq import label_cache
     from posterq.exceptions import PosterqError
     from posterq.pool import Summary, label_files, named_files
     from posterq.results import aside_paths, kept, open_writer, row
 
     summary = Summary()
-    # The result file and the side files of earlier incomplete runs are never posters themselves.
-    files = named_files(args.paths, exclude=[out, *aside_paths(out)])
+    # The result file, its cache and the side files of earlier incomplete runs are never posters.
+    files = named_files(args.paths, exclude=[out, label_cache.cache_path(out), *aside_paths(out)])
     if not files:
         return _usage_error(f"no poster files in {', '.join(args.paths)}: nothing written, {out} left as "
                             "it was")
+    kept_rows, prints = {}, {}
+    if args.reuse:
+        kept_rows, prints = label_cache.reusable(out, files, bundle, args.top_k, result_format)
     writer = None  # a Ctrl-C may come before the result file is open
     try:
         # The file replaces `out` only when the run is complete and labelled a poster
         # (results.open_writer); otherwise `out` stays as it was and the rows go to a side file.
-        with _Interrupts() as interrupts, open_writer(out, result_format, bundle.genres) as writer:
-            for name, prediction in label_files(files, bundle, args.workers, args.batch_size,
-                                                args.top_k, not args.no_progress):
+        todo = [file for file in files if file[0] not in kept_rows]
+        # No process is started (nor the model loaded) when every row is kept.
+        labelled = label_files(todo, bundle, args.workers, args.batch_size, args.top_k,
+                               not args.no_progress) if todo else (pair for pair in ())
+        with _Interrupts() as interrupts, contextlib.closing(labelled), \
+                open_writer(out, result_format, bundle.genres) as writer:
+            for name, _ in files:
+                if name in kept_rows:
+                    with interrupts.deferred():
+                        writer.write(kept_rows[name])
+                        summary.reused += 1
+                    continue
+                _, prediction = next(labelled)
                 with interrupts.deferred():
                     writer.write(row(name, prediction, bundle.genres, bundle.version))
                     summary.add(prediction)
@@ -140,6 +158,8 @@ def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) 
         print(_describe(summary, None))
         print(f"posterq label: no poster could be labelled: {kept(out, writer)}", file=sys.stderr)
         return EXIT_FAILED
+    if args.reuse:
+        label_cache.save(out, prints, bundle, args.top_k)
     print(_describe(summary, out))
     return EXIT_OK
 
@@ -149,7 +169,9 @@ def _describe(summary, out: Path | None) -> str:
     detail = ", ".join(f"{code} {count}" for code, count in sorted(summary.errors.items()))
     return (f"labelled {summary.total} posters in {summary.seconds:.1f} s "
             f"({summary.posters_per_second:.1f} posters/s): {summary.ok} ok, {errors} errors"
-            + (f" ({detail})" if detail else "") + (f"\nwrote {out}" if out else ""))
+            + (f" ({detail})" if detail else "")
+            + (f"; {summary.reused} rows reused (unchanged files)" if summary.reused else "")
+            + (f"\nwrote {out}" if out else ""))
 
 
 class _Interrupts:

@@ -55,6 +55,7 @@ class Summary:
     errors: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
+    reused: int = 0  # rows kept from the result file's earlier run (posterq label --reuse), not labelled now
 
     def add(self, prediction: Prediction) -> None:
         """Count one poster's outcome and update the elapsed time."""

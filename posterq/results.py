@@ -1,12 +1,15 @@
 """Result rows: the one shape `posterq label`, the queue service and `posterq submit` write.
 
-A row is a dict {path, genres: [...], error: {code, message} | None, model_version, scores:
+A row is a dict {path, genres: [...], error: {code, message} | None, model_version, reused, scores:
 {genre: float}}, and only that: model_version is the version of the model that labelled the
-poster (a job that ran across a rollout has rows of two versions), None where none did. JSON Lines
+poster (a job that ran across a rollout has rows of two versions), None where none did; reused
+says whether the row is a result stored earlier for the same bytes and model (the service's
+posterq.jobs.reuse, `posterq label --reuse`) rather than one classified now. JSON Lines
 writes it with its keys in that order; CSV flattens it to a CSV record (csv_record: a list of
 cells) with the columns path, genres (joined by "|"), error (the code), message, model_version,
-then one score column per genre, in the model's output order, its text cells made safe to open
-in a spreadsheet (csv_cell). posterq.frames puts rows in a pandas DataFrame with the same columns.
+reused (true or false), then one score column per genre, in the model's output order, its text
+cells made safe to open in a spreadsheet (csv_cell). posterq.frames puts rows in a pandas DataFrame
+with the same columns.
 """
 
 import contextlib
@@ -28,8 +31,8 @@ if TYPE_CHECKING:  # the API writes rows too and must not load LiteRT just for a
 
 FORMATS = ("csv", "jsonl")
 #: A row's keys, in the order JSON Lines writes them.
-ROW_FIELDS = ("path", "genres", "error", "model_version", "scores")
-CSV_FIELDS = ("path", "genres", "error", "message", "model_version")
+ROW_FIELDS = ("path", "genres", "error", "model_version", "reused", "scores")
+CSV_FIELDS = ("path", "genres", "error", "message", "model_version", "reused")
 GENRE_SEPARATOR = "|"
 SCORE_DECIMALS = 6
 #: What a CSV text cell may not start with, lest a spreadsheet run it as a formula (OWASP).
@@ -44,12 +47,13 @@ def row(path: str | os.PathLike, outcome: "Prediction | PosterqError", genres: S
     error = outcome if isinstance(outcome, PosterqError) else outcome.error
     if error is not None:
         return {"path": _name(path), "genres": [], "error": error.as_dict(), "model_version": model_version,
-                "scores": {}}
+                "reused": False, "scores": {}}
     return {
         "path": _name(path),
         "genres": list(outcome.genres),
         "error": None,
         "model_version": model_version,
+        "reused": False,
         # Scores are float32 underneath; more decimals would only print noise.
         "scores": {genre: round(float(outcome.scores[genre]), SCORE_DECIMALS) for genre in genres},
     }
@@ -89,6 +93,7 @@ def csv_record(result: dict, genres: Sequence[str]) -> list[str]:
         csv_cell(error["code"]),
         csv_cell(error["message"]),
         csv_cell(result.get("model_version") or ""),
+        "true" if result.get("reused") else "false",
         *(f"{scores[genre]:.{SCORE_DECIMALS}f}" if genre in scores else "" for genre in genres),
     ]
 
@@ -136,6 +141,7 @@ class JsonlWriter(_Writer):
         # In one order whoever built the row, so that a download, an output file and a local
         # run give the same bytes; a row from before model_version (a side file) has it null.
         ordered = {key: result.get(key) for key in ROW_FIELDS}
+        ordered["reused"] = bool(ordered["reused"])
         self.stream.write(json.dumps(ordered, ensure_ascii=False) + "\n")
         self._counted(result)  # before the flush, as in CsvWriter.write
         self.stream.flush()

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll", type=float, default=1.0, metavar="S",
                         help="most seconds one status request waits; a finished job answers at once")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    parser.add_argument("--no-reuse", action="store_true",
+                        help="classify every poster again, even one the service's model labelled before "
+                             "(by default such a poster gets its stored result, marked reused)")
     parser.add_argument("--api-key", metavar="KEY",
                         help="the service's API key, where it has keys (default: $POSTERQ_API_KEY, "
                              "which other users of this machine cannot read in the process list)")
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
                 files = [(relative_name(paths[i], root), paths[i].read_bytes()) for i in indices]
                 # One key per chunk: every retry of this upload (a dropped connection, a restarted
                 # API) gets the one job it made, never a second.
-                job = client.submit(files, args.top_k, idempotency_key=uuid.uuid4().hex, name=args.name)
+                job = client.submit(files, args.top_k, idempotency_key=uuid.uuid4().hex, name=args.name,
+                                    reuse=not args.no_reuse)
                 jobs.append((job, indices))
                 bar.write(f"job {job['id']}: {len(indices)} posters accepted", file=sys.stderr)
             finals = client.wait([job["id"] for job, _ in jobs], poll=args.poll, on_progress=progress)

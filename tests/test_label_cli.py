@@ -31,7 +31,7 @@ def test_label_csv(tiny_bundle, folder, tmp_path, bad_files):
     assert done.returncode == 0, done.stderr
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", *GENRES]
+    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", "reused", *GENRES]
     # Every row says the model that labelled it: the bundle's version (one model in a local run).
     assert {r["model_version"] for r in rows} == {load_bundle(tiny_bundle).version}
     assert len(rows) == 5 + 4 + len(bad_files)
@@ -300,3 +300,59 @@ def test_a_run_that_fails_keeps_the_last_result(tiny_bundle, tmp_path):
     assert done.returncode == 2 and "cannot write" in done.stderr
     assert (out / "keep").read_text() == "kept"
     assert not list(tmp_path.glob(".genres.csv.*"))
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    with open(out, newline="", encoding="utf-8") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle)}
+
+
+def test_label_reuse_keeps_the_rows_of_unchanged_files(tiny_bundle, tmp_path):
+    from samples import poster_bytes
+
+    root = tmp_path / "posters"
+    write_posters(root, 4)
+    out = tmp_path / "genres.csv"
+    args = ("label", str(root), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1", "--reuse")
+    first = posterq(*args)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "genres.csv.posterq-cache.json").is_file()
+    rows = _rows(out)
+    assert {row["reused"] for row in rows.values()} == {"false"}
+    # A row a classification would never give: kept as it is only if the file is not labelled again.
+    lines = out.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(line.replace(f"poster_000.jpg,{rows['poster_000.jpg']['genres']},",
+                                          "poster_000.jpg,Kept,") for line in lines) + "\n", encoding="utf-8")
+    (root / "poster_001.png").write_bytes(poster_bytes(40, "PNG"))  # same name, new bytes
+    touched = root / "poster_002.jpg"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # same bytes
+    second = posterq(*args)
+    assert second.returncode == 0, second.stderr
+    assert "2 rows reused" in second.stdout
+    again = _rows(out)
+    assert {name: row["reused"] for name, row in again.items()} == {
+        "poster_000.jpg": "true", "poster_001.png": "false", "poster_002.jpg": "false",
+        "poster_003.png": "true"}
+    assert again["poster_000.jpg"]["genres"] == "Kept"
+    assert again["poster_003.png"]["genres"] == rows["poster_003.png"]["genres"]
+    assert again["poster_003.png"]["Drama"] == rows["poster_003.png"]["Drama"]
+    # Without --reuse every file is labelled again.
+    third = posterq(*args[:-1])
+    assert third.returncode == 0, third.stderr
+    assert _rows(out)["poster_000.jpg"]["genres"] == rows["poster_000.jpg"]["genres"]
+    assert {row["reused"] for row in _rows(out).values()} == {"false"}
+
+
+def test_label_reuse_reads_json_lines_too(tiny_bundle, tmp_path):
+    root = tmp_path / "posters"
+    write_posters(root, 2)
+    out = tmp_path / "genres.jsonl"
+    args = ("label", str(root), "--out", str(out), "--model", str(tiny_bundle), "--workers", "1", "--reuse")
+    assert posterq(*args).returncode == 0
+    first = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    done = posterq(*args)
+    assert done.returncode == 0, done.stderr
+    second = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [row["reused"] for row in second] == [True, True]
+    assert [(row["genres"], row["scores"]) for row in second] == [(row["genres"], row["scores"])
+                                                                  for row in first]

@@ -30,13 +30,14 @@ FAILED = Prediction([], {}, ImageError("the file is empty", "empty"))
 def test_row_of_a_prediction():
     assert row("a/b.jpg", OK, GENRES, "1.4.0") == {
         "path": "a/b.jpg", "genres": ["Drama", "War"], "error": None, "model_version": "1.4.0",
+        "reused": False,
         "scores": {"Action": 0.1, "Drama": 0.912346, "War": 0.6}}
     assert row("a/b.jpg", OK, GENRES)["model_version"] is None  # no model named: none said
 
 
 def test_row_of_an_error_or_a_failed_prediction():
     expected = {"path": "x.png", "genres": [], "error": {"code": "empty", "message": "the file is empty"},
-                "model_version": "1.4.0", "scores": {}}
+                "model_version": "1.4.0", "reused": False, "scores": {}}
     assert row("x.png", FAILED, GENRES, "1.4.0") == expected
     assert row("x.png", ImageError("the file is empty", "empty"), GENRES, "1.4.0") == expected
 
@@ -49,9 +50,10 @@ def test_csv_columns_and_cells(tmp_path):
     assert writer.count == 2
     with open(out, newline="", encoding="utf-8") as handle:
         records = list(csv.reader(handle))
-    assert records[0] == ["path", "genres", "error", "message", "model_version", "Action", "Drama", "War"]
-    assert records[1] == ["a.jpg", "Drama|War", "", "", "1.4.0", "0.100000", "0.912346", "0.600000"]
-    assert records[2] == ["b, \"odd\".jpg", "", "empty", "the file is empty", "", "", "", ""]
+    assert records[0] == ["path", "genres", "error", "message", "model_version", "reused", "Action", "Drama",
+                          "War"]
+    assert records[1] == ["a.jpg", "Drama|War", "", "", "1.4.0", "false", "0.100000", "0.912346", "0.600000"]
+    assert records[2] == ["b, \"odd\".jpg", "", "empty", "the file is empty", "", "false", "", "", ""]
 
 
 def test_jsonl_lines(tmp_path):
@@ -65,11 +67,13 @@ def test_jsonl_lines(tmp_path):
     lines = [json.loads(line) for line in texts]
     assert lines[0]["genres"] == ["Drama", "War"] and lines[0]["error"] is None
     assert lines[0]["scores"] == {"Action": 0.1, "Drama": 0.912346, "War": 0.6}
-    assert lines[1] == {"path": "ü.jpg", "genres": [], "model_version": "1.5.0",
+    assert lines[1] == {"path": "ü.jpg", "genres": [], "model_version": "1.5.0", "reused": False,
                         "error": {"code": "empty", "message": "the file is empty"}, "scores": {}}
-    # One order of keys whoever built the row: path, genres, error, model_version, scores.
-    assert all(list(line) == ["path", "genres", "error", "model_version", "scores"] for line in lines)
+    # One order of keys whoever built the row: path, genres, error, model_version, reused, scores.
+    keys = ["path", "genres", "error", "model_version", "reused", "scores"]
+    assert all(list(line) == keys for line in lines)
     assert lines[2]["model_version"] is None and texts[2].startswith('{"path": "c.jpg"')
+    assert [line["reused"] for line in lines] == [False, False, False]  # said false where the row had none
 
 
 def test_scored_genres_are_those_the_rows_score_in_the_known_order():

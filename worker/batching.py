@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from posterq import gate
+from posterq.bundle import sha256_of
 from posterq.config import Settings
 from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
@@ -70,8 +71,12 @@ def classify_items(classifier, items: list[dict], settings: Settings) -> list[tu
             inputs.append(exc)
     predictions = classifier.classify(inputs, [item["top_k"] for item in items])
     genres = classifier.bundle.genres
-    return [(_result(item, prediction, genres), _outcome(prediction))
-            for item, prediction in zip(items, predictions, strict=True)]
+    results = [(_result(item, prediction, genres), _outcome(prediction))
+               for item, prediction in zip(items, predictions, strict=True)]
+    for (result, _), data in zip(results, inputs, strict=True):
+        # The hash of the very bytes classified: what a later job finds this result by (posterq.jobs.reuse).
+        result["sha256"] = sha256_of(data) if isinstance(data, bytes) else None
+    return results
 
 
 def _outcome(prediction) -> str:
@@ -162,8 +167,9 @@ def _classify_items(classifier_factory, live: list[dict], settings) -> tuple[lis
 
 
 def model_of(classifier) -> dict:
-    """The model a job reports: name, version, and its genres in output order (the CSV columns)."""
-    return {**classifier.bundle.identity, "genres": list(classifier.bundle.genres)}
+    """The model a job reports: name, version, its file's sha256, its genres in output order (the CSV's)."""
+    bundle = classifier.bundle
+    return {**bundle.identity, "sha256": bundle.meta["sha256"], "genres": list(bundle.genres)}
 
 
 def _model_of(classifier_factory) -> dict:

@@ -122,7 +122,8 @@ def _start_heartbeat(sender=None, **_):
     store.migrate()
     cpu = cpu_facts()
     log.info("worker %s runs on %s", hostname, describe(cpu))
-    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model(), cpu)
+    app.posterq_heartbeat = runtime.Heartbeat(store, hostname, processes, runtime.model(), cpu,
+                                              runtime.model_sha256())
     app.posterq_heartbeat.start()
     # One sweep per pool this worker serves (each under its pool's lock); the sweep's tokens go out
     # as the API sends a new job's, through this app.

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posterq import gate
+from posterq.bundle import sha256_of
 from posterq.exceptions import PosterqError
-from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, walk_files
+from posterq.files import UnlistedFolder, display_name, exact_text, from_exact_text, read_poster, walk_files
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.keys import JobStatus
+from posterq.jobs.pools import DEFAULT_POOL
 from posterq.jobs.redis_errors import transient
+from posterq.jobs.reuse import Identity, identity_of
 from posterq.jobs.stats import Counter
 from posterq.jobs.store import JobStore
 
@@ -110,11 +113,12 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
     quota = store.jobs.listing_quota(job)
     if quota.room(*store.ledger.queued(quota.owner)) == 0:
         return _paused(store, job_id, 0)
+    reuse = _reuse_identity(store, job)
     listed, chunk = 0, []
     for entry in entries:
         chunk.append(_item(entry, folder, job["directory"]))
         if len(chunk) >= CHUNK:
-            written = _commit(store, job_id, found, chunk, send_tokens, quota)
+            written = _commit(store, job, found, chunk, send_tokens, quota, reuse)
             if written is None:
                 return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
             found, listed = found + written, listed + written
@@ -126,7 +130,7 @@ def _enumerate(store: JobStore, job_id: str, send_tokens, renew, deadline: float
             if time.monotonic() > deadline:
                 return EnumerationReport(job_id, listed, more=True)
     if chunk:
-        written = _commit(store, job_id, found, chunk, send_tokens, quota)
+        written = _commit(store, job, found, chunk, send_tokens, quota, reuse)
         if written is None:
             return EnumerationReport(job_id, listed, skipped="the job was cancelled or listed elsewhere")
         if written < len(chunk):
@@ -160,10 +164,40 @@ def _item(entry, folder, directory: str) -> dict:
     return {"name": display_name(name), "cursor": exact_text(name), "path": exact_text(str(entry))}
 
 
-def _commit(store: JobStore, job_id: str, found: int, chunk: list[dict], send_tokens, quota) -> int | None:
-    # The chunk's admitted part into the ledger with its cursor, then the job's window topped up
-    # with tokens: how many were written, None when the job moved on.
+def _reuse_identity(store: JobStore, job: dict) -> Identity | None:
+    # The model whose stored results the job's posters may reuse (posterq.jobs.reuse): None when
+    # the job or the service says not to, or when the live workers of its pool hold no one model.
+    if not (job["reuse"] and store.settings.reuse_results):
+        return None
+    return identity_of(store.for_pool(DEFAULT_POOL).stats.workers(), job["pool"] or DEFAULT_POOL)
+
+
+def _hash(item: dict, settings) -> str | None:
+    # The poster's sha256, read as a worker would read it (never a pipe, nothing over the size
+    # limit); None when it cannot be read: the worker then says why.
+    if item.get("error") or "path" not in item:
+        return None
+    try:
+        return sha256_of(read_poster(from_exact_text(item["path"]), settings.max_file_bytes))
+    except PosterqError:
+        return None
+
+
+def _commit(store: JobStore, job: dict, found: int, chunk: list[dict], send_tokens, quota,
+            reuse: Identity | None = None) -> int | None:
+    # The chunk's admitted part into the ledger with its cursor, then its posters already
+    # classified by the job's model written as reused (posterq.jobs.reuse), then the job's window
+    # topped up with tokens: how many were written, None when the job moved on.
+    job_id, plan = job["id"], None
+    if reuse is not None:
+        plan = store.jobs.reuse.plan([_hash(item, store.settings) for item in chunk], reuse, job["top_k"])
+        # A twin points at its first by the index the first gets in the job.
+        chunk = [{**item, "twin_of": found + plan.twins[i]} if i in plan.twins else item
+                 for i, item in enumerate(chunk)]
     written = store.ledger.add_found(job_id, found, chunk, chunk[-1]["cursor"], quota)
+    if written and plan is not None:
+        plan.reused = {i: stored for i, stored in plan.reused.items() if i < written}
+        store.jobs.reuse.write(store.ledger, job_id, [item["name"] for item in chunk], plan, offset=found)
     if written:
         made = store.window.top_up(job_id)
         if made:

@@ -80,12 +80,19 @@ def model() -> str | None:
         try:
             bundle = load_bundle(settings().model_path)
             state["model"] = identity(bundle.name, bundle.version)
+            state["model_sha256"] = bundle.meta["sha256"]
         except PosterqError as exc:
             # Its batches fail their posters with the reason (posterq.worker.batching); it serves no
             # model's pool.
             log.error("cannot read the model bundle: %s", exc.message)
             state["model"] = None
     return state["model"]
+
+
+def model_sha256() -> str | None:
+    """The sha256 of the model file this worker holds (None when its bundle is unusable)."""
+    model()
+    return _local().get("model_sha256")
 
 
 def pools() -> list[str]:
@@ -120,12 +127,13 @@ class Heartbeat(Periodic):
     """Tells Redis every heartbeat_interval that this worker is alive, from its main process."""
 
     def __init__(self, store: JobStore, hostname: str, processes: int, model: str | None = None,
-                 cpu: dict | None = None):
+                 cpu: dict | None = None, model_sha256: str | None = None):
         self.store, self.hostname = store, hostname
-        # The model is what GET /models lists and what a job naming one is checked against; the CPU
-        # (posterq.cpu.cpu_facts) says why one host's posters/s differ from another's.
+        # The model is what GET /models lists and what a job naming one is checked against; its
+        # file's sha256 tells intake which stored results the model would give (posterq.jobs.reuse);
+        # the CPU (posterq.cpu.cpu_facts) says why one host's posters/s differ from another's.
         info = {"hostname": hostname, "host": socket.gethostname(), "pid": os.getpid(),
-                "processes": processes, "model": model, "cpu": cpu}
+                "processes": processes, "model": model, "model_sha256": model_sha256, "cpu": cpu}
         super().__init__("posterq-heartbeat", store.settings.heartbeat_interval,
                          lambda: store.stats.heartbeat(hostname, info), at_once=True)
 

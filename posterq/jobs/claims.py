@@ -126,7 +126,8 @@ class Claims:
                       claimed_at: float | None = None) -> list[Finished]:
         """Write (job id, index, result, outcome) outcomes once each; return the jobs this finished.
 
-        The ledger first (one transaction: the rows and the jobs' counts), then Redis forgets the
+        Items waiting for these items' results as their twins (posterq.jobs.reuse) are written with
+        them. The ledger first (one transaction: the rows and the jobs' counts), then Redis forgets the
         items and bytes and wakes the waiters of finished jobs. A delivery that dies between the
         two is delivered again: its rows are no longer pending, so it writes nothing twice, and it
         then forgets the items. `claimed_at` (epoch seconds) becomes the claimed_at of each job this
@@ -135,6 +136,9 @@ class Claims:
         """
         if not outcomes:
             return []
+        # Items that hold the same bytes as one of these (posterq.jobs.reuse) get its result in the
+        # same transaction, so that no twin is left waiting for a result that has landed.
+        outcomes = outcomes + self.jobs.reuse.twins(outcomes)
         written, finished = self.ledger.write(outcomes, model, claimed_at or time.time())
         indexes: dict[str, list[int]] = {}
         for job_id, index, _, _ in outcomes:

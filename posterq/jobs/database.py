@@ -147,6 +147,22 @@ _MIGRATIONS = [
         "ALTER TABLE posterq_results DROP COLUMN name",
         "ALTER TABLE posterq_results DROP COLUMN path",
     ]),
+    # Results reused by content (posterq.jobs.reuse): each result names the bytes it was made from
+    # (the poster's sha256) and the model that made them (its name beside model_version, and the
+    # sha256 of its file), and says whether it was reused; the index finds a poster's stored
+    # result by the two hashes. An item's twin_of: the index of an earlier item of the same job
+    # with the same bytes; it is left out of the queue and given that item's result when it lands.
+    # A job's `reuse` is its submission's "reuse" (false: classify every poster again).
+    (13, [
+        "ALTER TABLE posterq_results ADD COLUMN sha256 text",
+        "ALTER TABLE posterq_results ADD COLUMN model_name text",
+        "ALTER TABLE posterq_results ADD COLUMN model_sha256 text",
+        "ALTER TABLE posterq_results ADD COLUMN reused boolean NOT NULL DEFAULT FALSE",
+        "ALTER TABLE posterq_items ADD COLUMN twin_of bigint",
+        "CREATE INDEX posterq_results_by_content ON posterq_results (sha256, model_sha256)",
+        "CREATE INDEX posterq_items_by_twin ON posterq_items (job_id, twin_of) WHERE twin_of IS NOT NULL",
+        "ALTER TABLE posterq_jobs ADD COLUMN reuse boolean NOT NULL DEFAULT TRUE",
+    ]),
 ]
 #: The schema's version once every migration has run.
 SCHEMA_VERSION = _MIGRATIONS[-1][0]

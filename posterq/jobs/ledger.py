@@ -26,12 +26,13 @@ _JOB_COLUMNS = ("id", "owner", "source", "status", "lane", "tenant", "top_k", "d
                 "enum_cursor", "enumerated", "total", "done", "failed", "model", "created_at", "claimed_at",
                 "started_at", "finished_at", "output", "output_written_at", "submitted", "idempotency_key",
                 "pool", "request_digest", "output_overwrite", "output_error", "output_tries", "output_failed",
-                "error", "name", "folder", "retry_of", "rerun_of")
+                "error", "name", "folder", "retry_of", "rerun_of", "reuse")
 _SELECT_JOBS = f"SELECT {', '.join(_JOB_COLUMNS)} FROM posterq_jobs"
-_ITEM_COLUMNS = ("job_id", "idx", "name", "path")
+_ITEM_COLUMNS = ("job_id", "idx", "name", "path", "twin_of")
 # An item and its result, a pending item's result columns NULL (its status reads `pending`).
 _RESULT_COLUMNS = ("items.idx, items.name, COALESCE(results.status, %s), results.genres, results.scores, "
-                   "results.error_code, results.error_message, results.worker, results.model_version")
+                   "results.error_code, results.error_message, results.worker, results.model_version, "
+                   "results.reused")
 _ITEMS_AND_RESULTS = ("posterq_items AS items LEFT JOIN posterq_results AS results "
                       "ON results.job_id = items.job_id AND results.idx = items.idx")
 _NO_RESULT = ("NOT EXISTS (SELECT 1 FROM posterq_results AS results WHERE results.job_id = items.job_id "
@@ -168,7 +169,7 @@ class Ledger:
             # Failed at listing: the result is known now, and written now.
             now = time.time()
             tx.copy("posterq_results", result_writes.NAMES,
-                    [result_writes.row(self.db, Made(job_id, index, {"error": item["error"]}, None, now))
+                    [result_writes.row(self.db, Made(job_id, index, {"error": item["error"]}, {}, now))
                      for index, item in numbered if item.get("error")])
         return len(items)
 
@@ -187,8 +188,9 @@ class Ledger:
         """Up to `limit` pending items with an index above `after`, in order: (index, name, path)."""
         with self.db.transaction() as tx:
             return [tuple(row) for row in tx.execute(
+                # A twin (posterq.jobs.reuse) is never queued: it gets its first's result.
                 f"SELECT idx, name, path FROM posterq_items AS items WHERE job_id = %s AND idx > %s "
-                f"AND {_NO_RESULT} ORDER BY idx LIMIT %s", (job_id, after, limit))]
+                f"AND twin_of IS NULL AND {_NO_RESULT} ORDER BY idx LIMIT %s", (job_id, after, limit))]
 
     def write(self, outcomes: list[tuple[str, int, dict, str]], model: dict, claimed_at: float
               ) -> tuple[list[tuple[str, int, dict, str]], list["Finished"]]:
@@ -197,8 +199,8 @@ class Ledger:
         Outcomes whose result is written already (a redelivered batch) or whose job is final
         (cancelled) write nothing. PostgreSQL: one statement, committed alone (one round trip).
         """
-        now, version = time.time(), (model or {}).get("version")
-        made = [Made(job_id, index, result, version, now) for job_id, index, result, _ in outcomes]
+        now = time.time()
+        made = [Made(job_id, index, result, model or {}, now) for job_id, index, result, _ in outcomes]
         if self.db.dialect == "postgresql":
             with self.db.autocommit() as tx:
                 keys, finished = result_writes.write_postgresql(tx, made, model, claimed_at, now)
@@ -225,6 +227,7 @@ class Ledger:
         job["error"] = self.db.from_json(job["error"])
         job["output_overwrite"] = bool(job["output_overwrite"])
         job["output_failed"] = bool(job["output_failed"])
+        job["reuse"] = bool(job["reuse"])
         return job
 
     def owner(self, job_id: str) -> str | None:
@@ -252,14 +255,14 @@ class Ledger:
                 yield self._result(row)
 
     def _result(self, row) -> dict:
-        index, name, status, genres, scores, code, message, worker, version = row
+        index, name, status, genres, scores, code, message, worker, version, reused = row
         if status == ResultStatus.PENDING.value:
             return {"index": index, "name": name, "status": status}
         return {"index": index, "name": name, "path": name, "status": status,
                 "genres": self.db.from_json(genres) or [],
                 "scores": self.db.from_json(scores) or {},
                 "error": {"code": code, "message": message or ""} if code else None, "worker": worker,
-                "model_version": version}
+                "model_version": version, "reused": bool(reused)}
 
     def cancel(self, job_id: str) -> bool:
         """Mark a job cancelled unless it is final; True when this call cancelled it."""
@@ -396,4 +399,5 @@ class Ledger:
 
 def _item_rows(job_id: str, numbered) -> list[tuple]:
     # posterq_items' rows of (index, item) pairs: what intake knows of each item.
-    return [(job_id, index, text(item["name"]), item.get("path")) for index, item in numbered]
+    return [(job_id, index, text(item["name"]), item.get("path"), item.get("twin_of"))
+            for index, item in numbered]

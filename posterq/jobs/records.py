@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import redis
 
+from posterq.bundle import sha256_of
 from posterq.config import Settings
 from posterq.exceptions import IdempotencyKeyReused, PostersGone, SubmissionExists
 from posterq.jobs import scripts
@@ -19,6 +20,7 @@ from posterq.jobs.admission import Quota
 from posterq.jobs.fair_queue import FairQueue
 from posterq.jobs.keys import ItemKind, JobStatus, Keys, Lane, OutputStatus, job_hash, new_job_id, ref
 from posterq.jobs.ledger import Ledger
+from posterq.jobs.reuse import Identity, Reuse
 from posterq.jobs.stats import LabelledCounter
 from posterq.jobs.view_fields import public_model, view_fields
 
@@ -50,6 +52,7 @@ class Jobs:
         # list and queue are its pool's (posterq.jobs.pools).
         self.pool = pool
         self._in_pool = in_pool or (lambda other: self)
+        self.reuse = Reuse(ledger.db)
         self._discard_script = scripts.register(client, "discard.lua")
 
     def of(self, job: dict) -> "Jobs":
@@ -62,7 +65,7 @@ class Jobs:
                enqueue: Callable[[int], object] | None = None, lane: Lane = Lane.BULK,
                weight: float = 1, idempotency_key: str | None = None,
                request_digest: str | None = None, quota: Quota | None = None,
-               name: str | None = None) -> dict:
+               name: str | None = None, reuse: bool = False, identity: Identity | None = None) -> dict:
         """Store a job, its items, upload bytes and ready refs, then call enqueue(posters) for its tokens.
 
         All or nothing: when the write or enqueue raises, whatever the job wrote (its row, record,
@@ -73,21 +76,37 @@ class Jobs:
         idempotency_key: the client's key for this submission, and request_digest the fingerprint
         of the request it came with (see replay()). quota: the limits its posters are admitted
         under (posterq.jobs.admission; QueueFull when they do not fit). name: the client's name
-        for the job (posterq.jobs.view_fields), or None.
+        for the job (posterq.jobs.view_fields), or None. reuse: whether the job reuses results by
+        content (posterq.jobs.reuse), under `identity`, the model its pool will classify with (None
+        when not known: nothing is reused); reused posters are written at once, and neither they
+        nor twins of another item are queued or keep their bytes in Redis.
         """
         record = self._record(source, top_k, owner, lane, enumerated=True, idempotency_key=idempotency_key,
                               request_digest=request_digest)
-        record["name"] = name
-        record["total"] = len(items)
+        record.update(name=name, total=len(items), reuse=reuse)
+        plan = None
+        if reuse and identity is not None:
+            plan = self.reuse.plan([sha256_of(data) if data is not None else None for data in blobs],
+                                   identity, top_k)
+            items = [{**item, "twin_of": plan.twins[i]} if i in plan.twins else item
+                     for i, item in enumerate(items)]
+        queued = plan.queued() if plan else list(range(len(items)))
         self._begin(record, items, quota)
         try:
-            self._write(record, items, blobs, weight)
+            self._write(record, items, blobs, weight, queued)
             if enqueue is not None:
-                enqueue(len(items))
+                enqueue(len(queued))
+            if plan and plan.reused:
+                names = [item["name"] for item in items]
+                for job in self.reuse.write(self.ledger, record["id"], names, plan):
+                    self.finish(job.job_id, job.status)
             self._complete(record)
         except BaseException:
-            self._discard(record, [i for i, data in enumerate(blobs) if data is not None])
+            self._discard(record, queued)
             raise
+        if plan and plan.reused:
+            # Its counts moved on as the reused results were written: read back (they are written).
+            return self.get(record["id"]) or self.view(record)
         # Built from what was written rather than read back: a read that failed now would answer
         # an error for a job that is queued and will run.
         return self.view(record)
@@ -96,8 +115,8 @@ class Jobs:
                          enumerate_job: Callable[[str], object] | None = None, weight: float = 1,
                          output: str | None = None, idempotency_key: str | None = None,
                          request_digest: str | None = None, quota: Quota | None = None,
-                         overwrite: bool = False, name: str | None = None, folder: str | None = None
-                         ) -> dict:
+                         overwrite: bool = False, name: str | None = None, folder: str | None = None,
+                         reuse: bool = False) -> dict:
         """Store a directory job whose folder a worker lists in the background; call enumerate_job(id).
 
         Answers at once whatever the folder holds: its items reach the ledger chunk by chunk
@@ -106,17 +125,18 @@ class Jobs:
         replacing a file of that name only with `overwrite`. name: the client's name for the job,
         folder: the directory as its view shows it (posterq.jobs.view_fields). quota: refused
         (QueueFull) unless it has room for a poster; its listing admits each chunk under the same
-        key limit (kept in the job's hash as key_limit).
+        key limit (kept in the job's hash as key_limit). reuse: whether its listing reuses results by
+        content (posterq.jobs.reuse).
         """
         record = self._record("directory", top_k, owner, Lane.BULK, enumerated=False,
                               idempotency_key=idempotency_key, request_digest=request_digest)
         record.update(directory=directory, recursive=recursive, output=output,
-                      output_overwrite=bool(output and overwrite), name=name, folder=folder)
+                      output_overwrite=bool(output and overwrite), name=name, folder=folder, reuse=reuse)
         if quota is not None and quota.key_limit is not None:
             record["key_limit"] = quota.key_limit
         self._begin(record, [], quota)
         try:
-            self._write(record, [], [], weight)
+            self._write(record, [], [], weight, [])
             if enumerate_job is not None:
                 enumerate_job(record["id"])
             self._complete(record)
@@ -190,8 +210,12 @@ class Jobs:
                 "enumerated": enumerated, "total": 0, "done": 0, "failed": 0,
                 "idempotency_key": idempotency_key, "request_digest": request_digest}
 
-    def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float) -> None:
-        """Write a new job's Redis side in one MULTI/EXEC, aborted if _discard has already marked its id."""
+    def _write(self, record: dict, items: list[dict], blobs: list[bytes | None], weight: float,
+               queued: list[int]) -> None:
+        """Write a new job's Redis side in one MULTI/EXEC, aborted if _discard has already marked its id.
+
+        Only the `queued` items (indexes) go to Redis: the others are reused (posterq.jobs.reuse).
+        """
         job_id, keys = record["id"], self.keys
         fields = job_hash(record, fed=len(items) - 1)
         # Unfinished jobs expire too, in case no worker ever comes: uploads first, the hash later
@@ -204,18 +228,18 @@ class Jobs:
             pipe.multi()
             pipe.hset(keys.job(job_id), mapping=fields)
             pipe.expire(keys.job(job_id), ttl)
-            for start, stop in _chunks(len(items)):
-                chunk = {str(i): json.dumps(items[i]) for i in range(start, stop)}
+            for start, stop in _chunks(len(queued)):
+                chunk = {str(i): json.dumps(items[i]) for i in queued[start:stop]}
                 pipe.hset(keys.items(job_id), mapping=chunk)
             pipe.expire(keys.items(job_id), ttl)
-            for index, data in enumerate(blobs):
-                if data is not None:
-                    pipe.set(keys.blob(job_id, index), data, ex=self.settings.upload_ttl)
+            for index in queued:
+                if blobs[index] is not None:
+                    pipe.set(keys.blob(job_id, index), blobs[index], ex=self.settings.upload_ttl)
             # Refs last and tokens only after EXEC: a token that runs finds its refs or an empty list.
-            for start, stop in _chunks(len(items)):
-                pipe.rpush(keys.ready(job_id), *[ref(job_id, i) for i in range(start, stop)])
-            if items:
-                self.fair_queue.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(items),
+            for start, stop in _chunks(len(queued)):
+                pipe.rpush(keys.ready(job_id), *[ref(job_id, i) for i in queued[start:stop]])
+            if queued:
+                self.fair_queue.make_ready(pipe, job_id, Lane(record["lane"]), record["tenant"], len(queued),
                                          weight)
             elif weight != 1:
                 pipe.hset(keys.weights, record["tenant"], weight)
@@ -284,6 +308,8 @@ class Jobs:
             # The job this one repeats: its failed posters (a retry) or with another model (a rerun).
             "retry_of": row.get("retry_of"),
             "rerun_of": row.get("rerun_of"),
+            # Whether posters its model classified before get their stored result (posterq.jobs.reuse).
+            "reuse": bool(row.get("reuse", True)),
         }
 
     def owner(self, job_id: str) -> str | None:

@@ -28,7 +28,7 @@ class Made(NamedTuple):
     job_id: str
     index: int
     result: dict  # a worker's result (posterq.results.row, with its worker), or {"error": ...}
-    version: str | None  # the version of the model that made it
+    model: dict  # the model that made it: name, version, sha256 of its file ({} for none)
     now: float
 
 
@@ -54,8 +54,13 @@ COLUMNS = (
     Column("error_code", "text", lambda made: _error(made).get("code")),
     Column("error_message", "text", lambda made: text(_error(made).get("message"))),
     Column("worker", "text", lambda made: made.result.get("worker")),
-    Column("model_version", "text", lambda made: made.version),
+    Column("model_version", "text", lambda made: made.model.get("version")),
     Column("finished_at", "double precision", lambda made: made.now),
+    # The poster's bytes and the model's identity: what posterq.jobs.reuse finds a result by.
+    Column("sha256", "text", lambda made: made.result.get("sha256")),
+    Column("model_name", "text", lambda made: made.model.get("name")),
+    Column("model_sha256", "text", lambda made: made.model.get("sha256")),
+    Column("reused", "boolean", lambda made: bool(made.result.get("reused"))),
 )
 NAMES = tuple(column.name for column in COLUMNS)
 _LIST = ", ".join(NAMES)

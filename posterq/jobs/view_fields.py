@@ -27,10 +27,13 @@ def rfc3339(epoch: float | None) -> str | None:
 
 
 def public_model(model: dict | None) -> dict | None:
-    """The model that labelled a job as its view shows it: name and version, without its genres."""
+    """The model that labelled a job as its view shows it: name and version, without its genres.
+
+    Nor the sha256 of its file, which the ledger keeps to reuse results by (posterq.jobs.reuse).
+    """
     if not model:
         return None
-    return {key: value for key, value in model.items() if key != "genres"}
+    return {key: value for key, value in model.items() if key not in ("genres", "sha256")}
 
 
 def shown_folder(folder: str | Path, roots: tuple[Path, ...]) -> str | None:

@@ -104,7 +104,7 @@ def test_results_download_as_csv_and_jsonl(api):
     response = api.get(f"/jobs/{job_id}/results", params={"format": "csv"})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", *GENRES]
+    assert list(rows[0]) == ["path", "genres", "error", "message", "model_version", "reused", *GENRES]
     assert [row["path"] for row in rows] == ["a.jpg", "b.txt", "c.jpg"]
     assert {row["model_version"] for row in rows} == {"0.0.1"}  # the worker's model labelled (or read) each
     assert rows[1]["error"] == "not_an_image" and rows[1]["genres"] == ""
@@ -112,7 +112,7 @@ def test_results_download_as_csv_and_jsonl(api):
     lines = api.get(f"/jobs/{job_id}/results", params={"format": "jsonl"}).text.splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["path"] for r in records] == ["a.jpg", "b.txt", "c.jpg"]
-    assert list(records[0]) == ["path", "genres", "error", "model_version", "scores"]
+    assert list(records[0]) == ["path", "genres", "error", "model_version", "reused", "scores"]
     assert api.get(f"/jobs/{job_id}/results",
                    params={"format": "xml"}).json()["error"]["code"] == "bad_format"
 

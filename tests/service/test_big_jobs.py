@@ -303,8 +303,11 @@ def test_a_200000_file_folder_is_one_job_through_kills_and_a_restart(
 
 
 def _run_big_job(data_root, service_settings, database, spawn_worker_with, serve_api, redis_server, gates):
+    # Reuse off: the files are links of one poster, and each must be classified for the kills and
+    # the restart to meet batches in flight (posterq.jobs.reuse would classify it once).
     settings = service_settings.replace(redis_url=redis_server.url, batch_size=200, job_window=2000,
-                                        batch_time_limit=10, sweep_interval=0.5, visibility_timeout=20)
+                                        batch_time_limit=10, sweep_interval=0.5, visibility_timeout=20,
+                                        reuse_results=False)
     folder = data_root / "two-hundred-thousand"
     names = _linked_folder(folder, FILES)
     client = redis.Redis.from_url(redis_server.url)

@@ -156,11 +156,12 @@ class Hosts:
         self.workers[host] = worker
         return worker.wait_ready()
 
-    def folder(self, name: str, count: int) -> Path:
-        """A folder of `count` generated posters under the data root every host sees at the same path."""
+    def folder(self, name: str, count: int, start: int = 0) -> Path:
+        """A folder of `count` generated posters (seeds from `start`) under the data root every host sees
+        at the same path."""
         folder = self.root / name
         folder.mkdir()
-        for i in range(count):
+        for i in range(start, start + count):
             (folder / f"poster_{i:03d}.jpg").write_bytes(poster_bytes(i, size=POSTER_SIZE))
         return folder
 
@@ -278,7 +279,8 @@ def test_a_host_cut_off_mid_job_loses_nothing_and_counts_nothing_twice(hosts):
         victim.wait_ready(timeout=60)
         rescuer.stop()
         try:
-            later_id = hosts.submit(hosts.folder("after", 10))
+            # Posters new to the service, so that the host classifies them itself (none is reused).
+            later_id = hosts.submit(hosts.folder("after", 10, start=POSTERS))
             later, later_results = hosts.finished(later_id)
         finally:
             hosts.start_worker("a")

@@ -114,11 +114,11 @@ def test_times_are_rfc3339_and_limit_0_is_the_status_alone(api, start_worker):
     # Each result, and each downloaded row, says the model that labelled it.
     assert {row["model_version"] for row in done["results"]} == {VERSION}
     rows = list(csv.DictReader(io.StringIO(api.get(f"/jobs/{job['id']}/results").text)))
-    assert list(rows[0])[:5] == ["path", "genres", "error", "message", "model_version"]
+    assert list(rows[0])[:6] == ["path", "genres", "error", "message", "model_version", "reused"]
     assert [row["model_version"] for row in rows] == [VERSION] * 3
     lines = api.get(f"/jobs/{job['id']}/results", params={"format": "jsonl"}).text.splitlines()
     assert [list(json.loads(line)) for line in lines] == [["path", "genres", "error", "model_version",
-                                                           "scores"]] * 3
+                                                           "reused", "scores"]] * 3
     assert {json.loads(line)["model_version"] for line in lines} == {VERSION}
 
 

@@ -110,3 +110,21 @@ def test_a_result_file_that_cannot_be_written_exits_2_and_leaves_no_temporary_fi
     done = posterq("submit", str(posters), "--api", api.url, "--out", str(out), "--no-progress")
     assert done.returncode == 2 and f"cannot write {out}" in done.stderr and "Traceback" not in done.stderr
     assert list(out.iterdir()) == [] and not list(tmp_path.glob(".genres.csv.*"))
+
+
+def test_submit_reuses_a_folder_sent_again_unless_told_not_to(api, worker, tmp_path, capsys):
+    # Reuse needs the worker's model known from its heartbeat, which the test's clean Redis lost.
+    worker.wait_ready()
+    folder = tmp_path / "posters"
+    write_posters(folder, 3)
+    out = tmp_path / "genres.csv"
+
+    def reused(*options: str) -> list[str]:
+        args = ["submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress", *options]
+        assert main(args) == 0
+        capsys.readouterr()
+        return [row["reused"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+
+    assert reused() == ["false"] * 3
+    assert reused() == ["true"] * 3
+    assert reused("--no-reuse") == ["false"] * 3

@@ -54,7 +54,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
     assert store.fair_queue.depth() == 0 and not list(store.client.scan_iter(match=keys.ready("*")))
     # Every batch is finished: a batch's list goes just after its results are written (which may
     # be what finished the job), so the last one may take a moment more than the job did.
-    eventually(lambda: not list(store.client.scan_iter(match=keys.batch("*"))), "finish of the last batch", 30)
+    eventually(lambda: not list(store.client.scan_iter(match=keys.batch("*"))),
+               "finish of the last batch", 30)
     # The killed batch was delivered again (with the same task id) rather than lost.
     assert store.stats.read().get("redeliveries", 0) >= 1
 
