@@ -176,13 +176,14 @@ def test_the_migration_from_pending_rows_keeps_every_items_answer(old_database):
                 (finished, 0, "x.jpg", None, "ok", db.json(["Comedy"]), db.json({"Comedy": 0.5}), None, None,
                  "w@test", "1.0.0", now - 5)]
         tx.executemany(_OLD_RESULT, rows)
-    assert db.migrate() == [12]
+    assert db.migrate()[0] == 12  # and every step after it
     ledger = Ledger(db)
     one = {"index": 0, "name": "a/one.jpg", "path": "a/one.jpg", "status": "ok", "genres": ["Drama"],
-           "scores": {"Drama": 0.75}, "error": None, "worker": "w@test", "model_version": "1.0.0"}
+           "scores": {"Drama": 0.75}, "error": None, "worker": "w@test", "model_version": "1.0.0",
+           "reused": False}
     listing = {"index": 1, "name": "b/", "path": "b/", "status": "error", "genres": [], "scores": {},
                "error": {"code": "unreadable", "message": "cannot list b/"}, "worker": None,
-               "model_version": None}
+               "model_version": None, "reused": False}
     assert ledger.results(running) == [one, listing, {"index": 2, "name": "a/two.jpg", "status": "pending"},
                                        {"index": 3, "name": "a/three.jpg", "status": "pending"}]
     assert ledger.results(running, 1, 2) == [listing, {"index": 2, "name": "a/two.jpg", "status": "pending"}]
