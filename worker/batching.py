@@ -105,7 +105,10 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     """
     settings, claims = store.settings, store.claims
     started = time.monotonic()
-    refs, items = claims.claim_items(batch_id, settings.batch_size, settings.max_batch_wait)
+    refs, items, short = claims.claim(batch_id, settings.batch_size, settings.max_batch_wait,
+                                      settings.interactive_batch_size)
+    if short and send_tokens is not None:
+        send_tokens(1)  # its token counted on a full batch: the bulk posters it left need one
     claimed_at = time.time()
     exhausted, live = claims.exhausted(items)
     delivery = max((item["attempts"] for item in items), default=1)
