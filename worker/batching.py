@@ -142,7 +142,10 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
             log.warning("batch %s: its figures were not counted: %s", batch_id, exc)
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
     if send_tokens is not None:
-        made = sum(store.window.top_up(job_id) for job_id in sorted({job_id for job_id, *_ in outcomes}))
+        # Only a directory job's posters come through its window (an upload job's were all made
+        # ready at submission; the sweep tops up one whose Redis state it restored).
+        listed = {item["job_id"] for item in items if item["kind"] == ItemKind.PATH.value}
+        made = sum(store.window.top_up(job_id) for job_id in sorted(listed))
         if made:
             send_tokens(tokens_for(made, settings.batch_size))
     return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job.job_id for job in finished),
