@@ -63,7 +63,7 @@ def _services(stack: contextlib.ExitStack, tmp: Path, settings: Settings, source
     # One API and one default worker per source tree, each under its own key prefix and queue.
     services = {}
     for label, source in sources.items():
-        log_dir = tmp / label
+        log_dir = tmp / f"logs-{label}"
         log_dir.mkdir()
         service = stack.enter_context(Service(settings.replace(key_prefix=f"{settings.key_prefix}-{label}",
                                                                queue=f"{settings.queue}-{label}"),
@@ -98,7 +98,7 @@ def measure(posters: list[Path], quick: bool, rounds: int = 3, ref: str | None =
     with tempfile.TemporaryDirectory(prefix="posterq-gap-") as tmp, contextlib.ExitStack() as stack:
         sources = {"this": ROOT}
         if ref:
-            sources["ref"] = exported(git_commit(ref), Path(tmp) / "ref")
+            sources["ref"] = exported(git_commit(ref), Path(tmp) / "tree-ref")
         services = _services(stack, Path(tmp), settings, sources, warmup)
         for number in range(rounds):
             turns = ["limit", *services]

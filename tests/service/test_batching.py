@@ -4,6 +4,7 @@ import pytest
 from samples import bad_file_kinds, poster_bytes
 
 from posterq.exceptions import BundleError
+from posterq.jobs.keys import Lane
 from posterq.worker.batching import run_batch
 
 
@@ -36,6 +37,22 @@ def test_small_jobs_that_arrive_together_share_one_batch(store, classifier):
     assert all(len(row["genres"]) == 1 for row in store.jobs.results(second["id"]))
     # The second job's own token finds nothing left to do.
     assert run_batch(store, lambda: classifier, "t2", "here@test").claimed == 0
+
+
+def test_a_batch_holding_a_one_poster_call_stays_small_and_owes_the_bulk_a_token(store, classifier):
+    settings = store.settings
+    assert settings.interactive_batch_size < settings.batch_size
+    _upload_job(store, [poster_bytes(seed) for seed in range(2 * settings.batch_size)])
+    call = store.jobs.create("upload", [{"name": "one", "kind": "upload"}], [poster_bytes(99)],
+                             lane=Lane.INTERACTIVE)
+    sent = []
+    report = run_batch(store, lambda: classifier, "t1", "here@test", sent.append)
+    # The call goes first and waits for an invoke of interactive_batch_size, not of a bulk batch.
+    assert report.claimed == settings.interactive_batch_size and call["id"] in report.finished_jobs
+    assert sent == [1]  # the bulk job's tokens were counted on full batches
+    sent.clear()
+    assert run_batch(store, lambda: classifier, "t2", "here@test", sent.append).claimed == settings.batch_size
+    assert sent == []
 
 
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
