@@ -28,7 +28,10 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+import redis
+
 from bench.limit import run_processes
+from bench.profile import cpu_seconds, processes
 from bench.scale import TUNING, multipart, run_upload_job
 from bench.service import (
     RESULTS,
@@ -59,8 +62,9 @@ def cpu_features() -> dict[str, bool]:
 
 
 def _services(stack: contextlib.ExitStack, tmp: Path, settings: Settings, sources: dict[str, Path],
-              warmup: tuple[bytes, str]) -> dict[str, Service]:
-    # One API and one default worker per source tree, each under its own key prefix and queue.
+              warmup: tuple[bytes, str]) -> dict[str, tuple[Service, dict[str, int]]]:
+    # One API and one default worker per source tree, each under its own key prefix and queue,
+    # with the processes whose CPU is read (bench.profile's: Redis if local, the API, the worker).
     services = {}
     for label, source in sources.items():
         log_dir = tmp / f"logs-{label}"
@@ -68,11 +72,25 @@ def _services(stack: contextlib.ExitStack, tmp: Path, settings: Settings, source
         service = stack.enter_context(Service(settings.replace(key_prefix=f"{settings.key_prefix}-{label}",
                                                                queue=f"{settings.queue}-{label}"),
                                               log_dir, source_root=source))
-        service.start_worker(name=f"default-{label}")
+        worker = service.start_worker(name=f"default-{label}")
         with client(service.url, timeout=120) as http:
             service.finish(http.submit_encoded(*warmup)["id"])  # untimed: every process loads its model
-        services[label] = service
+        redis_client = stack.enter_context(contextlib.closing(redis.Redis.from_url(settings.redis_url)))
+        services[label] = (service, processes(service, worker, redis_client))
     return services
+
+
+def cpu_per_poster(named: dict[str, int], before: dict[str, float], posters: int) -> dict[str, float]:
+    """CPU ms a poster since `before`, by role: the pool processes, the rest of the worker, the API, Redis."""
+    roles: dict[str, float] = {}
+    for name, pid in named.items():
+        role = ("pool processes" if name.startswith("pool")
+                else "celery main process" if name.startswith("celery")
+                else "redis-server" if name == "redis-server" else "api")
+        roles[role] = roles.get(role, 0.0) + cpu_seconds(pid) - before[name]
+    figures = {role: round(1000 * seconds / posters, 2) for role, seconds in roles.items()}
+    figures["all"] = round(sum(figures.values()), 2)
+    return figures
 
 
 def exported(commit: str, folder: Path) -> Path:
@@ -108,21 +126,34 @@ def measure(posters: list[Path], quick: bool, rounds: int = 3, ref: str | None =
             for turn in turns:
                 result[f"loadavg_before_{turn}"] = [round(v, 2) for v in os.getloadavg()]
                 if turn == "limit":
-                    result["limit"] = run_processes("limit", posters, cores, model)["posters_per_second"]
+                    limit = run_processes("limit", posters, cores, model)
+                    result["limit"], result["limit_cpu_ms_per_poster"] = (limit["posters_per_second"],
+                                                                          limit["cpu_ms_per_poster"])
                 else:
-                    run = run_upload_job(services[turn], names, body, content_type)
+                    service, named = services[turn]
+                    before = {name: cpu_seconds(pid) for name, pid in named.items()}
+                    run = run_upload_job(service, names, body, content_type)
+                    result[f"cpu_ms_per_poster_{turn}"] = cpu_per_poster(named, before, len(posters))
                     if not run["exactly_once"] or run["errors"]:
                         raise RuntimeError(f"round {number + 1}, {turn}: not every poster had exactly "
                                            f"one good result: {run}")
                     result[f"service_{turn}"] = run["posters_per_second"]
             for label in services:
                 result[f"ratio_{label}"] = round(result[f"service_{label}"] / result["limit"], 3)
+                # The same ratio from CPU time, which the machine's other work bends far less: the
+                # limit's cost of a poster against the service's pool processes' and all its processes'.
+                cpu, limit_cpu = result[f"cpu_ms_per_poster_{label}"], result["limit_cpu_ms_per_poster"]
+                result[f"cpu_ratio_pool_{label}"] = round(limit_cpu / cpu["pool processes"], 3)
+                result[f"cpu_ratio_all_{label}"] = round(limit_cpu / cpu["all"], 3)
             print(json.dumps(result), file=sys.stderr, flush=True)
             runs.append(result)
     figures = {"posters": len(posters), "cores": cores, "rounds": runs,
                "cpu_features": cpu_features()}
     for label in sources:
         figures[f"ratio_{label}_median"] = statistics.median(run[f"ratio_{label}"] for run in runs)
+        for kind in ("pool", "all"):
+            figures[f"cpu_ratio_{kind}_{label}_median"] = statistics.median(
+                run[f"cpu_ratio_{kind}_{label}"] for run in runs)
         figures[f"service_{label}_median_posters_per_second"] = statistics.median(
             run[f"service_{label}"] for run in runs)
     figures["limit_median_posters_per_second"] = statistics.median(run["limit"] for run in runs)
@@ -136,7 +167,12 @@ def measure(posters: list[Path], quick: bool, rounds: int = 3, ref: str | None =
              "The worker is started once per source tree and warmed up with an untimed job; it idles "
              "while the other turns run.",
              "The load average before each turn is recorded: other work on the machine during a round "
-             "changes that round's ratio, which is why the ratio is read per round."]
+             "changes that round's ratio, which is why the ratio is read per round.",
+             "cpu_ratio_*: the limit's CPU ms a poster (its processes from the barrier on) over the "
+             "service's (pool: the worker's pool processes; all: those, the Celery main process, every API "
+             "process and redis-server when it runs on this host, from /proc/<pid>/stat around the job). "
+             "On a machine busy with other work these move far less than posters/s; on an idle one with "
+             "as many cores as processes, cpu_ratio_all approximates the posters/s ratio."]
     return {"name": "limit_gap", "command": " ".join(["python -m bench.limit_gap", *sys.argv[1:]]),
             "figures": figures, "targets": targets, "notes": notes, "provenance": produced,
             "settings": {"service": "default settings (batch_size, max_batch_wait, threads, solo_threads)",

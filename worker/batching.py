@@ -14,7 +14,7 @@ poster may be claimed, and what the sweep gives back is the claims registry's (p
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from posterq import gate
 from posterq.config import Settings
@@ -22,7 +22,7 @@ from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.claims import redelivered_too_often
-from posterq.jobs.keys import ItemKind, ResultStatus
+from posterq.jobs.keys import ItemKind, Lane, ResultStatus
 from posterq.jobs.pools import DEFAULT_POOL
 from posterq.jobs.redis_errors import refused
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
@@ -114,7 +114,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     delivery = max((item["attempts"] for item in items), default=1)
     if live:
         gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
-    outcomes, model = _classify_items(classifier_factory, live, settings)
+    outcomes, model, early = _classify_in_steps(store, classifier_factory, batch_id, len(refs), live,
+                                                hostname, claimed_at)
     if exhausted:
         # A poster that keeps killing its worker (or keeps failing) must not circle forever.
         log.warning("batch %s: delivery %d, failing %d posters claimed too often", batch_id, delivery,
@@ -123,12 +124,14 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         model = model or _model_of(classifier_factory)
     for _, _, result, _ in outcomes:
         result["worker"] = hostname
-    finished = claims.write_results(outcomes, model, claimed_at)
+    finished = early.finished + claims.write_results(outcomes, model, claimed_at)
+    items += early.items
     # Done with the batch before its figures: a Redis too full to take them (they grow its
     # memory) must not make the batch run again.
     claims.finish(batch_id)
     seconds = time.monotonic() - started
     observations = [(JOB_SECONDS, job.seconds) for job in finished]
+    outcomes += early.outcomes
     if outcomes:
         # One round trip for the batch's figures; lost, not retried, when Redis refuses them.
         try:
@@ -148,8 +151,45 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         made = sum(store.window.top_up(job_id) for job_id in sorted(listed))
         if made:
             send_tokens(tokens_for(made, settings.batch_size))
-    return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job.job_id for job in finished),
+    return BatchReport(batch_id, delivery, len(refs) + len(early.items), len(outcomes),
+                       tuple(job.job_id for job in finished),
                        tuple(job.job_id for job in finished if job.has_output))
+
+
+@dataclass
+class _Joined:
+    """One-poster calls a batch took in between its invokes, written as soon as they were classified."""
+
+    items: list[dict] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    finished: list = field(default_factory=list)
+
+
+def _classify_in_steps(store: JobStore, classifier_factory, batch_id: str, held: int, live: list[dict],
+                       hostname: str, claimed_at: float) -> tuple[list[Outcome], dict, _Joined]:
+    # A batch's items in invokes of interactive_batch_size (an invoke costs about the same per poster
+    # at any size on a CPU). Between two, a one-poster call waiting for a worker joins the batch and
+    # is classified and written next: it waits for one small invoke, not for the rest of a bulk batch.
+    settings, claims = store.settings, store.claims
+    step, outcomes, model, joined = settings.interactive_batch_size, [], {}, _Joined()
+    pending = list(live)
+    while pending:
+        done, made = _classify_items(classifier_factory, pending[:step], settings)
+        outcomes, model, pending = outcomes + done, model or made, pending[step:]
+        if not pending or not store.fair_queue.waiting_in(Lane.INTERACTIVE):
+            continue
+        held, fresh = claims.join(batch_id, held, step)
+        exhausted, calls = claims.exhausted(fresh)
+        early, made = _classify_items(classifier_factory, calls, settings)
+        if exhausted:
+            early += fail_items(exhausted, redelivered_too_often(max(item["attempts"] for item in exhausted)))
+        for _, _, result, _ in early:
+            result["worker"] = hostname
+        joined.finished += claims.write_results(early, made or model, claimed_at)
+        joined.items += fresh
+        joined.outcomes += early
+        model = model or made
+    return outcomes, model, joined
 
 
 def _classify_items(classifier_factory, live: list[dict], settings) -> tuple[list[Outcome], dict]:

@@ -118,6 +118,16 @@ class Claims:
         refs = [parse_ref(value) for value in held]
         return refs, _items(refs, loaded, attempts), bool(short)
 
+    def join(self, batch_id: str, held: int, more: int) -> tuple[int, list[dict]]:
+        """Top up a batch holding `held` refs by up to `more`, fairly: the refs it holds now, the items taken.
+
+        For a batch between two of its invokes, when a one-poster call waits: the refs taken count
+        an attempt each, like any claim's.
+        """
+        refs, items, _ = self._claim_once(batch_id, held + more, None, first=False)
+        fresh = set(refs[held:])
+        return len(refs), [item for item in items if (item["job_id"], item["index"]) in fresh]
+
     def exhausted(self, items: list[dict]) -> tuple[list[dict], list[dict]]:
         """Split claimed items into (those claimed too often, to fail; the others, to classify)."""
         over = [item for item in items if item["attempts"] > self.max_attempts]

@@ -55,6 +55,29 @@ def test_a_batch_holding_a_one_poster_call_stays_small_and_owes_the_bulk_a_token
     assert sent == []
 
 
+def test_a_one_poster_call_joins_a_running_bulk_batch_between_its_invokes(store, classifier):
+    settings = store.settings
+    bulk = _upload_job(store, [poster_bytes(seed) for seed in range(settings.batch_size)])
+    calls, seen = [], []
+
+    def classifier_during_a_call():
+        # The call arrives while the batch's first invoke runs; at the next one, has it been written?
+        if not calls:
+            calls.append(store.jobs.create("upload", [{"name": "one", "kind": "upload"}], [poster_bytes(99)],
+                                           lane=Lane.INTERACTIVE)["id"])
+        else:
+            seen.append(store.jobs.get(calls[0])["status"])
+        return classifier
+
+    report = run_batch(store, classifier_during_a_call, "t1", "here@test")
+    assert report.claimed == report.written == settings.batch_size + 1
+    assert set(report.finished_jobs) == {bulk["id"], calls[0]}
+    # Classified right after the invoke it arrived in (not yet done then), and written before the
+    # invoke of the bulk batch's rest.
+    assert len(seen) == 2 and seen[0] != "done" and seen[1] == "done", seen
+    assert store.jobs.results(calls[0])[0]["worker"] == "here@test"
+
+
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
     store.claims.claim_items("t1", 4, 0)  # the first delivery claimed them, then its worker died...
