@@ -138,6 +138,9 @@ def measure(posters: list[Path], quick: bool, rounds: int = 3, ref: str | None =
                         raise RuntimeError(f"round {number + 1}, {turn}: not every poster had exactly "
                                            f"one good result: {run}")
                     result[f"service_{turn}"] = run["posters_per_second"]
+                    # Upload and store before the first token, download after the last result: the
+                    # part of the job's time no worker can spend on posters.
+                    result[f"stages_s_{turn}"] = run["stages_s"]
             for label in services:
                 result[f"ratio_{label}"] = round(result[f"service_{label}"] / result["limit"], 3)
                 # The same ratio from CPU time, which the machine's other work bends far less: the

@@ -86,7 +86,7 @@ def breakdown(lines: list[str], database: int, queue: str, shas: dict[str, str])
             parts[f"script {script}"] += 1
             continue
         if command in ("EVALSHA", "EVAL"):
-            script = shas.get(key, key[:8])
+            script = shas.get(key, "not in posterq/jobs/lua")
             parts[f"script {script}"] += 1
             continue
         if command == "MULTI":
@@ -104,7 +104,7 @@ def breakdown(lines: list[str], database: int, queue: str, shas: dict[str, str])
 
 def monitored(url: str, run) -> list[str]:
     """The MONITOR lines Redis sent while run() ran (read on a connection of their own)."""
-    connection = redis.Redis.from_url(url).connection_pool.get_connection("MONITOR")
+    connection = redis.Redis.from_url(url).connection_pool.get_connection()
     connection.send_command("MONITOR")
     assert connection.read_response() in (b"OK", "OK")
     lines: list[str] = []

@@ -63,9 +63,11 @@ BATCH_SIZE = 2
 #: this many; it never waits for a batch to fill (max_batch_wait), so a lone poster still runs at
 #: once (docs/benchmarks.md, bench.redis_cost).
 SERVICE_BATCH_SIZE = 8
-#: Most posters of a batch that holds a one-poster call (the interactive lane): the call waits for
-#: an invoke of this many, not of a bulk batch.
-INTERACTIVE_BATCH_SIZE = 2
+#: Posters per interpreter invoke in the service: a batch runs in invokes of this many (an invoke
+#: costs about the same per poster at any size on a CPU, and each poster in it holds memory), and a
+#: one-poster call waiting between two joins the batch; a batch that holds one takes no more than
+#: this many, so the call waits for one small invoke, not for a bulk batch.
+INVOKE_SIZE = 2
 #: The largest poster file anywhere (`posterq label`, `posterq evaluate`, uploads, data roots).
 #: One limit, so that a folder gives the same rows locally and through the service; far above a
 #: real poster, it stops a stray video or disk image from being read whole into memory.
@@ -104,10 +106,10 @@ class Settings:
     queue: str = "posterq"
     #: Model bundle to load; empty means the shipped default (DEFAULT_MODEL_DIR).
     model: str = ""
-    #: Most posters in one batch, one interpreter invoke; the API sends a token per this many posters.
+    #: Most posters one batch (one Celery token, one claim) takes; the API sends a token per this many.
     batch_size: int = SERVICE_BATCH_SIZE
-    #: Most posters in a batch that holds an interactive poster (POST /analysis/).
-    interactive_batch_size: int = INTERACTIVE_BATCH_SIZE
+    #: Posters per interpreter invoke, and the most a batch holding a one-poster call takes.
+    invoke_size: int = INVOKE_SIZE
     #: Seconds a part-filled batch waits for more posters (cross-job batching) before it runs.
     #: 0 (the default) never waits: a batch takes every poster ready when it starts, so a lone
     #: poster runs at once, and under load posters that queue up while an invoke runs share the
@@ -249,7 +251,7 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the variable."""
-        positive = ("batch_size", "interactive_batch_size", "max_request_bytes", "max_posters_per_job",
+        positive = ("batch_size", "invoke_size", "max_request_bytes", "max_posters_per_job",
                     "max_file_bytes", "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl",
                     "max_redeliveries", "visibility_timeout", "restore_interval", "heartbeat_interval",
                     "analysis_timeout", "batch_time_limit", "sweep_interval", "max_queued_posters",

@@ -106,7 +106,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     settings, claims = store.settings, store.claims
     started = time.monotonic()
     refs, items, short = claims.claim(batch_id, settings.batch_size, settings.max_batch_wait,
-                                      settings.interactive_batch_size)
+                                      settings.invoke_size)
     if short and send_tokens is not None:
         send_tokens(1)  # its token counted on a full batch: the bulk posters it left need one
     claimed_at = time.time()
@@ -167,11 +167,11 @@ class _Joined:
 
 def _classify_in_steps(store: JobStore, classifier_factory, batch_id: str, held: int, live: list[dict],
                        hostname: str, claimed_at: float) -> tuple[list[Outcome], dict, _Joined]:
-    # A batch's items in invokes of interactive_batch_size (an invoke costs about the same per poster
+    # A batch's items in invokes of invoke_size (an invoke costs about the same per poster
     # at any size on a CPU). Between two, a one-poster call waiting for a worker joins the batch and
     # is classified and written next: it waits for one small invoke, not for the rest of a bulk batch.
     settings, claims = store.settings, store.claims
-    step, outcomes, model, joined = settings.interactive_batch_size, [], {}, _Joined()
+    step, outcomes, model, joined = settings.invoke_size, [], {}, _Joined()
     pending = list(live)
     while pending:
         done, made = _classify_items(classifier_factory, pending[:step], settings)

@@ -41,14 +41,14 @@ def test_small_jobs_that_arrive_together_share_one_batch(store, classifier):
 
 def test_a_batch_holding_a_one_poster_call_stays_small_and_owes_the_bulk_a_token(store, classifier):
     settings = store.settings
-    assert settings.interactive_batch_size < settings.batch_size
+    assert settings.invoke_size < settings.batch_size
     _upload_job(store, [poster_bytes(seed) for seed in range(2 * settings.batch_size)])
     call = store.jobs.create("upload", [{"name": "one", "kind": "upload"}], [poster_bytes(99)],
                              lane=Lane.INTERACTIVE)
     sent = []
     report = run_batch(store, lambda: classifier, "t1", "here@test", sent.append)
-    # The call goes first and waits for an invoke of interactive_batch_size, not of a bulk batch.
-    assert report.claimed == settings.interactive_batch_size and call["id"] in report.finished_jobs
+    # The call goes first and waits for an invoke of invoke_size, not of a bulk batch.
+    assert report.claimed == settings.invoke_size and call["id"] in report.finished_jobs
     assert sent == [1]  # the bulk job's tokens were counted on full batches
     sent.clear()
     assert run_batch(store, lambda: classifier, "t2", "here@test", sent.append).claimed == settings.batch_size
