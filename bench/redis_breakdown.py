@@ -60,6 +60,8 @@ def part(command: str, key: str, queue: str) -> str:
         return "stats: counters, histograms, throughput"
     if ":worker:" in key or key.endswith(":announced"):
         return "heartbeats"
+    if command == "HGET" and key.endswith(":waiting"):
+        return "one-poster calls waiting? (between a batch's invokes)"
     if command in ("WATCH", "UNWATCH") or (command == "LLEN" and ":ready:" in key) or (
             command == "HMGET" and re.search(r":job:[0-9a-f]{32}$", key)):
         return "window top-up after a batch"
