@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import redis
@@ -34,7 +33,6 @@ from bench.limit import run_processes
 from bench.profile import cpu_seconds, processes
 from bench.scale import TUNING, multipart, run_upload_job
 from bench.service import (
-    RESULTS,
     ROOT,
     Service,
     bench_settings,
@@ -43,6 +41,7 @@ from bench.service import (
     git_commit,
     module_parser,
     provenance,
+    save_report,
 )
 from posterq.bundle import load_bundle
 from posterq.config import Settings, available_cores
@@ -188,12 +187,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of limit and service (default 3)")
     parser.add_argument("--ref", help="a commit whose service takes a turn in each round too")
     args = parser.parse_args()
-    report = measure(chosen_posters(args), args.quick, args.rounds, args.ref)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"limit_gap-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    save_report("limit_gap", measure(chosen_posters(args), args.quick, args.rounds, args.ref))
     return 0
 
 

@@ -23,20 +23,26 @@ counts are exact, timings taken meanwhile are not.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
 import redis
 
-from bench.service import RESULTS, Service, bench_settings, chosen_posters, module_parser, provenance
+from bench.service import (
+    Service,
+    bench_settings,
+    chosen_posters,
+    linked_folder,
+    module_parser,
+    provenance,
+    save_report,
+)
 from posterq.config import DEFAULT_MODEL_DIR
 from posterq.jobs import scripts
 
@@ -136,13 +142,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
     shas = script_names()
     modes = {}
     with tempfile.TemporaryDirectory(prefix="posterq-breakdown-") as tmp:
-        folder = Path(tmp) / "posters"
-        folder.mkdir()
-        links = []
-        for path in posters:
-            links.append(folder / path.name)
-            links[-1].symlink_to(path.resolve())
-        roots = [folder, *sorted({p.resolve().parent for p in posters})]
+        folder, links, roots = linked_folder(posters, Path(tmp))
         settings = bench_settings("breakdown", model=str(DEFAULT_MODEL_DIR), data_roots=roots,
                                   max_request_bytes=1 << 30)
         database = redis.Redis.from_url(settings.redis_url).connection_pool.connection_kwargs.get("db", 0)
@@ -175,12 +175,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
 def main() -> int:
     """Measure, print the figures as JSON and save them under bench/results/."""
     args = module_parser(__doc__, 256, 64).parse_args()
-    report = measure(chosen_posters(args), args.quick)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"redis_breakdown-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    save_report("redis_breakdown", measure(chosen_posters(args), args.quick))
     return 0
 
 
