@@ -7,8 +7,11 @@ and takes whatever refs are ready, waiting at most max_batch_wait for stragglers
 refs atomically into a list named after the Celery task id; late acknowledgement means a killed
 worker's task is delivered again with the same id, finds that list, and classifies the same
 posters. The API sends ceil(n / batch_size) tokens per job, and a token either fills its batch or
-empties the ready list, so tokens never run out while refs wait. What a claim holds, how often a
-poster may be claimed, and what the sweep gives back is the claims registry's (posterq.jobs.claims).
+empties the ready list, so tokens never run out while refs wait; a batch whose claim took a
+one-poster call stops at invoke_size and sends a token for the bulk posters it left. A batch runs
+in invokes of invoke_size, and a one-poster call that waits between two joins it (a top-up claim
+into the same list) and is written at once. What a claim holds, how often a poster may be
+claimed, and what the sweep gives back is the claims registry's (posterq.jobs.claims).
 """
 
 import logging
