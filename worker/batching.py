@@ -118,7 +118,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     if live:
         gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
     outcomes, model, early = _classify_in_steps(store, classifier_factory, batch_id, len(refs), live,
-                                                hostname, claimed_at)
+                                                hostname, claimed_at, delivery > 1)
     if exhausted:
         # A poster that keeps killing its worker (or keeps failing) must not circle forever.
         log.warning("batch %s: delivery %d, failing %d posters claimed too often", batch_id, delivery,
@@ -160,8 +160,9 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
 
 
 @dataclass
-class _Joined:
-    """One-poster calls a batch took in between its invokes, written as soon as they were classified."""
+class _Written:
+    """What a batch wrote before its end: one-poster calls it took in between its invokes (items,
+    outcomes), and a redelivered batch's posters, each written as soon as it was classified."""
 
     items: list[dict] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
@@ -169,16 +170,28 @@ class _Joined:
 
 
 def _classify_in_steps(store: JobStore, classifier_factory, batch_id: str, held: int, live: list[dict],
-                       hostname: str, claimed_at: float) -> tuple[list[Outcome], dict, _Joined]:
+                       hostname: str, claimed_at: float, redelivered: bool
+                       ) -> tuple[list[Outcome], dict, _Written]:
     # A batch's items in invokes of invoke_size (an invoke costs about the same per poster
     # at any size on a CPU). Between two, a one-poster call waiting for a worker joins the batch and
     # is classified and written next: it waits for one small invoke, not for the rest of a bulk batch.
+    # A redelivered batch may hold a poster that kills its worker: each poster is then classified
+    # alone and written at once, so that only that poster reaches max_redeliveries, not its batch.
     settings, claims = store.settings, store.claims
-    step, outcomes, model, joined = settings.invoke_size, [], {}, _Joined()
+    step, outcomes, model, joined = settings.invoke_size, [], {}, _Written()
+    if redelivered:
+        step = 1
     pending = list(live)
     while pending:
         done, made = _classify_items(classifier_factory, pending[:step], settings)
-        outcomes, model, pending = outcomes + done, model or made, pending[step:]
+        model, pending = model or made, pending[step:]
+        if redelivered:
+            for _, _, result, _ in done:
+                result["worker"] = hostname
+            joined.finished += claims.write_results(done, model, claimed_at)
+            joined.outcomes += done
+        else:
+            outcomes += done
         if not pending or not store.fair_queue.waiting_in(Lane.INTERACTIVE):
             continue
         held, fresh = claims.join(batch_id, held, step)

@@ -78,6 +78,23 @@ def test_a_one_poster_call_joins_a_running_bulk_batch_between_its_invokes(store,
     assert store.jobs.results(calls[0])[0]["worker"] == "here@test"
 
 
+def test_a_redelivered_batch_writes_each_poster_as_soon_as_it_is_classified(store, classifier):
+    # A batch that died may hold a poster that kills its worker: on its next delivery every poster
+    # is classified alone and written at once, so that the others do not share that poster's fate.
+    size = store.settings.batch_size
+    job = _upload_job(store, [poster_bytes(seed) for seed in range(size)])
+    store.claims.claim_items("t1", size, 0)  # a first delivery, which died
+    done = []
+
+    def counting():
+        done.append(store.jobs.get(job["id"])["done"])
+        return classifier
+
+    report = run_batch(store, counting, "t1", "here@test")
+    assert report.delivery == 2 and report.written == size and report.finished_jobs == (job["id"],)
+    assert done == list(range(size))
+
+
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
     store.claims.claim_items("t1", 4, 0)  # the first delivery claimed them, then its worker died...
