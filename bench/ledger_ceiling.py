@@ -36,6 +36,7 @@ from pathlib import Path
 import psycopg
 
 from bench.service import RESULTS, git_commit, provenance, worktree
+from posterq.cpu import describe
 from posterq.genres import GENRES
 from posterq.jobs.database import Database
 from posterq.jobs.keys import new_job_id
@@ -271,13 +272,6 @@ def _cells(entry: dict) -> str:
             f"{counts.get('inserted')} / {counts.get('updated')} / {counts.get('dead_tuples')}")
 
 
-def cpu_flags() -> dict:
-    """The CPU's vector features that decide a figure here: AVX2, AVX-512, VNNI (from /proc/cpuinfo)."""
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        flags = next((line.partition(":")[2].split() for line in handle if line.startswith("flags")), [])
-    return {flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")}
-
-
 def main() -> int:
     """Measure alone; print the figures as JSON and save them (and a table) under --out."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -302,7 +296,7 @@ def main() -> int:
     made = provenance()
     figures = measure_ceiling(args.database_url, args.quick, args.writers, args.batches, args.rounds,
                               args.before, args.before_root)
-    made["machine"].update(cpu_flags=cpu_flags(), loadavg_after=[round(v, 2) for v in os.getloadavg()])
+    made["machine"].update(loadavg_after=[round(v, 2) for v in os.getloadavg()])
     command = " ".join(["python -m bench.ledger_ceiling", *sys.argv[1:]])
     result = {"benchmark": "ledger_ceiling", "command": command, "provenance": made, **figures}
     print(json.dumps(result, indent=2))
@@ -313,7 +307,7 @@ def main() -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     machine = made["machine"]
     path.with_suffix(".md").write_text(
-        f"`{command}`\n\nCPU: {machine['cpu_model']}, {machine['cpus']} CPUs, flags {machine['cpu_flags']}; "
+        f"`{command}`\n\nCPU: {describe(machine['cpu'])}; "
         f"load average before {machine['loadavg_before']}, after {machine['loadavg_after']}\n\n{shown}")
     print(f"wrote {path} and {path.with_suffix('.md').name}")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench.service import Service, analysed, bench_settings, client, provenance, run_alone
+from bench.service import Service, analysed, bench_settings, client, linked_folder, provenance, run_alone
 from posterq.config import DEFAULT_MODEL_DIR
 
 # This benchmark's own commands (snapshots, memory samples), left out of the per-poster counts.
@@ -121,14 +121,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
     produced = provenance()
     modes = {}
     with tempfile.TemporaryDirectory(prefix="posterq-redis-") as tmp:
-        folder = Path(tmp) / "posters"
-        folder.mkdir()
-        links = []
-        for path in posters:
-            links.append(folder / path.name)
-            links[-1].symlink_to(path.resolve())
-        # The links resolve into the posters' own folders: those must be roots too.
-        roots = [folder, *sorted({p.resolve().parent for p in posters})]
+        folder, links, roots = linked_folder(posters, Path(tmp))
         settings = bench_settings("redis", model=str(DEFAULT_MODEL_DIR), data_roots=roots,
                                   max_request_bytes=1 << 30)
         client = redis.Redis.from_url(settings.redis_url)

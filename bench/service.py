@@ -68,6 +68,28 @@ def provenance() -> dict:
                         "loadavg_before": [round(v, 2) for v in os.getloadavg()]}}
 
 
+def linked_folder(posters: list[Path], tmp: Path) -> tuple[Path, list[Path], list[Path]]:
+    """A folder of symlinks to the posters under tmp: (the folder, its links, the data roots it needs)."""
+    folder = tmp / "posters"
+    folder.mkdir()
+    links = []
+    for path in posters:
+        links.append(folder / path.name)
+        links[-1].symlink_to(path.resolve())
+    # The links resolve into the posters' own folders: those must be roots too.
+    return folder, links, [folder, *sorted({p.resolve().parent for p in posters})]
+
+
+def save_report(name: str, report: dict) -> Path:
+    """Write a benchmark's report to bench/results/<name>-<time>.json, print it; return the path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
 def client(url: str, timeout: float = 600) -> ServiceClient:
     """A ServiceClient that retries nothing: a benchmark reports the service's answers as they come."""
     return ServiceClient(url, timeout=timeout, retry=False)

@@ -58,10 +58,16 @@ def model_from_env(environ=None) -> Path:
 #: costs about the same per poster at any batch size, so small batches keep every process busy to
 #: the end of a folder (measured by bench/label_batch.py; docs/benchmarks.md).
 BATCH_SIZE = 2
-#: Posters per invoke in the service: a larger invoke saves little per poster on a CPU while its
-#: buffers take memory per poster; a small one still lets concurrent small jobs share an invoke,
-#: and spreads a job's posters over every worker process (docs/benchmarks.md).
-SERVICE_BATCH_SIZE = 2
+#: Most posters a batch (one Celery token, one claim) takes in the service: each batch costs Redis
+#: and Celery a few dozen commands however many posters it holds, so bulk work comes in batches of
+#: this many; it never waits for a batch to fill (max_batch_wait), so a lone poster still runs at
+#: once (docs/benchmarks.md, bench.redis_cost).
+SERVICE_BATCH_SIZE = 8
+#: Posters per interpreter invoke in the service: a batch runs in invokes of this many (an invoke
+#: costs about the same per poster at any size on a CPU, and each poster in it holds memory), and a
+#: one-poster call waiting between two joins the batch; a batch that holds one takes no more than
+#: this many, so the call waits for one small invoke, not for a bulk batch.
+INVOKE_SIZE = 2
 #: The largest poster file anywhere (`posterq label`, `posterq evaluate`, uploads, data roots).
 #: One limit, so that a folder gives the same rows locally and through the service; far above a
 #: real poster, it stops a stray video or disk image from being read whole into memory.
@@ -100,8 +106,10 @@ class Settings:
     queue: str = "posterq"
     #: Model bundle to load; empty means the shipped default (DEFAULT_MODEL_DIR).
     model: str = ""
-    #: Most posters in one interpreter invoke.
+    #: Most posters one batch (one Celery token, one claim) takes; the API sends a token per this many.
     batch_size: int = SERVICE_BATCH_SIZE
+    #: Posters per interpreter invoke, and the most a batch holding a one-poster call takes.
+    invoke_size: int = INVOKE_SIZE
     #: Seconds a part-filled batch waits for more posters (cross-job batching) before it runs.
     #: 0 (the default) never waits: a batch takes every poster ready when it starts, so a lone
     #: poster runs at once, and under load posters that queue up while an invoke runs share the
@@ -247,11 +255,11 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the variable."""
-        positive = ("batch_size", "max_request_bytes", "max_posters_per_job", "max_file_bytes",
-                    "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl", "max_redeliveries",
-                    "visibility_timeout", "restore_interval", "heartbeat_interval", "analysis_timeout",
-                    "batch_time_limit", "sweep_interval", "max_queued_posters", "request_timeout",
-                    "max_queued_posters_per_key", "job_window", "max_output_tries")
+        positive = ("batch_size", "invoke_size", "max_request_bytes", "max_posters_per_job",
+                    "max_file_bytes", "max_zip_bytes", "max_zip_ratio", "result_ttl", "upload_ttl",
+                    "max_redeliveries", "visibility_timeout", "restore_interval", "heartbeat_interval",
+                    "analysis_timeout", "batch_time_limit", "sweep_interval", "max_queued_posters",
+                    "request_timeout", "max_queued_posters_per_key", "job_window", "max_output_tries")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise PosterqError(f"POSTERQ_{name.upper()} must be positive", "bad_config")

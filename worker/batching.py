@@ -7,14 +7,17 @@ and takes whatever refs are ready, waiting at most max_batch_wait for stragglers
 refs atomically into a list named after the Celery task id; late acknowledgement means a killed
 worker's task is delivered again with the same id, finds that list, and classifies the same
 posters. The API sends ceil(n / batch_size) tokens per job, and a token either fills its batch or
-empties the ready list, so tokens never run out while refs wait. What a claim holds, how often a
-poster may be claimed, and what the sweep gives back is the claims registry's (posterq.jobs.claims).
+empties the ready list, so tokens never run out while refs wait; a batch whose claim took a
+one-poster call stops at invoke_size and sends a token for the bulk posters it left. A batch runs
+in invokes of invoke_size, and a one-poster call that waits between two joins it (a top-up claim
+into the same list) and is written at once. What a claim holds, how often a poster may be
+claimed, and what the sweep gives back is the claims registry's (posterq.jobs.claims).
 """
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from posterq import gate
 from posterq.bundle import sha256_of
@@ -23,7 +26,7 @@ from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.claims import redelivered_too_often
-from posterq.jobs.keys import ItemKind, ResultStatus
+from posterq.jobs.keys import ItemKind, Lane, ResultStatus
 from posterq.jobs.pools import DEFAULT_POOL
 from posterq.jobs.redis_errors import refused
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
@@ -110,13 +113,17 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     """
     settings, claims = store.settings, store.claims
     started = time.monotonic()
-    refs, items = claims.claim_items(batch_id, settings.batch_size, settings.max_batch_wait)
+    refs, items, short = claims.claim(batch_id, settings.batch_size, settings.max_batch_wait,
+                                      settings.invoke_size)
+    if short and send_tokens is not None:
+        send_tokens(1)  # its token counted on a full batch: the bulk posters it left need one
     claimed_at = time.time()
     exhausted, live = claims.exhausted(items)
     delivery = max((item["attempts"] for item in items), default=1)
     if live:
         gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
-    outcomes, model = _classify_items(classifier_factory, live, settings)
+    outcomes, model, early = _classify_in_steps(store, classifier_factory, batch_id, len(refs), live,
+                                                hostname, claimed_at, delivery > 1)
     if exhausted:
         # A poster that keeps killing its worker (or keeps failing) must not circle forever.
         log.warning("batch %s: delivery %d, failing %d posters claimed too often", batch_id, delivery,
@@ -125,12 +132,14 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
         model = model or _model_of(classifier_factory)
     for _, _, result, _ in outcomes:
         result["worker"] = hostname
-    finished = claims.write_results(outcomes, model, claimed_at)
+    finished = early.finished + claims.write_results(outcomes, model, claimed_at)
+    items += early.items
     # Done with the batch before its figures: a Redis too full to take them (they grow its
     # memory) must not make the batch run again.
     claims.finish(batch_id)
     seconds = time.monotonic() - started
     observations = [(JOB_SECONDS, job.seconds) for job in finished]
+    outcomes += early.outcomes
     if outcomes:
         # One round trip for the batch's figures; lost, not retried, when Redis refuses them.
         try:
@@ -144,11 +153,64 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
             log.warning("batch %s: its figures were not counted: %s", batch_id, exc)
         log.info("batch %s (delivery %d): %d posters in %.3f s", batch_id, delivery, len(outcomes), seconds)
     if send_tokens is not None:
-        made = sum(store.window.top_up(job_id) for job_id in sorted({job_id for job_id, *_ in outcomes}))
+        # Only a directory job's posters come through its window (an upload job's were all made
+        # ready at submission; the sweep tops up one whose Redis state it restored).
+        listed = {item["job_id"] for item in items if item["kind"] == ItemKind.PATH.value}
+        made = sum(store.window.top_up(job_id) for job_id in sorted(listed))
         if made:
             send_tokens(tokens_for(made, settings.batch_size))
-    return BatchReport(batch_id, delivery, len(refs), len(outcomes), tuple(job.job_id for job in finished),
+    return BatchReport(batch_id, delivery, len(refs) + len(early.items), len(outcomes),
+                       tuple(job.job_id for job in finished),
                        tuple(job.job_id for job in finished if job.has_output))
+
+
+@dataclass
+class _Written:
+    """What a batch wrote before its end: one-poster calls it took in between its invokes (items,
+    outcomes), and a redelivered batch's posters, each written as soon as it was classified."""
+
+    items: list[dict] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    finished: list = field(default_factory=list)
+
+
+def _classify_in_steps(store: JobStore, classifier_factory, batch_id: str, held: int, live: list[dict],
+                       hostname: str, claimed_at: float, redelivered: bool
+                       ) -> tuple[list[Outcome], dict, _Written]:
+    # A batch's items in invokes of invoke_size (an invoke costs about the same per poster
+    # at any size on a CPU). Between two, a one-poster call waiting for a worker joins the batch and
+    # is classified and written next: it waits for one small invoke, not for the rest of a bulk batch.
+    # A redelivered batch may hold a poster that kills its worker: each poster is then classified
+    # alone and written at once, so that only that poster reaches max_redeliveries, not its batch.
+    settings, claims = store.settings, store.claims
+    step, outcomes, model, joined = settings.invoke_size, [], {}, _Written()
+    if redelivered:
+        step = 1
+    pending = list(live)
+    while pending:
+        done, made = _classify_items(classifier_factory, pending[:step], settings)
+        model, pending = model or made, pending[step:]
+        if redelivered:
+            for _, _, result, _ in done:
+                result["worker"] = hostname
+            joined.finished += claims.write_results(done, model, claimed_at)
+            joined.outcomes += done
+        else:
+            outcomes += done
+        if not pending or not store.fair_queue.waiting_in(Lane.INTERACTIVE):
+            continue
+        held, fresh = claims.join(batch_id, held, step)
+        exhausted, calls = claims.exhausted(fresh)
+        early, made = _classify_items(classifier_factory, calls, settings)
+        if exhausted:
+            early += fail_items(exhausted, redelivered_too_often(max(item["attempts"] for item in exhausted)))
+        for _, _, result, _ in early:
+            result["worker"] = hostname
+        joined.finished += claims.write_results(early, made or model, claimed_at)
+        joined.items += fresh
+        joined.outcomes += early
+        model = model or made
+    return outcomes, model, joined
 
 
 def _classify_items(classifier_factory, live: list[dict], settings) -> tuple[list[Outcome], dict]:

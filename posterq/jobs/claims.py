@@ -76,36 +76,57 @@ class Claims:
         """Claims a poster may have: the first and max_redeliveries more."""
         return 1 + self.settings.max_redeliveries
 
-    def claim_items(self, batch_id: str, size: int, max_wait: float
+    def claim_items(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None
                     ) -> tuple[list[tuple[str, int]], list[dict]]:
         """One delivery's claim: fill a batch to `size` refs fairly, reading their items in the same call.
 
         The items are those whose jobs still wait for them (not cancelled, finished or expired),
         each with its "attempts" (exhausted: more than max_attempts). A batch that has nothing is
         done at once (its posters went into another batch); one that has some but fewer than
-        `size` waits up to max_wait so that small jobs arriving together share one invoke.
+        `size` waits up to max_wait so that small jobs arriving together share one invoke. A batch
+        that takes an interactive poster stops at `interactive_size` (None: at `size`).
         """
-        refs, items = self._claim_once(batch_id, size, first=True)
+        return self.claim(batch_id, size, max_wait, interactive_size)[:2]
+
+    def claim(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None
+              ) -> tuple[list[tuple[str, int]], list[dict], bool]:
+        """claim_items, and whether the batch stopped at interactive_size while bulk posters wait.
+
+        Tokens are counted for full batches, so such a batch owes a token for the posters it left.
+        """
+        refs, items, short = self._claim_once(batch_id, size, interactive_size, first=True)
         deadline = time.monotonic() + max_wait
-        while refs and len(refs) < size:
+        while refs and len(refs) < size and not short:
             left = deadline - time.monotonic()
             if left <= 0 or not self.fair_queue.wait_for_arrivals(left):
                 break
-            refs, items = self._claim_once(batch_id, size, first=False)
-        return refs, items
+            refs, items, short = self._claim_once(batch_id, size, interactive_size, first=False)
+        return refs, items, short
 
-    def _claim_once(self, batch_id: str, size: int, first: bool) -> tuple[list[tuple[str, int]], list[dict]]:
+    def _claim_once(self, batch_id: str, size: int, interactive_size: int | None, first: bool
+                    ) -> tuple[list[tuple[str, int]], list[dict], bool]:
         keys = self.keys
-        held, loaded, attempts = self._claim(
+        held, loaded, attempts, short = self._claim(
             keys=[keys.batch(batch_id), keys.claims, keys.claimed_at, keys.attempts, keys.stats, keys.lanes,
                   keys.waiting, keys.weights, keys.queue_order, *keys.prefixes()],
-            args=[scripts.args(batch_id=batch_id, size=size, ttl=self.settings.result_ttl, first=first,
+            args=[scripts.args(batch_id=batch_id, size=size, interactive_size=interactive_size or size,
+                               ttl=self.settings.result_ttl, first=first,
                                interactive=Lane.INTERACTIVE.value,
                                interactive_weight=self.settings.interactive_weight,
                                redeliveries_field=Counter.REDELIVERIES.value,
                                order_by_id=self.fair_queue.order_by_id, suffixes=keys.suffixes())])
         refs = [parse_ref(value) for value in held]
-        return refs, _items(refs, loaded, attempts)
+        return refs, _items(refs, loaded, attempts), bool(short)
+
+    def join(self, batch_id: str, held: int, more: int) -> tuple[int, list[dict]]:
+        """Top up a batch holding `held` refs by up to `more`, fairly: the refs it holds now, the items taken.
+
+        For a batch between two of its invokes, when a one-poster call waits: the refs taken count
+        an attempt each, like any claim's.
+        """
+        refs, items, _ = self._claim_once(batch_id, held + more, None, first=False)
+        fresh = set(refs[held:])
+        return len(refs), [item for item in items if (item["job_id"], item["index"]) in fresh]
 
     def exhausted(self, items: list[dict]) -> tuple[list[dict], list[dict]]:
         """Split claimed items into (those claimed too often, to fail; the others, to classify)."""

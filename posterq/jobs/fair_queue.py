@@ -56,6 +56,10 @@ class FairQueue:
         """Posters waiting for a batch: "total", "lane:<lane>" and "tenant:<tenant>" counts."""
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.waiting).items()}
 
+    def waiting_in(self, lane: Lane) -> int:
+        """Posters waiting for a batch in one lane."""
+        return int(self.client.hget(self.keys.waiting, f"lane:{lane.value}") or 0)
+
     def depth(self) -> int:
         """Posters waiting for a batch, in all."""
         return int(self.client.hget(self.keys.waiting, "total") or 0)

@@ -4,6 +4,7 @@ import pytest
 from samples import bad_file_kinds, poster_bytes
 
 from posterq.exceptions import BundleError
+from posterq.jobs.keys import Lane
 from posterq.worker.batching import run_batch
 
 
@@ -36,6 +37,62 @@ def test_small_jobs_that_arrive_together_share_one_batch(store, classifier):
     assert all(len(row["genres"]) == 1 for row in store.jobs.results(second["id"]))
     # The second job's own token finds nothing left to do.
     assert run_batch(store, lambda: classifier, "t2", "here@test").claimed == 0
+
+
+def test_a_batch_holding_a_one_poster_call_stays_small_and_owes_the_bulk_a_token(store, classifier):
+    settings = store.settings
+    assert settings.invoke_size < settings.batch_size
+    _upload_job(store, [poster_bytes(seed) for seed in range(2 * settings.batch_size)])
+    call = store.jobs.create("upload", [{"name": "one", "kind": "upload"}], [poster_bytes(99)],
+                             lane=Lane.INTERACTIVE)
+    sent = []
+    report = run_batch(store, lambda: classifier, "t1", "here@test", sent.append)
+    # The call goes first and waits for an invoke of invoke_size, not of a bulk batch.
+    assert report.claimed == settings.invoke_size and call["id"] in report.finished_jobs
+    assert sent == [1]  # the bulk job's tokens were counted on full batches
+    sent.clear()
+    assert run_batch(store, lambda: classifier, "t2", "here@test", sent.append).claimed == settings.batch_size
+    assert sent == []
+
+
+def test_a_one_poster_call_joins_a_running_bulk_batch_between_its_invokes(store, classifier):
+    settings = store.settings
+    bulk = _upload_job(store, [poster_bytes(seed) for seed in range(settings.batch_size)])
+    calls, seen = [], []
+
+    def classifier_during_a_call():
+        # The call arrives while the batch's first invoke runs; at the next one, has it been written?
+        if not calls:
+            calls.append(store.jobs.create("upload", [{"name": "one", "kind": "upload"}], [poster_bytes(99)],
+                                           lane=Lane.INTERACTIVE)["id"])
+        else:
+            seen.append(store.jobs.get(calls[0])["status"])
+        return classifier
+
+    report = run_batch(store, classifier_during_a_call, "t1", "here@test")
+    assert report.claimed == report.written == settings.batch_size + 1
+    assert set(report.finished_jobs) == {bulk["id"], calls[0]}
+    # Classified right after the invoke it arrived in (not yet done then), and written before the
+    # invoke of the bulk batch's rest.
+    assert len(seen) == 2 and seen[0] != "done" and seen[1] == "done", seen
+    assert store.jobs.results(calls[0])[0]["worker"] == "here@test"
+
+
+def test_a_redelivered_batch_writes_each_poster_as_soon_as_it_is_classified(store, classifier):
+    # A batch that died may hold a poster that kills its worker: on its next delivery every poster
+    # is classified alone and written at once, so that the others do not share that poster's fate.
+    size = store.settings.batch_size
+    job = _upload_job(store, [poster_bytes(seed) for seed in range(size)])
+    store.claims.claim_items("t1", size, 0)  # a first delivery, which died
+    done = []
+
+    def counting():
+        done.append(store.jobs.get(job["id"])["done"])
+        return classifier
+
+    report = run_batch(store, counting, "t1", "here@test")
+    assert report.delivery == 2 and report.written == size and report.finished_jobs == (job["id"],)
+    assert done == list(range(size))
 
 
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):

@@ -94,16 +94,31 @@ local function arrived(arrivals)
 end
 
 -- What a worker reads of each ref, in the claim's own round trip: its job's status and top_k, its
--- item and its upload bytes (4 values a ref; false where there is none).
+-- item and its upload bytes (4 values a ref; false where there is none). Three reads a job, not
+-- four a ref: a batch's refs mostly come from a few jobs.
 local function load(refs)
-  local loaded = {}
-  for _, ref in ipairs(refs) do
+  local by_job, jobs = {}, {}
+  for i, ref in ipairs(refs) do
     local job, index = parse_ref(ref)
+    if not by_job[job] then
+      by_job[job] = {positions = {}, indexes = {}, blobs = {}}
+      jobs[#jobs + 1] = job
+    end
+    local group = by_job[job]
+    group.positions[#group.positions + 1] = i
+    group.indexes[#group.indexes + 1] = index
+    group.blobs[#group.blobs + 1] = blob_key(job, index)
+  end
+  local loaded = {}
+  for _, job in ipairs(jobs) do
+    local group = by_job[job]
     local state = redis.call('HMGET', job_key(job), 'status', 'top_k')
-    loaded[#loaded + 1] = state[1]
-    loaded[#loaded + 1] = state[2]
-    loaded[#loaded + 1] = redis.call('HGET', items_key(job), index)
-    loaded[#loaded + 1] = redis.call('GET', blob_key(job, index))
+    local items = redis.call('HMGET', items_key(job), unpack(group.indexes))
+    local blobs = redis.call('MGET', unpack(group.blobs))
+    for n, i in ipairs(group.positions) do
+      local at = 4 * (i - 1)
+      loaded[at + 1], loaded[at + 2], loaded[at + 3], loaded[at + 4] = state[1], state[2], items[n], blobs[n]
+    end
   end
   return loaded
 end

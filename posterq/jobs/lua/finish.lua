@@ -8,6 +8,7 @@
 local batch, claims, attempts = KEYS[1], KEYS[2], KEYS[3]
 local args = start()
 
-for _, ref in ipairs(redis.call('LRANGE', batch, 0, -1)) do redis.call('HDEL', attempts, ref) end
+local refs = redis.call('LRANGE', batch, 0, -1)
+if #refs > 0 then redis.call('HDEL', attempts, unpack(refs)) end
 redis.call('DEL', batch)
 redis.call('ZREM', claims, args.batch_id)
