@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench.service import RESULTS, Service, bench_settings, git_commit, provenance, worktree
+from bench.service import RESULTS, Service, bench_settings, git_commit, provenance, save_report, worktree
 from posterq.client import ServiceClient
 from posterq.cpu import describe
 from posterq.exceptions import PosterqError
@@ -196,15 +194,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     figures = measure(args)
-    shown = table(figures)
-    print(shown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"listing_wait-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     command = " ".join(["python -m bench.listing_wait", *sys.argv[1:]])
-    path.write_text(json.dumps({"benchmark": "listing_wait", "command": command, "figures": figures},
-                               indent=2) + "\n")
-    path.with_suffix(".md").write_text(f"`{command}`\n\n{shown}")
-    print(f"wrote {path} and {path.with_suffix('.md').name}")
+    save_report("listing_wait", {"benchmark": "listing_wait", "command": command, "figures": figures},
+                f"`{command}`\n\n{table(figures)}", args.out)
     return 0
 
 

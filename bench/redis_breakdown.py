@@ -36,14 +36,12 @@ import redis
 
 from bench.service import (
     Service,
-    bench_settings,
     chosen_posters,
-    linked_folder,
+    linked_settings,
     module_parser,
     provenance,
     save_report,
 )
-from posterq.config import DEFAULT_MODEL_DIR
 from posterq.jobs import scripts
 
 #: A MONITOR line: time, [database client], command, first argument.
@@ -142,9 +140,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
     shas = script_names()
     modes = {}
     with tempfile.TemporaryDirectory(prefix="posterq-breakdown-") as tmp:
-        folder, links, roots = linked_folder(posters, Path(tmp))
-        settings = bench_settings("breakdown", model=str(DEFAULT_MODEL_DIR), data_roots=roots,
-                                  max_request_bytes=1 << 30)
+        folder, links, settings = linked_settings("breakdown", posters, Path(tmp))
         database = redis.Redis.from_url(settings.redis_url).connection_pool.connection_kwargs.get("db", 0)
         with Service(settings, Path(tmp)) as service:
             service.start_worker()

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench.service import Service, analysed, bench_settings, client, linked_folder, provenance, run_alone
-from posterq.config import DEFAULT_MODEL_DIR
+from bench.service import Service, analysed, client, linked_settings, provenance, run_alone
 
 # This benchmark's own commands (snapshots, memory samples), left out of the per-poster counts.
 OWN_COMMANDS = {"info"}
@@ -121,9 +120,7 @@ def measure(posters: list[Path], quick: bool) -> dict:
     produced = provenance()
     modes = {}
     with tempfile.TemporaryDirectory(prefix="posterq-redis-") as tmp:
-        folder, links, roots = linked_folder(posters, Path(tmp))
-        settings = bench_settings("redis", model=str(DEFAULT_MODEL_DIR), data_roots=roots,
-                                  max_request_bytes=1 << 30)
+        folder, links, settings = linked_settings("redis", posters, Path(tmp))
         client = redis.Redis.from_url(settings.redis_url)
         with Service(settings, Path(tmp)) as service:
             service.start_worker()

@@ -31,10 +31,9 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
-from bench.service import RESULTS, Service, bench_settings, client, pick_posters, provenance
+from bench.service import RESULTS, Service, bench_settings, client, pick_posters, provenance, save_report
 from posterq.config import DEFAULT_MODEL_DIR
 from posterq.jobs.keys import JobStatus
 from tests.harness import all_results
@@ -157,12 +156,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     figures = measure(args)
-    shown = table(figures)
-    print(shown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    (args.out / f"reuse-{stamp}.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"reuse-{stamp}.md").write_text(shown, encoding="utf-8")
+    save_report("reuse", figures, table(figures), args.out)
     ok = figures["same_genres_again"] and figures["same_genres_grown"]
     return 0 if ok and all(run.get("met", True) for run in figures["runs"].values()) else 1
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from posterq.client import ServiceClient
-from posterq.config import Settings
+from posterq.config import DEFAULT_MODEL_DIR, Settings
 from posterq.cpu import cpu_facts
 from posterq.exceptions import PosterqError
 from tests.harness import (
@@ -80,14 +80,26 @@ def linked_folder(posters: list[Path], tmp: Path) -> tuple[Path, list[Path], lis
     return folder, links, [folder, *sorted({p.resolve().parent for p in posters})]
 
 
-def save_report(name: str, report: dict) -> Path:
-    """Write a benchmark's report to bench/results/<name>-<time>.json, print it; return the path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+def save_report(name: str, report: dict, table: str | None = None, out: Path = RESULTS) -> Path:
+    """Write a report to OUT/<name>-<time>.json (a table beside it as .md) and print it; return the path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    if table is None:
+        print(json.dumps(report, indent=2))
+    else:
+        path.with_suffix(".md").write_text(table)
+        print(table)
     print(f"wrote {path}", file=sys.stderr)
     return path
+
+
+def linked_settings(name: str, posters: list[Path], tmp: Path) -> tuple[Path, list[Path], Settings]:
+    """Links to the posters under tmp, and bench settings whose data roots hold them: (folder, links,
+    settings), with the shipped model and a request size that lets one upload hold every poster."""
+    folder, links, roots = linked_folder(posters, tmp)
+    return folder, links, bench_settings(name, model=str(DEFAULT_MODEL_DIR), data_roots=roots,
+                                         max_request_bytes=1 << 30)
 
 
 def client(url: str, timeout: float = 600) -> ServiceClient:
