@@ -194,7 +194,10 @@ def test_ctrl_c_while_re_running_submit_keeps_the_result_and_sets_the_finished_r
     first = posterq("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress")
     assert first.returncode == 0 and len(out.read_text().splitlines()) == 1 + 200, first.stderr
     before = out.read_bytes()
-    with running("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress") as process:
+    # --no-reuse: the same posters again would get their stored results at intake, and the run
+    # would be over before there is a moment to interrupt.
+    with running("submit", str(folder), "--api", api.url, "--out", str(out), "--no-progress",
+                 "--no-reuse") as process:
         job_ids = _accepted_jobs(process, 200)
         seen = {}
 

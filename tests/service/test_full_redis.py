@@ -33,10 +33,11 @@ def small_settings(service_settings, small_redis):
     """The service's test settings on the small Redis, with a quick sweep (lost tokens come back fast).
 
     The API reads Redis's memory for every request (redis_memory_interval=0), so that an answer
-    follows the memory Redis holds at that moment, with no reading to wait out.
+    follows the memory Redis holds at that moment, with no reading to wait out. Every job sends the
+    same posters, so results are not reused by content: each job's posters go through Redis.
     """
     return service_settings.replace(redis_url=small_redis.url, batch_time_limit=3, sweep_interval=0.5,
-                                    redis_memory_interval=0)
+                                    redis_memory_interval=0, reuse_results=False)
 
 
 @pytest.fixture
