@@ -52,8 +52,8 @@ SECONDS, QUICK_SECONDS = 8.0, 3.0
 ROUNDS = 2
 #: Items made for a scenario, in all: more than its writers write in SECONDS on this machine,
 #: so that the deadline ends it (a scenario that ran out says so: ran_out_of_rows).
-ROWS = {2: 40_000, 16: 150_000, 64: 250_000, 256: 300_000}
-QUICK_ROWS = {2: 8_000, 16: 30_000, 64: 50_000, 256: 60_000}
+ROWS = {2: 40_000, 8: 100_000, 16: 150_000, 64: 250_000, 256: 300_000}
+QUICK_ROWS = {2: 8_000, 8: 20_000, 16: 30_000, 64: 50_000, 256: 60_000}
 
 
 def fresh_database(url: str) -> None:

@@ -1,11 +1,11 @@
 """A folder labelled again through the service: results reused by content (posterq.jobs.reuse).
 
     .venv/bin/python -m bench.reuse ../shared/datasets/movie-posters/Images [--posters 500] [--new 60] \
-        [--warm 20] [--out DIR]
+        [--warm 20] [--database-url URL] [--out DIR]
 
-It needs Redis (POSTERQ_REDIS_URL) and a database (POSTERQ_DATABASE_URL, else SQLite: give it a
-PostgreSQL database of its own, emptied of nothing: the first run's posters must be new to it,
-so their bytes are checked against it first). The first --posters files of DATA (sorted by
+It needs Redis (POSTERQ_REDIS_URL) and PostgreSQL: the benchmark's own database (--database-url,
+default postgresql://postgres@127.0.0.1:5432/posterq_bench_reuse) is created when missing and
+emptied first, so that the first run's posters are new to it. The first --posters files of DATA (sorted by
 name) are hard-linked into a folder under a temporary data root, the next --new into another,
 and the next --warm into a third. One `posterq api` and one `posterq worker` (default settings: a
 process per core) with the shipped model, reuse on (the service's default), under a private key
@@ -33,10 +33,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.ledger_ceiling import fresh_database
 from bench.service import RESULTS, Service, bench_settings, client, pick_posters, provenance, save_report
 from posterq.config import DEFAULT_MODEL_DIR
+from posterq.cpu import describe
 from posterq.jobs.keys import JobStatus
 from tests.harness import all_results
+
+#: The benchmark's own database (never the service's or the tests'): emptied at the start.
+DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/posterq_bench_reuse"
 
 POLL = 0.05
 JOB_TIMEOUT = 3600
@@ -73,16 +78,6 @@ def timed_job(service: Service, folder: Path) -> tuple[dict, list[dict]]:
             "client_s": round(client_s, 3)}, rows
 
 
-def vector_features() -> list[str]:
-    """The CPU's vector features that decide the model's speed (AVX2, AVX-512, VNNI), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((line.partition(":")[2].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if flag in flags]
-
-
 def measure(args) -> dict:
     """The warm-up and the three runs; their figures, ratios and where they came from."""
     produced = provenance()
@@ -94,8 +89,9 @@ def measure(args) -> dict:
         link_into(folder, files[:args.posters])
         link_into(extra, files[args.posters:args.posters + args.new])
         link_into(warm, files[args.posters + args.new:])
+        fresh_database(args.database_url)
         settings = bench_settings("reuse", model=str(DEFAULT_MODEL_DIR), data_roots=str(root.resolve()),
-                                  reuse_results=True)
+                                  reuse_results=True, database_url=args.database_url)
         (tmp / "logs").mkdir()
         service = stack.enter_context(Service(settings, tmp / "logs"))
         service.start_worker(name="reuse")
@@ -120,8 +116,7 @@ def measure(args) -> dict:
             "same_genres_again": genres["again"] == genres["first"],
             "same_genres_grown": all(genres["grown"][name] == found
                                      for name, found in genres["first"].items()),
-            "cpu_model": produced["machine"]["cpu_model"], "cpus": produced["machine"]["cpus"],
-            "cpu_features": vector_features(), "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             "provenance": produced}
 
 
@@ -129,8 +124,8 @@ def table(figures: dict) -> str:
     """The three runs side by side, as a Markdown table."""
     runs = figures["runs"]
     lines = [f"{figures['posters']}-poster folder job, then again, then with {figures['new']} new posters; "
-             f"one worker, default settings, shipped model; CPU: {figures['cpu_model']} "
-             f"({figures['cpus']} cores; {', '.join(figures['cpu_features'])}); load average before "
+             f"one worker, default settings, shipped model; CPU: "
+             f"{describe(figures['provenance']['machine']['cpu'])}; load average before "
              f"{figures['provenance']['machine']['loadavg_before']}, "
              f"after {figures['loadavg_after']}", "",
              "| run | posters | classified | reused | server s | client s | x first (target) |",
@@ -153,6 +148,8 @@ def main() -> int:
     parser.add_argument("--posters", type=int, default=500, help="posters in the folder (default 500)")
     parser.add_argument("--new", type=int, default=60, help="posters added for the third run (default 60)")
     parser.add_argument("--warm", type=int, default=20, help="posters of the warm-up job (default 20)")
+    parser.add_argument("--database-url", default=DATABASE_URL,
+                        help=f"the benchmark's own database, emptied first ({DATABASE_URL})")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     figures = measure(args)
