@@ -7,13 +7,16 @@ It starts its own API and one worker with concurrency 1 (under a private key pre
 results not reused) and measures, in one run and in each of --rounds rounds:
 
 1. idle: one client calling POST /analysis/ in a loop for --seconds: p50 and p90;
-2. alone: a 20-poster upload job on the idle service, from its created_at to its finished_at;
-3. beside: a bulk upload job (1,500 posters, --quick 300), one /analysis/ loop client from the
+2. alone: a 20-poster upload job on the idle service, from its created_at to its finished_at
+   (the median of --alone runs: the same posters each time, classified again since reuse is off);
+3. beside: a bulk upload job (1,500 posters, --quick 600), one /analysis/ loop client from the
    moment the bulk job is stored, and the same 20-poster job (other posters) posted 1 s later:
    /analysis/ p50 and p90 while the small job runs and the small job's time; then, with the
    loop stopped and the small job done, one bulk batch's time: the mean of the worker's
    batch_seconds histogram (/metrics) over --batch-seconds of the bulk job alone, and posters
-   per batch from the batch_size histogram over the same span. The bulk job is then cancelled.
+   per batch from the batch_size histogram over the same span. The bulk job is then cancelled;
+4. pair: step 3 again without the /analysis/ client (a fresh bulk job of the same posters): the
+   small job shares the worker with the bulk job only, its fair time 2 x alone.
 
 Every job's posters are distinct (bulk, small-alone, small-beside and the loop's posters are
 different files), so reuse by content could not help even if it were on.
@@ -22,7 +25,8 @@ Targets (issue 26 item 4): /analysis/ p50 beside the bulk job <= idle p50 + one 
 time; the 20-poster job beside it <= 3 x its time alone. Each checked on the medians of the rounds.
 
 With --before REV, a `git worktree` of that commit runs the same rounds first, on the same
-machine, and both sides are reported. Writes bench/results/beside_bulk-<time>.json and .md.
+machine, and both sides are reported. With --interactive-share S [S ...], this checkout runs one
+side per value of POSTERQ_INTERACTIVE_SHARE (the most of the workers /analysis/ calls take). Writes bench/results/beside_bulk-<time>.json and .md.
 """
 
 import argparse
@@ -65,6 +69,8 @@ class Loop:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        if not self.posters:  # no client: the loop stands idle
+            return
         with client(self.url, timeout=120) as http:
             turn = 0
             while not self._stop.is_set():
@@ -109,6 +115,15 @@ def histogram_sums(url: str) -> dict[str, float]:
     return values
 
 
+def _batches(before: dict[str, float], after: dict[str, float]) -> dict:
+    # The batches the worker ran between two readings of /metrics: how many, their mean time and size.
+    count = after["posterq_batch_seconds_count"] - before["posterq_batch_seconds_count"]
+    seconds = after["posterq_batch_seconds_sum"] - before["posterq_batch_seconds_sum"]
+    posters = after["posterq_batch_size_sum"] - before["posterq_batch_size_sum"]
+    return {"batches": int(count), "mean_ms": round(1000 * seconds / count, 1) if count else None,
+            "posters_per_batch": round(posters / count, 2) if count else None}
+
+
 def submit(url: str, posters: list[Path]) -> dict:
     """Post the posters as one upload job; return the job as the API answered."""
     with client(url) as http:
@@ -123,45 +138,72 @@ def job_seconds(service: Service, job_id: str) -> float:
     return job["finished_at"] - job["created_at"]
 
 
+def cancel(service: Service, job_id: str) -> None:
+    """Cancel a bulk job that must still be running (the measurement needed it busy to the end)."""
+    try:
+        with client(service.url) as http:
+            http.cancel(job_id)
+    except PosterqError as exc:  # it finished: the last span may have held its short last batches
+        raise SystemExit(f"the bulk job ended too soon ({exc}): give it more posters") from exc
+
+
+def beside_bulk(service: Service, sets: dict[str, list], loop_client: bool) -> dict:
+    """A bulk job, with one /analysis/ loop client or none, and the small job posted 1 s after it.
+
+    Returns the small job's seconds, the loop's figures while the small job ran, the batches the
+    worker ran meanwhile, and the bulk job (still running, for the caller to time and cancel).
+    """
+    start = histogram_sums(service.url)
+    bulk = submit(service.url, sets["bulk"])
+    with Loop(service.url, sets["loop"] if loop_client else []) as loop:
+        time.sleep(max(0.0, bulk["created_at"] + 1.0 - time.time()))
+        small = submit(service.url, sets["small_beside"])
+        seconds = job_seconds(service, small["id"])
+        small_end = time.time()
+    return {"seconds": seconds, "loop": loop.figures(bulk["created_at"], small_end) if loop_client else None,
+            "batches": _batches(start, histogram_sums(service.url)), "bulk": bulk}
+
+
 def one_round(service: Service, sets: dict[str, list], args) -> dict:
-    """Idle loop, the small job alone, then bulk + loop + small job; the round's figures."""
+    """Idle loop, the small job alone, bulk + loop + small job, then bulk + small job without the loop."""
     with Loop(service.url, sets["loop"]) as loop:
         time.sleep(args.seconds)
     idle = loop.figures()
-    alone = job_seconds(service, submit(service.url, sets["small_alone"])["id"])
+    # The small job alone is short, so noisy: the median of --alone runs (results are not reused).
+    alone = statistics.median(job_seconds(service, submit(service.url, sets["small_alone"])["id"])
+                              for _ in range(args.alone))
 
-    bulk = submit(service.url, sets["bulk"])
-    with Loop(service.url, sets["loop"]) as loop:
-        time.sleep(max(0.0, bulk["created_at"] + 1.0 - time.time()))
-        small = submit(service.url, sets["small_beside"])
-        beside = job_seconds(service, small["id"])
-        small_end = time.time()
-    under = loop.figures(bulk["created_at"], small_end)
+    beside = beside_bulk(service, sets, loop_client=True)
     # One bulk batch's time: the worker's own batch timings while the bulk job runs alone.
     before = histogram_sums(service.url)
     time.sleep(args.batch_seconds)
-    after = histogram_sums(service.url)
-    try:
-        with client(service.url) as http:
-            http.cancel(bulk["id"])
-    except PosterqError as exc:  # it finished: the span may have held its last, short batches
-        raise SystemExit(f"the bulk job ended too soon ({exc}): give it more posters") from exc
-    batches = after["posterq_batch_seconds_count"] - before["posterq_batch_seconds_count"]
-    if batches < 1:
+    alone_batches = _batches(before, histogram_sums(service.url))
+    cancel(service, beside["bulk"]["id"])
+    if alone_batches["batches"] < 1:
         raise SystemExit("the bulk job ran no batch alone: give it more seconds (--batch-seconds)")
-    batch_ms = 1000 * (after["posterq_batch_seconds_sum"] - before["posterq_batch_seconds_sum"]) / batches
-    per_batch = (after["posterq_batch_size_sum"] - before["posterq_batch_size_sum"]) / batches
+    # Without the loop the small job shares the worker with the bulk job only: its fair time is 2 x.
+    pair = beside_bulk(service, sets, loop_client=False)
+    cancel(service, pair["bulk"]["id"])
     return {"idle_analysis": idle, "small_alone_s": round(alone, 3),
-            "bulk_analysis": under, "small_beside_s": round(beside, 3),
-            "small_ratio": round(beside / alone, 2), "bulk_batch_ms": round(batch_ms, 1),
-            "bulk_batch_posters": round(per_batch, 2), "bulk_batches_timed": int(batches)}
+            "bulk_analysis": beside["loop"], "small_beside_s": round(beside["seconds"], 3),
+            "small_ratio": round(beside["seconds"] / alone, 2), "bulk_batch_ms": alone_batches["mean_ms"],
+            "bulk_batch_posters": alone_batches["posters_per_batch"],
+            "bulk_batches_timed": alone_batches["batches"], "batches_while_small_ran": beside["batches"],
+            "small_beside_no_loop_s": round(pair["seconds"], 3),
+            "small_ratio_no_loop": round(pair["seconds"] / alone, 2),
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
 
 
-def run_side(name: str, source_root: Path, files: dict[str, list[Path]], args, tmp: Path) -> dict:
-    """One side: a service from source_root with one worker of concurrency 1, warmed, then the rounds."""
+def run_side(name: str, source_root: Path, files: dict[str, list[Path]], args, tmp: Path,
+             **changes) -> dict:
+    """One side: a service from source_root with one worker of concurrency 1, warmed, then the rounds.
+
+    changes: settings of this side's service that differ from the defaults (interactive_share, say).
+    """
     everything = [path for group in files.values() for path in group]
     (tmp / name).mkdir()
     _, _, settings = linked_settings(f"beside-{name}", everything, tmp / name)
+    settings = settings.replace(**changes)
     sets = {**files, "loop": [path.read_bytes() for path in files["loop"]]}
     rounds = []
     with Service(settings, tmp / name, source_root) as service:
@@ -181,7 +223,8 @@ def _median(rounds: list[dict]) -> dict:
         return round(statistics.median(values), 3) if values else None
     keys = [("idle_analysis", "p50_ms"), ("idle_analysis", "p90_ms"), ("bulk_analysis", "p50_ms"),
             ("bulk_analysis", "p90_ms"), ("small_alone_s",), ("small_beside_s",), ("small_ratio",),
-            ("bulk_batch_ms",), ("bulk_batch_posters",)]
+            ("bulk_batch_ms",), ("bulk_batch_posters",), ("small_beside_no_loop_s",),
+            ("small_ratio_no_loop",)]
     return {"_".join(path): pick(path) for path in keys}
 
 
@@ -195,7 +238,8 @@ def _line(r: dict) -> str:
     return (f"/analysis/ p50 idle {r['idle_analysis']['p50_ms']} ms, beside bulk "
             f"{r['bulk_analysis']['p50_ms']} ms; one bulk batch {r['bulk_batch_ms']} ms "
             f"({r['bulk_batch_posters']} posters); small job alone {r['small_alone_s']} s, beside "
-            f"{r['small_beside_s']} s ({r['small_ratio']} x)")
+            f"{r['small_beside_s']} s ({r['small_ratio']} x); without the loop "
+            f"{r['small_beside_no_loop_s']} s ({r['small_ratio_no_loop']} x)")
 
 
 def targets(m: dict) -> list[dict]:
@@ -216,7 +260,9 @@ def table(sides: dict) -> str:
             ("/analysis/ p90 beside bulk (ms)", "bulk_analysis_p90_ms"),
             ("one bulk batch (ms)", "bulk_batch_ms"), ("posters per bulk batch", "bulk_batch_posters"),
             ("20-poster job alone (s)", "small_alone_s"), ("20-poster job beside bulk (s)", "small_beside_s"),
-            ("beside / alone", "small_ratio")]
+            ("beside / alone", "small_ratio"),
+            ("20-poster job beside bulk, no /analysis/ client (s)", "small_beside_no_loop_s"),
+            ("beside / alone, no /analysis/ client (fair: 2)", "small_ratio_no_loop")]
     lines = ["| median of rounds | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(str(sides[n]["median"][key]) for n in names) + " |"
               for label, key in rows]
@@ -231,15 +277,18 @@ def main() -> int:
     """Run the benchmark; print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder of posters (read only)")
-    parser.add_argument("--quick", action="store_true", help="a bulk job of 300 posters, 1 round")
+    parser.add_argument("--quick", action="store_true", help="a bulk job of 600 posters, 1 round")
     parser.add_argument("--bulk", type=int, default=None, help="posters in the bulk job (default 1500)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds a side (default 2, 1 with --quick)")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of the idle /analysis/ loop")
+    parser.add_argument("--alone", type=int, default=3, help="runs of the small job alone a round (median)")
     parser.add_argument("--batch-seconds", type=float, default=4.0,
                         help="seconds of the bulk job alone over which one batch's time is taken")
+    parser.add_argument("--interactive-share", type=float, nargs="+", default=None,
+                        help="POSTERQ_INTERACTIVE_SHARE of this checkout's service; several: one side each")
     parser.add_argument("--before", default=None, help="a commit to measure first, beside this checkout")
     args = parser.parse_args()
-    args.bulk = args.bulk or (300 if args.quick else 1500)
+    args.bulk = args.bulk or (600 if args.quick else 1500)
     args.rounds = args.rounds or (1 if args.quick else 2)
 
     counts = {"bulk": args.bulk, "small_alone": SMALL, "small_beside": SMALL, "loop": LOOP_POSTERS}
@@ -247,7 +296,8 @@ def main() -> int:
     files = {name: [next(picked) for _ in range(n)] for name, n in counts.items()}
     report = {"benchmark": "beside_bulk", "command": " ".join(["python -m bench.beside_bulk", *sys.argv[1:]]),
               **provenance(), "settings": {"worker_concurrency": 1, "reuse_results": False, **counts,
-                                           "rounds": args.rounds, "idle_seconds": args.seconds,
+                                           "rounds": args.rounds, "interactive_share": args.interactive_share, "idle_seconds": args.seconds,
+                                           "alone_runs": args.alone,
                                            "batch_seconds": args.batch_seconds}}
     sides = {}
     with tempfile.TemporaryDirectory(prefix="posterq-beside-") as tmp:
@@ -255,7 +305,11 @@ def main() -> int:
             commit = git_commit(args.before)
             with worktree(commit) as old:
                 sides[f"before ({commit[:7]})"] = run_side("before", old, files, args, Path(tmp))
-        sides["this checkout"] = run_side("after", SOURCE_ROOT, files, args, Path(tmp))
+        for share in args.interactive_share or [None]:
+            # None: the service's default POSTERQ_INTERACTIVE_SHARE.
+            label = "this checkout" + (f", interactive share {share}" if share is not None else "")
+            changes = {} if share is None else {"interactive_share": share}
+            sides[label] = run_side(f"after-{share}", SOURCE_ROOT, files, args, Path(tmp), **changes)
     for side in sides.values():
         side["targets"] = targets(side["median"])
     report["sides"] = sides
