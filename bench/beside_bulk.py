@@ -26,7 +26,8 @@ time; the 20-poster job beside it <= 3 x its time alone. Each checked on the med
 
 With --before REV, a `git worktree` of that commit runs the same rounds first, on the same
 machine, and both sides are reported. With --interactive-share S [S ...], this checkout runs one
-side per value of POSTERQ_INTERACTIVE_SHARE (the most of the workers /analysis/ calls take). Writes bench/results/beside_bulk-<time>.json and .md.
+side per value of POSTERQ_INTERACTIVE_SHARE (the most of the workers /analysis/ calls take).
+Writes bench/results/beside_bulk-<time>.json and .md.
 """
 
 import argparse
@@ -296,8 +297,8 @@ def main() -> int:
     files = {name: [next(picked) for _ in range(n)] for name, n in counts.items()}
     report = {"benchmark": "beside_bulk", "command": " ".join(["python -m bench.beside_bulk", *sys.argv[1:]]),
               **provenance(), "settings": {"worker_concurrency": 1, "reuse_results": False, **counts,
-                                           "rounds": args.rounds, "interactive_share": args.interactive_share, "idle_seconds": args.seconds,
-                                           "alone_runs": args.alone,
+                                           "rounds": args.rounds, "interactive_share": args.interactive_share,
+                                           "idle_seconds": args.seconds, "alone_runs": args.alone,
                                            "batch_seconds": args.batch_seconds}}
     sides = {}
     with tempfile.TemporaryDirectory(prefix="posterq-beside-") as tmp:
