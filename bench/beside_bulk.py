@@ -17,6 +17,9 @@ results not reused) and measures, in one run and in each of --rounds rounds:
    per batch from the batch_size histogram over the same span. The bulk job is then cancelled;
 4. pair: step 3 again without the /analysis/ client (a fresh bulk job of the same posters): the
    small job shares the worker with the bulk job only, its fair time 2 x alone.
+In steps 3 and 4 it counts the bulk posters done while the small job ran (the bulk job's done
+count when the small job is stored and when it is done): in turns, about as many as the small
+job's 20; more are the bulk posters of batches claimed before the small job's turn came.
 
 Every job's posters are distinct (bulk, small-alone, small-beside and the loop's posters are
 different files), so reuse by content could not help even if it were on.
@@ -159,10 +162,15 @@ def beside_bulk(service: Service, sets: dict[str, list], loop_client: bool) -> d
     with Loop(service.url, sets["loop"] if loop_client else []) as loop:
         time.sleep(max(0.0, bulk["created_at"] + 1.0 - time.time()))
         small = submit(service.url, sets["small_beside"])
-        seconds = job_seconds(service, small["id"])
-        small_end = time.time()
+        with client(service.url) as http:
+            # Bulk posters done while the small job ran (fair, in turns with it: about as many as it
+            # has): the bulk job's count when the small one is stored, and when it is done.
+            done = -http.job(bulk["id"])["done"]
+            seconds = job_seconds(service, small["id"])
+            small_end = time.time()
+            done += http.job(bulk["id"])["done"]
     return {"seconds": seconds, "loop": loop.figures(bulk["created_at"], small_end) if loop_client else None,
-            "batches": _batches(start, histogram_sums(service.url)), "bulk": bulk}
+            "batches": _batches(start, histogram_sums(service.url)), "bulk": bulk, "bulk_done": done}
 
 
 def one_round(service: Service, sets: dict[str, list], args) -> dict:
@@ -190,6 +198,8 @@ def one_round(service: Service, sets: dict[str, list], args) -> dict:
             "small_ratio": round(beside["seconds"] / alone, 2), "bulk_batch_ms": alone_batches["mean_ms"],
             "bulk_batch_posters": alone_batches["posters_per_batch"],
             "bulk_batches_timed": alone_batches["batches"], "batches_while_small_ran": beside["batches"],
+            "bulk_done_while_small_ran": beside["bulk_done"],
+            "bulk_done_while_small_ran_no_loop": pair["bulk_done"],
             "small_beside_no_loop_s": round(pair["seconds"], 3),
             "small_ratio_no_loop": round(pair["seconds"] / alone, 2),
             "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
@@ -225,7 +235,8 @@ def _median(rounds: list[dict]) -> dict:
     keys = [("idle_analysis", "p50_ms"), ("idle_analysis", "p90_ms"), ("bulk_analysis", "p50_ms"),
             ("bulk_analysis", "p90_ms"), ("small_alone_s",), ("small_beside_s",), ("small_ratio",),
             ("bulk_batch_ms",), ("bulk_batch_posters",), ("small_beside_no_loop_s",),
-            ("small_ratio_no_loop",)]
+            ("small_ratio_no_loop",), ("bulk_done_while_small_ran",),
+            ("bulk_done_while_small_ran_no_loop",)]
     return {"_".join(path): pick(path) for path in keys}
 
 
@@ -263,7 +274,9 @@ def table(sides: dict) -> str:
             ("20-poster job alone (s)", "small_alone_s"), ("20-poster job beside bulk (s)", "small_beside_s"),
             ("beside / alone", "small_ratio"),
             ("20-poster job beside bulk, no /analysis/ client (s)", "small_beside_no_loop_s"),
-            ("beside / alone, no /analysis/ client (fair: 2)", "small_ratio_no_loop")]
+            ("beside / alone, no /analysis/ client (fair: 2)", "small_ratio_no_loop"),
+            ("bulk posters done while the small job ran (in turns: 20)", "bulk_done_while_small_ran"),
+            ("the same, no /analysis/ client", "bulk_done_while_small_ran_no_loop")]
     lines = ["| median of rounds | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(str(sides[n]["median"][key]) for n in names) + " |"
               for label, key in rows]
