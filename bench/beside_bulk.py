@@ -18,8 +18,9 @@ results not reused) and measures, in one run and in each of --rounds rounds:
 4. pair: step 3 again without the /analysis/ client (a fresh bulk job of the same posters): the
    small job shares the worker with the bulk job only, its fair time 2 x alone.
 In steps 3 and 4 it counts the bulk posters done while the small job ran (the bulk job's done
-count when the small job is stored and when it is done): in turns, about as many as the small
-job's 20; more are the bulk posters of batches claimed before the small job's turn came.
+count read after the small job is stored and after it is seen done, so a few too many): in turns,
+about as many as the small job's 20; more are bulk posters of batches claimed before the small
+job's turn came. It also takes the small job's wait for its first claim (claimed_at - created_at).
 
 Every job's posters are distinct (bulk, small-alone, small-beside and the loop's posters are
 different files), so reuse by content could not help even if it were on.
@@ -169,8 +170,13 @@ def beside_bulk(service: Service, sets: dict[str, list], loop_client: bool) -> d
             seconds = job_seconds(service, small["id"])
             small_end = time.time()
             done += http.job(bulk["id"])["done"]
+            # From stored to its first batch's claim: the wait for the batch in flight.
+            small = http.job(small["id"])
+    first = small.get("claimed_at")
+    first_wait = round(first - small["created_at"], 3) if first is not None else None
     return {"seconds": seconds, "loop": loop.figures(bulk["created_at"], small_end) if loop_client else None,
-            "batches": _batches(start, histogram_sums(service.url)), "bulk": bulk, "bulk_done": done}
+            "batches": _batches(start, histogram_sums(service.url)), "bulk": bulk, "bulk_done": done,
+            "first_claim_s": first_wait}
 
 
 def one_round(service: Service, sets: dict[str, list], args) -> dict:
@@ -198,6 +204,8 @@ def one_round(service: Service, sets: dict[str, list], args) -> dict:
             "small_ratio": round(beside["seconds"] / alone, 2), "bulk_batch_ms": alone_batches["mean_ms"],
             "bulk_batch_posters": alone_batches["posters_per_batch"],
             "bulk_batches_timed": alone_batches["batches"], "batches_while_small_ran": beside["batches"],
+            "small_first_claim_s": beside["first_claim_s"],
+            "small_first_claim_no_loop_s": pair["first_claim_s"],
             "bulk_done_while_small_ran": beside["bulk_done"],
             "bulk_done_while_small_ran_no_loop": pair["bulk_done"],
             "small_beside_no_loop_s": round(pair["seconds"], 3),
@@ -235,7 +243,8 @@ def _median(rounds: list[dict]) -> dict:
     keys = [("idle_analysis", "p50_ms"), ("idle_analysis", "p90_ms"), ("bulk_analysis", "p50_ms"),
             ("bulk_analysis", "p90_ms"), ("small_alone_s",), ("small_beside_s",), ("small_ratio",),
             ("bulk_batch_ms",), ("bulk_batch_posters",), ("small_beside_no_loop_s",),
-            ("small_ratio_no_loop",), ("bulk_done_while_small_ran",),
+            ("small_ratio_no_loop",), ("small_first_claim_s",), ("small_first_claim_no_loop_s",),
+            ("bulk_done_while_small_ran",),
             ("bulk_done_while_small_ran_no_loop",)]
     return {"_".join(path): pick(path) for path in keys}
 
@@ -275,6 +284,8 @@ def table(sides: dict) -> str:
             ("beside / alone", "small_ratio"),
             ("20-poster job beside bulk, no /analysis/ client (s)", "small_beside_no_loop_s"),
             ("beside / alone, no /analysis/ client (fair: 2)", "small_ratio_no_loop"),
+            ("small job stored -> its first claim (s)", "small_first_claim_s"),
+            ("the same, no /analysis/ client", "small_first_claim_no_loop_s"),
             ("bulk posters done while the small job ran (in turns: 20)", "bulk_done_while_small_ran"),
             ("the same, no /analysis/ client", "bulk_done_while_small_ran_no_loop")]
     lines = ["| median of rounds | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
