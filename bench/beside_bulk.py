@@ -20,7 +20,10 @@ results not reused) and measures, in one run and in each of --rounds rounds:
 In steps 3 and 4 it counts the bulk posters done while the small job ran (the bulk job's done
 count read after the small job is stored and after it is seen done, so a few too many): in turns,
 about as many as the small job's 20; more are bulk posters of batches claimed before the small
-job's turn came. It also takes the small job's wait for its first claim (claimed_at - created_at).
+job's turn came. It also takes the small job's claimed_at - created_at: claimed_at is the claim
+time of the batch that took its first poster, which for a poster taken into a running batch (a
+top-up when an /analysis/ call waits takes a bulk-lane poster too) is that batch's start, before
+the job existed: then the figure is below 0.
 
 Every job's posters are distinct (bulk, small-alone, small-beside and the loop's posters are
 different files), so reuse by content could not help even if it were on.
@@ -46,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.service import (
+    RESULTS,
     SOURCE_ROOT,
     Service,
     client,
@@ -170,7 +174,8 @@ def beside_bulk(service: Service, sets: dict[str, list], loop_client: bool) -> d
             seconds = job_seconds(service, small["id"])
             small_end = time.time()
             done += http.job(bulk["id"])["done"]
-            # From stored to its first batch's claim: the wait for the batch in flight.
+            # From stored to the claim of the batch that took its first poster (below 0 when a
+            # running batch took it in a top-up: claimed_at is then that batch's start).
             small = http.job(small["id"])
     first = small.get("claimed_at")
     first_wait = round(first - small["created_at"], 3) if first is not None else None
@@ -284,7 +289,7 @@ def table(sides: dict) -> str:
             ("beside / alone", "small_ratio"),
             ("20-poster job beside bulk, no /analysis/ client (s)", "small_beside_no_loop_s"),
             ("beside / alone, no /analysis/ client (fair: 2)", "small_ratio_no_loop"),
-            ("small job stored -> its first claim (s)", "small_first_claim_s"),
+            ("small job claimed_at - created_at (s)", "small_first_claim_s"),
             ("the same, no /analysis/ client", "small_first_claim_no_loop_s"),
             ("bulk posters done while the small job ran (in turns: 20)", "bulk_done_while_small_ran"),
             ("the same, no /analysis/ client", "bulk_done_while_small_ran_no_loop")]
@@ -311,6 +316,7 @@ def main() -> int:
                         help="seconds of the bulk job alone over which one batch's time is taken")
     parser.add_argument("--interactive-share", type=float, nargs="+", default=None,
                         help="POSTERQ_INTERACTIVE_SHARE of this checkout's service; several: one side each")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder the report goes to")
     parser.add_argument("--before", default=None, help="a commit to measure first, beside this checkout")
     args = parser.parse_args()
     args.bulk = args.bulk or (600 if args.quick else 1500)
@@ -334,12 +340,13 @@ def main() -> int:
             # None: the service's default POSTERQ_INTERACTIVE_SHARE.
             label = "this checkout" + (f", interactive share {share}" if share is not None else "")
             changes = {} if share is None else {"interactive_share": share}
-            sides[label] = run_side(f"after-{share}", SOURCE_ROOT, files, args, Path(tmp), **changes)
+            name = "after" if share is None else f"after-{share}"
+            sides[label] = run_side(name, SOURCE_ROOT, files, args, Path(tmp), **changes)
     for side in sides.values():
         side["targets"] = targets(side["median"])
     report["sides"] = sides
     report["machine"]["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-    save_report("beside_bulk", report, table(sides))
+    save_report("beside_bulk", report, table(sides), args.out)
     return 0
 
 
