@@ -76,23 +76,17 @@ class Claims:
         """Claims a poster may have: the first and max_redeliveries more."""
         return 1 + self.settings.max_redeliveries
 
-    def claim_items(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None
-                    ) -> tuple[list[tuple[str, int]], list[dict]]:
+    def claim(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None
+              ) -> tuple[list[tuple[str, int]], list[dict], bool]:
         """One delivery's claim: fill a batch to `size` refs fairly, reading their items in the same call.
 
         The items are those whose jobs still wait for them (not cancelled, finished or expired),
         each with its "attempts" (exhausted: more than max_attempts). A batch that has nothing is
         done at once (its posters went into another batch); one that has some but fewer than
         `size` waits up to max_wait so that small jobs arriving together share one invoke. A batch
-        that takes an interactive poster stops at `interactive_size` (None: at `size`).
-        """
-        return self.claim(batch_id, size, max_wait, interactive_size)[:2]
-
-    def claim(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None
-              ) -> tuple[list[tuple[str, int]], list[dict], bool]:
-        """claim_items, and whether the batch stopped at interactive_size while bulk posters wait.
-
-        Tokens are counted for full batches, so such a batch owes a token for the posters it left.
+        that takes an interactive poster stops at `interactive_size` (None: at `size`); the third
+        value says it stopped there while bulk posters wait. Tokens are counted for full batches,
+        so such a batch owes a token for the posters it left.
         """
         refs, items, short = self._claim_once(batch_id, size, interactive_size, first=True)
         deadline = time.monotonic() + max_wait

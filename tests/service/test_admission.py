@@ -236,7 +236,7 @@ def test_a_listing_pauses_at_its_keys_part_and_resumes_from_its_cursor(store, da
         store.jobs.create_directory(str(folder), True, owner=owner, quota=Quota(owner, 12, 1000))
     assert refused.value.code == "key_queue_full"
     # Results free room: the listing goes on from its cursor, each file once.
-    batch = store.claims.claim_items("drain", 5, 0)[0]
+    batch = store.claims.claim("drain", 5, 0)[0]
     store.ledger.write([(job_id, index, {"genres": [], "scores": {}}, "ok") for job_id, index in batch],
                        {"version": "test"}, time.time())
     resumed = enumerate_folder(store, job["id"], sent.append)

@@ -83,7 +83,7 @@ def test_a_redelivered_batch_writes_each_poster_as_soon_as_it_is_classified(stor
     # is classified alone and written at once, so that the others do not share that poster's fate.
     size = store.settings.batch_size
     job = _upload_job(store, [poster_bytes(seed) for seed in range(size)])
-    store.claims.claim_items("t1", size, 0)  # a first delivery, which died
+    store.claims.claim("t1", size, 0)  # a first delivery, which died
     done = []
 
     def counting():
@@ -97,9 +97,9 @@ def test_a_redelivered_batch_writes_each_poster_as_soon_as_it_is_classified(stor
 
 def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
-    store.claims.claim_items("t1", 4, 0)  # the first delivery claimed them, then its worker died...
+    store.claims.claim("t1", 4, 0)  # the first delivery claimed them, then its worker died...
     for _ in range(store.settings.max_redeliveries):
-        store.claims.claim_items("t1", 4, 0)  # ...and so did every later one
+        store.claims.claim("t1", 4, 0)  # ...and so did every later one
     report = run_batch(store, lambda: classifier, "t1", "here@test")
     assert report.delivery == store.settings.max_redeliveries + 2
     view = store.jobs.get(job["id"])
@@ -110,9 +110,9 @@ def test_a_batch_delivered_too_often_fails_its_posters(store, classifier):
 
 def test_a_redelivered_batch_does_not_count_twice(store, classifier):
     job = _upload_job(store, [poster_bytes(1), poster_bytes(2)])
-    store.claims.claim_items("t1", 4, 0)  # a delivery that died after claiming
+    store.claims.claim("t1", 4, 0)  # a delivery that died after claiming
     run_batch(store, lambda: classifier, "t1", "here@test")
-    store.claims.claim_items("t1", 4, 0)  # pretend the task arrived once more after finishing
+    store.claims.claim("t1", 4, 0)  # pretend the task arrived once more after finishing
     run_batch(store, lambda: classifier, "t1", "there@test")
     view = store.jobs.get(job["id"])
     assert (view["done"], view["failed"]) == (2, 0)

@@ -109,7 +109,7 @@ def test_the_window_is_topped_up_as_workers_drain_it(store, data_root):
     window, batch = store.settings.job_window, store.settings.batch_size
     claimed = 0
     while claimed < 100:
-        refs, items = store.claims.claim_items(f"task-{claimed}", batch, 0)
+        refs, items, _ = store.claims.claim(f"task-{claimed}", batch, 0)
         assert refs, f"nothing ready after {claimed} posters"
         store.claims.write_results([(job_id, item["index"], {"error": None}, "ok") for item in items], {})
         store.claims.finish(f"task-{claimed}")
@@ -206,7 +206,7 @@ def test_a_listing_that_gives_up_after_some_posters_fails_the_job_not_done(store
                         else (_ for _ in ()).throw(RuntimeError("a disk that went away")))
     job_id = store.jobs.create_directory(str(folder), True)["id"]
     assert enumerate_folder(store, job_id, lambda tokens: None, seconds=0).found == 3
-    batch = store.claims.claim_items("drain", 3, 0)[0]
+    batch = store.claims.claim("drain", 3, 0)[0]
     store.ledger.write([(job, index, {"genres": ["Drama"], "scores": {}}, "ok") for job, index in batch],
                        {"version": "test"}, time.time())
     for _ in range(store.settings.max_redeliveries):

@@ -30,7 +30,7 @@ def _claim(store, posters, size=4):
     # Claim `posters` refs in batches of `size`, as workers would; return the job id of each, in order.
     taken = []
     for _ in range(0, posters, size):
-        taken += [job_id for job_id, _ in store.claims.claim_items(uuid.uuid4().hex, size, 0)[0]]
+        taken += [job_id for job_id, _ in store.claims.claim(uuid.uuid4().hex, size, 0)[0]]
     return taken
 
 
@@ -70,7 +70,7 @@ def test_the_interactive_lane_goes_first_but_takes_only_its_share(store, service
     bulk = _job(store, 40)
     _claim(store, 4)
     one = _job(store, 1, lane=Lane.INTERACTIVE)
-    assert [job for job, _ in store.claims.claim_items("next", 2, 0)[0]][0] == one
+    assert [job for job, _ in store.claims.claim("next", 2, 0)[0]][0] == one
     # A flood of one-poster calls shares the workers with bulk by POSTERQ_INTERACTIVE_SHARE.
     flood = {_job(store, 1, lane=Lane.INTERACTIVE) for _ in range(30)}
     taken = _claim(store, 20, size=2)
@@ -93,7 +93,7 @@ def test_cancel_takes_a_jobs_waiting_posters_out_at_once(store):
 def test_a_stale_queue_entry_is_skipped_not_looped_on(store):
     job = _job(store, 2)
     store.client.delete(store.keys.ready(job))  # as if its list vanished under the queue
-    assert store.claims.claim_items("task", 4, 0)[0] == []
+    assert store.claims.claim("task", 4, 0)[0] == []
     assert not store.client.exists(store.keys.lanes)
 
 

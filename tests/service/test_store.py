@@ -27,18 +27,18 @@ def test_create_job_stores_items_blobs_and_ready_refs(store, redis_client):
 
 def test_claim_is_atomic_and_a_redelivered_batch_finds_its_refs(store):
     job = _job(store, 6)
-    first = store.claims.claim_items("task-a", 4, 0)[0]
+    first = store.claims.claim("task-a", 4, 0)[0]
     assert first == [(job["id"], i) for i in range(4)]
     # The same task id (a redelivery) gets the same refs, not new ones.
-    assert store.claims.claim_items("task-a", 4, 0)[0] == first
-    assert store.claims.claim_items("task-b", 4, 0)[0] == [(job["id"], 4), (job["id"], 5)]
-    assert store.claims.claim_items("task-c", 4, 0)[0] == []
+    assert store.claims.claim("task-a", 4, 0)[0] == first
+    assert store.claims.claim("task-b", 4, 0)[0] == [(job["id"], 4), (job["id"], 5)]
+    assert store.claims.claim("task-c", 4, 0)[0] == []
 
 
 def test_a_part_filled_batch_waits_at_most_max_wait(store):
     _job(store, 1)
     started = time.monotonic()
-    refs = store.claims.claim_items("task-a", 4, 0.3)[0]
+    refs = store.claims.claim("task-a", 4, 0.3)[0]
     # The upper bound only tells "gave up after max_wait" from "waited for a full batch" (forever):
     # loose enough for a loaded machine.
     assert len(refs) == 1 and 0.25 <= time.monotonic() - started < 20
@@ -47,7 +47,7 @@ def test_a_part_filled_batch_waits_at_most_max_wait(store):
 def test_an_empty_claim_does_not_wait(store, monkeypatch):
     # Waiting is a blocking BLPOP on the arrivals list; a claim that finds nothing must not issue one.
     monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
-    assert store.claims.claim_items("task-a", 4, 5)[0] == []
+    assert store.claims.claim("task-a", 4, 5)[0] == []
 
 
 def _no_blocking_call(*args, **kwargs):
@@ -164,7 +164,7 @@ def test_a_wait_ends_after_its_timeout_or_on_cancel(store, redis_client):
 def test_without_a_batch_wait_a_lone_poster_is_claimed_at_once(store, monkeypatch):
     _job(store, 1)
     monkeypatch.setattr(store.client, "blpop", _no_blocking_call)
-    assert len(store.claims.claim_items("task-a", 16, 0)[0]) == 1
+    assert len(store.claims.claim("task-a", 16, 0)[0]) == 1
 
 
 def test_a_wait_longer_than_the_socket_timeout_blocks_in_slices(store, service_settings):
@@ -180,7 +180,7 @@ def test_a_claim_reads_its_items_and_bytes_in_the_same_round_trip(store):
     job = _job(store, 3)
     other = _job(store, 1)
     store.jobs.cancel(other["id"])  # cancelled: nothing of it is claimed or read
-    refs, items = store.claims.claim_items("task-a", 4, 0)
+    refs, items, _ = store.claims.claim("task-a", 4, 0)
     assert refs == [(job["id"], i) for i in range(3)]
     assert [(item["job_id"], item["index"], item["kind"], item["top_k"]) for item in items] == [
         (job["id"], i, "upload", None) for i in range(3)]
@@ -188,4 +188,4 @@ def test_a_claim_reads_its_items_and_bytes_in_the_same_round_trip(store):
         (0, "p0.jpg", b"x0"), (1, "p1.jpg", b"x1"), (2, "p2.jpg", b"x2")]
     # A redelivery finds the same refs; a job cancelled meanwhile has no items to classify.
     store.jobs.cancel(job["id"])
-    assert store.claims.claim_items("task-a", 4, 0) == (refs, [])
+    assert store.claims.claim("task-a", 4, 0)[:2] == (refs, [])

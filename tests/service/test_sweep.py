@@ -41,7 +41,7 @@ def test_ready_posters_without_a_token_get_tokens_and_one_sweeper_runs_at_a_time
 def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(service_settings, clean_redis):
     store = JobStore.from_settings(service_settings.replace(batch_time_limit=0.01, sweep_interval=0.01))
     job = _job(store, 6)
-    claimed = store.claims.claim_items("lost-task", 4, 0)[0]
+    claimed = store.claims.claim("lost-task", 4, 0)[0]
     assert len(claimed) == 4 and store.fair_queue.depth() == 2
     time.sleep(0.1)  # older than the time limit plus two sweeps: its task is gone
     sent, run = _sweeper(store)
@@ -55,7 +55,7 @@ def test_a_batch_whose_task_is_gone_goes_back_to_the_head_of_the_ready_list(serv
 
 def test_a_batch_that_is_alive_is_left_alone(store):
     _job(store, 3)
-    store.claims.claim_items("live-task", 4, 0)
+    store.claims.claim("live-task", 4, 0)
     assert store.claims.give_back("live-task", older_than=60) is None
     assert len(store.claims.claimed("live-task")) == 3
 
@@ -64,7 +64,7 @@ def test_posters_given_back_too_often_fail_instead_of_killing_more_workers(servi
     store = JobStore.from_settings(service_settings.replace(batch_time_limit=0.01, sweep_interval=0.01))
     job = _job(store, 2)
     for attempt in range(store.settings.max_redeliveries + 1):
-        store.claims.claim_items(f"doomed-{attempt}", 4, 0)
+        store.claims.claim(f"doomed-{attempt}", 4, 0)
         store.claims.give_back(f"doomed-{attempt}", older_than=0)
     poisoned = f"doomed-{store.settings.max_redeliveries}"  # kept there, for the sweep to fail
     assert len(store.claims.claimed(poisoned)) == 2 and store.fair_queue.depth() == 0
