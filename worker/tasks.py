@@ -24,7 +24,11 @@ def _backoff(retries: int) -> float:
     return min(MAX_BACKOFF, 2 ** min(retries, 5))
 
 
-@shared_task(name=TASK_NAME, bind=True, max_retries=None)
+#: Every task's request class (posterq.worker.acks): a Redis restart mid-task never ends the worker.
+REQUEST = "posterq.worker.acks:Request"
+
+
+@shared_task(name=TASK_NAME, bind=True, max_retries=None, Request=REQUEST)
 def classify_batch(self, pool: str = ""):
     """Classify up to batch_size ready posters of a pool (see posterq.worker.batching for the protocol)."""
     store = runtime.store(pool)
@@ -57,7 +61,7 @@ def classify_batch(self, pool: str = ""):
     return report.written
 
 
-@shared_task(name=ENUMERATE_TASK, bind=True, max_retries=None)
+@shared_task(name=ENUMERATE_TASK, bind=True, max_retries=None, Request=REQUEST)
 def enumerate_folder_task(self, job_id: str, pool: str = ""):
     """List a directory job's folder into the database (see posterq.worker.enumeration)."""
     store = runtime.store(pool)
@@ -79,7 +83,7 @@ def enumerate_folder_task(self, job_id: str, pool: str = ""):
     return report.found
 
 
-@shared_task(name=OUTPUT_TASK, bind=True, max_retries=None)
+@shared_task(name=OUTPUT_TASK, bind=True, max_retries=None, Request=REQUEST)
 def write_output_task(self, job_id: str, pool: str = ""):
     """Write a finished job's output file (see posterq.worker.outputs)."""
     try:

@@ -14,6 +14,10 @@ pytestmark = pytest.mark.redis_restart
 POSTERS = 300
 #: What Celery's consumer logs when its broker goes away (celery/worker/consumer/consumer.py).
 LOST_BROKER = ("Connection to broker lost", "Cannot connect to")
+#: What a worker logs once any of its parts met Redis gone: its consumer, or its heartbeat (every
+#: heartbeat_interval, whatever the consumer is doing; a consumer whose one process is busy with a
+#: batch reads nothing from Redis until that batch ends).
+MET_REDIS_GONE = (*LOST_BROKER, "posterq-heartbeat failed")
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
         private_redis.kill()
     # Redis comes back only once the workers and the API have met it gone: events, not a pause.
     deadline = time.monotonic() + 120
-    while not (all(any(sign in worker.log(None) for sign in LOST_BROKER) for worker in workers)
+    while not (all(any(sign in worker.log(None) for sign in MET_REDIS_GONE) for worker in workers)
                and api.get("/readyz").json()["redis"] is False):
         assert time.monotonic() < deadline, "\n".join(worker.log() for worker in workers)
         time.sleep(0.05)
@@ -64,3 +68,39 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
         job = _wait_for(api, accepted, is_final, timeout=120)
         assert_exactly_once(job, job["results"], total)
         assert job["failed"] == 0, [row for row in job["results"] if row["status"] != "ok"]
+
+
+@pytest.mark.parametrize("how", ["shutdown", "sigkill"])
+def test_a_batch_that_outlives_its_broker_connection_ends_without_ending_the_worker(
+        how, private_redis, service_settings, data_root, gated_worker, make_api, tmp_path):
+    # A batch holds its posters at the gate while Redis restarts and the worker reconnects; then it
+    # finishes, and its token's ack (or reject) goes to the channel of the lost connection, which
+    # kombu can no longer reach. The worker must live on and the job end: an ack that cannot be
+    # made leaves the token to kombu's visibility timeout and the posters to the sweep.
+    settings = service_settings.replace(redis_url=private_redis.url, sweep_interval=0.5)
+    worker, gates = gated_worker(f"outlive-{how}@test", settings)
+    api = make_api(settings)
+    posted = api.post("/jobs", files=[("files", (f"p{i}.jpg", poster_bytes(i))) for i in range(3)])
+    assert posted.status_code == 202, posted.text
+    deadline = time.monotonic() + 60
+    while not (gates / "batch.reached").exists():
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.05)
+
+    connected = worker.log(None).count("Connected to redis")
+    private_redis.shutdown() if how == "shutdown" else private_redis.kill()
+    deadline = time.monotonic() + 120
+    while not any(sign in worker.log(None) for sign in LOST_BROKER):
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.05)
+    private_redis.start()
+    while worker.log(None).count("Connected to redis") <= connected:
+        assert time.monotonic() < deadline and worker.process.poll() is None, worker.log()
+        time.sleep(0.05)
+    (gates / "batch").unlink()
+
+    job = _wait_for(api, posted.json()["id"], is_final, timeout=120)
+    assert_exactly_once(job, job["results"], 3)
+    assert job["failed"] == 0, job["results"]
+    assert worker.process.poll() is None, worker.log()
+    assert "Unrecoverable error" not in worker.log(None), worker.log()

@@ -47,10 +47,30 @@ class _Trickler(threading.Thread):
                     finally:
                         conn.setblocking(True)
                     if answer is not None:
-                        self.answer = answer
+                        self.answer = _whole_answer(conn, answer)
                         return
             except OSError as exc:  # the server gave up on us: what it should do
                 self.answer = repr(exc).encode()
+
+
+def _whole_answer(conn: socket.socket, start: bytes) -> bytes:
+    """The HTTP answer that begins with `start`, read to its Content-Length (or until the server closes).
+
+    The server may write the head and the body apart: one recv() can end between them.
+    """
+    conn.settimeout(30)  # only ends a hang: a server that answered sends the rest at once
+    answer = start
+    while True:
+        head, sep, body = answer.partition(b"\r\n\r\n")
+        if sep:
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(body) >= length:
+                return answer
+        more = conn.recv(4096)
+        if not more:
+            return answer
+        answer += more
 
 
 @contextlib.contextmanager
