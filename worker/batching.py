@@ -26,7 +26,7 @@ from posterq.exceptions import PosterqError
 from posterq.files import from_exact_text, read_poster
 from posterq.jobs.broker import tokens_for
 from posterq.jobs.claims import redelivered_too_often
-from posterq.jobs.keys import ItemKind, ResultStatus
+from posterq.jobs.keys import ItemKind, Lane, ResultStatus
 from posterq.jobs.pools import DEFAULT_POOL
 from posterq.jobs.redis_errors import refused
 from posterq.jobs.stats import BATCH_SECONDS, BATCH_SIZE, JOB_SECONDS, Counter
@@ -113,8 +113,8 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     """
     settings, claims = store.settings, store.claims
     started = time.monotonic()
-    refs, items, short, arrivals = claims.claim(batch_id, settings.batch_size, settings.max_batch_wait,
-                                                settings.invoke_size)
+    refs, items, short = claims.claim(batch_id, settings.batch_size, settings.max_batch_wait,
+                                      settings.invoke_size)
     if short and send_tokens is not None:
         send_tokens(1)  # its token counted on a full batch: the bulk posters it left need one
     claimed_at = time.time()
@@ -123,7 +123,7 @@ def run_batch(store: JobStore, classifier_factory, batch_id: str, hostname: str,
     if live:
         gate.wait(settings.test_gate, gate.BATCH)  # tests only: off unless POSTERQ_TEST_GATE
     outcomes, model, early = _classify_in_steps(store, classifier_factory, batch_id, len(refs), live,
-                                                hostname, claimed_at, delivery > 1, arrivals)
+                                                hostname, claimed_at, delivery > 1)
     if exhausted:
         # A poster that keeps killing its worker (or keeps failing) must not circle forever.
         log.warning("batch %s: delivery %d, failing %d posters claimed too often", batch_id, delivery,
@@ -175,21 +175,18 @@ class _Written:
 
 
 def _classify_in_steps(store: JobStore, classifier_factory, batch_id: str, held: int, live: list[dict],
-                       hostname: str, claimed_at: float, redelivered: bool, arrivals: str
+                       hostname: str, claimed_at: float, redelivered: bool
                        ) -> tuple[list[Outcome], dict, _Written]:
     # A batch's items in invokes of invoke_size (an invoke costs about the same per poster
     # at any size on a CPU). Between two, a one-poster call waiting for a worker joins the batch and
     # is classified and written next: it waits for one small invoke, not for the rest of a bulk batch.
-    # So does a job (or tenant) that started waiting after the claim (`arrivals`, FairQueue.news),
-    # and the batch then tops up fairly at every invoke it has left: a newcomer gets its share from
-    # its first poster, not after the batches claimed before it came.
     # A redelivered batch may hold a poster that kills its worker: each poster is then classified
     # alone and written at once, so that only that poster reaches max_redeliveries, not its batch.
     settings, claims = store.settings, store.claims
     step, outcomes, model, joined = settings.invoke_size, [], {}, _Written()
     if redelivered:
         step = 1
-    pending, sharing = list(live), False
+    pending = list(live)
     while pending:
         done, made = _classify_items(classifier_factory, pending[:step], settings)
         model, pending = model or made, pending[step:]
@@ -200,12 +197,9 @@ def _classify_in_steps(store: JobStore, classifier_factory, batch_id: str, held:
             joined.outcomes += done
         else:
             outcomes += done
-        if not pending or not (sharing or store.fair_queue.news(arrivals)):
+        if not pending or not store.fair_queue.waiting_in(Lane.INTERACTIVE):
             continue
-        top_up = claims.join(batch_id, held, step)
-        held, fresh, arrivals = held + len(top_up.refs), top_up.items, top_up.arrivals
-        # Others still wait beside the batch's own jobs while a top-up takes from more than one job.
-        sharing = len({job_id for job_id, _ in top_up.refs}) > 1
+        held, fresh = claims.join(batch_id, held, step)
         exhausted, calls = claims.exhausted(fresh)
         early, made = _classify_items(classifier_factory, calls, settings)
         if exhausted:

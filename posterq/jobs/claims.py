@@ -21,7 +21,6 @@ Its Lua is posterq/jobs/lua/claim.lua, give_back.lua, forgive.lua and finish.lua
 import collections
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import redis
 
@@ -53,19 +52,6 @@ class GiveBack:
     exhausted: list[dict]
 
 
-class Claim(NamedTuple):
-    """What a claim holds: refs, their items (each with "attempts"), short and the queue's arrivals.
-
-    short: the batch stopped at interactive_size while bulk posters wait (it owes them a token);
-    arrivals: the fair queue's arrival count when it claimed, for FairQueue.news.
-    """
-
-    refs: list[tuple[str, int]]
-    items: list[dict]
-    short: bool
-    arrivals: str
-
-
 def redelivered_too_often(attempts: int) -> PosterqError:
     """The error a poster claimed `attempts` times without its result being written fails with."""
     return PosterqError(f"the poster was claimed {attempts} times without its result being written",
@@ -90,29 +76,31 @@ class Claims:
         """Claims a poster may have: the first and max_redeliveries more."""
         return 1 + self.settings.max_redeliveries
 
-    def claim(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None) -> Claim:
+    def claim(self, batch_id: str, size: int, max_wait: float, interactive_size: int | None = None
+              ) -> tuple[list[tuple[str, int]], list[dict], bool]:
         """One delivery's claim: fill a batch to `size` refs fairly, reading their items in the same call.
 
         The items are those whose jobs still wait for them (not cancelled, finished or expired),
         each with its "attempts" (exhausted: more than max_attempts). A batch that has nothing is
         done at once (its posters went into another batch); one that has some but fewer than
         `size` waits up to max_wait so that small jobs arriving together share one invoke. A batch
-        that takes an interactive poster stops at `interactive_size` (None: at `size`); Claim.short
-        says it stopped there while bulk posters wait. Tokens are counted for full batches, so
-        such a batch owes a token for the posters it left.
+        that takes an interactive poster stops at `interactive_size` (None: at `size`); the third
+        value says it stopped there while bulk posters wait. Tokens are counted for full batches,
+        so such a batch owes a token for the posters it left.
         """
-        claim = self._claim_once(batch_id, size, interactive_size, first=True)
+        refs, items, short = self._claim_once(batch_id, size, interactive_size, first=True)
         deadline = time.monotonic() + max_wait
-        while claim.refs and len(claim.refs) < size and not claim.short:
+        while refs and len(refs) < size and not short:
             left = deadline - time.monotonic()
             if left <= 0 or not self.fair_queue.wait_for_arrivals(left):
                 break
-            claim = self._claim_once(batch_id, size, interactive_size, first=False)
-        return claim
+            refs, items, short = self._claim_once(batch_id, size, interactive_size, first=False)
+        return refs, items, short
 
-    def _claim_once(self, batch_id: str, size: int, interactive_size: int | None, first: bool) -> Claim:
+    def _claim_once(self, batch_id: str, size: int, interactive_size: int | None, first: bool
+                    ) -> tuple[list[tuple[str, int]], list[dict], bool]:
         keys = self.keys
-        held, loaded, attempts, short, arrivals = self._claim(
+        held, loaded, attempts, short = self._claim(
             keys=[keys.batch(batch_id), keys.claims, keys.claimed_at, keys.attempts, keys.stats, keys.lanes,
                   keys.waiting, keys.weights, keys.queue_order, *keys.prefixes()],
             args=[scripts.args(batch_id=batch_id, size=size, interactive_size=interactive_size or size,
@@ -122,19 +110,17 @@ class Claims:
                                redeliveries_field=Counter.REDELIVERIES.value,
                                order_by_id=self.fair_queue.order_by_id, suffixes=keys.suffixes())])
         refs = [parse_ref(value) for value in held]
-        return Claim(refs, _items(refs, loaded, attempts), bool(short), arrivals.decode())
+        return refs, _items(refs, loaded, attempts), bool(short)
 
-    def join(self, batch_id: str, held: int, more: int) -> Claim:
-        """Top up a batch holding `held` refs by up to `more`, fairly: a Claim of the refs it took.
+    def join(self, batch_id: str, held: int, more: int) -> tuple[int, list[dict]]:
+        """Top up a batch holding `held` refs by up to `more`, fairly: the refs it holds now, the items taken.
 
-        For a batch between two of its invokes, when a one-poster call or a newcomer waits
-        (FairQueue.news): the refs taken count an attempt each, like any claim's.
+        For a batch between two of its invokes, when a one-poster call waits: the refs taken count
+        an attempt each, like any claim's.
         """
-        claim = self._claim_once(batch_id, held + more, None, first=False)
-        taken = claim.refs[held:]
-        fresh = set(taken)
-        return claim._replace(refs=taken, items=[item for item in claim.items
-                                                 if (item["job_id"], item["index"]) in fresh])
+        refs, items, _ = self._claim_once(batch_id, held + more, None, first=False)
+        fresh = set(refs[held:])
+        return len(refs), [item for item in items if (item["job_id"], item["index"]) in fresh]
 
     def exhausted(self, items: list[dict]) -> tuple[list[dict], list[dict]]:
         """Split claimed items into (those claimed too often, to fail; the others, to classify)."""

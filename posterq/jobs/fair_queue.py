@@ -56,18 +56,9 @@ class FairQueue:
         """Posters waiting for a batch: "total", "lane:<lane>" and "tenant:<tenant>" counts."""
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.waiting).items()}
 
-    def news(self, arrivals: str) -> bool:
-        """True when a one-poster call waits, or a tenant or job started waiting since a claim saw `arrivals`.
-
-        One round trip, asked by a batch between two invokes: either is served from its next
-        invoke (a top-up claim), not after the rest of the batch. Under queue_order "job_id"
-        nothing counts arrivals, and only the one-poster calls are news.
-        """
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys.waiting, f"lane:{Lane.INTERACTIVE.value}")
-        pipe.hget(self.keys.queue_order, "#arrivals")
-        interactive, now = pipe.execute()
-        return int(interactive or 0) > 0 or (now or b"").decode() != arrivals
+    def waiting_in(self, lane: Lane) -> int:
+        """Posters waiting for a batch in one lane."""
+        return int(self.client.hget(self.keys.waiting, f"lane:{lane.value}") or 0)
 
     def depth(self) -> int:
         """Posters waiting for a batch, in all."""

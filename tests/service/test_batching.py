@@ -5,7 +5,6 @@ from samples import bad_file_kinds, poster_bytes
 
 from posterq.exceptions import BundleError
 from posterq.jobs.keys import Lane
-from posterq.jobs.store import JobStore
 from posterq.worker.batching import run_batch
 
 
@@ -77,41 +76,6 @@ def test_a_one_poster_call_joins_a_running_bulk_batch_between_its_invokes(store,
     # invoke of the bulk batch's rest.
     assert len(seen) == 2 and seen[0] != "done" and seen[1] == "done", seen
     assert store.jobs.results(calls[0])[0]["worker"] == "here@test"
-
-
-@pytest.fixture
-def bulk_store(store):
-    """The store with the service's bulk batch of 8 (4 invokes of 2), its connections closed at the end."""
-    bulk = JobStore.from_settings(store.settings.replace(batch_size=8, invoke_size=2))
-    yield bulk
-    bulk.client.close()
-
-
-def test_a_job_that_comes_while_a_bulk_batch_runs_shares_its_invokes_left(bulk_store, classifier):
-    # A newcomer is served from the running batch's next invoke, fairly beside the bulk job, and
-    # at every invoke left: not after the rest of a batch claimed before it came.
-    store = bulk_store
-    settings = store.settings
-    bulk = _upload_job(store, [poster_bytes(seed) for seed in range(2 * settings.batch_size)])
-    newcomer = []
-
-    def classifier_as_a_job_comes():
-        if not newcomer:  # the batch's first invoke: the bulk job's batch is claimed by now
-            newcomer.append(_upload_job(store, [poster_bytes(100 + seed) for seed in range(2)])["id"])
-        return classifier
-
-    report = run_batch(store, classifier_as_a_job_comes, "t1", "here@test")
-    assert newcomer[0] in report.finished_jobs  # done within the batch that was running as it came
-    rows = store.jobs.results(newcomer[0])
-    assert [(row["status"], row["worker"]) for row in rows] == [("ok", "here@test")] * 2
-    # Fair beside the bulk job: a top-up of invoke_size took one poster of each job, and the batch
-    # stopped topping up once a top-up found the bulk job alone (at most once more).
-    topped_up = report.claimed - settings.batch_size
-    assert 2 * len(rows) <= topped_up <= 2 * len(rows) + settings.invoke_size, report
-    assert store.jobs.get(bulk["id"])["done"] == report.claimed - len(rows)
-    # With nothing new waiting, a batch tops up nothing.
-    assert run_batch(store, lambda: classifier, "t2", "here@test").claimed == min(
-        settings.batch_size, 2 * settings.batch_size - (report.claimed - len(rows)))
 
 
 def test_a_redelivered_batch_writes_each_poster_as_soon_as_it_is_classified(store, classifier):

@@ -109,7 +109,7 @@ def test_the_window_is_topped_up_as_workers_drain_it(store, data_root):
     window, batch = store.settings.job_window, store.settings.batch_size
     claimed = 0
     while claimed < 100:
-        refs, items, *_ = store.claims.claim(f"task-{claimed}", batch, 0)
+        refs, items, _ = store.claims.claim(f"task-{claimed}", batch, 0)
         assert refs, f"nothing ready after {claimed} posters"
         store.claims.write_results([(job_id, item["index"], {"error": None}, "ok") for item in items], {})
         store.claims.finish(f"task-{claimed}")

@@ -180,7 +180,7 @@ def test_a_claim_reads_its_items_and_bytes_in_the_same_round_trip(store):
     job = _job(store, 3)
     other = _job(store, 1)
     store.jobs.cancel(other["id"])  # cancelled: nothing of it is claimed or read
-    refs, items, *_ = store.claims.claim("task-a", 4, 0)
+    refs, items, _ = store.claims.claim("task-a", 4, 0)
     assert refs == [(job["id"], i) for i in range(3)]
     assert [(item["job_id"], item["index"], item["kind"], item["top_k"]) for item in items] == [
         (job["id"], i, "upload", None) for i in range(3)]

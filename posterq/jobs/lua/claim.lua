@@ -31,11 +31,9 @@
 --          interactive poster takes), ttl (of the batch list, seconds), first (bool: the
 --          delivery's first claim), interactive (the lane), interactive_weight,
 --          redeliveries_field, order_by_id (bool), suffixes (key name parts, Keys.suffixes)
--- Returns {refs, loaded, attempts, short, arrivals}: every ref the batch holds, per ref 4 values
--- (its job's status and top_k, its item, its upload bytes), per ref its attempts so far, 1 when
--- the batch stopped at interactive_size while bulk posters wait (a token is owed for them), and
--- the order hash's arrival count ("" when none), which grows as a tenant or job starts waiting:
--- the batch looks at it between its invokes to learn that a newcomer waits (FairQueue.news).
+-- Returns {refs, loaded, attempts, short}: every ref the batch holds, per ref 4 values (its
+-- job's status and top_k, its item, its upload bytes), per ref its attempts so far, and 1 when
+-- the batch stopped at interactive_size while bulk posters wait (a token is owed for them).
 local batch, claims, claimed_at, attempts, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local lanes, waiting, weights, order = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local args = start(KEYS[10], KEYS[11], KEYS[12])
@@ -219,4 +217,4 @@ if capped then
     if entry.member ~= interactive then short = 1 end
   end
 end
-return {refs, load(refs), counts, short, redis.call('HGET', order, '#arrivals') or ''}
+return {refs, load(refs), counts, short}
