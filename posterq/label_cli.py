@@ -143,9 +143,10 @@ def _write_all(args: argparse.Namespace, bundle, out: Path, result_format: str) 
                         writer.write(kept_rows[name])
                         summary.reused += 1
                     continue
-                _, prediction = next(labelled)
+                # label_files yields in input order; the row takes the name it yields all the same.
+                labelled_name, prediction = next(labelled)
                 with interrupts.deferred():
-                    writer.write(row(name, prediction, bundle.genres, bundle.version))
+                    writer.write(row(labelled_name, prediction, bundle.genres, bundle.version))
                     summary.add(prediction)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept(out, writer)}", file=sys.stderr)
