@@ -18,6 +18,8 @@ LOST_BROKER = ("Connection to broker lost", "Cannot connect to")
 #: heartbeat_interval, whatever the consumer is doing; a consumer whose one process is busy with a
 #: batch reads nothing from Redis until that batch ends).
 MET_REDIS_GONE = (*LOST_BROKER, "posterq-heartbeat failed")
+#: What Celery's consumer logs each time it connects to its broker (celery/worker/consumer/connection.py).
+CONNECTED = "Connected to redis"
 
 
 @pytest.fixture
@@ -52,6 +54,7 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
     job_id = directory.json()["id"]
     _wait_for(api, job_id, lambda job: job["done"] >= 20, timeout=60)
 
+    connected = [worker.log(None).count(CONNECTED) for worker in workers]
     if how == "shutdown":
         private_redis.shutdown()
     else:
@@ -68,6 +71,13 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
         job = _wait_for(api, accepted, is_final, timeout=120)
         assert_exactly_once(job, job["results"], total)
         assert job["failed"] == 0, [row for row in job["results"] if row["status"] != "ok"]
+    # Every worker came back to Redis (the others' sweeps would have served the job without it).
+    deadline = time.monotonic() + 120
+    while not all(worker.log(None).count(CONNECTED) > before for worker, before in zip(workers, connected,
+                                                                                      strict=True)):
+        assert time.monotonic() < deadline, "\n".join(worker.log() for worker in workers)
+        time.sleep(0.05)
+    assert all(worker.process.poll() is None for worker in workers)
 
 
 @pytest.mark.parametrize("how", ["shutdown", "sigkill"])
@@ -87,14 +97,14 @@ def test_a_batch_that_outlives_its_broker_connection_ends_without_ending_the_wor
         assert time.monotonic() < deadline, worker.log()
         time.sleep(0.05)
 
-    connected = worker.log(None).count("Connected to redis")
+    connected = worker.log(None).count(CONNECTED)
     private_redis.shutdown() if how == "shutdown" else private_redis.kill()
     deadline = time.monotonic() + 120
     while not any(sign in worker.log(None) for sign in LOST_BROKER):
         assert time.monotonic() < deadline, worker.log()
         time.sleep(0.05)
     private_redis.start()
-    while worker.log(None).count("Connected to redis") <= connected:
+    while worker.log(None).count(CONNECTED) <= connected:
         assert time.monotonic() < deadline and worker.process.poll() is None, worker.log()
         time.sleep(0.05)
     (gates / "batch").unlink()
