@@ -191,9 +191,7 @@ def _commit(store: JobStore, job: dict, found: int, chunk: list[dict], send_toke
     job_id, plan = job["id"], None
     if reuse is not None:
         plan = store.jobs.reuse.plan([_hash(item, store.settings) for item in chunk], reuse, job["top_k"])
-        # A twin points at its first by the index the first gets in the job.
-        chunk = [{**item, "twin_of": found + plan.twins[i]} if i in plan.twins else item
-                 for i, item in enumerate(chunk)]
+        chunk = plan.marked(chunk, offset=found)  # item i of the chunk is index found + i of the job
     written = store.ledger.add_found(job_id, found, chunk, chunk[-1]["cursor"], quota)
     if written and plan is not None:
         plan.reused = {i: stored for i, stored in plan.reused.items() if i < written}

@@ -88,8 +88,7 @@ class Jobs:
         if reuse and identity is not None:
             plan = self.reuse.plan([sha256_of(data) if data is not None else None for data in blobs],
                                    identity, top_k)
-            items = [{**item, "twin_of": plan.twins[i]} if i in plan.twins else item
-                     for i, item in enumerate(items)]
+            items = plan.marked(items)
         queued = plan.queued() if plan else list(range(len(items)))
         self._begin(record, items, quota)
         try:

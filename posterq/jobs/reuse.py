@@ -65,6 +65,11 @@ class Plan:
         """The indexes to classify: neither reused nor a twin."""
         return [i for i in range(len(self.hashes)) if i not in self.reused and i not in self.twins]
 
+    def marked(self, items: list[dict], offset: int = 0) -> list[dict]:
+        """The items, each twin given `twin_of`, its first's index in the job (item i is index offset + i)."""
+        return [{**item, "twin_of": offset + self.twins[i]} if i in self.twins else item
+                for i, item in enumerate(items)]
+
 
 class Reuse:
     """The lookup of stored results by content and model, and the results it writes."""
