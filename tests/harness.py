@@ -376,11 +376,14 @@ class AppServer:
 # ---------------------------------------------------------------------------------------------
 
 
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll condition() until true; fail naming `what` after timeout seconds."""
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 60,
+               detail: Callable[[], str] | None = None) -> None:
+    """Poll condition() until true; fail naming `what` after timeout seconds, with detail() if given
+    (read at the failure: a process's log, say)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s" + (
+            f"\n{detail()}" if detail else "")
         time.sleep(0.1)
 
 

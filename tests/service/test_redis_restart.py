@@ -4,10 +4,8 @@ The test runs its own redis-server with append-only persistence (fsync on every 
 SIGKILL loses nothing Redis acknowledged) in a temporary folder, on a port of its own.
 """
 
-import time
-
 import pytest
-from harness import RedisServer, assert_exactly_once, is_final, wait_for_job
+from harness import RedisServer, assert_exactly_once, eventually, is_final, wait_for_job
 from samples import poster_bytes
 
 pytestmark = pytest.mark.redis_restart
@@ -59,12 +57,12 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
         private_redis.shutdown()
     else:
         private_redis.kill()
+    def logs() -> str:
+        return "\n".join(worker.log() for worker in workers)
+
     # Redis comes back only once the workers and the API have met it gone: events, not a pause.
-    deadline = time.monotonic() + 120
-    while not (all(any(sign in worker.log(None) for sign in MET_REDIS_GONE) for worker in workers)
-               and api.get("/readyz").json()["redis"] is False):
-        assert time.monotonic() < deadline, "\n".join(worker.log() for worker in workers)
-        time.sleep(0.05)
+    eventually(lambda: all(any(sign in worker.log(None) for sign in MET_REDIS_GONE) for worker in workers)
+               and api.get("/readyz").json()["redis"] is False, "sign that Redis was met gone", 120, logs)
     private_redis.start()
 
     for accepted, total in ((job_id, POSTERS), (uploads.json()["id"], 40)):
@@ -72,11 +70,9 @@ def test_a_redis_restart_mid_job_loses_no_accepted_poster(how, private_redis, se
         assert_exactly_once(job, job["results"], total)
         assert job["failed"] == 0, [row for row in job["results"] if row["status"] != "ok"]
     # Every worker came back to Redis (the others' sweeps would have served the job without it).
-    deadline = time.monotonic() + 120
-    while not all(worker.log(None).count(CONNECTED) > before for worker, before in zip(workers, connected,
-                                                                                      strict=True)):
-        assert time.monotonic() < deadline, "\n".join(worker.log() for worker in workers)
-        time.sleep(0.05)
+    eventually(lambda: all(worker.log(None).count(CONNECTED) > before
+                           for worker, before in zip(workers, connected, strict=True)),
+               "reconnect of every worker", 120, logs)
     assert all(worker.process.poll() is None for worker in workers)
 
 
@@ -92,21 +88,18 @@ def test_a_batch_that_outlives_its_broker_connection_ends_without_ending_the_wor
     api = make_api(settings)
     posted = api.post("/jobs", files=[("files", (f"p{i}.jpg", poster_bytes(i))) for i in range(3)])
     assert posted.status_code == 202, posted.text
-    deadline = time.monotonic() + 60
-    while not (gates / "batch.reached").exists():
-        assert time.monotonic() < deadline, worker.log()
-        time.sleep(0.05)
+    eventually((gates / "batch.reached").exists, "batch at the gate", 60, worker.log)
 
     connected = worker.log(None).count(CONNECTED)
     private_redis.shutdown() if how == "shutdown" else private_redis.kill()
-    deadline = time.monotonic() + 120
-    while not any(sign in worker.log(None) for sign in LOST_BROKER):
-        assert time.monotonic() < deadline, worker.log()
-        time.sleep(0.05)
+    eventually(lambda: any(sign in worker.log(None) for sign in LOST_BROKER), "lost broker", 120, worker.log)
     private_redis.start()
-    while worker.log(None).count(CONNECTED) <= connected:
-        assert time.monotonic() < deadline and worker.process.poll() is None, worker.log()
-        time.sleep(0.05)
+
+    def reconnected() -> bool:
+        assert worker.process.poll() is None, worker.log()
+        return worker.log(None).count(CONNECTED) > connected
+
+    eventually(reconnected, "reconnect", 120, worker.log)
     (gates / "batch").unlink()
 
     job = _wait_for(api, posted.json()["id"], is_final, timeout=120)
